@@ -1,0 +1,104 @@
+// messages.hpp — the message vocabulary between eddy's actors.
+//
+// Atoms name requests; structs carry data. Batches are the unit of exchange: never one actor
+// message per record. `kafka_batch` and `result_batch` stay inside one worker process (poller ->
+// source task -> sink), so they are registered as local-only message types; the messages that
+// cross nodes (`assignment`, `worker_info`) have inspect() overloads for serialization.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/dead_letter.hpp"
+#include "worker/record_processor.hpp"
+#include "worker/row.hpp"
+
+namespace eddy {
+
+// ---- atoms (CAF 0.17: at most 10 characters) -------------------------------------------------
+using poll_atom = caf::atom_constant<caf::atom("poll")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using register_atom = caf::atom_constant<caf::atom("register")>;
+using assign_atom = caf::atom_constant<caf::atom("assign")>;
+using failed_atom = caf::atom_constant<caf::atom("failed")>;
+
+/// Messages of one partition fetched in one poll: one contiguous byte buffer plus an index, so
+/// a batch costs a handful of allocations however many records it holds.
+struct kafka_batch {
+  struct entry {
+    int64_t offset = 0;
+    int64_t timestamp_ms = -1;
+    uint32_t key_begin = 0, key_size = 0;
+    uint32_t value_begin = 0, value_size = 0;
+    bool value_is_null = false;
+  };
+  std::string topic;
+  int32_t partition = 0;
+  std::string bytes;
+  std::vector<entry> entries;
+  bool end = false;  ///< the poller will send nothing more for this partition
+
+  void add(int64_t offset, int64_t ts, std::string_view key, const char* value, size_t value_size) {
+    entry e;
+    e.offset = offset;
+    e.timestamp_ms = ts;
+    e.key_begin = static_cast<uint32_t>(bytes.size());
+    e.key_size = static_cast<uint32_t>(key.size());
+    bytes.append(key);
+    e.value_begin = static_cast<uint32_t>(bytes.size());
+    e.value_is_null = value == nullptr;
+    if (value) {
+      e.value_size = static_cast<uint32_t>(value_size);
+      bytes.append(value, value_size);
+    }
+    entries.push_back(e);
+  }
+  [[nodiscard]] std::string_view key(const entry& e) const {
+    return std::string_view(bytes).substr(e.key_begin, e.key_size);
+  }
+  [[nodiscard]] std::string_view value(const entry& e) const {
+    return std::string_view(bytes).substr(e.value_begin, e.value_size);
+  }
+};
+
+/// What a source task made of one kafka_batch.
+struct result_batch {
+  int32_t partition = 0;
+  std::vector<row> rows;
+  std::vector<dead_letter> dead_letters;
+  record_counters counters;  ///< this batch only
+  int64_t next_offset = -1;  ///< offset after the last record processed
+  bool end = false;          ///< the task is done; nothing more will come from it
+};
+
+/// Partitions the coordinator hands one worker; `generation` grows with every reassignment.
+struct assignment {
+  uint64_t generation = 0;
+  std::string topic;
+  std::vector<int32_t> partitions;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, assignment& x) {
+  return f(caf::meta::type_name("assignment"), x.generation, x.topic, x.partitions);
+}
+
+/// Final or periodic counters of a worker, per partition.
+struct worker_report {
+  std::vector<int32_t> partitions;
+  std::vector<record_counters> counters;
+  std::string error;  ///< "" unless the pipeline failed
+};
+
+}  // namespace eddy
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::kafka_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::result_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::worker_report)

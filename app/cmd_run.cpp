@@ -1,0 +1,75 @@
+// eddy run — runs a pipeline file against Kafka until stopped (or the topic's end).
+#include <fstream>
+#include <iostream>
+
+#include "app/commands.hpp"
+#include "app/signals.hpp"
+#include "worker/pipeline_config.hpp"
+#include "worker/runtime/pipeline_runtime.hpp"
+
+namespace eddy::app {
+
+namespace {
+
+struct run_args {
+  std::string config;
+  std::string bootstrap;
+  std::string summary_json;
+  bool exit_at_end = false;
+};
+
+void write_summary(const std::string& path, const run_result& r) {
+  std::ofstream out(path);
+  auto t = r.total();
+  out << "{\"ok\": " << (r.ok ? "true" : "false") << ", \"batches\": " << r.batches
+      << ", \"in\": " << t.in << ", \"out\": " << t.out << ", \"filtered\": " << t.filtered
+      << ", \"dead_lettered\": " << t.dead_lettered << ", \"late\": " << t.late
+      << ", \"partitions\": {";
+  for (size_t i = 0; i < r.partitions.size(); ++i) {
+    const auto& c = r.counters[i];
+    out << (i ? ", " : "") << "\"" << r.partitions[i] << "\": {\"in\": " << c.in
+        << ", \"out\": " << c.out << ", \"filtered\": " << c.filtered
+        << ", \"dead_lettered\": " << c.dead_lettered << ", \"late\": " << c.late << "}";
+  }
+  out << "}}\n";
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& root) {
+  auto args = std::make_shared<run_args>();
+  CLI::App* cmd = root.add_subcommand(
+      "run",
+      "Run a pipeline: read the Kafka topic named in the pipeline file, decode and clean each\n"
+      "Debezium record, filter, and write results to the configured sinks. Runs until\n"
+      "Ctrl-C/SIGTERM (draining what was read first) or, with --exit-at-end, until every\n"
+      "partition reached the end it had when eddy started. SIGUSR1 prints the counters.");
+  cmd->add_option("-c,--config", args->config, "Pipeline file (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--bootstrap", args->bootstrap,
+                  "Kafka bootstrap servers, overriding source.bootstrap_servers");
+  cmd->add_flag("--exit-at-end", args->exit_at_end,
+                "Stop when every partition reached its end (like kcat -e)");
+  cmd->add_option("--summary-json", args->summary_json,
+                  "Write the final counters as JSON to this file");
+  cmd->callback([args] {
+    auto loaded = load_pipeline_config(args->config);
+    if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
+    pipeline_config cfg = std::move(*loaded.config);
+    if (!args->bootstrap.empty()) cfg.source.bootstrap_servers = args->bootstrap;
+    if (cfg.source.bootstrap_servers.empty())
+      throw CLI::RuntimeError("no Kafka bootstrap servers: set source.bootstrap_servers in " +
+                                  args->config + " or pass --bootstrap",
+                              2);
+    signal_watch signals;
+    run_options opts;
+    opts.exit_at_end = args->exit_at_end;
+    opts.stop = &signals.stop;
+    opts.stats_requested = &signals.stats;
+    run_result r = run_pipeline(cfg, opts);
+    if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
+    if (!args->summary_json.empty()) write_summary(args->summary_json, r);
+    if (!r.ok) throw CLI::RuntimeError(r.error, 1);
+  });
+}
+
+}  // namespace eddy::app

@@ -1,0 +1,73 @@
+#include "state/kv_store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+namespace eddy {
+
+namespace {
+// The one place rocksdb::Status becomes eddy's status.
+store_status translate(const rocksdb::Status& s, std::string_view what, const std::string& path) {
+  if (s.ok()) return {};
+  return {std::string(what) + " " + path + ": " + s.ToString()};
+}
+}  // namespace
+
+struct kv_store::impl {
+  std::unique_ptr<rocksdb::DB> db;
+};
+
+kv_store::kv_store(std::unique_ptr<impl> p, std::string path)
+    : impl_(std::move(p)), path_(std::move(path)) {}
+kv_store::~kv_store() = default;
+
+std::unique_ptr<kv_store> kv_store::open(const std::string& path, store_status* status) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(opts, path, &db);
+  *status = translate(s, "open", path);
+  if (!s.ok()) return nullptr;
+  auto p = std::make_unique<impl>();
+  p->db.reset(db);
+  return std::unique_ptr<kv_store>(new kv_store(std::move(p), path));
+}
+
+store_status kv_store::write_batch(
+    const std::vector<std::pair<std::string, std::optional<std::string>>>& ops, bool sync) {
+  rocksdb::WriteBatch batch;
+  for (const auto& [k, v] : ops) {
+    rocksdb::Status s = v ? batch.Put(k, *v) : batch.Delete(k);
+    if (!s.ok()) return translate(s, "write batch", path_);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return translate(impl_->db->Write(wo, &batch), "write", path_);
+}
+
+std::optional<std::string> kv_store::get(std::string_view key, store_status* status) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()),
+                                     &value);
+  if (s.IsNotFound()) {
+    *status = {};
+    return std::nullopt;
+  }
+  *status = translate(s, "read", path_);
+  if (!s.ok()) return std::nullopt;
+  return value;
+}
+
+std::vector<std::pair<std::string, std::string>> kv_store::scan(std::string_view prefix,
+                                                                store_status* status) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    if (!it->key().starts_with(rocksdb::Slice(prefix.data(), prefix.size()))) break;
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  *status = translate(it->status(), "scan", path_);
+  return out;
+}
+
+}  // namespace eddy

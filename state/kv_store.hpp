@@ -1,0 +1,51 @@
+// kv_store.hpp — a node-local RocksDB key-value store: the home of task state and offsets.
+//
+// Thin and value-typed: every RocksDB status is translated to a `store_status` here and only
+// here. Writes that must be atomic together go through one `write_batch` (one RocksDB
+// WriteBatch, WAL on). Thread-safe as RocksDB is (concurrent reads and writes are fine); the
+// store owns its DB handle and closes it on destruction. No CAF dependency.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace eddy {
+
+/// "" = ok; otherwise the reason, naming the path and the operation.
+struct store_status {
+  std::string error;
+  [[nodiscard]] bool ok() const { return error.empty(); }
+};
+
+class kv_store {
+ public:
+  /// Opens (creating when missing) the store at `path`.
+  [[nodiscard]] static std::unique_ptr<kv_store> open(const std::string& path,
+                                                      store_status* status);
+  ~kv_store();
+
+  /// Applies all puts (value) and deletes (nullopt) atomically; `sync` waits for the disk.
+  [[nodiscard]] store_status write_batch(
+      const std::vector<std::pair<std::string, std::optional<std::string>>>& ops, bool sync);
+
+  /// The value of `key`, nullopt when absent (status set only on a real error).
+  [[nodiscard]] std::optional<std::string> get(std::string_view key, store_status* status) const;
+
+  /// All (key, value) pairs whose key starts with `prefix`, in key order.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> scan(std::string_view prefix,
+                                                                      store_status* status) const;
+
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  struct impl;
+  kv_store(std::unique_ptr<impl> p, std::string path);
+  std::unique_ptr<impl> impl_;
+  std::string path_;
+};
+
+}  // namespace eddy

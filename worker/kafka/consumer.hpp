@@ -1,0 +1,73 @@
+// consumer.hpp — one librdkafka consumer per worker process, with manual partition assignment.
+//
+// eddy assigns partitions itself (the coordinator decides), so the consumer never joins a
+// consumer-group rebalance: `assign()` takes explicit partitions and start offsets. Messages of
+// all assigned partitions are fetched in batches from the consumer queue; partition EOF and
+// poll timeouts are not errors. Offsets may be committed for lag monitoring tools, but they are
+// not eddy's source of truth. Not thread-safe: use one consumer from one thread (the poller).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace eddy {
+
+/// Start positions for `assign()`, besides concrete offsets.
+inline constexpr int64_t offset_beginning = -2;  // RD_KAFKA_OFFSET_BEGINNING
+inline constexpr int64_t offset_end = -1;        // RD_KAFKA_OFFSET_END
+
+/// One fetched message, valid only during the callback that receives it.
+struct fetched_message {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int64_t timestamp_ms = -1;
+  const char* key = nullptr;
+  size_t key_size = 0;
+  const char* value = nullptr;  ///< nullptr for a tombstone
+  size_t value_size = 0;
+};
+
+class kafka_consumer {
+ public:
+  /// Connects lazily; `extra` are librdkafka properties (name, value) applied last.
+  [[nodiscard]] static std::unique_ptr<kafka_consumer> create(
+      const std::string& bootstrap, const std::string& group_id,
+      const std::vector<std::pair<std::string, std::string>>& extra, std::string* error);
+  ~kafka_consumer();
+
+  /// Partition ids of `topic`, from broker metadata. Empty with `error` set when the topic does
+  /// not exist or the brokers cannot be reached within `timeout_ms`.
+  [[nodiscard]] std::vector<int32_t> partitions(const std::string& topic, int timeout_ms,
+                                                std::string* error);
+
+  /// [low, high) offsets of a partition; false with `error` on failure.
+  [[nodiscard]] bool watermarks(const std::string& topic, int32_t partition, int64_t* low,
+                                int64_t* high, int timeout_ms, std::string* error);
+
+  /// Replaces the assignment: consume `topic` partitions from the given offsets.
+  [[nodiscard]] bool assign(const std::string& topic,
+                            const std::vector<std::pair<int32_t, int64_t>>& start,
+                            std::string* error);
+
+  /// Waits up to `timeout_ms` for messages, then hands up to `max` of them to `on_message`
+  /// and partition-EOF events to `on_eof`. Returns the number of messages handed over;
+  /// fatal consumer errors are reported through `error` (and a false `*ok`).
+  size_t poll(int timeout_ms, size_t max,
+              const std::function<void(const fetched_message&)>& on_message,
+              const std::function<void(int32_t partition, int64_t next_offset)>& on_eof,
+              std::string* error, bool* ok);
+
+  /// Commits `offset` (the next to read) per partition asynchronously, for lag monitoring.
+  void commit(const std::string& topic, const std::vector<std::pair<int32_t, int64_t>>& offsets);
+
+ private:
+  struct impl;
+  explicit kafka_consumer(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace eddy

@@ -1,0 +1,632 @@
+#include "worker/pipeline_config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+#include <toml++/toml.h>
+
+#include "worker/filter_expr.hpp"
+
+namespace eddy {
+
+namespace {
+
+using keys = std::initializer_list<std::string_view>;
+
+const keys top_level_keys = {"pipeline", "source", "fields", "query", "sinks", "dead_letter"};
+const keys pipeline_keys = {"name", "timezone", "trigger_interval_ms"};
+const keys source_keys = {"bootstrap_servers",    "topic",    "starting_offsets",
+                          "max_records_per_poll", "group_id", "format"};
+const keys field_keys = {"name", "column",  "type", "unit", "scale", "strip_bytes_wrapper",
+                         "trim", "required"};
+const keys query_keys = {"filter", "select"};
+const keys dead_letter_keys = {"path", "topic"};
+const keys console_sink_keys = {"type", "truncate", "num_rows"};
+const keys file_sink_keys = {"type", "path"};
+const keys kafka_sink_keys = {"type", "topic", "bootstrap_servers"};
+const keys pseudo_columns = {"$op",     "$source_ts", "$topic",    "$partition",
+                             "$offset", "$key",       "$timestamp"};
+
+bool contains(keys list, std::string_view word) {
+  return std::find(list.begin(), list.end(), word) != list.end();
+}
+
+std::string join(keys list, std::string_view separator = ", ") {
+  std::string out;
+  for (const auto k : list) {
+    if (!out.empty()) out += separator;
+    out += k;
+  }
+  return out;
+}
+
+/// "\"a\", \"b\" or \"c\"".
+std::string quoted_alternatives(keys list) {
+  std::string out;
+  std::size_t i = 0;
+  for (const auto k : list) {
+    if (i > 0) out += (i + 1 == list.size()) ? " or " : ", ";
+    out += "\"" + std::string(k) + "\"";
+    ++i;
+  }
+  return out;
+}
+
+std::string_view type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+int line_of(const toml::source_region& r) {
+  return static_cast<int>(r.begin.line);
+}
+int line_of(const toml::node& n) {
+  return line_of(n.source());
+}
+
+bool is_identifier(std::string_view s) {
+  if (s.empty()) return false;
+  const auto first = static_cast<unsigned char>(s[0]);
+  if (std::isalpha(first) == 0 && s[0] != '_') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  });
+}
+
+bool is_valid_pipeline_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+  });
+}
+
+/// "UTC", "+HH:MM" / "-HH:MM", or an IANA name present under /usr/share/zoneinfo.
+bool is_valid_timezone(std::string_view z) {
+  if (z == "UTC") return true;
+  if (z.size() == 6 && (z[0] == '+' || z[0] == '-') && z[3] == ':') {
+    auto digit = [&](std::size_t i) { return z[i] >= '0' && z[i] <= '9'; };
+    if (!digit(1) || !digit(2) || !digit(4) || !digit(5)) return false;
+    const int hours = (z[1] - '0') * 10 + (z[2] - '0');
+    const int minutes = (z[4] - '0') * 10 + (z[5] - '0');
+    return hours <= 18 && minutes < 60;
+  }
+  if (z.empty() || z.front() == '/' || z.find("..") != std::string_view::npos) return false;
+  const bool plain = std::all_of(z.begin(), z.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '+' ||
+           c == '/';
+  });
+  if (!plain) return false;
+  std::error_code ec;
+  return std::filesystem::is_regular_file(
+      std::filesystem::path("/usr/share/zoneinfo") / std::string(z), ec);
+}
+
+/// Reads one pipeline document; the first problem found becomes `error_`.
+class loader {
+ public:
+  explicit loader(std::string_view file_name) : file_(file_name) {}
+
+  std::optional<pipeline_config> load(const toml::table& root) {
+    pipeline_config cfg;
+    cfg.file_name = file_;
+    if (!check_keys(root, "", top_level_keys)) return std::nullopt;
+
+    const toml::table* pipeline = table_at(root, "pipeline");
+    if (!error_.empty()) return std::nullopt;
+    if (pipeline != nullptr && !read_pipeline(*pipeline, cfg)) return std::nullopt;
+
+    const toml::table* source = table_at(root, "source");
+    if (!error_.empty()) return std::nullopt;
+    if (source == nullptr) {
+      return fail(0, "source.topic: required key is missing (add a [source] table)");
+    }
+    if (!read_source(*source, cfg)) return std::nullopt;
+
+    if (!read_fields(root, cfg)) return std::nullopt;
+
+    const toml::table* query = table_at(root, "query");
+    if (!error_.empty()) return std::nullopt;
+    if (query != nullptr && !read_query(*query, cfg)) return std::nullopt;
+
+    if (!read_sinks(root, cfg)) return std::nullopt;
+
+    cfg.dead_letter.path = "dead-letter/" + cfg.name;
+    const toml::table* dead_letter = table_at(root, "dead_letter");
+    if (!error_.empty()) return std::nullopt;
+    if (dead_letter != nullptr && !read_dead_letter(*dead_letter, cfg)) return std::nullopt;
+    return cfg;
+  }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  /// Records the first error; `line` 0 = no line to name.
+  std::nullopt_t fail(int line, std::string message) {
+    if (error_.empty()) {
+      error_ = file_ + ":";
+      if (line > 0) error_ += std::to_string(line) + ":";
+      error_ += " " + message;
+    }
+    return std::nullopt;
+  }
+
+  static std::string path_of(std::string_view parent, std::string_view key) {
+    if (parent.empty()) return std::string(key);
+    return std::string(parent) + "." + std::string(key);
+  }
+
+  /// Rejects keys of `t` outside `allowed`, naming the earliest one in the file.
+  bool check_keys(const toml::table& t, std::string_view path, keys allowed) {
+    const toml::key* worst = nullptr;
+    const toml::node* worst_value = nullptr;
+    for (auto&& [k, v] : t) {
+      if (contains(allowed, k.str())) continue;
+      if (worst == nullptr || line_of(k.source()) < line_of(worst->source())) {
+        worst = &k;
+        worst_value = &v;
+      }
+    }
+    if (worst == nullptr) return true;
+    std::string message = (path.empty() && worst_value->is_table())
+                              ? "unknown table [" + std::string(worst->str()) + "]"
+                              : "unknown key '" + path_of(path, worst->str()) + "'";
+    const std::string hint = closest_name(worst->str(), std::vector<std::string_view>(allowed));
+    if (!hint.empty()) {
+      message += "; did you mean '" + hint + "'?";
+    } else {
+      message += " (known keys: " + join(allowed) + ")";
+    }
+    fail(line_of(worst->source()), std::move(message));
+    return false;
+  }
+
+  bool type_error(const toml::node& n, std::string_view path, std::string_view expected) {
+    fail(line_of(n), std::string(path) + ": expected " + std::string(expected) + ", got " +
+                         std::string(type_name(n)));
+    return false;
+  }
+
+  /// The table at `key` of `root`, nullptr when absent (or not a table: error set).
+  const toml::table* table_at(const toml::table& root, std::string_view key) {
+    const toml::node* n = root.get(key);
+    if (n == nullptr) return nullptr;
+    if (const auto* t = n->as_table()) return t;
+    type_error(*n, key, "a table ([" + std::string(key) + "])");
+    return nullptr;
+  }
+
+  /// `out` keeps its value when the key is absent.
+  bool get_string(const toml::table& t, std::string_view parent, std::string_view key,
+                  std::string& out, bool non_empty = false) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    const auto* s = n->as_string();
+    if (s == nullptr) return type_error(*n, path_of(parent, key), "a string");
+    if (non_empty && s->get().empty()) {
+      fail(line_of(*n), path_of(parent, key) + ": must not be empty");
+      return false;
+    }
+    out = s->get();
+    return true;
+  }
+
+  template <typename Int>
+  bool get_int(const toml::table& t, std::string_view parent, std::string_view key, Int& out,
+               int64_t lo, int64_t hi) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    const auto* i = n->as_integer();
+    if (i == nullptr) return type_error(*n, path_of(parent, key), "an integer");
+    const int64_t v = i->get();
+    if (v < lo || v > hi) {
+      fail(line_of(*n), path_of(parent, key) + ": must be between " + std::to_string(lo) + " and " +
+                            std::to_string(hi) + ", got " + std::to_string(v));
+      return false;
+    }
+    out = static_cast<Int>(v);
+    return true;
+  }
+
+  bool get_bool(const toml::table& t, std::string_view parent, std::string_view key, bool& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    const auto* b = n->as_boolean();
+    if (b == nullptr) return type_error(*n, path_of(parent, key), "a boolean (true or false)");
+    out = b->get();
+    return true;
+  }
+
+  /// A string from a fixed set; `index` is its position in `allowed`. Absent: untouched.
+  bool get_choice(const toml::table& t, std::string_view parent, std::string_view key, keys allowed,
+                  std::size_t& index) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    const auto* s = n->as_string();
+    if (s == nullptr) return type_error(*n, path_of(parent, key), quoted_alternatives(allowed));
+    const auto it = std::find(allowed.begin(), allowed.end(), std::string_view(s->get()));
+    if (it == allowed.end()) {
+      fail(line_of(*n), path_of(parent, key) + ": expected " + quoted_alternatives(allowed) +
+                            ", got \"" + s->get() + "\"");
+      return false;
+    }
+    index = static_cast<std::size_t>(it - allowed.begin());
+    return true;
+  }
+
+  bool read_pipeline(const toml::table& t, pipeline_config& cfg) {
+    if (!check_keys(t, "pipeline", pipeline_keys)) return false;
+    if (!get_string(t, "pipeline", "name", cfg.name, true)) return false;
+    if (!is_valid_pipeline_name(cfg.name)) {
+      fail(line_of(*t.get("name")),
+           "pipeline.name: \"" + cfg.name + "\" may only use letters, digits, '_', '-' and '.'");
+      return false;
+    }
+    if (!get_string(t, "pipeline", "timezone", cfg.timezone)) return false;
+    if (!is_valid_timezone(cfg.timezone)) {
+      fail(line_of(*t.get("timezone")),
+           "pipeline.timezone: unknown time zone \"" + cfg.timezone +
+               "\" (use \"UTC\", an offset such as \"+05:30\", or an IANA name such as "
+               "\"Asia/Kolkata\")");
+      return false;
+    }
+    return get_int(t, "pipeline", "trigger_interval_ms", cfg.trigger_interval_ms, 10, 3'600'000);
+  }
+
+  bool read_source(const toml::table& t, pipeline_config& cfg) {
+    source_config& s = cfg.source;
+    if (!check_keys(t, "source", source_keys)) return false;
+    if (!get_string(t, "source", "bootstrap_servers", s.bootstrap_servers)) return false;
+    if (t.get("topic") == nullptr) {
+      fail(line_of(t), "source.topic: required key is missing");
+      return false;
+    }
+    if (!get_string(t, "source", "topic", s.topic, true)) return false;
+    std::size_t offsets = 0;
+    if (!get_choice(t, "source", "starting_offsets", {"earliest", "latest"}, offsets)) return false;
+    s.starting_offsets = offsets == 0 ? "earliest" : "latest";
+    if (!get_int(t, "source", "max_records_per_poll", s.max_records_per_poll, 1, 1'000'000)) {
+      return false;
+    }
+    s.group_id = "eddy-" + cfg.name;
+    if (!get_string(t, "source", "group_id", s.group_id, true)) return false;
+    std::size_t format = 0;
+    if (!get_choice(t, "source", "format", {"auto", "unwrapped", "envelope", "schema"}, format)) {
+      return false;
+    }
+    s.format = static_cast<message_format>(format);
+    return true;
+  }
+
+  bool read_fields(const toml::table& root, pipeline_config& cfg) {
+    const toml::node* n = root.get("fields");
+    if (n == nullptr) {
+      fail(0, "fields: at least one [[fields]] table is required");
+      return false;
+    }
+    const toml::array* list = n->as_array();
+    if (list == nullptr) return type_error(*n, "fields", "an array of tables ([[fields]])");
+    if (list->empty()) {
+      fail(line_of(*n), "fields: at least one [[fields]] table is required");
+      return false;
+    }
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const toml::node& item = *list->get(i);
+      const std::string path = "fields[" + std::to_string(i) + "]";
+      const toml::table* t = item.as_table();
+      if (t == nullptr) return type_error(item, path, "a table ([[fields]])");
+      if (!check_keys(*t, path, field_keys)) return false;
+      field_config f;
+      f.line = line_of(*t);
+      if (t->get("name") == nullptr) {
+        fail(f.line, path + ".name: required key is missing");
+        return false;
+      }
+      if (!get_string(*t, path, "name", f.name)) return false;
+      const int name_line = line_of(*t->get("name"));
+      if (!is_identifier(f.name)) {
+        fail(name_line, path + ".name: \"" + f.name +
+                            "\" is not an identifier (letters, digits and '_', not starting "
+                            "with a digit)");
+        return false;
+      }
+      for (const auto& other : cfg.fields) {
+        if (other.name == f.name) {
+          fail(name_line, path + ".name: duplicate field name '" + f.name +
+                              "' (first declared at line " + std::to_string(other.line) + ")");
+          return false;
+        }
+      }
+      f.column = f.name;
+      if (!get_string(*t, path, "column", f.column, true)) return false;
+      if (f.column.front() == '$' && !contains(pseudo_columns, f.column)) {
+        std::string message = path + ".column: unknown pseudo-column \"" + f.column + "\"";
+        const std::string hint =
+            closest_name(f.column, std::vector<std::string_view>(pseudo_columns));
+        if (!hint.empty()) message += "; did you mean \"" + hint + "\"?";
+        message += " (known: " + join(pseudo_columns) + ")";
+        fail(line_of(*t->get("column")), std::move(message));
+        return false;
+      }
+      std::size_t type = 0;
+      if (!get_choice(*t, path, "type", {"string", "int", "double", "bool", "timestamp"}, type)) {
+        return false;
+      }
+      f.type = static_cast<field_type>(type);
+      if (const toml::node* unit = t->get("unit")) {
+        if (f.type != field_type::timestamp) {
+          fail(line_of(*unit), path + ".unit: only valid for timestamp fields ('" + f.name +
+                                   "' is " + std::string(to_string(f.type)) + ")");
+          return false;
+        }
+        std::size_t u = 0;
+        if (!get_choice(*t, path, "unit",
+                        {"auto", "seconds", "millis", "micros", "nanos", "days", "iso"}, u)) {
+          return false;
+        }
+        f.unit = static_cast<time_unit>(u);
+      }
+      if (const toml::node* scale = t->get("scale")) {
+        if (f.type != field_type::int64 && f.type != field_type::float64) {
+          fail(line_of(*scale), path + ".scale: only valid for int and double fields ('" + f.name +
+                                    "' is " + std::string(to_string(f.type)) + ")");
+          return false;
+        }
+        int s = 0;
+        if (!get_int(*t, path, "scale", s, 0, 38)) return false;
+        f.scale = s;
+      }
+      if (!get_bool(*t, path, "strip_bytes_wrapper", f.strip_bytes_wrapper)) return false;
+      if (!get_bool(*t, path, "trim", f.trim)) return false;
+      if (!get_bool(*t, path, "required", f.required)) return false;
+      cfg.fields.push_back(std::move(f));
+    }
+    return true;
+  }
+
+  bool read_query(const toml::table& t, pipeline_config& cfg) {
+    if (!check_keys(t, "query", query_keys)) return false;
+    if (const toml::node* n = t.get("select")) {
+      const toml::array* list = n->as_array();
+      if (list == nullptr) return type_error(*n, "query.select", "an array of field names");
+      std::vector<std::string_view> names;
+      for (const auto& f : cfg.fields) names.push_back(f.name);
+      for (const toml::node& item : *list) {
+        const auto* s = item.as_string();
+        if (s == nullptr) return type_error(item, "query.select", "field names (strings)");
+        const std::string& name = s->get();
+        if (cfg.field_index(name) < 0) {
+          std::string message = "query.select: unknown field '" + name + "'";
+          const std::string hint = closest_name(name, names);
+          if (!hint.empty()) message += "; did you mean '" + hint + "'?";
+          fail(line_of(item), std::move(message));
+          return false;
+        }
+        if (std::find(cfg.select.begin(), cfg.select.end(), name) != cfg.select.end()) {
+          fail(line_of(item), "query.select: field '" + name + "' is listed twice");
+          return false;
+        }
+        cfg.select.push_back(name);
+      }
+    }
+    if (!get_string(t, "query", "filter", cfg.filter)) return false;
+    std::string filter_error;
+    if (!filter_expr::compile(cfg.filter, cfg.fields, &filter_error)) {
+      fail(line_of(*t.get("filter")), "query.filter: " + filter_error);
+      return false;
+    }
+    return true;
+  }
+
+  bool read_sinks(const toml::table& root, pipeline_config& cfg) {
+    const toml::node* n = root.get("sinks");
+    if (n == nullptr) {
+      fail(0, "sinks: at least one [[sinks]] table is required");
+      return false;
+    }
+    const toml::array* list = n->as_array();
+    if (list == nullptr) return type_error(*n, "sinks", "an array of tables ([[sinks]])");
+    if (list->empty()) {
+      fail(line_of(*n), "sinks: at least one [[sinks]] table is required");
+      return false;
+    }
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const toml::node& item = *list->get(i);
+      const std::string path = "sinks[" + std::to_string(i) + "]";
+      const toml::table* t = item.as_table();
+      if (t == nullptr) return type_error(item, path, "a table ([[sinks]])");
+      sink_config s;
+      s.line = line_of(*t);
+      if (t->get("type") == nullptr) {
+        fail(s.line, path + ".type: required key is missing (\"console\", \"file\" or \"kafka\")");
+        return false;
+      }
+      std::size_t kind = 0;
+      if (!get_choice(*t, path, "type", {"console", "file", "kafka"}, kind)) return false;
+      s.kind = static_cast<sink_kind>(kind);
+      const keys allowed = s.kind == sink_kind::console ? console_sink_keys
+                           : s.kind == sink_kind::file  ? file_sink_keys
+                                                        : kafka_sink_keys;
+      const std::string kind_name = std::string(to_string(s.kind));
+      // A key of another sink type gets a clearer message than "unknown key".
+      for (auto&& [k, v] : *t) {
+        const bool other_kind = contains(console_sink_keys, k.str()) ||
+                                contains(file_sink_keys, k.str()) ||
+                                contains(kafka_sink_keys, k.str());
+        if (other_kind && !contains(allowed, k.str())) {
+          fail(line_of(k.source()), path + "." + std::string(k.str()) + ": not an option of " +
+                                        kind_name + " sinks (they take: " + join(allowed) + ")");
+          return false;
+        }
+      }
+      if (!check_keys(*t, path, allowed)) return false;
+      switch (s.kind) {
+        case sink_kind::console:
+          if (!get_bool(*t, path, "truncate", s.truncate)) return false;
+          if (!get_int(*t, path, "num_rows", s.num_rows, 1, 1'000'000)) return false;
+          break;
+        case sink_kind::file:
+          if (t->get("path") == nullptr) {
+            fail(s.line,
+                 path + ".path: required key is missing (the file sink's output directory)");
+            return false;
+          }
+          if (!get_string(*t, path, "path", s.path, true)) return false;
+          break;
+        case sink_kind::kafka:
+          if (t->get("topic") == nullptr) {
+            fail(s.line, path + ".topic: required key is missing (the kafka sink's topic)");
+            return false;
+          }
+          if (!get_string(*t, path, "topic", s.topic, true)) return false;
+          s.bootstrap_servers = cfg.source.bootstrap_servers;
+          if (!get_string(*t, path, "bootstrap_servers", s.bootstrap_servers, true)) return false;
+          break;
+      }
+      cfg.sinks.push_back(std::move(s));
+    }
+    return true;
+  }
+
+  bool read_dead_letter(const toml::table& t, pipeline_config& cfg) {
+    if (!check_keys(t, "dead_letter", dead_letter_keys)) return false;
+    if (!get_string(t, "dead_letter", "path", cfg.dead_letter.path, true)) return false;
+    return get_string(t, "dead_letter", "topic", cfg.dead_letter.topic);
+  }
+
+  std::string file_;
+  std::string error_;
+};
+
+}  // namespace
+
+int pipeline_config::field_index(std::string_view name) const {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::vector<int> pipeline_config::output_field_indices() const {
+  std::vector<int> out;
+  if (select.empty()) {
+    out.reserve(fields.size());
+    for (std::size_t i = 0; i < fields.size(); ++i) out.push_back(static_cast<int>(i));
+  } else {
+    out.reserve(select.size());
+    for (const auto& name : select) out.push_back(field_index(name));
+  }
+  return out;
+}
+
+config_result parse_pipeline_config(std::string_view toml_text, std::string_view file_name) {
+  config_result result;
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, file_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    result.error = std::string(file_name) + ":" + std::to_string(where.line) + ":" +
+                   std::to_string(where.column) + ": " + std::string(e.description());
+    return result;
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc: never let it escape
+    result.error = std::string(file_name) + ": " + e.what();
+    return result;
+  }
+  loader l(file_name);
+  result.config = l.load(root);
+  if (!result.config) result.error = l.error();
+  return result;
+}
+
+config_result load_pipeline_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::error_code ec(errno, std::generic_category());
+    config_result result;
+    result.error = "cannot read pipeline file '" + path + "': " + ec.message();
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    config_result result;
+    result.error = "cannot read pipeline file '" + path + "'";
+    return result;
+  }
+  return parse_pipeline_config(text.str(), path);
+}
+
+std::string_view to_string(message_format f) {
+  switch (f) {
+    case message_format::auto_detect:
+      return "auto";
+    case message_format::unwrapped:
+      return "unwrapped";
+    case message_format::envelope:
+      return "envelope";
+    case message_format::schema:
+      return "schema";
+  }
+  return "?";
+}
+
+std::string_view to_string(time_unit u) {
+  switch (u) {
+    case time_unit::auto_detect:
+      return "auto";
+    case time_unit::seconds:
+      return "seconds";
+    case time_unit::millis:
+      return "millis";
+    case time_unit::micros:
+      return "micros";
+    case time_unit::nanos:
+      return "nanos";
+    case time_unit::days:
+      return "days";
+    case time_unit::iso:
+      return "iso";
+  }
+  return "?";
+}
+
+std::string_view to_string(sink_kind k) {
+  switch (k) {
+    case sink_kind::console:
+      return "console";
+    case sink_kind::file:
+      return "file";
+    case sink_kind::kafka:
+      return "kafka";
+  }
+  return "?";
+}
+
+}  // namespace eddy

@@ -1,0 +1,128 @@
+// pipeline_config.hpp — the pipeline file (TOML), parsed and validated.
+//
+// `load_pipeline_config` reads a pipeline file; `parse_pipeline_config` parses text already in
+// memory. Both validate everything they can without a broker: unknown keys, wrong types, bad
+// values, unknown field names in the filter/select lists. Errors are returned (never thrown)
+// as one message naming the key and its line, e.g.
+//   "pipeline.toml:12: source.starting_offsets: expected \"earliest\" or \"latest\", got
+//   \"first\"".
+// Pure code: no CAF, no librdkafka. The returned config is plain data.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "worker/row.hpp"
+
+namespace eddy {
+
+/// Which Debezium message shape the topic carries.
+enum class message_format : uint8_t {
+  auto_detect,  ///< "auto": detect per message (schema wrapper, envelope, else unwrapped)
+  unwrapped,    ///< "unwrapped": ExtractNewRecordState rows with __op/__deleted/__source_ts_ms
+  envelope,     ///< "envelope": {before, after, source, op, ts_ms}
+  schema,       ///< "schema": JsonConverter {"schema": ..., "payload": envelope-or-unwrapped}
+};
+
+/// How a timestamp field's raw value is read when the message carries no schema saying so.
+enum class time_unit : uint8_t {
+  auto_detect,  ///< "auto": schema's logical type if present, else micros for integers, ISO for
+                ///< strings
+  seconds,      ///< "seconds"
+  millis,       ///< "millis"      (io.debezium.time.Timestamp)
+  micros,       ///< "micros"      (io.debezium.time.MicroTimestamp)
+  nanos,        ///< "nanos"       (io.debezium.time.NanoTimestamp)
+  days,         ///< "days"        (io.debezium.time.Date)
+  iso,          ///< "iso"         (io.debezium.time.ZonedTimestamp, ISO-8601 string)
+};
+
+/// One declared field: `[[fields]]` in the pipeline file.
+struct field_config {
+  std::string name;    ///< output name (`name`), an identifier [A-Za-z_][A-Za-z0-9_]*
+  std::string column;  ///< source column (`column`, default = name). Pseudo-columns: "$op",
+                       ///< "$source_ts", "$topic", "$partition", "$offset", "$key", "$timestamp".
+  field_type type = field_type::string;     ///< `type`: string|int|double|bool|timestamp
+  time_unit unit = time_unit::auto_detect;  ///< `unit`, timestamps only
+  std::optional<int> scale;         ///< `scale`: decimal scale for base64 Decimal without a schema
+  bool strip_bytes_wrapper = true;  ///< `strip_bytes_wrapper`: b'...' / b"..." removed
+  bool trim = true;                 ///< `trim`: surrounding whitespace removed from strings
+  bool required = false;            ///< `required`: a missing/null value dead-letters the record
+  int line = 0;                     ///< line of the `[[fields]]` table, for messages
+};
+
+struct source_config {
+  std::string bootstrap_servers;              ///< `bootstrap_servers` (required unless overridden)
+  std::string topic;                          ///< `topic` (required)
+  std::string starting_offsets = "earliest";  ///< "earliest" | "latest"
+  int max_records_per_poll = 10000;           ///< 1..1'000'000
+  std::string group_id;                       ///< default "eddy-" + pipeline name
+  message_format format = message_format::auto_detect;  ///< `format`
+  int64_t max_message_bytes = 1 << 20;  ///< `max_message_bytes`: larger values are dead-lettered
+};
+
+enum class sink_kind : uint8_t { console, file, kafka };
+
+/// One `[[sinks]]` entry.
+struct sink_config {
+  sink_kind kind = sink_kind::console;  ///< `type` = "console" | "file" | "kafka"
+  // console
+  bool truncate = true;  ///< `truncate`: cut values longer than 20 characters
+  int num_rows = 20;     ///< `num_rows`: rows shown per batch (>= 1)
+  // file
+  std::string path;  ///< `path`: output directory (file sink, required)
+  // kafka
+  std::string topic;              ///< `topic` (kafka sink, required)
+  std::string bootstrap_servers;  ///< `bootstrap_servers` (kafka sink, default = source's)
+  int line = 0;
+};
+
+/// `[dead_letter]`: where records that cannot be decoded or cleaned go.
+struct dead_letter_config {
+  std::string path;   ///< `path`: JSON Lines directory (default "dead-letter/" + pipeline name)
+  std::string topic;  ///< `topic`: optional Kafka topic, also written when set
+};
+
+struct pipeline_config {
+  std::string name = "pipeline";       ///< `[pipeline] name`
+  std::string timezone = "UTC";        ///< `[pipeline] timezone`: "UTC", "+05:30", or an IANA name
+  int64_t trigger_interval_ms = 1000;  ///< `[pipeline] trigger_interval_ms`: batch cadence
+  source_config source;                ///< `[source]`
+  std::vector<field_config> fields;    ///< `[[fields]]`, at least one
+  std::string filter;                  ///< `[query] filter`: expression text, "" = keep all
+  std::vector<std::string> select;     ///< `[query] select`: output fields, empty = all fields
+  std::vector<sink_config> sinks;      ///< `[[sinks]]`, at least one
+  dead_letter_config dead_letter;      ///< `[dead_letter]`
+  std::string file_name;               ///< where it was loaded from, for messages
+
+  /// Index of the field named `name` in `fields`, or -1.
+  [[nodiscard]] int field_index(std::string_view name) const;
+
+  /// Indices into `fields` of the output columns, in output order: `select`'s fields, or every
+  /// field when `select` is empty. A validated config has no -1 entries.
+  [[nodiscard]] std::vector<int> output_field_indices() const;
+};
+
+/// Parse-or-error result; exactly one of the two is meaningful.
+struct config_result {
+  std::optional<pipeline_config> config;
+  std::string error;  ///< "" on success
+};
+
+/// Parses pipeline TOML text. `file_name` is used in messages only.
+[[nodiscard]] config_result parse_pipeline_config(std::string_view toml_text,
+                                                  std::string_view file_name = "pipeline.toml");
+
+/// Reads and parses a pipeline file; an unreadable file is an error naming the path.
+[[nodiscard]] config_result load_pipeline_config(const std::string& path);
+
+[[nodiscard]] std::string_view to_string(message_format f);
+/// The pipeline-file spelling: "auto", "seconds", "millis", "micros", "nanos", "days", "iso".
+[[nodiscard]] std::string_view to_string(time_unit u);
+/// The pipeline-file spelling: "console", "file", "kafka".
+[[nodiscard]] std::string_view to_string(sink_kind k);
+
+}  // namespace eddy

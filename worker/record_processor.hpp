@@ -1,0 +1,71 @@
+// record_processor.hpp — one source task's pure per-record work: decode, clean, filter, project.
+//
+// Every record that enters leaves exactly one way — as an output row, as filtered (the filter
+// rejected it, or it carried no row: tombstones, truncate events), or as a dead letter with a
+// reason — and the counters say which, so `in == out + filtered + dead_lettered + late` always
+// holds. Not thread-safe: one processor per source task. No CAF, no librdkafka.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "worker/dead_letter.hpp"
+#include "worker/debezium_decoder.hpp"
+#include "worker/filter_expr.hpp"
+#include "worker/pipeline_config.hpp"
+#include "worker/sink.hpp"
+
+namespace eddy {
+
+/// Record counts of one partition (or a sum of partitions).
+struct record_counters {
+  int64_t in = 0;
+  int64_t out = 0;
+  int64_t filtered = 0;
+  int64_t dead_lettered = 0;
+  int64_t late = 0;
+
+  [[nodiscard]] bool reconciles() const { return in == out + filtered + dead_lettered + late; }
+  record_counters& operator+=(const record_counters& o) {
+    in += o.in;
+    out += o.out;
+    filtered += o.filtered;
+    dead_lettered += o.dead_lettered;
+    late += o.late;
+    return *this;
+  }
+};
+
+enum class record_outcome : uint8_t { out, filtered, dead_lettered };
+
+class record_processor {
+ public:
+  /// nullptr with `error` set when the config's filter does not compile.
+  [[nodiscard]] static std::unique_ptr<record_processor> create(const pipeline_config& cfg,
+                                                                std::string* error);
+
+  /// Processes one record: appends a projected row to `rows`, or a dead letter to `dead`, and
+  /// counts it. The returned outcome says which; `last_reason()` says why for the others.
+  record_outcome process(const raw_record& in, std::vector<row>& rows,
+                         std::vector<dead_letter>& dead, record_counters& counters);
+
+  /// The decoded record of the last call that returned `out` (before projection).
+  [[nodiscard]] const decoded_record& last_decoded() const { return decoded_; }
+  [[nodiscard]] const std::string& last_reason() const { return reason_; }
+  [[nodiscard]] const output_schema& schema() const { return schema_; }
+
+ private:
+  record_processor(const pipeline_config& cfg, filter_expr filter);
+
+  const pipeline_config& cfg_;
+  record_decoder decoder_;
+  filter_expr filter_;
+  std::vector<int> projection_;  // indices into the decoded row
+  output_schema schema_;
+  decoded_record decoded_;
+  std::string reason_;
+};
+
+}  // namespace eddy

@@ -1,0 +1,47 @@
+// pipeline_runtime.hpp — runs one pipeline in this process with eddy's actor structure.
+//
+// `run_pipeline` starts an actor system with a coordinator, one worker, a Kafka poller (a
+// detached actor: polling blocks, so it has its own thread), one source-task actor per assigned
+// partition and a sink actor. Records travel in batches: poller -> task (kafka_batch) -> sink
+// (result_batch); the sink writes one output batch per trigger interval. It returns when the
+// input is exhausted (`exit_at_end`), when `*stop` becomes true, or on a fatal error, after
+// every record taken from Kafka has been written to a sink, filtered or dead-lettered.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "worker/pipeline_config.hpp"
+#include "worker/record_processor.hpp"
+
+namespace eddy {
+
+struct run_options {
+  bool exit_at_end = false;                       ///< stop once every partition reached its end
+  const std::atomic<bool>* stop = nullptr;        ///< polled; true = drain and stop
+  std::atomic<bool>* stats_requested = nullptr;   ///< when true: print counters, reset to false
+  std::ostream* console = nullptr;                ///< console sink output (default std::cout)
+  std::ostream* log = nullptr;                    ///< progress and counters (default std::cerr)
+  int scheduler_threads = 0;                      ///< 0 = CAF's default
+};
+
+struct run_result {
+  bool ok = false;
+  std::string error;                       ///< why it failed, "" when ok
+  std::vector<int32_t> partitions;         ///< partitions consumed
+  std::vector<record_counters> counters;   ///< per partition, same order
+  int64_t batches = 0;                     ///< output batches written
+  [[nodiscard]] record_counters total() const;
+};
+
+/// Runs `cfg` until done (see above). Never throws; errors come back in the result.
+[[nodiscard]] run_result run_pipeline(const pipeline_config& cfg, const run_options& opts);
+
+/// The counters table printed at exit and on SIGUSR1.
+void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
+                    const std::vector<record_counters>& counters);
+
+}  // namespace eddy

@@ -1,0 +1,70 @@
+// sink.hpp — where a pipeline's output rows go, one batch at a time.
+//
+// A sink receives batches in increasing `batch_id` order from a single thread (the sink actor);
+// implementations need no locking. `write_batch` returns "" on success or an error message; a
+// sink never throws for I/O trouble and never calls exit(). Rows follow `output_schema`.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/pipeline_config.hpp"
+#include "worker/row.hpp"
+#include "worker/time_format.hpp"
+
+namespace eddy {
+
+/// Names and types of the columns a sink receives (the pipeline's projection).
+struct output_schema {
+  std::vector<std::string> names;
+  std::vector<field_type> types;
+};
+
+class sink {
+ public:
+  virtual ~sink() = default;
+  /// Writes one batch; an empty batch may be skipped by the implementation.
+  [[nodiscard]] virtual std::string write_batch(int64_t batch_id, const output_schema& schema,
+                                                const std::vector<row>& rows) = 0;
+  /// Flushes and releases resources; "" on success.
+  [[nodiscard]] virtual std::string close() { return {}; }
+};
+
+/// Spark-like table per batch ("Batch: N", +---+ framing, aligned columns) to `out`.
+/// Values longer than 20 characters are cut to 17 + "..." when cfg.truncate; at most
+/// cfg.num_rows rows are shown, then "only showing top N rows".
+[[nodiscard]] std::unique_ptr<sink> make_console_sink(const sink_config& cfg, std::ostream& out,
+                                                      time_formatter fmt);
+
+/// JSON Lines, one file per non-empty batch: `<path>/part-<batch_id, 8 digits>-<unique>.jsonl`,
+/// written as `.<name>.tmp` then renamed, so readers never see a half-written file. Creates
+/// the directory. Timestamps are ISO-8601 strings in the configured zone.
+[[nodiscard]] std::unique_ptr<sink> make_file_sink(const sink_config& cfg, time_formatter fmt);
+
+/// One row as a JSON object text (no newline): {"name": value, ...}; null -> null,
+/// timestamps -> ISO-8601 string via `fmt`, doubles in shortest round-trip form.
+[[nodiscard]] std::string row_to_json(const output_schema& schema, const row& r,
+                                      const time_formatter& fmt);
+
+/// Appends `s` as a JSON string literal (quotes included) to `out`: '"', '\\' and control
+/// characters are escaped; ill-formed UTF-8 bytes become U+FFFD so the output always parses.
+void append_json_string(std::string& out, std::string_view s);
+
+/// Appends `v` in shortest round-trip form, always with a '.' or exponent ("1138.0", "45.75",
+/// "1e+20"), so readers see a double; NaN and infinities become null.
+void append_json_double(std::string& out, double v);
+
+/// "<pid>-<n>": unique among the files this process names, and distinct from other processes'.
+[[nodiscard]] std::string unique_file_suffix();
+
+/// Writes `content` to `<dir>/<name>` so that readers never see a partial file: creates `dir`
+/// (and parents), writes `<dir>/.<name>.tmp`, then renames it. "" on success, else a message
+/// naming the path; the temporary file is removed on failure.
+[[nodiscard]] std::string write_file_atomically(const std::string& dir, const std::string& name,
+                                                std::string_view content);
+
+}  // namespace eddy
