@@ -641,7 +641,8 @@ struct record_decoder::impl {
   }
 
   bool decimal_text(std::string_view b64, int scale, double& out, std::string& reason) {
-    auto bytes = decode_base64(b64);
+    // Kafka Connect writes Decimal bytes as padded standard base64 (Java's Base64 encoder).
+    auto bytes = b64.size() % 4 == 0 ? decode_base64(b64) : std::nullopt;
     if (!bytes) {
       reason = "cannot read " + quoted_excerpt(b64) + " as a base64 Decimal";
       return false;
