@@ -16,6 +16,7 @@
 #include "worker/dead_letter.hpp"
 #include "worker/record_processor.hpp"
 #include "worker/row.hpp"
+#include "worker/windowing.hpp"
 
 namespace eddy {
 
@@ -68,8 +69,16 @@ struct kafka_batch {
   }
 };
 
-/// What a source task made of one kafka_batch.
+/// Partial aggregates from one source task to one aggregator shard. Shared pointer: CAF 0.17
+/// message types must be copyable, accumulators are not.
+struct partials_msg {
+  std::shared_ptr<partial_batch> batch;
+  bool end = false;  ///< the task is done; nothing more will come from its partition
+};
+
+/// What a source task made of one kafka_batch, or (shard >= 0) result rows of a shard.
 struct result_batch {
+  int32_t shard = -1;  ///< >= 0: rows from aggregator shard `shard`, no counters
   int32_t partition = 0;
   std::vector<row> rows;
   std::vector<dead_letter> dead_letters;
@@ -101,4 +110,5 @@ struct worker_report {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::kafka_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::result_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::partials_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::worker_report)

@@ -27,14 +27,18 @@ produce_result run_produce(const produce_options& options, const std::atomic<boo
   if (options.disorder_ms < 0) return fail("disorder must be >= 0 ms");
 
   std::string why;
-  auto producer =
-      kafka_producer::create(options.bootstrap, {{"compression.type", options.compression}}, &why);
+  // A generator should give up on an unreachable cluster in seconds, not librdkafka's 5 min.
+  kafka_config config = {{"compression.type", options.compression},
+                         {"message.timeout.ms", "30000"}};
+  config.insert(config.end(), options.producer_config.begin(), options.producer_config.end());
+  auto producer = kafka_producer::create(options.bootstrap, config, &why);
   if (!producer) return fail(why);
 
   sample_options so;
   so.seed = options.seed;
   so.format = options.format;
   so.start_time_us = options.start_time_us;
+  so.event_spacing_us = options.event_spacing_us;
   so.disorder_ms = options.disorder_ms;
   so.bad_ratio = options.bad_ratio;
   sample_generator gen(so);
@@ -63,6 +67,7 @@ produce_result run_produce(const produce_options& options, const std::atomic<boo
       ok = false;
       break;
     }
+    if (producer->delivery_errors() > 0) break;  // reported below; don't keep feeding a failure
   }
   std::string flush_error;
   const bool flushed = producer->flush(options.flush_timeout_ms, &flush_error);

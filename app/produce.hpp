@@ -3,8 +3,8 @@
 // run_produce() drives a sample_generator into a kafka_producer: `count` messages (tombstones
 // and malformed records included; 0 = until *stop), optionally paced to `rate` messages per
 // second by sleeping until each message's slot on a fixed schedule (no busy waiting), then
-// flushes and reports what was produced. Errors are values: a failed run returns ok == false
-// with *error set, and still reports the counts reached.
+// flushes and reports what was produced. The run stops at the first delivery failure. Errors are
+// values: a failed run returns ok == false with *error set, and still reports the counts reached.
 //
 // Thread-safety: run_produce() blocks the calling thread; `stop` may be set from any thread
 // (e.g. a signal-waiting thread) and is checked before every message.
@@ -32,8 +32,10 @@ struct produce_options {
   std::string compression = "zstd";  ///< none, gzip, snappy, lz4, zstd
   int32_t partition = -1;            ///< -1 = by key hash (murmur2, as Java clients)
   int64_t start_time_us = sample_options{}.start_time_us;
+  int64_t event_spacing_us = sample_options{}.event_spacing_us;  ///< event-time step per message
   int flush_timeout_ms = 60000;
-  /// Extra librdkafka producer properties, applied last (e.g. {"linger.ms", "50"}).
+  /// Extra librdkafka producer properties, applied last (e.g. {"linger.ms", "50"}). The
+  /// defaults are partitioner=murmur2_random, linger.ms=5, message.timeout.ms=30000.
   std::vector<std::pair<std::string, std::string>> producer_config;
 };
 

@@ -4,6 +4,8 @@
 // bad_ratio 0, tombstones skipped), in each of the three value shapes:
 //   bare_parse     boost::json::parse(value) — a fresh parse with the default allocator
 //   reused_parser  one boost::json::parser reset onto a monotonic_resource over a stack buffer
+//   sax_null       boost::json::basic_parser with a handler that does nothing: tokenizing and
+//                  validating only, no DOM — a lower bound for any Boost.JSON-based decoder
 //   decode         eddy::record_decoder::decode with the example pipeline's [[fields]]
 //   process        eddy::record_processor::process: decode + filter (op != "d") + projection
 // The pipeline is deploy/pipelines/ncr_ride_bookings.toml (found relative to this file).
@@ -13,6 +15,9 @@
 #include <benchmark/benchmark.h>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -124,6 +129,52 @@ void BM_reused_parser(benchmark::State& state, eddy::app::sample_format f) {
   finish(state, c);
 }
 
+/// A basic_parser handler that accepts everything and keeps nothing.
+struct null_handler {
+  using ec_t = boost::json::error_code;
+  using sv = boost::json::string_view;
+  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+  size_t keys = 0;
+  bool on_document_begin(ec_t&) { return true; }
+  bool on_document_end(ec_t&) { return true; }
+  bool on_array_begin(ec_t&) { return true; }
+  bool on_array_end(std::size_t, ec_t&) { return true; }
+  bool on_object_begin(ec_t&) { return true; }
+  bool on_object_end(std::size_t, ec_t&) { return true; }
+  bool on_string_part(sv, std::size_t, ec_t&) { return true; }
+  bool on_string(sv, std::size_t, ec_t&) { return true; }
+  bool on_key_part(sv, std::size_t, ec_t&) { return true; }
+  bool on_key(sv, std::size_t, ec_t&) { ++keys; return true; }
+  bool on_number_part(sv, ec_t&) { return true; }
+  bool on_int64(int64_t, sv, ec_t&) { return true; }
+  bool on_uint64(uint64_t, sv, ec_t&) { return true; }
+  bool on_double(double, sv, ec_t&) { return true; }
+  bool on_bool(bool, ec_t&) { return true; }
+  bool on_null(ec_t&) { return true; }
+  bool on_comment_part(sv, ec_t&) { return true; }
+  bool on_comment(sv, ec_t&) { return true; }
+};
+
+void BM_sax_null(benchmark::State& state, eddy::app::sample_format f) {
+  const corpus& c = messages_for(f);
+  boost::json::basic_parser<null_handler> p{boost::json::parse_options{}};
+  boost::json::error_code ec;
+  size_t errors = 0;
+  for (auto _ : state) {
+    for (const auto& m : c.messages) {
+      p.reset();
+      p.write_some(false, m.value->data(), m.value->size(), ec);
+      if (ec) ++errors;
+    }
+    benchmark::DoNotOptimize(p.handler().keys);
+  }
+  if (errors) state.SkipWithError("parse error");
+  finish(state, c);
+}
+
 void BM_decode(benchmark::State& state, eddy::app::sample_format f) {
   const corpus& c = messages_for(f);
   eddy::record_decoder decoder(example_pipeline());
@@ -170,13 +221,16 @@ void BM_process(benchmark::State& state, eddy::app::sample_format f) {
 using eddy::app::sample_format;
 BENCHMARK_CAPTURE(BM_bare_parse, unwrapped, sample_format::unwrapped);
 BENCHMARK_CAPTURE(BM_reused_parser, unwrapped, sample_format::unwrapped);
+BENCHMARK_CAPTURE(BM_sax_null, unwrapped, sample_format::unwrapped);
 BENCHMARK_CAPTURE(BM_decode, unwrapped, sample_format::unwrapped);
 BENCHMARK_CAPTURE(BM_process, unwrapped, sample_format::unwrapped);
 BENCHMARK_CAPTURE(BM_bare_parse, envelope, sample_format::envelope);
 BENCHMARK_CAPTURE(BM_reused_parser, envelope, sample_format::envelope);
+BENCHMARK_CAPTURE(BM_sax_null, envelope, sample_format::envelope);
 BENCHMARK_CAPTURE(BM_decode, envelope, sample_format::envelope);
 BENCHMARK_CAPTURE(BM_bare_parse, schema, sample_format::schema);
 BENCHMARK_CAPTURE(BM_reused_parser, schema, sample_format::schema);
+BENCHMARK_CAPTURE(BM_sax_null, schema, sample_format::schema);
 BENCHMARK_CAPTURE(BM_decode, schema, sample_format::schema);
 
 // ---- ratios from this run ----------------------------------------------------------------------
@@ -184,6 +238,8 @@ BENCHMARK_CAPTURE(BM_decode, schema, sample_format::schema);
 /// Console output as usual, plus every iteration run's items/s kept by benchmark name.
 class collecting_reporter : public benchmark::ConsoleReporter {
  public:
+  explicit collecting_reporter(OutputOptions opts) : ConsoleReporter(opts) {}
+
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       if (r.run_type != Run::RT_Iteration || r.error_occurred) continue;
@@ -208,17 +264,19 @@ class collecting_reporter : public benchmark::ConsoleReporter {
 };
 
 void print_ratios(const collecting_reporter& rep) {
-  std::printf("\nRatios (medians of this run's repetitions; items/s of A / items/s of B):\n");
-  std::printf("%-10s %14s %14s %14s %14s %10s %10s %10s\n", "shape", "bare msg/s", "reused msg/s",
-              "decode msg/s", "process msg/s", "dec/bare", "dec/reuse", "proc/bare");
+  std::printf("\nMedians of this run's repetitions (msg/s) and ratios A/B of them (0 = not run):\n");
+  std::printf("%-10s %12s %12s %12s %12s %12s %9s %9s %9s %9s\n", "shape", "bare msg/s",
+              "reused msg/s", "sax msg/s", "decode msg/s", "proc msg/s", "dec/bare", "dec/reuse",
+              "dec/sax", "proc/bare");
   for (const char* shape : {"unwrapped", "envelope", "schema"}) {
     auto get = [&](const char* bm) { return rep.median(std::string(bm) + "/" + shape); };
     double bare = get("BM_bare_parse"), reused = get("BM_reused_parser"),
-           dec = get("BM_decode"), proc = get("BM_process");
+           sax = get("BM_sax_null"), dec = get("BM_decode"), proc = get("BM_process");
     if (bare == 0 && dec == 0) continue;
     auto ratio = [](double a, double b) { return b > 0 && a > 0 ? a / b : 0.0; };
-    std::printf("%-10s %14.0f %14.0f %14.0f %14.0f %10.3f %10.3f %10.3f\n", shape, bare, reused,
-                dec, proc, ratio(dec, bare), ratio(dec, reused), ratio(proc, bare));
+    std::printf("%-10s %12.0f %12.0f %12.0f %12.0f %12.0f %9.3f %9.3f %9.3f %9.3f\n", shape, bare,
+                reused, sax, dec, proc, ratio(dec, bare), ratio(dec, reused), ratio(dec, sax),
+                ratio(proc, bare));
   }
   std::fflush(stdout);
 }
@@ -228,7 +286,10 @@ void print_ratios(const collecting_reporter& rep) {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  collecting_reporter reporter;
+  // Colour only on a terminal (the library's own --benchmark_color flag does not reach a
+  // reporter constructed here).
+  collecting_reporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
+                                                     : benchmark::ConsoleReporter::OO_Tabular);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   print_ratios(reporter);
   benchmark::Shutdown();

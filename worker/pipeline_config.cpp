@@ -20,10 +20,11 @@ namespace {
 
 using keys = std::initializer_list<std::string_view>;
 
-const keys top_level_keys = {"pipeline", "source", "fields", "query", "sinks", "dead_letter"};
+const keys top_level_keys = {"pipeline",    "source", "fields",     "query",    "sinks",
+                             "dead_letter", "window", "aggregates", "aggregate"};
 const keys pipeline_keys = {"name", "timezone", "trigger_interval_ms"};
-const keys source_keys = {"bootstrap_servers",    "topic",    "starting_offsets",
-                          "max_records_per_poll", "group_id", "format"};
+const keys source_keys = {"bootstrap_servers", "topic",  "starting_offsets", "max_records_per_poll",
+                          "group_id",          "format", "max_message_bytes"};
 const keys field_keys = {"name", "column",  "type", "unit", "scale", "strip_bytes_wrapper",
                          "trim", "required"};
 const keys query_keys = {"filter", "select"};
@@ -31,6 +32,33 @@ const keys dead_letter_keys = {"path", "topic"};
 const keys console_sink_keys = {"type", "truncate", "num_rows"};
 const keys file_sink_keys = {"type", "path"};
 const keys kafka_sink_keys = {"type", "topic", "bootstrap_servers"};
+const keys window_keys = {"type",
+                          "size",
+                          "slide",
+                          "gap",
+                          "time_field",
+                          "time",
+                          "emit",
+                          "late",
+                          "max_out_of_orderness",
+                          "allowed_lateness",
+                          "idle_timeout"};
+// The [window] keys a window type does not take.
+const keys not_tumbling_keys = {"slide", "gap"};
+const keys not_hopping_keys = {"gap"};
+const keys not_session_keys = {"size", "slide"};
+const keys not_global_keys = {
+    "size", "slide", "gap", "late", "max_out_of_orderness", "allowed_lateness", "idle_timeout"};
+const keys aggregates_keys = {"alias", "function", "field", "q"};
+const keys aggregate_keys = {"group_by", "mode", "primary_key", "having", "shards"};
+const keys aggregate_functions = {
+    "count",      "sum", "avg", "min", "max", "count_distinct", "approx_count_distinct",
+    "percentile", "p50", "p90", "p95", "p99", "first",          "last"};
+/// Functions whose input must be an int or double field.
+const keys numeric_aggregate_functions = {"sum", "avg", "percentile", "p50", "p90", "p95", "p99"};
+/// Functions that can take back a contribution (aggregate.mode = "changelog").
+const keys retractable_aggregate_functions = {"count", "sum", "avg",
+                                              "min",   "max", "count_distinct"};
 const keys pseudo_columns = {"$op",     "$source_ts", "$topic",    "$partition",
                              "$offset", "$key",       "$timestamp"};
 
@@ -128,6 +156,58 @@ bool is_valid_timezone(std::string_view z) {
       std::filesystem::path("/usr/share/zoneinfo") / std::string(z), ec);
 }
 
+constexpr int64_t us_per_ms = 1000;
+constexpr int64_t us_per_day = 86'400'000'000;
+/// Longest duration accepted anywhere (ten years), far from int64 overflow.
+constexpr int64_t max_duration_us = 3650 * us_per_day;
+
+/// "250ms", "10s", "1m", "2h", "1d" (digits, then a unit) in microseconds; nullopt otherwise, with
+/// *too_long set when the text is well-formed but longer than `max_duration_us`.
+std::optional<int64_t> parse_duration_text(std::string_view text, bool* too_long) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return std::nullopt;
+  int64_t amount = 0;
+  for (std::size_t i = 0; i < digits; ++i) {
+    amount = amount * 10 + (text[i] - '0');
+    if (amount > max_duration_us) amount = max_duration_us + 1;  // saturate, stays "too long"
+  }
+  const std::string_view unit = text.substr(digits);
+  int64_t unit_us = 0;
+  if (unit == "ms") {
+    unit_us = us_per_ms;
+  } else if (unit == "s") {
+    unit_us = 1000 * us_per_ms;
+  } else if (unit == "m") {
+    unit_us = 60'000 * us_per_ms;
+  } else if (unit == "h") {
+    unit_us = 3'600'000 * us_per_ms;
+  } else if (unit == "d") {
+    unit_us = us_per_day;
+  } else {
+    return std::nullopt;
+  }
+  if (amount > max_duration_us / unit_us) {
+    *too_long = true;
+    return std::nullopt;
+  }
+  return amount * unit_us;
+}
+
+/// The shortest pipeline-file spelling of a duration: "5m", "1500ms", "0s".
+std::string format_duration(int64_t us) {
+  if (us == 0) return "0s";
+  struct unit {
+    int64_t us;
+    const char* name;
+  };
+  for (const unit u : {unit{us_per_day, "d"}, unit{3'600'000'000, "h"}, unit{60'000'000, "m"},
+                       unit{1'000'000, "s"}, unit{us_per_ms, "ms"}}) {
+    if (us % u.us == 0) return std::to_string(us / u.us) + u.name;
+  }
+  return std::to_string(us) + "us";
+}
+
 /// Reads one pipeline document; the first problem found becomes `error_`.
 class loader {
  public:
@@ -161,6 +241,8 @@ class loader {
     const toml::table* dead_letter = table_at(root, "dead_letter");
     if (!error_.empty()) return std::nullopt;
     if (dead_letter != nullptr && !read_dead_letter(*dead_letter, cfg)) return std::nullopt;
+
+    if (!read_aggregation(root, cfg)) return std::nullopt;
     return cfg;
   }
 
@@ -263,6 +345,86 @@ class loader {
     return true;
   }
 
+  /// A duration: a string such as "500ms", "10s", "1m", "2h", "1d", or an integer number of
+  /// milliseconds; stored in microseconds. `positive`: 0 is an error. Absent: untouched.
+  bool get_duration(const toml::table& t, std::string_view parent, std::string_view key,
+                    int64_t& out_us, bool positive = false) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    const std::string path = path_of(parent, key);
+    int64_t us = 0;
+    if (const auto* i = n->as_integer()) {
+      const int64_t ms = i->get();
+      if (ms < 0) {
+        fail(line_of(*n), path + ": must not be negative, got " + std::to_string(ms));
+        return false;
+      }
+      if (ms > max_duration_us / us_per_ms) {
+        fail(line_of(*n), path + ": must be at most " + format_duration(max_duration_us) +
+                              ", got " + std::to_string(ms) + " (milliseconds)");
+        return false;
+      }
+      us = ms * us_per_ms;
+    } else if (const auto* s = n->as_string()) {
+      bool too_long = false;
+      const auto parsed = parse_duration_text(s->get(), &too_long);
+      if (!parsed) {
+        fail(line_of(*n), too_long
+                              ? path + ": must be at most " + format_duration(max_duration_us) +
+                                    ", got \"" + s->get() + "\""
+                              : path +
+                                    ": expected a duration such as \"1m\" or \"500ms\", "
+                                    "got \"" +
+                                    s->get() + "\"");
+        return false;
+      }
+      us = *parsed;
+    } else {
+      return type_error(*n, path, "a duration such as \"1m\" or \"500ms\"");
+    }
+    if (positive && us == 0) {
+      fail(line_of(*n), path + ": must be greater than 0s");
+      return false;
+    }
+    out_us = us;
+    return true;
+  }
+
+  /// An array of declared field names, each listed once, appended to `out`. Absent: untouched.
+  bool get_field_list(const toml::table& t, std::string_view parent, std::string_view key,
+                      const pipeline_config& cfg, std::vector<std::string>& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return true;
+    const std::string path = path_of(parent, key);
+    const toml::array* list = n->as_array();
+    if (list == nullptr) return type_error(*n, path, "an array of field names");
+    for (const toml::node& item : *list) {
+      const auto* s = item.as_string();
+      if (s == nullptr) return type_error(item, path, "field names (strings)");
+      const std::string& name = s->get();
+      if (!check_field_name(cfg, name, path, line_of(item))) return false;
+      if (std::find(out.begin(), out.end(), name) != out.end()) {
+        fail(line_of(item), path + ": field '" + name + "' is listed twice");
+        return false;
+      }
+      out.push_back(name);
+    }
+    return true;
+  }
+
+  /// False (error set) when no field is named `name`, with a did-you-mean hint.
+  bool check_field_name(const pipeline_config& cfg, const std::string& name, std::string_view path,
+                        int line) {
+    if (cfg.field_index(name) >= 0) return true;
+    std::vector<std::string_view> names;
+    for (const auto& f : cfg.fields) names.push_back(f.name);
+    std::string message = std::string(path) + ": unknown field '" + name + "'";
+    const std::string hint = closest_name(name, names);
+    if (!hint.empty()) message += "; did you mean '" + hint + "'?";
+    fail(line, std::move(message));
+    return false;
+  }
+
   /// A string from a fixed set; `index` is its position in `allowed`. Absent: untouched.
   bool get_choice(const toml::table& t, std::string_view parent, std::string_view key, keys allowed,
                   std::size_t& index) {
@@ -321,7 +483,7 @@ class loader {
       return false;
     }
     s.format = static_cast<message_format>(format);
-    return true;
+    return get_int(t, "source", "max_message_bytes", s.max_message_bytes, 1024, int64_t{1} << 30);
   }
 
   bool read_fields(const toml::table& root, pipeline_config& cfg) {
@@ -412,29 +574,7 @@ class loader {
 
   bool read_query(const toml::table& t, pipeline_config& cfg) {
     if (!check_keys(t, "query", query_keys)) return false;
-    if (const toml::node* n = t.get("select")) {
-      const toml::array* list = n->as_array();
-      if (list == nullptr) return type_error(*n, "query.select", "an array of field names");
-      std::vector<std::string_view> names;
-      for (const auto& f : cfg.fields) names.push_back(f.name);
-      for (const toml::node& item : *list) {
-        const auto* s = item.as_string();
-        if (s == nullptr) return type_error(item, "query.select", "field names (strings)");
-        const std::string& name = s->get();
-        if (cfg.field_index(name) < 0) {
-          std::string message = "query.select: unknown field '" + name + "'";
-          const std::string hint = closest_name(name, names);
-          if (!hint.empty()) message += "; did you mean '" + hint + "'?";
-          fail(line_of(item), std::move(message));
-          return false;
-        }
-        if (std::find(cfg.select.begin(), cfg.select.end(), name) != cfg.select.end()) {
-          fail(line_of(item), "query.select: field '" + name + "' is listed twice");
-          return false;
-        }
-        cfg.select.push_back(name);
-      }
-    }
+    if (!get_field_list(t, "query", "select", cfg, cfg.select)) return false;
     if (!get_string(t, "query", "filter", cfg.filter)) return false;
     std::string filter_error;
     if (!filter_expr::compile(cfg.filter, cfg.fields, &filter_error)) {
@@ -518,6 +658,323 @@ class loader {
     if (!check_keys(t, "dead_letter", dead_letter_keys)) return false;
     if (!get_string(t, "dead_letter", "path", cfg.dead_letter.path, true)) return false;
     return get_string(t, "dead_letter", "topic", cfg.dead_letter.topic);
+  }
+
+  /// `[window]`, `[[aggregates]]` and `[aggregate]`, and how they fit together.
+  bool read_aggregation(const toml::table& root, pipeline_config& cfg) {
+    const toml::node* aggregates = root.get("aggregates");
+    const toml::array* aggregate_list = aggregates != nullptr ? aggregates->as_array() : nullptr;
+    // Not an array: read_aggregates reports the type.
+    const bool aggregating =
+        aggregates != nullptr && (aggregate_list == nullptr || !aggregate_list->empty());
+
+    const toml::table* window = table_at(root, "window");
+    if (!error_.empty()) return false;
+    const toml::table* aggregate = table_at(root, "aggregate");
+    if (!error_.empty()) return false;
+    if (!aggregating) {
+      if (window != nullptr) {
+        fail(line_of(*window), "window: a [window] needs at least one [[aggregates]]");
+        return false;
+      }
+      if (aggregate != nullptr) {
+        fail(line_of(*aggregate), "aggregate: an [aggregate] needs at least one [[aggregates]]");
+        return false;
+      }
+      return true;
+    }
+
+    if (window != nullptr) {
+      if (!read_window(*window, cfg)) return false;
+    } else {
+      cfg.window.kind = window_kind::global;
+      cfg.window.emit = emit_mode::on_update;
+      cfg.window.processing_time = true;
+    }
+    if (aggregate != nullptr && !read_aggregate(*aggregate, cfg)) return false;
+    if (!read_aggregates(*aggregates, cfg)) return false;
+
+    if (!cfg.select.empty()) {
+      const toml::node* select = root["query"]["select"].node();
+      fail(select != nullptr ? line_of(*select) : 0,
+           "query.select: not used with [[aggregates]]: the output is window, group_by and "
+           "aggregates");
+      return false;
+    }
+    return true;
+  }
+
+  bool read_window(const toml::table& t, pipeline_config& cfg) {
+    window_config& w = cfg.window;
+    if (!check_keys(t, "window", window_keys)) return false;
+    if (t.get("type") == nullptr) {
+      fail(line_of(t),
+           "window.type: required key is missing (\"tumbling\", \"hopping\", \"session\" or "
+           "\"global\")");
+      return false;
+    }
+    std::size_t kind = 0;
+    if (!get_choice(t, "window", "type", {"tumbling", "hopping", "session", "global"}, kind)) {
+      return false;
+    }
+    w.kind = static_cast<window_kind>(kind + 1);
+    const keys excluded = w.kind == window_kind::tumbling  ? not_tumbling_keys
+                          : w.kind == window_kind::hopping ? not_hopping_keys
+                          : w.kind == window_kind::session ? not_session_keys
+                                                           : not_global_keys;
+    // A key of another window type: name the type (the earliest such key in the file).
+    const toml::key* misplaced = nullptr;
+    for (auto&& [k, v] : t) {
+      if (!contains(excluded, k.str())) continue;
+      if (misplaced == nullptr || line_of(k.source()) < line_of(misplaced->source())) {
+        misplaced = &k;
+      }
+    }
+    if (misplaced != nullptr) {
+      std::string taken;
+      for (const auto k : window_keys) {
+        if (contains(excluded, k)) continue;
+        if (!taken.empty()) taken += ", ";
+        taken += k;
+      }
+      const std::string type = t.get("type")->as_string()->get();
+      fail(line_of(misplaced->source()), "window." + std::string(misplaced->str()) +
+                                             ": not an option of " + type +
+                                             " windows (they take: " + taken + ")");
+      return false;
+    }
+
+    if (w.kind == window_kind::tumbling || w.kind == window_kind::hopping) {
+      if (t.get("size") == nullptr) {
+        fail(line_of(t), "window.size: required key is missing (the window length, e.g. \"1m\")");
+        return false;
+      }
+      if (!get_duration(t, "window", "size", w.size_us, true)) return false;
+    }
+    if (w.kind == window_kind::hopping) {
+      if (t.get("slide") == nullptr) {
+        fail(line_of(t),
+             "window.slide: required key is missing (how often a window starts, e.g. \"10s\")");
+        return false;
+      }
+      if (!get_duration(t, "window", "slide", w.slide_us, true)) return false;
+      if (w.size_us % w.slide_us != 0) {
+        fail(line_of(*t.get("slide")), "window.slide: " + format_duration(w.slide_us) +
+                                           " does not divide window.size " +
+                                           format_duration(w.size_us));
+        return false;
+      }
+    }
+    if (w.kind == window_kind::session) {
+      if (t.get("gap") == nullptr) {
+        fail(line_of(t),
+             "window.gap: required key is missing (the silence that ends a session, e.g. "
+             "\"30m\")");
+        return false;
+      }
+      if (!get_duration(t, "window", "gap", w.gap_us, true)) return false;
+    }
+
+    std::size_t time = 0;
+    if (!get_choice(t, "window", "time", {"event", "processing"}, time)) return false;
+    w.processing_time = time == 1;
+    if (const toml::node* field = t.get("time_field")) {
+      if (w.processing_time) {
+        fail(line_of(*field), "window.time_field: not used with time = \"processing\"");
+        return false;
+      }
+      if (!get_string(t, "window", "time_field", w.time_field, true)) return false;
+      if (!check_field_name(cfg, w.time_field, "window.time_field", line_of(*field))) {
+        return false;
+      }
+      w.time_field_index = cfg.field_index(w.time_field);
+      const field_config& f = cfg.fields[static_cast<std::size_t>(w.time_field_index)];
+      if (f.type != field_type::timestamp) {
+        fail(line_of(*field), "window.time_field: '" + f.name + "' is " +
+                                  std::string(to_string(f.type)) + ", not timestamp");
+        return false;
+      }
+    } else if (!w.processing_time) {
+      if (w.kind != window_kind::global) {
+        fail(line_of(t),
+             "window.time_field: required key is missing (a timestamp field, or time = "
+             "\"processing\")");
+        return false;
+      }
+      w.processing_time = true;  // a global window without a time field: arrival order
+    }
+
+    if (!get_duration(t, "window", "max_out_of_orderness", w.max_out_of_orderness_us)) {
+      return false;
+    }
+    if (!get_duration(t, "window", "allowed_lateness", w.allowed_lateness_us)) return false;
+    if (!get_duration(t, "window", "idle_timeout", w.idle_timeout_us)) return false;
+
+    w.emit = w.kind == window_kind::global ? emit_mode::on_update : emit_mode::on_close;
+    std::size_t emit = static_cast<std::size_t>(w.emit);
+    if (!get_choice(t, "window", "emit", {"on_close", "on_update"}, emit)) return false;
+    w.emit = static_cast<emit_mode>(emit);
+    if (w.kind == window_kind::global && w.emit == emit_mode::on_close) {
+      fail(line_of(*t.get("emit")),
+           "window.emit: a global window never closes; use \"on_update\" (the default)");
+      return false;
+    }
+    std::size_t late = 0;
+    if (!get_choice(t, "window", "late", {"drop", "dead_letter", "update"}, late)) return false;
+    w.late = static_cast<late_policy>(late);
+    return true;
+  }
+
+  bool read_aggregate(const toml::table& t, pipeline_config& cfg) {
+    aggregation_config& a = cfg.aggregation;
+    if (!check_keys(t, "aggregate", aggregate_keys)) return false;
+    if (!get_field_list(t, "aggregate", "group_by", cfg, a.group_by)) return false;
+    if (cfg.window.kind != window_kind::global) {
+      for (const auto& name : a.group_by) {
+        if (name == "window_start" || name == "window_end") {
+          fail(line_of(*t.get("group_by")),
+               "aggregate.group_by: '" + name + "' is the name of a window bounds column");
+          return false;
+        }
+      }
+    }
+    std::size_t mode = 0;
+    if (!get_choice(t, "aggregate", "mode", {"append", "changelog"}, mode)) return false;
+    a.mode = mode == 0 ? "append" : "changelog";
+    if (const toml::node* key = t.get("primary_key")) {
+      if (mode == 0) {
+        fail(line_of(*key), "aggregate.primary_key: only used with mode = \"changelog\"");
+        return false;
+      }
+      if (!get_field_list(t, "aggregate", "primary_key", cfg, a.primary_key)) return false;
+      if (a.primary_key.empty()) {
+        fail(line_of(*key), "aggregate.primary_key: must not be empty");
+        return false;
+      }
+    } else if (mode == 1) {
+      if (cfg.field_index("id") < 0) {
+        fail(line_of(*t.get("mode")),
+             "aggregate.primary_key: required with mode = \"changelog\" (there is no field "
+             "named 'id' to default to): list the fields that identify a source row");
+        return false;
+      }
+      a.primary_key = {"id"};
+    }
+    if (!get_string(t, "aggregate", "having", a.having)) return false;
+    return get_int(t, "aggregate", "shards", a.shards, 1, 256);
+  }
+
+  bool read_aggregates(const toml::node& n, pipeline_config& cfg) {
+    const toml::array* list = n.as_array();
+    if (list == nullptr) return type_error(n, "aggregates", "an array of tables ([[aggregates]])");
+    const bool changelog = cfg.aggregation.mode == "changelog";
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const toml::node& item = *list->get(i);
+      const std::string path = "aggregates[" + std::to_string(i) + "]";
+      const toml::table* t = item.as_table();
+      if (t == nullptr) return type_error(item, path, "a table ([[aggregates]])");
+      if (!check_keys(*t, path, aggregates_keys)) return false;
+      aggregate_config a;
+      a.line = line_of(*t);
+
+      if (t->get("alias") == nullptr) {
+        fail(a.line, path + ".alias: required key is missing (the name of the output column)");
+        return false;
+      }
+      if (!get_string(*t, path, "alias", a.alias)) return false;
+      const int alias_line = line_of(*t->get("alias"));
+      if (!is_identifier(a.alias)) {
+        fail(alias_line, path + ".alias: \"" + a.alias +
+                             "\" is not an identifier (letters, digits and '_', not starting "
+                             "with a digit)");
+        return false;
+      }
+      for (const auto& other : cfg.aggregates) {
+        if (other.alias == a.alias) {
+          fail(alias_line, path + ".alias: duplicate alias '" + a.alias + "' (first used at line " +
+                               std::to_string(other.line) + ")");
+          return false;
+        }
+      }
+      const auto& group_by = cfg.aggregation.group_by;
+      if (std::find(group_by.begin(), group_by.end(), a.alias) != group_by.end()) {
+        fail(alias_line, path + ".alias: '" + a.alias +
+                             "' is also a group_by field; output columns need distinct names");
+        return false;
+      }
+      if (a.alias == "window_start" || a.alias == "window_end") {
+        fail(alias_line, path + ".alias: '" + a.alias + "' is reserved for the window bounds");
+        return false;
+      }
+
+      if (t->get("function") == nullptr) {
+        fail(a.line, path + ".function: required key is missing (one of " +
+                         join(aggregate_functions) + ")");
+        return false;
+      }
+      if (!get_string(*t, path, "function", a.function)) return false;
+      const int function_line = line_of(*t->get("function"));
+      if (!contains(aggregate_functions, a.function)) {
+        std::string message = path + ".function: unknown function \"" + a.function + "\"";
+        const std::string hint =
+            closest_name(a.function, std::vector<std::string_view>(aggregate_functions));
+        if (!hint.empty()) message += "; did you mean \"" + hint + "\"?";
+        message += " (known: " + join(aggregate_functions) + ")";
+        fail(function_line, std::move(message));
+        return false;
+      }
+      if (changelog && !contains(retractable_aggregate_functions, a.function)) {
+        fail(function_line, path + ".function: " + a.function +
+                                " cannot take a row back, so it cannot be used with "
+                                "aggregate.mode = \"changelog\" (these can: " +
+                                join(retractable_aggregate_functions) + ")");
+        return false;
+      }
+
+      const toml::node* q = t->get("q");
+      if (a.function == "percentile") {
+        if (q == nullptr) {
+          fail(a.line, path +
+                           ".q: required key is missing (the quantile, between 0 and 1, e.g. "
+                           "0.95)");
+          return false;
+        }
+        if (!q->is_number()) return type_error(*q, path + ".q", "a number between 0 and 1");
+        a.q = q->is_integer() ? static_cast<double>(q->as_integer()->get())
+                              : q->as_floating_point()->get();
+        if (!(a.q > 0.0 && a.q < 1.0)) {
+          std::ostringstream text;
+          text << a.q;
+          fail(line_of(*q), path + ".q: must be between 0 and 1 (exclusive), got " + text.str());
+          return false;
+        }
+      } else if (q != nullptr) {
+        fail(line_of(*q),
+             path + ".q: only valid with function = \"percentile\", not \"" + a.function + "\"");
+        return false;
+      } else if (a.function.size() == 3 && a.function[0] == 'p') {  // p50, p90, p95, p99
+        a.q = ((a.function[1] - '0') * 10 + (a.function[2] - '0')) / 100.0;
+      }
+
+      if (const toml::node* field = t->get("field")) {
+        if (!get_string(*t, path, "field", a.field, true)) return false;
+        if (!check_field_name(cfg, a.field, path + ".field", line_of(*field))) return false;
+        const field_config& f = cfg.fields[static_cast<std::size_t>(cfg.field_index(a.field))];
+        if (contains(numeric_aggregate_functions, a.function) && f.type != field_type::int64 &&
+            f.type != field_type::float64) {
+          fail(line_of(*field), path + ".field: " + a.function +
+                                    " needs an int or double field ('" + f.name + "' is " +
+                                    std::string(to_string(f.type)) + ")");
+          return false;
+        }
+      } else if (a.function != "count") {
+        fail(a.line, path + ".field: required key is missing (" + a.function +
+                         " needs a field; only count works without one)");
+        return false;
+      }
+      cfg.aggregates.push_back(std::move(a));
+    }
+    return true;
   }
 
   std::string file_;

@@ -86,6 +86,49 @@ struct dead_letter_config {
   std::string topic;  ///< `topic`: optional Kafka topic, also written when set
 };
 
+enum class window_kind : uint8_t { none, tumbling, hopping, session, global };
+enum class emit_mode : uint8_t { on_close, on_update };
+enum class late_policy : uint8_t { drop, dead_letter, update };
+
+/// `[window]`: how aggregated rows are grouped in time. Durations in the file are strings
+/// such as "500ms", "10s", "1m", "2h", "1d" (or integers = milliseconds).
+/// `[[aggregates]]` without a `[window]` table means kind global, emit on_update. A global
+/// window takes only type, time_field, time and emit (emit defaults to on_update there, and
+/// on_close is rejected); without a time_field it runs on processing time (processing_time is
+/// set). `[window]` or `[aggregate]` without `[[aggregates]]` is an error.
+struct window_config {
+  window_kind kind = window_kind::none;  ///< `type`: tumbling|hopping|session|global
+  int64_t size_us = 0;                   ///< `size` (tumbling, hopping)
+  int64_t slide_us = 0;                  ///< `slide` (hopping; size must be a multiple)
+  int64_t gap_us = 0;                    ///< `gap` (session)
+  std::string time_field;                ///< `time_field`: a declared timestamp field
+  int time_field_index = -1;             ///< resolved index of time_field
+  bool processing_time = false;          ///< `time = "processing"` instead of a field
+  int64_t max_out_of_orderness_us = 0;   ///< `max_out_of_orderness` (default "0s")
+  int64_t allowed_lateness_us = 0;       ///< `allowed_lateness` (default "0s")
+  int64_t idle_timeout_us = 0;           ///< `idle_timeout`, 0 = partitions never idle
+  emit_mode emit = emit_mode::on_close;  ///< `emit`: on_close|on_update
+  late_policy late = late_policy::drop;  ///< `late`: drop|dead_letter|update
+};
+
+/// One `[[aggregates]]` entry: `alias = function(field)`.
+struct aggregate_config {
+  std::string alias;     ///< `alias` (an identifier, unique among outputs)
+  std::string function;  ///< `function`: see aggregates.hpp (count, sum, avg, p95, ...)
+  std::string field;     ///< `field`: a declared field ("" = count(*))
+  double q = 0.5;        ///< `q` for function = "percentile"
+  int line = 0;
+};
+
+/// `[aggregate]`: grouping of an aggregating pipeline.
+struct aggregation_config {
+  std::vector<std::string> group_by;  ///< `group_by`: declared fields
+  std::string mode = "append";        ///< `mode`: "append" | "changelog"
+  std::vector<std::string> primary_key;  ///< `primary_key` (changelog; default ["id"] if declared)
+  std::string having;                 ///< `having`: filter on result rows (group keys, aliases)
+  int shards = 4;                     ///< `shards`: aggregator shards, 1..256
+};
+
 struct pipeline_config {
   std::string name = "pipeline";       ///< `[pipeline] name`
   std::string timezone = "UTC";        ///< `[pipeline] timezone`: "UTC", "+05:30", or an IANA name
@@ -96,6 +139,9 @@ struct pipeline_config {
   std::vector<std::string> select;     ///< `[query] select`: output fields, empty = all fields
   std::vector<sink_config> sinks;      ///< `[[sinks]]`, at least one
   dead_letter_config dead_letter;      ///< `[dead_letter]`
+  window_config window;                ///< `[window]` (kind none = no aggregation)
+  std::vector<aggregate_config> aggregates;  ///< `[[aggregates]]`; non-empty = aggregating
+  aggregation_config aggregation;      ///< `[aggregate]`
   std::string file_name;               ///< where it was loaded from, for messages
 
   /// Index of the field named `name` in `fields`, or -1.

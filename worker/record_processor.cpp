@@ -3,18 +3,21 @@
 namespace eddy {
 
 std::unique_ptr<record_processor> record_processor::create(const pipeline_config& cfg,
-                                                           std::string* error) {
+                                                           std::string* error, bool project) {
   std::string err;
   auto filter = filter_expr::compile(cfg.filter, cfg.fields, &err);
   if (!filter) {
     if (error) *error = "query.filter: " + err;
     return nullptr;
   }
-  return std::unique_ptr<record_processor>(new record_processor(cfg, std::move(*filter)));
+  return std::unique_ptr<record_processor>(new record_processor(cfg, std::move(*filter), project));
 }
 
-record_processor::record_processor(const pipeline_config& cfg, filter_expr filter)
-    : cfg_(cfg), decoder_(cfg), filter_(std::move(filter)) {
+record_processor::record_processor(const pipeline_config& cfg, filter_expr filter, bool project)
+    : cfg_(cfg),
+      decoder_(cfg, cfg.aggregation.mode == "changelog"),
+      filter_(std::move(filter)),
+      project_(project) {
   if (cfg.select.empty()) {
     for (size_t i = 0; i < cfg.fields.size(); ++i) projection_.push_back(static_cast<int>(i));
   } else {
@@ -54,6 +57,7 @@ record_outcome record_processor::process(const raw_record& in, std::vector<row>&
     return record_outcome::filtered;
   }
   ++counters.out;
+  if (!project_) return record_outcome::out;
   row& r = rows.emplace_back();
   r.reserve(projection_.size());
   for (int i : projection_) r.push_back(decoded_.image[static_cast<size_t>(i)]);

@@ -42,9 +42,11 @@ enum class record_outcome : uint8_t { out, filtered, dead_lettered };
 
 class record_processor {
  public:
-  /// nullptr with `error` set when the config's filter does not compile.
+  /// nullptr with `error` set when the config's filter does not compile. With `project` false
+  /// (aggregating pipelines) no output rows are made: the caller reads `last_decoded()`.
   [[nodiscard]] static std::unique_ptr<record_processor> create(const pipeline_config& cfg,
-                                                                std::string* error);
+                                                                std::string* error,
+                                                                bool project = true);
 
   /// Processes one record: appends a projected row to `rows`, or a dead letter to `dead`, and
   /// counts it. The returned outcome says which; `last_reason()` says why for the others.
@@ -57,11 +59,12 @@ class record_processor {
   [[nodiscard]] const output_schema& schema() const { return schema_; }
 
  private:
-  record_processor(const pipeline_config& cfg, filter_expr filter);
+  record_processor(const pipeline_config& cfg, filter_expr filter, bool project);
 
   const pipeline_config& cfg_;
   record_decoder decoder_;
   filter_expr filter_;
+  bool project_;
   std::vector<int> projection_;  // indices into the decoded row
   output_schema schema_;
   decoded_record decoded_;

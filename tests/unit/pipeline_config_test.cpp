@@ -10,9 +10,9 @@
 namespace eddy {
 namespace {
 
-std::string example_path() {
+std::string example_path(std::string_view file = "ncr_ride_bookings.toml") {
   return (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "deploy" / "pipelines" /
-          "ncr_ride_bookings.toml")
+          file)
       .lexically_normal()
       .string();
 }
@@ -32,20 +32,65 @@ constexpr std::string_view minimal =
     "[[sinks]]\n"            // 11
     "type = \"console\"\n";  // 12
 
-/// `minimal` with `extra` inserted after line `after_line` (1-based).
-std::string with_lines(std::size_t after_line, std::string_view extra) {
-  std::string text(minimal);
+/// A minimal aggregating pipeline; each line number is fixed for the tests below.
+constexpr std::string_view windowed =
+    "[source]\n"              // 1
+    "topic = \"orders\"\n"    // 2
+    "[[fields]]\n"            // 3
+    "name = \"id\"\n"         // 4
+    "type = \"int\"\n"        // 5
+    "[[fields]]\n"            // 6
+    "name = \"ts\"\n"         // 7
+    "type = \"timestamp\"\n"  // 8
+    "[[fields]]\n"            // 9
+    "name = \"kind\"\n"       // 10
+    "[[fields]]\n"            // 11
+    "name = \"amount\"\n"     // 12
+    "type = \"double\"\n"     // 13
+    "[[sinks]]\n"             // 14
+    "type = \"console\"\n"    // 15
+    "[[aggregates]]\n"        // 16
+    "alias = \"n\"\n"         // 17
+    "function = \"count\"\n"  // 18
+    "[window]\n"              // 19
+    "type = \"tumbling\"\n"   // 20
+    "size = \"1m\"\n"         // 21
+    "time_field = \"ts\"\n";  // 22
+
+/// `base` with `extra` inserted after line `after_line` (1-based).
+std::string inserted(std::string_view base, std::size_t after_line, std::string_view extra) {
+  std::string text(base);
   std::size_t pos = 0;
   for (std::size_t i = 0; i < after_line; ++i) pos = text.find('\n', pos) + 1;
   text.insert(pos, std::string(extra) + "\n");
   return text;
 }
 
-/// `minimal` with the first `from` replaced by `to`.
-std::string replaced(std::string_view from, std::string_view to) {
-  std::string text(minimal);
+/// `base` with the first `from` replaced by `to`.
+std::string replaced_in(std::string_view base, std::string_view from, std::string_view to) {
+  std::string text(base);
   text.replace(text.find(from), from.size(), to);
   return text;
+}
+
+/// `minimal` with `extra` inserted after line `after_line` (1-based).
+std::string with_lines(std::size_t after_line, std::string_view extra) {
+  return inserted(minimal, after_line, extra);
+}
+
+/// `minimal` with the first `from` replaced by `to`.
+std::string replaced(std::string_view from, std::string_view to) {
+  return replaced_in(minimal, from, to);
+}
+
+/// `windowed` with `extra` inserted after line `after_line` (1-based).
+std::string windowed_with(std::size_t after_line, std::string_view extra) {
+  return inserted(windowed, after_line, extra);
+}
+
+/// `windowed` with the first `from` replaced by `to`.
+std::string windowed_replaced(std::string_view from, std::string_view to) {
+  return replaced_in(windowed, from, to);
 }
 
 pipeline_config parsed(std::string_view text) {
@@ -422,6 +467,557 @@ TEST(pipeline_config, prints_enum_names_as_written_in_pipeline_files) {
   EXPECT_EQ(to_string(message_format::schema), "schema");
   EXPECT_EQ(to_string(time_unit::nanos), "nanos");
   EXPECT_EQ(to_string(sink_kind::kafka), "kafka");
+}
+
+// ---- source.max_message_bytes ----------------------------------------------------------------
+
+TEST(pipeline_config, reads_max_message_bytes_within_its_range) {
+  EXPECT_EQ(parsed(minimal).source.max_message_bytes, 1 << 20);
+  EXPECT_EQ(parsed(with_lines(5, "max_message_bytes = 1024")).source.max_message_bytes, 1024);
+  EXPECT_EQ(parsed(with_lines(5, "max_message_bytes = 1073741824")).source.max_message_bytes,
+            int64_t{1} << 30);
+  EXPECT_EQ(parse_error(with_lines(5, "max_message_bytes = 1023")),
+            "t.toml:6: source.max_message_bytes: must be between 1024 and 1073741824, got 1023");
+  EXPECT_EQ(parse_error(with_lines(5, "max_message_bytes = 1073741825")),
+            "t.toml:6: source.max_message_bytes: must be between 1024 and 1073741824, got "
+            "1073741825");
+  EXPECT_EQ(parse_error(with_lines(5, "max_message_bytes = \"1MB\"")),
+            "t.toml:6: source.max_message_bytes: expected an integer, got string");
+}
+
+// ---- aggregation: the example files ------------------------------------------------------------
+
+TEST(pipeline_config, parses_the_windowed_example_pipeline_file) {
+  const auto r = load_pipeline_config(example_path("ncr_windowed.toml"));
+  ASSERT_TRUE(r.config.has_value()) << r.error;
+  const pipeline_config& c = *r.config;
+  EXPECT_EQ(c.name, "ncr_windowed");
+  EXPECT_EQ(c.source.max_message_bytes, 1 << 20);
+  EXPECT_TRUE(c.select.empty());
+  EXPECT_EQ(c.filter, "op in (\"c\", \"r\")");
+
+  // The same fields as the first example.
+  const auto first = load_pipeline_config(example_path());
+  ASSERT_TRUE(first.config.has_value()) << first.error;
+  ASSERT_EQ(c.fields.size(), first.config->fields.size());
+  for (std::size_t i = 0; i < c.fields.size(); ++i) {
+    EXPECT_EQ(c.fields[i].name, first.config->fields[i].name);
+    EXPECT_EQ(c.fields[i].column, first.config->fields[i].column);
+    EXPECT_EQ(c.fields[i].type, first.config->fields[i].type);
+    EXPECT_EQ(c.fields[i].unit, first.config->fields[i].unit);
+    EXPECT_EQ(c.fields[i].required, first.config->fields[i].required);
+  }
+
+  const window_config& w = c.window;
+  EXPECT_EQ(w.kind, window_kind::tumbling);
+  EXPECT_EQ(w.size_us, 60'000'000);
+  EXPECT_EQ(w.time_field, "created_at_ts");
+  EXPECT_EQ(w.time_field_index, c.field_index("created_at_ts"));
+  EXPECT_FALSE(w.processing_time);
+  EXPECT_EQ(w.max_out_of_orderness_us, 5'000'000);
+  EXPECT_EQ(w.allowed_lateness_us, 0);
+  EXPECT_EQ(w.idle_timeout_us, 0);
+  EXPECT_EQ(w.emit, emit_mode::on_close);
+  EXPECT_EQ(w.late, late_policy::dead_letter);
+
+  ASSERT_EQ(c.aggregates.size(), 3u);
+  EXPECT_EQ(c.aggregates[0].alias, "bookings");
+  EXPECT_EQ(c.aggregates[0].function, "count");
+  EXPECT_EQ(c.aggregates[0].field, "");
+  EXPECT_EQ(c.aggregates[1].alias, "avg_booking_value");
+  EXPECT_EQ(c.aggregates[1].function, "avg");
+  EXPECT_EQ(c.aggregates[1].field, "booking_value");
+  EXPECT_EQ(c.aggregates[2].alias, "p95_ride_distance");
+  EXPECT_EQ(c.aggregates[2].function, "p95");
+  EXPECT_EQ(c.aggregates[2].field, "ride_distance");
+  EXPECT_DOUBLE_EQ(c.aggregates[2].q, 0.95);
+
+  EXPECT_EQ(c.aggregation.group_by, std::vector<std::string>{"vehicle_type"});
+  EXPECT_EQ(c.aggregation.mode, "append");
+  EXPECT_TRUE(c.aggregation.primary_key.empty());
+  EXPECT_EQ(c.aggregation.having, "");
+  EXPECT_EQ(c.aggregation.shards, 4);
+  ASSERT_EQ(c.sinks.size(), 1u);
+  EXPECT_EQ(c.sinks[0].kind, sink_kind::console);
+}
+
+TEST(pipeline_config, parses_the_changelog_example_pipeline_file) {
+  const auto r = load_pipeline_config(example_path("ncr_changelog.toml"));
+  ASSERT_TRUE(r.config.has_value()) << r.error;
+  const pipeline_config& c = *r.config;
+  EXPECT_EQ(c.name, "ncr_changelog");
+  EXPECT_EQ(c.filter, "");
+  EXPECT_TRUE(c.select.empty());
+  EXPECT_EQ(c.window.kind, window_kind::global);
+  EXPECT_EQ(c.window.emit, emit_mode::on_update);
+  EXPECT_TRUE(c.window.processing_time);
+  EXPECT_EQ(c.window.time_field_index, -1);
+  ASSERT_EQ(c.aggregates.size(), 2u);
+  EXPECT_EQ(c.aggregates[0].alias, "completed");
+  EXPECT_EQ(c.aggregates[0].function, "count");
+  EXPECT_EQ(c.aggregates[1].function, "avg");
+  EXPECT_EQ(c.aggregation.mode, "changelog");
+  EXPECT_EQ(c.aggregation.group_by,
+            (std::vector<std::string>{"pickup_location", "booking_status"}));
+  EXPECT_EQ(c.aggregation.primary_key, std::vector<std::string>{"id"});
+  EXPECT_EQ(c.aggregation.having, "booking_status = \"Completed\"");
+  ASSERT_EQ(c.sinks.size(), 1u);
+  EXPECT_EQ(c.sinks[0].kind, sink_kind::console);
+}
+
+// ---- aggregation: defaults and every key -------------------------------------------------------
+
+TEST(pipeline_config, is_not_aggregating_without_aggregates) {
+  const auto c = parsed(minimal);
+  EXPECT_EQ(c.window.kind, window_kind::none);
+  EXPECT_TRUE(c.aggregates.empty());
+}
+
+TEST(pipeline_config, defaults_to_a_global_window_updated_in_place_when_only_aggregates_are_given) {
+  const auto c = parsed(with_lines(12, "[[aggregates]]\nalias = \"n\"\nfunction = \"count\""));
+  EXPECT_EQ(c.window.kind, window_kind::global);
+  EXPECT_EQ(c.window.emit, emit_mode::on_update);
+  EXPECT_TRUE(c.window.processing_time);
+  EXPECT_EQ(c.window.time_field, "");
+  EXPECT_EQ(c.window.time_field_index, -1);
+  EXPECT_EQ(c.window.late, late_policy::drop);
+  ASSERT_EQ(c.aggregates.size(), 1u);
+  EXPECT_EQ(c.aggregates[0].alias, "n");
+  EXPECT_EQ(c.aggregates[0].function, "count");
+  EXPECT_EQ(c.aggregates[0].field, "");
+  EXPECT_EQ(c.aggregates[0].line, 13);
+  EXPECT_TRUE(c.aggregation.group_by.empty());
+  EXPECT_EQ(c.aggregation.mode, "append");
+  EXPECT_TRUE(c.aggregation.primary_key.empty());
+  EXPECT_EQ(c.aggregation.having, "");
+  EXPECT_EQ(c.aggregation.shards, 4);
+}
+
+TEST(pipeline_config, fills_in_window_defaults) {
+  const auto c = parsed(windowed);
+  EXPECT_EQ(c.window.kind, window_kind::tumbling);
+  EXPECT_EQ(c.window.size_us, 60'000'000);
+  EXPECT_EQ(c.window.slide_us, 0);
+  EXPECT_EQ(c.window.gap_us, 0);
+  EXPECT_EQ(c.window.time_field, "ts");
+  EXPECT_EQ(c.window.time_field_index, 1);
+  EXPECT_FALSE(c.window.processing_time);
+  EXPECT_EQ(c.window.max_out_of_orderness_us, 0);
+  EXPECT_EQ(c.window.allowed_lateness_us, 0);
+  EXPECT_EQ(c.window.idle_timeout_us, 0);
+  EXPECT_EQ(c.window.emit, emit_mode::on_close);
+  EXPECT_EQ(c.window.late, late_policy::drop);
+}
+
+TEST(pipeline_config, reads_every_window_and_aggregation_key) {
+  const auto c = parsed(R"([source]
+topic = "t"
+[[fields]]
+name = "ts"
+type = "timestamp"
+[[fields]]
+name = "k"
+[[fields]]
+name = "v"
+type = "int"
+[[sinks]]
+type = "console"
+[window]
+type = "hopping"
+size = "10m"
+slide = "2m"
+time_field = "ts"
+time = "event"
+max_out_of_orderness = "30s"
+allowed_lateness = 1500
+idle_timeout = "1h"
+emit = "on_update"
+late = "update"
+[[aggregates]]
+alias = "total"
+function = "sum"
+field = "v"
+[[aggregates]]
+alias = "top"
+function = "max"
+field = "v"
+[[aggregates]]
+alias = "seen"
+function = "count"
+field = "k"
+[aggregate]
+group_by = ["k"]
+mode = "changelog"
+primary_key = ["k", "ts"]
+having = "top > 3"
+shards = 256
+)");
+  EXPECT_EQ(c.window.kind, window_kind::hopping);
+  EXPECT_EQ(c.window.size_us, 600'000'000);
+  EXPECT_EQ(c.window.slide_us, 120'000'000);
+  EXPECT_EQ(c.window.time_field_index, 0);
+  EXPECT_EQ(c.window.max_out_of_orderness_us, 30'000'000);
+  EXPECT_EQ(c.window.allowed_lateness_us, 1'500'000);
+  EXPECT_EQ(c.window.idle_timeout_us, 3'600'000'000);
+  EXPECT_EQ(c.window.emit, emit_mode::on_update);
+  EXPECT_EQ(c.window.late, late_policy::update);
+  ASSERT_EQ(c.aggregates.size(), 3u);
+  EXPECT_EQ(c.aggregates[0].alias, "total");
+  EXPECT_EQ(c.aggregates[0].function, "sum");
+  EXPECT_EQ(c.aggregates[0].field, "v");
+  EXPECT_EQ(c.aggregates[0].line, 24);
+  EXPECT_EQ(c.aggregates[1].function, "max");
+  EXPECT_EQ(c.aggregates[2].function, "count");
+  EXPECT_EQ(c.aggregates[2].field, "k");
+  EXPECT_EQ(c.aggregation.group_by, std::vector<std::string>{"k"});
+  EXPECT_EQ(c.aggregation.mode, "changelog");
+  EXPECT_EQ(c.aggregation.primary_key, (std::vector<std::string>{"k", "ts"}));
+  EXPECT_EQ(c.aggregation.having, "top > 3");
+  EXPECT_EQ(c.aggregation.shards, 256);
+}
+
+TEST(pipeline_config, reads_session_and_processing_time_windows) {
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"", "type = \"session\"")),
+            "t.toml:21: window.size: not an option of session windows (they take: type, gap, "
+            "time_field, time, emit, late, max_out_of_orderness, allowed_lateness, "
+            "idle_timeout)");
+  auto c = parsed(
+      windowed_replaced("type = \"tumbling\"\nsize = \"1m\"", "type = \"session\"\ngap = \"30m\""));
+  EXPECT_EQ(c.window.kind, window_kind::session);
+  EXPECT_EQ(c.window.gap_us, 1'800'000'000);
+
+  c = parsed(windowed_replaced("time_field = \"ts\"", "time = \"processing\""));
+  EXPECT_TRUE(c.window.processing_time);
+  EXPECT_EQ(c.window.time_field_index, -1);
+}
+
+TEST(pipeline_config, reads_a_global_window) {
+  auto c = parsed(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"", "type = \"global\""));
+  EXPECT_EQ(c.window.kind, window_kind::global);
+  EXPECT_EQ(c.window.emit, emit_mode::on_update);
+  EXPECT_FALSE(c.window.processing_time);  // it has a time field (for first / last)
+  EXPECT_EQ(c.window.time_field_index, 1);
+
+  c = parsed(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"\ntime_field = \"ts\"",
+                               "type = \"global\""));
+  EXPECT_TRUE(c.window.processing_time);
+  EXPECT_EQ(c.window.emit, emit_mode::on_update);
+
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"", "type = \"global\"")),
+            "t.toml:21: window.size: not an option of global windows (they take: type, "
+            "time_field, time, emit)");
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"global\"\nlate = \"update\"")),
+            "t.toml:21: window.late: not an option of global windows (they take: type, "
+            "time_field, time, emit)");
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"global\"\nemit = \"on_close\"")),
+            "t.toml:21: window.emit: a global window never closes; use \"on_update\" (the "
+            "default)");
+}
+
+// ---- durations ---------------------------------------------------------------------------------
+
+TEST(pipeline_config, reads_durations_as_integer_and_unit_or_as_milliseconds) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"\"250ms\"", 250'000},     {"\"10s\"", 10'000'000},
+      {"\"1m\"", 60'000'000},     {"\"2h\"", 7'200'000'000},
+      {"\"1d\"", 86'400'000'000}, {"\"90s\"", 90'000'000},
+      {"1500", 1'500'000},        {"\"3650d\"", 3650 * 86'400'000'000},
+  };
+  for (const auto& [text, us] : cases) {
+    const auto c = parsed(windowed_replaced("size = \"1m\"", std::string("size = ") + text));
+    EXPECT_EQ(c.window.size_us, us) << text;
+  }
+  EXPECT_EQ(
+      parsed(windowed_with(22, "max_out_of_orderness = \"0s\"")).window.max_out_of_orderness_us, 0);
+  EXPECT_EQ(parsed(windowed_with(22, "idle_timeout = 0")).window.idle_timeout_us, 0);
+}
+
+TEST(pipeline_config, rejects_malformed_durations_naming_the_key) {
+  EXPECT_EQ(parse_error(windowed_replaced("size = \"1m\"", "size = \"1 minute\"")),
+            "t.toml:21: window.size: expected a duration such as \"1m\" or \"500ms\", got \"1 "
+            "minute\"");
+  for (const char* bad : {"1.5s", "10", "-1s", "1S", "", "1mm", "s", " 1s", "1s ", "+1s", "1us"}) {
+    EXPECT_EQ(
+        parse_error(windowed_replaced("size = \"1m\"", "size = \"" + std::string(bad) + "\"")),
+        "t.toml:21: window.size: expected a duration such as \"1m\" or \"500ms\", got \"" +
+            std::string(bad) + "\"")
+        << bad;
+  }
+  EXPECT_EQ(parse_error(windowed_replaced("size = \"1m\"", "size = 1.5")),
+            "t.toml:21: window.size: expected a duration such as \"1m\" or \"500ms\", got float");
+  EXPECT_EQ(parse_error(windowed_with(22, "allowed_lateness = -5")),
+            "t.toml:23: window.allowed_lateness: must not be negative, got -5");
+  EXPECT_EQ(parse_error(windowed_with(22, "idle_timeout = \"3651d\"")),
+            "t.toml:23: window.idle_timeout: must be at most 3650d, got \"3651d\"");
+  EXPECT_EQ(parse_error(windowed_with(22, "idle_timeout = \"99999999999999999999999ms\"")),
+            "t.toml:23: window.idle_timeout: must be at most 3650d, got "
+            "\"99999999999999999999999ms\"");
+  EXPECT_EQ(parse_error(windowed_with(22, "idle_timeout = 315360000001")),
+            "t.toml:23: window.idle_timeout: must be at most 3650d, got 315360000001 "
+            "(milliseconds)");
+  EXPECT_EQ(parse_error(windowed_replaced("size = \"1m\"", "size = \"0s\"")),
+            "t.toml:21: window.size: must be greater than 0s");
+  EXPECT_EQ(parse_error(windowed_replaced("size = \"1m\"", "size = 0")),
+            "t.toml:21: window.size: must be greater than 0s");
+}
+
+// ---- [window] errors ---------------------------------------------------------------------------
+
+TEST(pipeline_config, rejects_window_keys_that_are_unknown_or_of_another_window_type) {
+  EXPECT_EQ(parse_error(windowed_with(22, "siz = \"1m\"")),
+            "t.toml:23: unknown key 'window.siz'; did you mean 'size'?");
+  EXPECT_EQ(parse_error(windowed_with(22, "gap = \"1m\"")),
+            "t.toml:23: window.gap: not an option of tumbling windows (they take: type, size, "
+            "time_field, time, emit, late, max_out_of_orderness, allowed_lateness, "
+            "idle_timeout)");
+  EXPECT_EQ(parse_error(windowed_with(22, "slide = \"1m\"")),
+            "t.toml:23: window.slide: not an option of tumbling windows (they take: type, size, "
+            "time_field, time, emit, late, max_out_of_orderness, allowed_lateness, "
+            "idle_timeout)");
+  EXPECT_EQ(parse_error(windowed_with(18, "[windows]\ntype = \"global\"")),
+            "t.toml:19: unknown table [windows]; did you mean 'window'?");
+}
+
+TEST(pipeline_config, requires_the_keys_of_each_window_type) {
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\n", "")),
+            "t.toml:19: window.type: required key is missing (\"tumbling\", \"hopping\", "
+            "\"session\" or \"global\")");
+  EXPECT_EQ(parse_error(windowed_replaced("\"tumbling\"", "\"sliding\"")),
+            "t.toml:20: window.type: expected \"tumbling\", \"hopping\", \"session\" or "
+            "\"global\", got \"sliding\"");
+  EXPECT_EQ(parse_error(windowed_replaced("size = \"1m\"\n", "")),
+            "t.toml:19: window.size: required key is missing (the window length, e.g. \"1m\")");
+  EXPECT_EQ(parse_error(windowed_replaced("\"tumbling\"", "\"hopping\"")),
+            "t.toml:19: window.slide: required key is missing (how often a window starts, e.g. "
+            "\"10s\")");
+  EXPECT_EQ(
+      parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"", "type = \"session\"")),
+      "t.toml:19: window.gap: required key is missing (the silence that ends a session, e.g. "
+      "\"30m\")");
+}
+
+TEST(pipeline_config, requires_the_hop_to_divide_the_window) {
+  const auto c = parsed(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"1m\"\nslide = \"15s\""));
+  EXPECT_EQ(c.window.slide_us, 15'000'000);
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"5m\"\nslide = \"2m\"")),
+            "t.toml:22: window.slide: 2m does not divide window.size 5m");
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"1m\"\nslide = \"2m\"")),
+            "t.toml:22: window.slide: 2m does not divide window.size 1m");
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"1m\"\nslide = 7000")),
+            "t.toml:22: window.slide: 7s does not divide window.size 1m");
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"1m\"\nslide = \"0ms\"")),
+            "t.toml:22: window.slide: must be greater than 0s");
+}
+
+TEST(pipeline_config, requires_an_event_time_field_that_is_a_timestamp) {
+  EXPECT_EQ(parse_error(windowed_replaced("time_field = \"ts\"\n", "")),
+            "t.toml:19: window.time_field: required key is missing (a timestamp field, or time = "
+            "\"processing\")");
+  EXPECT_EQ(parse_error(windowed_replaced("time_field = \"ts\"", "time_field = \"tss\"")),
+            "t.toml:22: window.time_field: unknown field 'tss'; did you mean 'ts'?");
+  EXPECT_EQ(parse_error(windowed_replaced("time_field = \"ts\"", "time_field = \"id\"")),
+            "t.toml:22: window.time_field: 'id' is int, not timestamp");
+  EXPECT_EQ(parse_error(windowed_with(22, "time = \"processing\"")),
+            "t.toml:22: window.time_field: not used with time = \"processing\"");
+  EXPECT_EQ(parse_error(windowed_with(22, "time = \"ingest\"")),
+            "t.toml:23: window.time: expected \"event\" or \"processing\", got \"ingest\"");
+}
+
+TEST(pipeline_config, rejects_bad_emit_and_late_values) {
+  EXPECT_EQ(parse_error(windowed_with(22, "emit = \"on_closed\"")),
+            "t.toml:23: window.emit: expected \"on_close\" or \"on_update\", got \"on_closed\"");
+  EXPECT_EQ(parse_error(windowed_with(22, "late = \"keep\"")),
+            "t.toml:23: window.late: expected \"drop\", \"dead_letter\" or \"update\", got "
+            "\"keep\"");
+}
+
+// ---- how the tables fit together ---------------------------------------------------------------
+
+TEST(pipeline_config, requires_aggregates_for_a_window_or_an_aggregate_table) {
+  EXPECT_EQ(parse_error(with_lines(12, "[window]\ntype = \"global\"")),
+            "t.toml:13: window: a [window] needs at least one [[aggregates]]");
+  EXPECT_EQ(parse_error(with_lines(0, "aggregates = []") + "[window]\ntype = \"global\"\n"),
+            "t.toml:14: window: a [window] needs at least one [[aggregates]]");
+  EXPECT_EQ(parse_error(with_lines(12, "[aggregate]\ngroup_by = [\"id\"]")),
+            "t.toml:13: aggregate: an [aggregate] needs at least one [[aggregates]]");
+  EXPECT_EQ(parse_error(with_lines(12, "[aggregates]\nalias = \"n\"")),
+            "t.toml:13: aggregates: expected an array of tables ([[aggregates]]), got table");
+}
+
+TEST(pipeline_config, rejects_select_in_an_aggregating_pipeline) {
+  EXPECT_EQ(parse_error(windowed_with(15, "[query]\nselect = [\"id\"]")),
+            "t.toml:17: query.select: not used with [[aggregates]]: the output is window, "
+            "group_by and aggregates");
+  const auto c = parsed(windowed_with(15, "[query]\nselect = []\nfilter = \"amount > 1\""));
+  EXPECT_EQ(c.filter, "amount > 1");
+  EXPECT_EQ(c.aggregates.size(), 1u);
+}
+
+// ---- [[aggregates]] errors ---------------------------------------------------------------------
+
+TEST(pipeline_config, requires_each_aggregate_to_have_a_unique_identifier_alias) {
+  EXPECT_EQ(parse_error(windowed_replaced("alias = \"n\"\n", "")),
+            "t.toml:16: aggregates[0].alias: required key is missing (the name of the output "
+            "column)");
+  const std::string e = parse_error(windowed_replaced("\"n\"", "\"row count\""));
+  EXPECT_EQ(e.rfind("t.toml:17: aggregates[0].alias: \"row count\" is not an identifier", 0), 0u)
+      << e;
+  EXPECT_EQ(parse_error(windowed_with(18, "[[aggregates]]\nalias = \"n\"\nfunction = \"max\"")),
+            "t.toml:20: aggregates[1].alias: duplicate alias 'n' (first used at line 16)");
+  EXPECT_EQ(parse_error(windowed_replaced("\"n\"", "\"window_start\"")),
+            "t.toml:17: aggregates[0].alias: 'window_start' is reserved for the window bounds");
+  EXPECT_EQ(parse_error(windowed_replaced("\"n\"", "\"window_end\"")),
+            "t.toml:17: aggregates[0].alias: 'window_end' is reserved for the window bounds");
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\ngroup_by = [\"kind\"]") +
+                        "[[aggregates]]\nalias = \"kind\"\nfunction = \"count\"\n"),
+            "t.toml:26: aggregates[1].alias: 'kind' is also a group_by field; output columns "
+            "need distinct names");
+  EXPECT_EQ(parse_error(windowed_with(17, "alia = \"x\"")),
+            "t.toml:18: unknown key 'aggregates[0].alia'; did you mean 'alias'?");
+}
+
+TEST(pipeline_config, requires_a_known_aggregate_function) {
+  EXPECT_EQ(parse_error(windowed_replaced("function = \"count\"\n", "")),
+            "t.toml:16: aggregates[0].function: required key is missing (one of count, sum, avg, "
+            "min, max, count_distinct, approx_count_distinct, percentile, p50, p90, p95, p99, "
+            "first, last)");
+  EXPECT_EQ(parse_error(windowed_replaced("\"count\"", "\"cnt\"")),
+            "t.toml:18: aggregates[0].function: unknown function \"cnt\"; did you mean "
+            "\"count\"? (known: count, sum, avg, min, max, count_distinct, "
+            "approx_count_distinct, percentile, p50, p90, p95, p99, first, last)");
+  const std::string e = parse_error(windowed_replaced("\"count\"", "\"median\""));
+  EXPECT_EQ(e.rfind("t.toml:18: aggregates[0].function: unknown function \"median\" (known: ", 0),
+            0u)
+      << e;
+  EXPECT_EQ(parse_error(windowed_replaced("\"count\"", "3")),
+            "t.toml:18: aggregates[0].function: expected a string, got integer");
+  for (const char* fn : {"count", "min", "max", "count_distinct", "approx_count_distinct", "first",
+                         "last", "sum", "avg", "p50", "p90", "p95", "p99"}) {
+    const auto c = parsed(windowed_replaced(
+        "function = \"count\"", "function = \"" + std::string(fn) + "\"\n" + "field = \"amount\""));
+    EXPECT_EQ(c.aggregates[0].function, fn);
+    EXPECT_EQ(c.aggregates[0].field, "amount");
+  }
+}
+
+TEST(pipeline_config, requires_a_declared_field_except_for_count) {
+  EXPECT_EQ(parse_error(windowed_replaced("\"count\"", "\"sum\"")),
+            "t.toml:16: aggregates[0].field: required key is missing (sum needs a field; only "
+            "count works without one)");
+  EXPECT_EQ(parse_error(windowed_with(18, "field = \"amont\"")),
+            "t.toml:19: aggregates[0].field: unknown field 'amont'; did you mean 'amount'?");
+  EXPECT_EQ(parse_error(windowed_with(18, "field = \"\"")),
+            "t.toml:19: aggregates[0].field: must not be empty");
+  EXPECT_EQ(parse_error(
+                windowed_replaced("function = \"count\"", "function = \"avg\"\nfield = \"kind\"")),
+            "t.toml:19: aggregates[0].field: avg needs an int or double field ('kind' is "
+            "string)");
+  EXPECT_EQ(
+      parse_error(windowed_replaced("function = \"count\"", "function = \"p95\"\nfield = \"ts\"")),
+      "t.toml:19: aggregates[0].field: p95 needs an int or double field ('ts' is "
+      "timestamp)");
+  EXPECT_EQ(parsed(windowed_replaced("function = \"count\"",
+                                     "function = \"count_distinct\"\nfield = \"kind\""))
+                .aggregates[0]
+                .field,
+            "kind");
+}
+
+TEST(pipeline_config, requires_q_with_percentile_and_only_there) {
+  const std::string percentile = "function = \"percentile\"\nfield = \"amount\"";
+  auto c = parsed(windowed_replaced("function = \"count\"", percentile + "\nq = 0.25"));
+  EXPECT_DOUBLE_EQ(c.aggregates[0].q, 0.25);
+  EXPECT_EQ(parse_error(windowed_replaced("function = \"count\"", percentile)),
+            "t.toml:16: aggregates[0].q: required key is missing (the quantile, between 0 and 1, "
+            "e.g. 0.95)");
+  EXPECT_EQ(parse_error(windowed_replaced("function = \"count\"", percentile + "\nq = 1.5")),
+            "t.toml:20: aggregates[0].q: must be between 0 and 1 (exclusive), got 1.5");
+  EXPECT_EQ(parse_error(windowed_replaced("function = \"count\"", percentile + "\nq = 0.0")),
+            "t.toml:20: aggregates[0].q: must be between 0 and 1 (exclusive), got 0");
+  EXPECT_EQ(parse_error(windowed_replaced("function = \"count\"", percentile + "\nq = 1")),
+            "t.toml:20: aggregates[0].q: must be between 0 and 1 (exclusive), got 1");
+  EXPECT_EQ(parse_error(windowed_replaced("function = \"count\"", percentile + "\nq = \"p95\"")),
+            "t.toml:20: aggregates[0].q: expected a number between 0 and 1, got string");
+  EXPECT_EQ(parse_error(windowed_with(18, "q = 0.5")),
+            "t.toml:19: aggregates[0].q: only valid with function = \"percentile\", not "
+            "\"count\"");
+  c = parsed(windowed_replaced("function = \"count\"", "function = \"p99\"\nfield = \"amount\""));
+  EXPECT_DOUBLE_EQ(c.aggregates[0].q, 0.99);
+  c = parsed(windowed_replaced("function = \"count\"", "function = \"p50\"\nfield = \"amount\""));
+  EXPECT_DOUBLE_EQ(c.aggregates[0].q, 0.5);
+}
+
+// ---- [aggregate] errors ------------------------------------------------------------------------
+
+TEST(pipeline_config, requires_group_by_to_name_declared_fields_once) {
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\ngroup_by = [\"knd\"]")),
+            "t.toml:24: aggregate.group_by: unknown field 'knd'; did you mean 'kind'?");
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\ngroup_by = [\"kind\", \"kind\"]")),
+            "t.toml:24: aggregate.group_by: field 'kind' is listed twice");
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\ngroup_by = \"kind\"")),
+            "t.toml:24: aggregate.group_by: expected an array of field names, got string");
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\ngroupby = [\"kind\"]")),
+            "t.toml:24: unknown key 'aggregate.groupby'; did you mean 'group_by'?");
+  // A group_by field may not take the name of a window bounds column (a global window has none).
+  const std::string bounds_field = "[[fields]]\nname = \"window_start\"";
+  EXPECT_EQ(
+      parse_error(windowed_with(13, bounds_field) + "[aggregate]\ngroup_by = [\"window_start\"]\n"),
+      "t.toml:26: aggregate.group_by: 'window_start' is the name of a window bounds column");
+  const auto c =
+      parsed(with_lines(12, bounds_field + "\n[[aggregates]]\nalias = \"n\"\nfunction = \"count\""
+                                           "\n[aggregate]\ngroup_by = [\"window_start\"]"));
+  EXPECT_EQ(c.aggregation.group_by, std::vector<std::string>{"window_start"});
+}
+
+TEST(pipeline_config, checks_mode_primary_key_having_and_shards) {
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\nmode = \"upsert\"")),
+            "t.toml:24: aggregate.mode: expected \"append\" or \"changelog\", got \"upsert\"");
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\nprimary_key = [\"id\"]")),
+            "t.toml:24: aggregate.primary_key: only used with mode = \"changelog\"");
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\nmode = \"changelog\"\nprimary_key = []")),
+            "t.toml:25: aggregate.primary_key: must not be empty");
+  EXPECT_EQ(parse_error(windowed_with(22,
+                                      "[aggregate]\nmode = \"changelog\"\n"
+                                      "primary_key = [\"idd\"]")),
+            "t.toml:25: aggregate.primary_key: unknown field 'idd'; did you mean 'id'?");
+  auto c = parsed(windowed_with(22, "[aggregate]\nmode = \"changelog\""));
+  EXPECT_EQ(c.aggregation.primary_key, std::vector<std::string>{"id"});
+  EXPECT_EQ(parse_error(replaced_in(windowed_with(22, "[aggregate]\nmode = \"changelog\""),
+                                    "name = \"id\"", "name = \"key\"")),
+            "t.toml:24: aggregate.primary_key: required with mode = \"changelog\" (there is no "
+            "field named 'id' to default to): list the fields that identify a source row");
+  c = parsed(windowed_with(22, "[aggregate]\nhaving = 'n > 3 and whatever(\"x\")'"));
+  EXPECT_EQ(c.aggregation.having, "n > 3 and whatever(\"x\")");  // compiled later, not here
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\nhaving = 3")),
+            "t.toml:24: aggregate.having: expected a string, got integer");
+  EXPECT_EQ(parsed(windowed_with(22, "[aggregate]\nshards = 1")).aggregation.shards, 1);
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\nshards = 0")),
+            "t.toml:24: aggregate.shards: must be between 1 and 256, got 0");
+  EXPECT_EQ(parse_error(windowed_with(22, "[aggregate]\nshards = 257")),
+            "t.toml:24: aggregate.shards: must be between 1 and 256, got 257");
+}
+
+TEST(pipeline_config, allows_only_retractable_aggregates_in_changelog_mode) {
+  for (const char* fn : {"count", "sum", "avg", "min", "max", "count_distinct"}) {
+    const auto c =
+        parsed(windowed_replaced("function = \"count\"", "function = \"" + std::string(fn) +
+                                                             "\"\n" + "field = \"amount\"") +
+               "[aggregate]\nmode = \"changelog\"\n");
+    EXPECT_EQ(c.aggregates[0].function, fn);
+  }
+  EXPECT_EQ(parse_error(windowed_replaced("function = \"count\"",
+                                          "function = \"p95\"\nfield = \"amount\"") +
+                        "[aggregate]\nmode = \"changelog\"\n"),
+            "t.toml:18: aggregates[0].function: p95 cannot take a row back, so it cannot be used "
+            "with aggregate.mode = \"changelog\" (these can: count, sum, avg, min, max, "
+            "count_distinct)");
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "worker/kafka/producer.hpp"
+
 namespace eddy {
 
 struct kafka_consumer::impl {
@@ -68,14 +70,14 @@ std::vector<int32_t> kafka_consumer::partitions(const std::string& topic, int ti
   rd_kafka_resp_err_t err = rd_kafka_metadata(impl_->rk, 0, rkt, &md, timeout_ms);
   rd_kafka_topic_destroy(rkt);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (error) *error = "cannot read metadata of topic '" + topic + "': " + rd_kafka_err2str(err);
+    if (error) *error = "cannot read metadata of topic '" + topic + "': " + kafka_error_text(err);
     return out;
   }
   for (int i = 0; i < md->topic_cnt; ++i) {
     const auto& t = md->topics[i];
     if (topic != t.topic) continue;
     if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (error) *error = "topic '" + topic + "': " + rd_kafka_err2str(t.err);
+      if (error) *error = "topic '" + topic + "': " + kafka_error_text(t.err);
       break;
     }
     for (int p = 0; p < t.partition_cnt; ++p) out.push_back(t.partitions[p].id);
@@ -92,7 +94,7 @@ bool kafka_consumer::watermarks(const std::string& topic, int32_t partition, int
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (error)
       *error = "cannot read offsets of " + topic + "/" + std::to_string(partition) + ": " +
-               rd_kafka_err2str(err);
+               kafka_error_text(err);
     return false;
   }
   return true;
@@ -108,7 +110,7 @@ bool kafka_consumer::assign(const std::string& topic,
   rd_kafka_resp_err_t err = rd_kafka_assign(impl_->rk, list);
   rd_kafka_topic_partition_list_destroy(list);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (error) *error = std::string("cannot assign partitions: ") + rd_kafka_err2str(err);
+    if (error) *error = std::string("cannot assign partitions: ") + kafka_error_text(err);
     return false;
   }
   return true;
@@ -123,7 +125,7 @@ size_t kafka_consumer::poll(int timeout_ms, size_t max,
   ssize_t n = rd_kafka_consume_batch_queue(impl_->queue, timeout_ms, impl_->buffer.data(), want);
   if (n < 0) {
     *ok = false;
-    if (error) *error = std::string("kafka poll: ") + rd_kafka_err2str(rd_kafka_last_error());
+    if (error) *error = std::string("kafka poll: ") + kafka_error_text(rd_kafka_last_error());
     return 0;
   }
   size_t delivered = 0;

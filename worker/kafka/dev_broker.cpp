@@ -304,6 +304,11 @@ std::unique_ptr<dev_broker> dev_broker::start(int brokers, const std::vector<top
     if (error) *error = "dev broker: librdkafka could not create the mock cluster";
     return nullptr;
   }
+  // The mock offers Metadata v0..2 only, and before v4 a request cannot say "don't create", so
+  // every consumer asking about an unknown topic would create it. v4 carries the client's
+  // allow.auto.create.topics: producers still create topics, consumers get UNKNOWN_TOPIC.
+  constexpr int16_t k_metadata_api_key = 3;
+  rd_kafka_mock_set_apiversion(state->mcluster, k_metadata_api_key, 0, 4);
   state->broker_count = brokers;
   state->brokers_list = rd_kafka_mock_cluster_bootstraps(state->mcluster);
   for (const auto& t : topics) {

@@ -2,11 +2,13 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -50,7 +52,14 @@ struct run_context {
   const pipeline_config* cfg;
   run_options opts;
   time_formatter fmt;
+  std::optional<aggregation_plan> plan;  ///< set for aggregating pipelines
 };
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // ---- sink actor -------------------------------------------------------------------------------
 
@@ -66,6 +75,7 @@ struct sink_state {
   std::map<int32_t, record_counters> counters;
   std::map<int32_t, int64_t> next_offsets;
   std::set<int32_t> expected, ended;
+  int expected_shards = 0, ended_shards = 0;
   int64_t batch_id = 0;
   caf::actor listener;
   std::string error;
@@ -76,9 +86,17 @@ struct sink_state {
 void flush(caf::stateful_actor<sink_state>* self) {
   auto& st = self->state;
   if (st.pending_in == 0 && st.pending_rows.empty() && st.pending_dead.empty()) return;
-  for (auto& s : st.sinks) {
-    if (auto err = s->write_batch(st.batch_id, st.schema, st.pending_rows); !err.empty())
-      st.error = "sink: " + err;
+  if (st.ctx->plan) {
+    // Aggregated rows come from several shards: show them in window, then key order.
+    std::sort(st.pending_rows.begin(), st.pending_rows.end());
+  }
+  // A batch whose records were all filtered out still counts; an aggregating batch that closed
+  // no window writes nothing (Spark prints empty tables; that is only noise).
+  if (!st.pending_rows.empty() || !st.ctx->plan) {
+    for (auto& s : st.sinks) {
+      if (auto err = s->write_batch(st.batch_id, st.schema, st.pending_rows); !err.empty())
+        st.error = "sink: " + err;
+    }
   }
   if (!st.pending_dead.empty()) {
     if (auto err = st.dead_file->write_batch(st.batch_id, st.pending_dead); !err.empty())
@@ -106,6 +124,20 @@ void report(caf::stateful_actor<sink_state>* self) {
   }
   r.error = st.error;
   self->send(st.listener, done_atom::value, std::move(r), st.batch_id);
+}
+
+void maybe_finish(caf::stateful_actor<sink_state>* self) {
+  auto& st = self->state;
+  if (st.finished || st.ended.size() < st.expected.size() ||
+      st.ended_shards < st.expected_shards)
+    return;
+  st.finished = true;
+  flush(self);
+  for (auto& s : st.sinks)
+    if (auto err = s->close(); !err.empty()) st.error = "sink: " + err;
+  if (st.dead_kafka) (void)st.dead_kafka->close();
+  report(self);
+  self->quit();
 }
 
 caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<run_context> ctx,
@@ -140,7 +172,8 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
   self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
                      tick_atom::value);
   return {
-      [self](assign_atom, const std::vector<int32_t>& partitions) {
+      [self](assign_atom, const std::vector<int32_t>& partitions, int shards) {
+        self->state.expected_shards = shards;
         for (int32_t p : partitions) {
           self->state.expected.insert(p);
           self->state.counters[p];  // partitions with no records still show up
@@ -148,24 +181,20 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
       },
       [self](result_batch& b) {
         auto& st = self->state;
+        if (b.shard >= 0) {
+          std::move(b.rows.begin(), b.rows.end(), std::back_inserter(st.pending_rows));
+          if (b.end) ++st.ended_shards;
+          maybe_finish(self);
+          return;
+        }
         st.counters[b.partition] += b.counters;
         st.pending_in += b.counters.in;
         if (b.next_offset >= 0) st.next_offsets[b.partition] = b.next_offset;
         std::move(b.rows.begin(), b.rows.end(), std::back_inserter(st.pending_rows));
         std::move(b.dead_letters.begin(), b.dead_letters.end(),
                   std::back_inserter(st.pending_dead));
-        if (b.end) {
-          st.ended.insert(b.partition);
-          if (!st.finished && st.ended.size() >= st.expected.size()) {
-            st.finished = true;
-            flush(self);
-            for (auto& s : st.sinks)
-              if (auto err = s->close(); !err.empty()) st.error = "sink: " + err;
-            if (st.dead_kafka) (void)st.dead_kafka->close();
-            report(self);
-            self->quit();
-          }
-        }
+        if (b.end) st.ended.insert(b.partition);
+        maybe_finish(self);
       },
       [self](tick_atom) {
         auto& st = self->state;
@@ -188,40 +217,128 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
 // ---- source task: one per partition -----------------------------------------------------------
 
 struct task_state {
+  std::shared_ptr<run_context> ctx;
   std::unique_ptr<record_processor> processor;
+  std::unique_ptr<partition_aggregator> aggregator;  // aggregating pipelines only
+  std::vector<caf::actor> shards;
+  std::vector<partial_batch> partials;
   caf::actor sink;
   int32_t partition = 0;
   static inline const char* name = "eddy.source_task";
 };
 
 caf::behavior source_task(caf::stateful_actor<task_state>* self, std::shared_ptr<run_context> ctx,
-                          int32_t partition, caf::actor sink) {
+                          int32_t partition, caf::actor sink, std::vector<caf::actor> shards) {
   auto& st = self->state;
+  st.ctx = ctx;
   st.partition = partition;
   st.sink = std::move(sink);
+  st.shards = std::move(shards);
   std::string err;
-  st.processor = record_processor::create(*ctx->cfg, &err);  // validated at load time
+  st.processor = record_processor::create(*ctx->cfg, &err, !ctx->plan);  // validated at load
+  if (ctx->plan) st.aggregator = std::make_unique<partition_aggregator>(*ctx->plan, partition);
   return {
       [self](const kafka_batch& b) {
         auto& st = self->state;
         result_batch out;
         out.partition = st.partition;
         out.end = b.end;
-        out.rows.reserve(b.entries.size());
+        if (!st.aggregator) out.rows.reserve(b.entries.size());
         raw_record r;
         r.topic = b.topic;
         r.partition = b.partition;
+        int64_t now = now_us();
+        std::string reason;
         for (const auto& e : b.entries) {
           r.offset = e.offset;
           r.timestamp_ms = e.timestamp_ms;
           r.key = b.key(e);
           r.value = b.value(e);
           r.value_is_null = e.value_is_null;
-          st.processor->process(r, out.rows, out.dead_letters, out.counters);
+          auto outcome = st.processor->process(r, out.rows, out.dead_letters, out.counters);
           out.next_offset = e.offset + 1;
+          if (outcome != record_outcome::out || !st.aggregator) continue;
+          switch (st.aggregator->add(st.processor->last_decoded(), now, reason)) {
+            case aggregate_outcome::contributed: break;
+            case aggregate_outcome::late:
+              --out.counters.out;
+              ++out.counters.late;
+              break;
+            case aggregate_outcome::dead_letter: {
+              --out.counters.out;
+              ++out.counters.dead_lettered;
+              dead_letter& d = out.dead_letters.emplace_back();
+              d.topic = std::string(r.topic);
+              d.partition = r.partition;
+              d.offset = r.offset;
+              d.timestamp_ms = r.timestamp_ms;
+              d.key = std::string(r.key);
+              d.value = std::string(r.value);
+              d.reason = reason;
+              break;
+            }
+          }
+        }
+        if (st.aggregator) {
+          st.aggregator->take_partials(st.partials, now);
+          for (size_t i = 0; i < st.shards.size() && i < st.partials.size(); ++i) {
+            partials_msg m;
+            m.batch = std::make_shared<partial_batch>(std::move(st.partials[i]));
+            m.end = b.end;
+            self->send(st.shards[i], std::move(m));
+          }
         }
         self->send(st.sink, std::move(out));
         if (b.end) self->quit();
+      },
+  };
+}
+
+// ---- aggregator shard: merges partials of every partition, emits windows --------------------
+
+struct shard_state {
+  std::shared_ptr<run_context> ctx;
+  std::unique_ptr<shard_aggregator> aggregator;
+  caf::actor sink;
+  int shard = 0;
+  size_t partitions = 0, ended = 0;
+  static inline const char* name = "eddy.shard";
+};
+
+void shard_emit(caf::stateful_actor<shard_state>* self, bool finish) {
+  auto& st = self->state;
+  result_batch out;
+  out.shard = st.shard;
+  if (finish) st.aggregator->finish(out.rows);
+  else st.aggregator->emit(out.rows, now_us());
+  out.end = finish;
+  if (!out.rows.empty() || finish) self->send(st.sink, std::move(out));
+}
+
+caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, std::shared_ptr<run_context> ctx,
+                          int shard, std::vector<int32_t> partitions, caf::actor sink) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.shard = shard;
+  st.sink = std::move(sink);
+  st.partitions = partitions.size();
+  st.aggregator = std::make_unique<shard_aggregator>(*ctx->plan, shard, std::move(partitions));
+  self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
+                     tick_atom::value);
+  return {
+      [self](partials_msg& m) {
+        auto& st = self->state;
+        st.aggregator->merge(std::move(*m.batch));
+        if (m.end && ++st.ended == st.partitions) {
+          // Every partition ended: close all windows (like Flink's stop --drain) and finish.
+          shard_emit(self, true);
+          self->quit();
+        }
+      },
+      [self](tick_atom) {
+        shard_emit(self, false);
+        self->delayed_send(self, std::chrono::milliseconds(self->state.ctx->cfg->trigger_interval_ms),
+                           tick_atom::value);
       },
   };
 }
@@ -348,10 +465,14 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
         if (st.assigned) return;  // reassignment needs checkpoints (not in this single-node run)
         st.assigned = true;
         st.sink = self->spawn(sink_actor, st.ctx, st.schema, st.listener);
-        self->send(st.sink, assign_atom::value, a.partitions);
+        int shard_count = st.ctx->plan ? st.ctx->plan->shard_count : 0;
+        self->send(st.sink, assign_atom::value, a.partitions, shard_count);
+        std::vector<caf::actor> shards;
+        for (int i = 0; i < shard_count; ++i)
+          shards.push_back(self->spawn(shard_actor, st.ctx, i, a.partitions, st.sink));
         std::vector<caf::actor> tasks;
         for (int32_t p : a.partitions)
-          tasks.push_back(self->spawn(source_task, st.ctx, p, st.sink));
+          tasks.push_back(self->spawn(source_task, st.ctx, p, st.sink, shards));
         st.poller = self->spawn<caf::detached>(poller_actor, st.ctx, st.consumer,
                                                caf::actor_cast<caf::actor>(self));
         self->send(st.poller, assign_atom::value, a.partitions, tasks);
@@ -381,6 +502,15 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     result.error = err;
     return result;
   }
+  output_schema schema = probe->schema();
+  if (!cfg.aggregates.empty()) {
+    ctx->plan = aggregation_plan::from_config(cfg, &err);
+    if (!ctx->plan) {
+      result.error = err;
+      return result;
+    }
+    schema = ctx->plan->schema;
+  }
   // Metadata first: assign() before it makes the "beginning" lookup wait on a retry timer.
   std::shared_ptr<kafka_consumer> consumer =
       kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id, {}, &err);
@@ -403,7 +533,7 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     caf::scoped_actor self{sys};
     auto coordinator = spawn_coordinator(sys, cfg.source.topic, partitions);
     auto worker = sys.spawn(worker_actor, ctx, consumer, coordinator, caf::actor_cast<caf::actor>(self),
-                            probe->schema());
+                            schema);
     bool running = true, failed = false;
     auto on_done = [&](done_atom, worker_report& r, int64_t batches) {
       result.partitions = std::move(r.partitions);

@@ -1,0 +1,464 @@
+// pipeline_e2e_test.cpp — the eddy binary end to end: `eddy broker`, `eddy produce`, `eddy run`
+// and `eddy decode` as separate processes talking over loopback.
+//
+// Every test gets its own temporary directory and (where it needs one) its own broker, and bounds
+// every wait with a timeout; child processes are killed when a test fails half-way.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace eddy::test {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+const std::string k_eddy = EDDY_BINARY;
+const fs::path k_source_dir = EDDY_SOURCE_DIR;
+
+/// Generous bounds: a healthy run takes well under a second for each of these.
+constexpr auto k_start_timeout = 20s;
+constexpr auto k_command_timeout = 60s;
+
+/// The result of a command run to its end.
+struct finished {
+  exit_status status;
+  std::string out;
+  std::string err;
+};
+
+json::object parse_object(std::string_view text) {
+  json::value v = json::parse(text);
+  return v.as_object();
+}
+
+int64_t int_at(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr)
+    throw std::runtime_error("no \"" + std::string(key) + "\" in " + json::serialize(o));
+  return v->to_number<int64_t>();
+}
+
+/// The string at `key`, or a description of what is there instead (for comparisons in tests).
+std::string str_at(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr) return "<missing>";
+  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
+  return std::string(v->as_string());
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+/// Files in `dir` named prefix*.jsonl (none when the directory does not exist yet).
+std::vector<fs::path> jsonl_files(const fs::path& dir, std::string_view prefix) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with(prefix) && name.ends_with(".jsonl")) files.push_back(it->path());
+  }
+  return files;
+}
+
+/// Every line of every prefix*.jsonl file in `dir`, each parsed as a JSON object.
+std::vector<json::object> read_jsonl(const fs::path& dir, std::string_view prefix) {
+  std::vector<json::object> rows;
+  for (const auto& file : jsonl_files(dir, prefix)) {
+    for (const auto& line : split_lines(read_text_file(file))) rows.push_back(parse_object(line));
+  }
+  return rows;
+}
+
+/// Newline-terminated lines in prefix*.jsonl files of `dir`. The sinks publish each file by
+/// rename, so a file is either absent or complete.
+size_t count_jsonl_lines(const fs::path& dir, std::string_view prefix) {
+  size_t n = 0;
+  for (const auto& file : jsonl_files(dir, prefix)) {
+    const std::string text = read_text_file(file);
+    n += static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  }
+  return n;
+}
+
+struct pipeline_file {
+  std::string topic;
+  std::string format = "auto";
+  std::string filter = "op != \"d\"";
+  std::string sink_dir;
+  std::string dead_letter_dir;
+};
+
+/// A pipeline file with the fields of deploy/pipelines/ncr_ride_bookings.toml plus the Kafka
+/// partition and offset of every record, one file sink and a dead-letter directory.
+std::string pipeline_toml(const pipeline_file& p) {
+  std::string t;
+  t += "[pipeline]\nname = \"e2e\"\ntrigger_interval_ms = 100\n\n";
+  t += "[source]\nbootstrap_servers = \"127.0.0.1:1\"\n";  // always overridden by --bootstrap
+  t += "topic = \"" + p.topic + "\"\nformat = \"" + p.format + "\"\n";
+  const struct {
+    const char* name;
+    const char* column;
+    const char* type;
+    const char* extra;
+  } fields[] = {
+      {"id", "id", "int", "required = true\n"},
+      {"op", "$op", "string", ""},
+      {"created_at_ts", "created_at", "timestamp", "unit = \"micros\"\n"},
+      {"updated_at_ts", "updated_at", "timestamp", "unit = \"micros\"\n"},
+      {"booking_value", "ncr_ride_bookings.csv/booking+value", "double", ""},
+      {"ride_distance", "ncr_ride_bookings.csv/ride+distance", "double", ""},
+      {"booking_status", "ncr_ride_bookings.csv/booking+status", "string", ""},
+      {"vehicle_type", "ncr_ride_bookings.csv/vehicle+type", "string", ""},
+      {"pickup_location", "ncr_ride_bookings.csv/pickup+location", "string", ""},
+      {"customer_id", "ncr_ride_bookings.csv/customer+id", "string", ""},
+      {"source_ts", "$source_ts", "timestamp", ""},
+      {"kafka_partition", "$partition", "int", ""},
+      {"kafka_offset", "$offset", "int", ""},
+  };
+  std::string select;
+  for (const auto& f : fields) {
+    t += std::string("\n[[fields]]\nname = \"") + f.name + "\"\ncolumn = \"" + f.column +
+         "\"\ntype = \"" + f.type + "\"\n" + f.extra;
+    select += std::string(select.empty() ? "" : ", ") + "\"" + f.name + "\"";
+  }
+  t += "\n[query]\nfilter = '" + p.filter + "'\nselect = [" + select + "]\n";
+  t += "\n[[sinks]]\ntype = \"file\"\npath = \"" + p.sink_dir + "\"\n";
+  t += "\n[dead_letter]\npath = \"" + p.dead_letter_dir + "\"\n";
+  return t;
+}
+
+class eddy_processes : public ::testing::Test {
+ protected:
+  /// Starts `eddy broker --topic SPEC` and reads its bootstrap line into bootstrap_.
+  void start_broker(const std::string& topic_spec) {
+    broker_ = std::make_unique<child_process>(child_process::options{
+        .argv = {k_eddy, "broker", "--topic", topic_spec},
+        .out = redirect::pipe(),
+        .err = redirect::file(dir_ / "broker.stderr"),
+    });
+    auto line = broker_->read_stdout_line(k_start_timeout);
+    ASSERT_TRUE(line.has_value()) << "no bootstrap line from eddy broker; stderr: "
+                                  << read_text_file(dir_ / "broker.stderr");
+    ASSERT_TRUE(line->starts_with("bootstrap=")) << *line;
+    bootstrap_ = line->substr(std::string_view("bootstrap=").size());
+    ASSERT_FALSE(bootstrap_.empty());
+  }
+
+  /// Runs `eddy ARGS...` to its end with stdout/stderr in files; fails the test (and kills the
+  /// command) if it takes longer than `timeout`.
+  std::optional<finished> run_eddy(std::vector<std::string> args,
+                                   std::chrono::milliseconds timeout = k_command_timeout,
+                                   redirect in = redirect::null()) {
+    const std::string base = dir_ / ("cmd" + std::to_string(++commands_));
+    args.insert(args.begin(), k_eddy);
+    child_process proc({.argv = args,
+                        .in = std::move(in),
+                        .out = redirect::file(base + ".stdout"),
+                        .err = redirect::file(base + ".stderr")});
+    auto status = proc.wait_for(timeout);
+    if (!status) {
+      proc.terminate(1s);
+      ADD_FAILURE() << "eddy " << args[1] << " did not finish within " << timeout.count()
+                    << " ms; stderr: " << read_text_file(base + ".stderr");
+      return std::nullopt;
+    }
+    return finished{*status, read_text_file(base + ".stdout"), read_text_file(base + ".stderr")};
+  }
+
+  /// `eddy produce` into the broker; returns its JSON summary line.
+  std::optional<json::object> produce(const std::string& topic, int count,
+                                      const std::string& format, double bad_ratio = 0.02) {
+    auto r = run_eddy({"produce", "--bootstrap", bootstrap_, "--topic", topic, "--count",
+                       std::to_string(count), "--format", format, "--bad-ratio",
+                       std::to_string(bad_ratio), "--seed", "7"});
+    if (!r) return std::nullopt;
+    EXPECT_TRUE(r->status.ok()) << r->status.describe() << "; stderr: " << r->err;
+    auto lines = split_lines(r->out);
+    EXPECT_EQ(lines.size(), 1u) << r->out;
+    if (!r->status.ok() || lines.size() != 1) return std::nullopt;
+    json::object summary = parse_object(lines.front());
+    EXPECT_EQ(int_at(summary, "produced"), count) << lines.front();
+    return summary;
+  }
+
+  std::string write_pipeline(const pipeline_file& p, const std::string& name = "pipeline.toml") {
+    const std::string path = dir_ / name;
+    write_text_file(path, pipeline_toml(p));
+    return path;
+  }
+
+  temp_dir dir_{"eddy-e2e"};
+  std::unique_ptr<child_process> broker_;
+  std::string bootstrap_;
+  int commands_ = 0;
+};
+
+// ---- 1. a full drain, per message format ---------------------------------------------------
+
+class drain_test : public eddy_processes, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(drain_test, accounts_for_every_message_exactly_once) {
+  const std::string format = GetParam();
+  const std::string topic = "rides_" + format;
+  constexpr int k_count = 20000;
+  ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":4"));
+  auto produced = produce(topic, k_count, format);
+  ASSERT_TRUE(produced.has_value());
+  const int64_t tombstones = int_at(*produced, "tombstones");
+  const int64_t deletes = int_at(produced->at("ops").as_object(), "d");
+  const int64_t bad = int_at(*produced, "bad");
+  ASSERT_GT(bad, 0);
+  ASSERT_GT(deletes, 0);
+
+  const fs::path out_dir = dir_ / "out";
+  const fs::path dead_dir = dir_ / "dead";
+  const std::string config = write_pipeline({.topic = topic,
+                                             .format = format,
+                                             .sink_dir = out_dir.string(),
+                                             .dead_letter_dir = dead_dir.string()});
+  const std::string summary_path = dir_ / "summary.json";
+  auto run = run_eddy({"run", "-c", config, "--bootstrap", bootstrap_, "--exit-at-end",
+                       "--summary-json", summary_path});
+  ASSERT_TRUE(run.has_value());
+  ASSERT_TRUE(run->status.ok()) << run->status.describe() << "; stderr: " << run->err;
+
+  const json::object summary = parse_object(read_text_file(summary_path));
+  EXPECT_TRUE(summary.at("ok").as_bool());
+  EXPECT_EQ(int_at(summary, "late"), 0);
+  const int64_t in = int_at(summary, "in");
+  const int64_t out = int_at(summary, "out");
+  const int64_t filtered = int_at(summary, "filtered");
+  const int64_t dead_lettered = int_at(summary, "dead_lettered");
+  EXPECT_EQ(in, k_count);
+  EXPECT_EQ(dead_lettered, bad);
+  EXPECT_EQ(filtered, tombstones + deletes);  // op != "d" drops deletes; tombstones never count
+  EXPECT_EQ(in, out + filtered + dead_lettered);
+
+  // Per partition: the counters add up, and `in` is the partition's end (it starts at 0).
+  const json::object& partitions = summary.at("partitions").as_object();
+  EXPECT_EQ(partitions.size(), 4u);
+  std::map<int64_t, int64_t> end_offset;
+  int64_t in_sum = 0;
+  for (const auto& [name, value] : partitions) {
+    const json::object& c = value.as_object();
+    EXPECT_EQ(int_at(c, "in"),
+              int_at(c, "out") + int_at(c, "filtered") + int_at(c, "dead_lettered"))
+        << "partition " << name;
+    end_offset[std::stoll(std::string(name))] = int_at(c, "in");
+    in_sum += int_at(c, "in");
+  }
+  EXPECT_EQ(in_sum, in);
+
+  const std::vector<json::object> rows = read_jsonl(out_dir, "part-");
+  const std::vector<json::object> dead = read_jsonl(dead_dir, "dead-letter-");
+  EXPECT_EQ(static_cast<int64_t>(rows.size()), out);
+  EXPECT_EQ(static_cast<int64_t>(dead.size()), dead_lettered);
+
+  // Output rows and dead letters are disjoint sets of (partition, offset), each below its
+  // partition's end; the filtered records are the offsets left over.
+  std::set<std::pair<int64_t, int64_t>> seen;
+  std::map<int64_t, int64_t> out_by_partition, dead_by_partition;
+  auto record = [&](int64_t partition, int64_t offset, const char* what) {
+    EXPECT_TRUE(end_offset.contains(partition)) << what << " in unknown partition " << partition;
+    EXPECT_GE(offset, 0) << what;
+    EXPECT_LT(offset, end_offset[partition]) << what << " past the end of partition " << partition;
+    EXPECT_TRUE(seen.emplace(partition, offset).second)
+        << what << " at " << partition << "/" << offset << " was already seen";
+  };
+  for (const auto& row : rows) {
+    record(int_at(row, "kafka_partition"), int_at(row, "kafka_offset"), "output row");
+    ++out_by_partition[int_at(row, "kafka_partition")];
+    EXPECT_NE(str_at(row, "op"), "d") << json::serialize(row);
+    EXPECT_TRUE(row.at("id").is_int64()) << json::serialize(row);
+  }
+  for (const auto& d : dead) {
+    record(int_at(d, "partition"), int_at(d, "offset"), "dead letter");
+    ++dead_by_partition[int_at(d, "partition")];
+    EXPECT_EQ(str_at(d, "topic"), topic);
+    EXPECT_TRUE(d.at("reason").is_string()) << json::serialize(d);
+    EXPECT_FALSE(str_at(d, "reason").empty()) << json::serialize(d);
+    EXPECT_TRUE(d.contains("value") || d.contains("value_base64")) << json::serialize(d);
+  }
+  EXPECT_EQ(static_cast<int64_t>(seen.size()), out + dead_lettered);
+  for (const auto& [name, value] : partitions) {
+    const int64_t p = std::stoll(std::string(name));
+    EXPECT_EQ(out_by_partition[p], int_at(value.as_object(), "out")) << "partition " << p;
+    EXPECT_EQ(dead_by_partition[p], int_at(value.as_object(), "dead_lettered"))
+        << "partition " << p;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(formats, drain_test, ::testing::Values("unwrapped", "envelope", "schema"),
+                         [](const auto& info) { return info.param; });
+
+// ---- 2.-3. run fails fast on a missing topic or a bad pipeline file ------------------------
+
+TEST_F(eddy_processes, run_against_a_missing_topic_fails_naming_the_topic) {
+  ASSERT_NO_FATAL_FAILURE(start_broker("present:2"));
+  const std::string config = write_pipeline(
+      {.topic = "no_such_topic", .sink_dir = dir_ / "out", .dead_letter_dir = dir_ / "dead"});
+  auto run = run_eddy({"run", "-c", config, "--bootstrap", bootstrap_, "--exit-at-end"}, 30s);
+  ASSERT_TRUE(run.has_value());
+  EXPECT_FALSE(run->status.ok()) << run->status.describe() << "; stderr: " << run->err;
+  EXPECT_TRUE(run->status.exited) << run->status.describe();
+  EXPECT_NE(run->err.find("no_such_topic"), std::string::npos) << run->err;
+}
+
+TEST_F(eddy_processes, a_pipeline_file_with_an_unknown_key_is_rejected_with_its_line) {
+  std::string text =
+      pipeline_toml({.topic = "t", .sink_dir = dir_ / "out", .dead_letter_dir = dir_ / "dead"});
+  // Insert a misspelt key as line 4 (after "[pipeline]", "name", "trigger_interval_ms").
+  const size_t third_newline = [&] {
+    size_t pos = 0;
+    for (int i = 0; i < 3; ++i) pos = text.find('\n', pos) + 1;
+    return pos;
+  }();
+  text.insert(third_newline, "timezon = \"UTC\"\n");
+  const std::string config = dir_ / "bad.toml";
+  write_text_file(config, text);
+
+  const std::vector<std::vector<std::string>> commands = {
+      {"run", "-c", config, "--bootstrap", "127.0.0.1:1", "--exit-at-end"},
+      {"decode", "-c", config}};
+  for (const auto& args : commands) {
+    const std::string& command = args.front();
+    auto r = run_eddy(args, 30s);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(r->status.exited && r->status.code == 2)
+        << command << ": " << r->status.describe() << "; stderr: " << r->err;
+    EXPECT_NE(r->err.find(config + ":4"), std::string::npos) << command << ": " << r->err;
+    EXPECT_NE(r->err.find("timezon"), std::string::npos) << command << ": " << r->err;
+  }
+}
+
+// ---- 4. decode: the seed example --------------------------------------------------------
+
+TEST_F(eddy_processes, decode_cleans_the_seed_example_and_dead_letters_a_truncated_line) {
+  const std::string seed_line =
+      R"({"id": 75204, "ncr_ride_bookings.csv/booking+value": "b'1138.0'", )"
+      R"("ncr_ride_bookings.csv/ride+distance": "b'45.75'", "created_at": 1762514972953131, )"
+      R"("__op": "r"})";
+  const std::string input = dir_ / "input.jsonl";
+  write_text_file(input, seed_line + "\n" + seed_line.substr(0, 40) + "\n");
+  const std::string example = (k_source_dir / "deploy/pipelines/ncr_ride_bookings.toml").string();
+
+  auto r = run_eddy({"decode", "-c", example}, 30s, redirect::file(input));
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << "; stderr: " << r->err;
+  const auto lines = split_lines(r->out);
+  ASSERT_EQ(lines.size(), 2u) << r->out;
+
+  const json::object first = parse_object(lines[0]);
+  EXPECT_EQ(int_at(first, "line"), 1);
+  ASSERT_EQ(str_at(first, "outcome"), "out") << lines[0];
+  const json::object& row = first.at("row").as_object();
+  EXPECT_EQ(int_at(row, "id"), 75204);
+  EXPECT_EQ(str_at(row, "op"), "r");
+  EXPECT_DOUBLE_EQ(row.at("booking_value").to_number<double>(), 1138.0);
+  EXPECT_DOUBLE_EQ(row.at("ride_distance").to_number<double>(), 45.75);
+  EXPECT_EQ(str_at(row, "created_at_ts"), "2025-11-07T11:29:32.953131Z");
+
+  const json::object second = parse_object(lines[1]);
+  EXPECT_EQ(int_at(second, "line"), 2);
+  EXPECT_EQ(str_at(second, "outcome"), "dead_letter") << lines[1];
+  EXPECT_TRUE(second.at("reason").is_string()) << lines[1];
+  EXPECT_FALSE(str_at(second, "reason").empty()) << lines[1];
+}
+
+// ---- 5. SIGTERM drains and reports ------------------------------------------------------
+
+TEST_F(eddy_processes, sigterm_stops_a_running_pipeline_cleanly_with_its_counters) {
+  const std::string topic = "rides";
+  constexpr int k_count = 5000;
+  ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":4"));
+  auto produced = produce(topic, k_count, "unwrapped");
+  ASSERT_TRUE(produced.has_value());
+  const int64_t expected_filtered =
+      int_at(*produced, "tombstones") + int_at(produced->at("ops").as_object(), "d");
+  const auto expected_written = static_cast<size_t>(k_count - expected_filtered);
+
+  const fs::path out_dir = dir_ / "out";
+  const fs::path dead_dir = dir_ / "dead";
+  const std::string config = write_pipeline(
+      {.topic = topic, .sink_dir = out_dir.string(), .dead_letter_dir = dead_dir.string()});
+  const std::string summary_path = dir_ / "summary.json";
+  const std::string err_path = dir_ / "run.stderr";
+  child_process run({.argv = {k_eddy, "run", "-c", config, "--bootstrap", bootstrap_,
+                              "--summary-json", summary_path},
+                     .out = redirect::file(dir_ / "run.stdout"),
+                     .err = redirect::file(err_path)});
+
+  // Wait until every record that is not filtered is visible as an output row or dead letter.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  size_t written = 0;
+  while (std::chrono::steady_clock::now() < deadline && run.running()) {
+    written = count_jsonl_lines(out_dir, "part-") + count_jsonl_lines(dead_dir, "dead-letter-");
+    if (written >= expected_written) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(run.running()) << "eddy run ended by itself: " << run.wait_for(0ms)->describe()
+                             << "; stderr: " << read_text_file(err_path);
+  ASSERT_EQ(written, expected_written) << "stderr: " << read_text_file(err_path);
+
+  run.send_signal(SIGTERM);
+  auto status = run.wait_for(20s);
+  ASSERT_TRUE(status.has_value()) << "eddy run ignored SIGTERM";
+  EXPECT_TRUE(status->ok()) << status->describe() << "; stderr: " << read_text_file(err_path);
+
+  const std::string err = read_text_file(err_path);
+  for (const char* column : {"partition", "in", "out", "filtered", "dead-lettered", "total"}) {
+    EXPECT_NE(err.find(column), std::string::npos) << column << " missing in: " << err;
+  }
+  const json::object summary = parse_object(read_text_file(summary_path));
+  const int64_t in = int_at(summary, "in");
+  const int64_t out = int_at(summary, "out");
+  const int64_t dead_lettered = int_at(summary, "dead_lettered");
+  EXPECT_EQ(in, k_count);
+  EXPECT_EQ(int_at(summary, "filtered"), expected_filtered);
+  EXPECT_EQ(dead_lettered, int_at(*produced, "bad"));
+  EXPECT_EQ(in, out + int_at(summary, "filtered") + dead_lettered);
+  EXPECT_EQ(count_jsonl_lines(out_dir, "part-"), static_cast<size_t>(out));
+  EXPECT_EQ(count_jsonl_lines(dead_dir, "dead-letter-"), static_cast<size_t>(dead_lettered));
+  // The totals line of the table carries the same numbers.
+  EXPECT_NE(err.find(std::to_string(in)), std::string::npos) << err;
+}
+
+// ---- 6. broker argument checking --------------------------------------------------------
+
+TEST_F(eddy_processes, broker_rejects_a_malformed_topic_spec_naming_the_option) {
+  auto r = run_eddy({"broker", "--topic", "bad-spec"}, 30s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->status.exited) << r->status.describe();
+  EXPECT_NE(r->status.code, 0) << r->err;
+  EXPECT_NE(r->err.find("--topic"), std::string::npos) << r->err;
+  EXPECT_EQ(r->out.find("bootstrap="), std::string::npos) << r->out;
+}
+
+}  // namespace
+}  // namespace eddy::test

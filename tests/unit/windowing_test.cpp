@@ -1,0 +1,967 @@
+// windowing_test.cpp — the windowed-aggregation engine against a brute-force reference.
+//
+// Property tests feed random, disordered streams to the engine the way the runtime does (one
+// partition_aggregator per partition, partials cut at random points, delivered to the shards in
+// a random interleaving that keeps each partition's order, emits at random points, finish at the
+// end) and compare the final rows with tests/support/reference_aggregation.hpp.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/support/reference_aggregation.hpp"
+#include "worker/windowing.hpp"
+
+namespace eddy {
+namespace {
+
+using reference::ref_event;
+
+constexpr int64_t sec = 1'000'000;
+
+// Fields: 0 id, 1 ts, 2 grp, 3 region, 4 amount, 5 qty, 6 status.
+pipeline_config base_config() {
+  pipeline_config cfg;
+  auto field = [&](const char* name, field_type t) {
+    field_config f;
+    f.name = name;
+    f.column = name;
+    f.type = t;
+    cfg.fields.push_back(f);
+  };
+  field("id", field_type::int64);
+  field("ts", field_type::timestamp);
+  field("grp", field_type::string);
+  field("region", field_type::int64);
+  field("amount", field_type::float64);
+  field("qty", field_type::int64);
+  field("status", field_type::string);
+  cfg.window.kind = window_kind::tumbling;
+  cfg.window.size_us = 10 * sec;
+  cfg.window.time_field = "ts";
+  return cfg;
+}
+
+void add_agg(pipeline_config& cfg, const std::string& alias, const std::string& fn,
+             const std::string& field, double q = 0.5) {
+  aggregate_config a;
+  a.alias = alias;
+  a.function = fn;
+  a.field = field;
+  a.q = q;
+  cfg.aggregates.push_back(a);
+}
+
+void all_aggregates(pipeline_config& cfg) {
+  add_agg(cfg, "n", "count", "");
+  add_agg(cfg, "n_amount", "count", "amount");
+  add_agg(cfg, "sum_qty", "sum", "qty");
+  add_agg(cfg, "sum_amount", "sum", "amount");
+  add_agg(cfg, "avg_amount", "avg", "amount");
+  add_agg(cfg, "min_qty", "min", "qty");
+  add_agg(cfg, "max_status", "max", "status");
+  add_agg(cfg, "distinct_qty", "count_distinct", "qty");
+  add_agg(cfg, "approx_id", "approx_count_distinct", "id");
+  add_agg(cfg, "p90_amount", "p90", "amount");
+  add_agg(cfg, "median_qty", "percentile", "qty", 0.5);
+  add_agg(cfg, "first_amount", "first", "amount");
+  add_agg(cfg, "last_status", "last", "status");
+}
+
+void retractable_aggregates(pipeline_config& cfg) {
+  add_agg(cfg, "n", "count", "");
+  add_agg(cfg, "n_amount", "count", "amount");
+  add_agg(cfg, "sum_qty", "sum", "qty");
+  add_agg(cfg, "sum_amount", "sum", "amount");
+  add_agg(cfg, "avg_amount", "avg", "amount");
+  add_agg(cfg, "min_qty", "min", "qty");
+  add_agg(cfg, "max_status", "max", "status");
+  add_agg(cfg, "distinct_qty", "count_distinct", "qty");
+}
+
+aggregation_plan plan_of(const pipeline_config& cfg) {
+  std::string error;
+  auto plan = aggregation_plan::from_config(cfg, &error);
+  EXPECT_TRUE(plan.has_value()) << error;
+  return plan ? std::move(*plan) : aggregation_plan{};
+}
+
+std::string show(const value& v) {
+  std::ostringstream os;
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+          os << "null";
+        } else if constexpr (std::is_same_v<T, timestamp>) {
+          os << "@" << x.micros;
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          os << '"' << x << '"';
+        } else {
+          os << x;
+        }
+      },
+      v);
+  return os.str();
+}
+
+std::string show(const row& r) {
+  std::string s = "[";
+  for (size_t i = 0; i < r.size(); ++i) s += (i ? ", " : "") + show(r[i]);
+  return s + "]";
+}
+
+// ---- simulation of the runtime ------------------------------------------------------------
+
+struct sim_result {
+  std::vector<row> emitted;  ///< every emitted row, in emission order
+  int64_t late = 0;
+  std::vector<size_t> dead_letters;
+  std::map<size_t, std::string> reasons;
+  int64_t dropped_after_close = 0;
+};
+
+sim_result simulate(const aggregation_plan& plan, const std::vector<ref_event>& events,
+                    int partitions, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  sim_result res;
+  const int shards = plan.shard_count;
+  std::vector<std::deque<size_t>> queues(static_cast<size_t>(partitions));
+  for (size_t i = 0; i < events.size(); ++i) {
+    queues[static_cast<size_t>(events[i].partition)].push_back(i);
+  }
+  std::vector<int32_t> ids;
+  std::vector<std::unique_ptr<partition_aggregator>> pas;
+  for (int p = 0; p < partitions; ++p) {
+    ids.push_back(p);
+    pas.push_back(std::make_unique<partition_aggregator>(plan, p));
+  }
+  std::vector<std::unique_ptr<shard_aggregator>> sas;
+  for (int s = 0; s < shards; ++s) sas.push_back(std::make_unique<shard_aggregator>(plan, s, ids));
+  std::vector<std::deque<partial_batch>> inflight(static_cast<size_t>(partitions * shards));
+  int64_t now = 1000 * sec;
+  std::vector<partial_batch> out;
+  auto cut = [&](int p) {
+    pas[static_cast<size_t>(p)]->take_partials(out, now);
+    EXPECT_EQ(out.size(), static_cast<size_t>(shards));
+    for (int s = 0; s < shards; ++s) {
+      EXPECT_EQ(out[static_cast<size_t>(s)].partition, p);
+      inflight[static_cast<size_t>(p * shards + s)].push_back(
+          std::move(out[static_cast<size_t>(s)]));
+    }
+  };
+  auto deliver = [&](size_t q) {
+    auto& d = inflight[q];
+    sas[q % static_cast<size_t>(shards)]->merge(std::move(d.front()));
+    d.pop_front();
+  };
+  std::string reason;
+  size_t remaining = events.size();
+  const int feed_pct = 40 + static_cast<int>(rng() % 50);
+  while (remaining > 0) {
+    now += 1000;
+    const int r = static_cast<int>(rng() % 100);
+    if (r < feed_pct) {
+      size_t p = rng() % queues.size();
+      while (queues[p].empty()) p = (p + 1) % queues.size();
+      const size_t i = queues[p].front();
+      queues[p].pop_front();
+      --remaining;
+      decoded_record rec;
+      rec.op = events[i].op;
+      rec.image = events[i].image;
+      rec.before = events[i].before;
+      switch (pas[p]->add(rec, events[i].processing_time_us, reason)) {
+        case aggregate_outcome::contributed:
+          break;
+        case aggregate_outcome::late:
+          ++res.late;
+          break;
+        case aggregate_outcome::dead_letter:
+          res.dead_letters.push_back(i);
+          res.reasons[i] = reason;
+          break;
+      }
+    } else if (r < feed_pct + (100 - feed_pct) / 3) {
+      cut(static_cast<int>(rng() % static_cast<uint64_t>(partitions)));
+    } else if (r < 97) {
+      std::vector<size_t> ready;
+      for (size_t q = 0; q < inflight.size(); ++q) {
+        if (!inflight[q].empty()) ready.push_back(q);
+      }
+      if (!ready.empty()) deliver(ready[rng() % ready.size()]);
+    } else {
+      sas[rng() % sas.size()]->emit(res.emitted, now);
+    }
+  }
+  for (int p = 0; p < partitions; ++p) cut(p);
+  for (;;) {
+    std::vector<size_t> ready;
+    for (size_t q = 0; q < inflight.size(); ++q) {
+      if (!inflight[q].empty()) ready.push_back(q);
+    }
+    if (ready.empty()) break;
+    deliver(ready[rng() % ready.size()]);
+    if (rng() % 8 == 0) sas[rng() % sas.size()]->emit(res.emitted, now);
+  }
+  for (auto& s : sas) {
+    s->emit(res.emitted, now);
+    s->finish(res.emitted);
+    res.dropped_after_close += s->dropped_after_close();
+    EXPECT_EQ(s->open_groups(), 0u);
+  }
+  std::sort(res.dead_letters.begin(), res.dead_letters.end());
+  return res;
+}
+
+// ---- comparing results --------------------------------------------------------------------
+
+size_t id_columns(const aggregation_plan& plan) {
+  return (plan.window.kind == window_kind::global ? 0 : 2) + plan.group_by.size();
+}
+
+row id_of(const aggregation_plan& plan, const row& r) {
+  return row(r.begin(), r.begin() + static_cast<std::ptrdiff_t>(id_columns(plan)));
+}
+
+/// The rows a consumer ends up with: later rows for a (window, key) replace earlier ones; for
+/// sessions, a later row replaces the earlier rows of its key whose windows it overlaps.
+std::vector<row> final_view(const aggregation_plan& plan, const std::vector<row>& emitted) {
+  const size_t ids = id_columns(plan);
+  if (plan.window.kind == window_kind::session) {
+    std::vector<row> kept;
+    for (const row& r : emitted) {
+      const auto s = std::get<timestamp>(r[0]).micros;
+      const auto e = std::get<timestamp>(r[1]).micros;
+      std::erase_if(kept, [&](const row& k) {
+        if (!std::equal(k.begin() + 2, k.begin() + static_cast<std::ptrdiff_t>(ids), r.begin() + 2))
+          return false;
+        return std::get<timestamp>(k[0]).micros < e && s < std::get<timestamp>(k[1]).micros;
+      });
+      kept.push_back(r);
+    }
+    return kept;
+  }
+  std::map<row, row> last;
+  for (const row& r : emitted) last[id_of(plan, r)] = r;
+  std::vector<row> out;
+  for (auto& [k, r] : last) out.push_back(r);
+  return out;
+}
+
+bool close_enough(const agg_spec& spec, const value& got, const value& want, std::string& why) {
+  if (spec.fn == agg_fn::approx_count_distinct && !is_null(want) && !is_null(got)) {
+    const auto t = static_cast<double>(std::get<int64_t>(want));
+    const auto g = static_cast<double>(std::get<int64_t>(got));
+    if (std::abs(g - t) <= hll_relative_error * t + 1) return true;
+    why = "approx " + show(got) + " vs " + show(want);
+    return false;
+  }
+  if (std::holds_alternative<double>(want) && std::holds_alternative<double>(got)) {
+    const double a = std::get<double>(got);
+    const double b = std::get<double>(want);
+    if (std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)})) return true;
+    why = "double " + show(got) + " vs " + show(want);
+    return false;
+  }
+  if (got == want) return true;
+  why = show(got) + " vs " + show(want);
+  return false;
+}
+
+void expect_same_rows(const aggregation_plan& plan, std::vector<row> got, std::vector<row> want,
+                      const std::string& context) {
+  auto by_id = [&](const row& a, const row& b) { return id_of(plan, a) < id_of(plan, b); };
+  std::sort(got.begin(), got.end(), by_id);
+  std::sort(want.begin(), want.end(), by_id);
+  ASSERT_EQ(got.size(), want.size()) << context;
+  const size_t ids = id_columns(plan);
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(id_of(plan, got[i]), id_of(plan, want[i]))
+        << context << "\n got " << show(got[i]) << "\nwant " << show(want[i]);
+    ASSERT_EQ(got[i].size(), want[i].size()) << context;
+    for (size_t a = 0; a < plan.aggs.size(); ++a) {
+      std::string why;
+      EXPECT_TRUE(close_enough(plan.aggs[a], got[i][ids + a], want[i][ids + a], why))
+          << context << " " << plan.aggs[a].alias << ": " << why << "\n got " << show(got[i])
+          << "\nwant " << show(want[i]);
+    }
+  }
+}
+
+// ---- random streams -----------------------------------------------------------------------
+
+struct stream_options {
+  int partitions = 1;
+  int events = 200;
+  int64_t disorder_us = 15 * sec;  ///< occasional disorder, beyond max_out_of_orderness
+  bool null_times = true;
+  bool changelog = false;
+  int keys = 40;           ///< primary keys (changelog)
+  int64_t quantum_us = 1;  ///< event times are multiples of this (ties, touching sessions)
+};
+
+std::vector<ref_event> random_stream(std::mt19937_64& rng, const stream_options& o) {
+  static const char* const groups[] = {"a", "b", "c", "d"};
+  static const char* const statuses[] = {"Completed", "Incomplete", "Cancelled"};
+  std::vector<ref_event> out;
+  std::map<int64_t, row> table;  // changelog: current rows
+  int64_t base = 0;
+  int64_t proc = 5000 * sec;
+  auto u = [&](int64_t n) { return static_cast<int64_t>(rng() % static_cast<uint64_t>(n)); };
+  for (int i = 0; i < o.events; ++i) {
+    base += u(700'000);
+    proc += u(300'000);
+    int64_t t = base;
+    if (u(100) < 25) t -= u(o.disorder_us);
+    t -= ((t % o.quantum_us) + o.quantum_us) % o.quantum_us;
+    ref_event ev;
+    ev.processing_time_us = proc;
+    const int64_t id = o.changelog ? u(o.keys) : i;
+    ev.partition = static_cast<int32_t>(o.changelog ? id % o.partitions : u(o.partitions));
+    row r(7);
+    r[0] = id;
+    r[1] = (o.null_times && u(100) < 2) ? value{} : value{timestamp{t}};
+    r[2] = std::string(groups[u(4)]);
+    r[3] = u(3);
+    r[4] = u(100) < 10 ? value{} : value{static_cast<double>(u(100000)) / 100.0};
+    r[5] = u(20) - 5;
+    r[6] = std::string(statuses[u(3)]);
+    if (o.changelog) {
+      auto it = table.find(id);
+      if (it == table.end()) {
+        ev.op = u(2) ? cdc_op::create : cdc_op::read;
+      } else if (u(100) < 25) {
+        ev.op = cdc_op::del;
+        r = it->second;
+      } else {
+        ev.op = cdc_op::update;
+        if (u(2)) ev.before = it->second;
+      }
+      if (ev.op == cdc_op::del) {
+        table.erase(id);
+      } else {
+        table[id] = r;
+      }
+    }
+    ev.image = std::move(r);
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+const char* kind_name(window_kind k) {
+  switch (k) {
+    case window_kind::tumbling:
+      return "tumbling";
+    case window_kind::hopping:
+      return "hopping";
+    case window_kind::session:
+      return "session";
+    case window_kind::global:
+      return "global";
+    case window_kind::none:
+      return "none";
+  }
+  return "?";
+}
+
+void configure_window(pipeline_config& cfg, window_kind kind, std::mt19937_64& rng) {
+  cfg.window.kind = kind;
+  cfg.window.size_us = 10 * sec;
+  cfg.window.slide_us = (rng() % 2) ? 5 * sec : 2 * sec;
+  cfg.window.gap_us = 3 * sec;
+  cfg.window.max_out_of_orderness_us = static_cast<int64_t>(rng() % 3) * sec;
+  cfg.window.allowed_lateness_us = (rng() % 2) ? 0 : 2 * sec;
+  cfg.aggregation.group_by = (rng() % 3 == 0) ? std::vector<std::string>{"grp", "region"}
+                                              : std::vector<std::string>{"grp"};
+}
+
+struct run_stats {
+  int runs = 0;
+  int64_t late = 0;
+  int64_t dead = 0;
+  int64_t rows = 0;
+};
+
+/// One random stream through the engine and the reference; returns false on a mismatch.
+void check_one(const pipeline_config& cfg, const stream_options& so, uint64_t seed,
+               run_stats& stats) {
+  const aggregation_plan plan = plan_of(cfg);
+  ASSERT_FALSE(plan.aggs.empty());
+  std::mt19937_64 rng(seed);
+  const auto events = random_stream(rng, so);
+  const auto want = reference::reference_aggregate(plan, events);
+  const auto got = simulate(plan, events, so.partitions, seed * 7919 + 1);
+  std::ostringstream ctx;
+  ctx << "seed " << seed << " kind " << kind_name(plan.window.kind) << " emit "
+      << (plan.window.emit == emit_mode::on_close ? "on_close" : "on_update") << " late "
+      << static_cast<int>(plan.window.late) << " partitions " << so.partitions << " shards "
+      << plan.shard_count << " ooo " << plan.window.max_out_of_orderness_us << " lateness "
+      << plan.window.allowed_lateness_us << (plan.changelog ? " changelog" : "");
+  EXPECT_EQ(got.dead_letters, want.dead_letters) << ctx.str();
+  EXPECT_EQ(got.late, want.late) << ctx.str();
+  EXPECT_EQ(got.dropped_after_close, 0) << ctx.str();
+  for (const auto& [i, reason] : got.reasons) {
+    const bool null_time = reason == "null event time";
+    const bool late = reason.rfind("late: ", 0) == 0;
+    EXPECT_TRUE(null_time || late) << reason;
+  }
+  const bool once = plan.window.emit == emit_mode::on_close &&
+                    plan.window.kind != window_kind::global &&
+                    plan.window.late != late_policy::update;
+  if (once) {
+    // on_close: each (window, key) exactly once.
+    std::set<row> seen;
+    for (const row& r : got.emitted) {
+      EXPECT_TRUE(seen.insert(id_of(plan, r)).second) << ctx.str() << " twice: " << show(r);
+    }
+  }
+  std::vector<row> final_rows = final_view(plan, got.emitted);
+  if (plan.changelog && !once) {
+    // A group that became empty emits nothing in on_update: its last row stays behind.
+    std::set<row> live;
+    for (const row& r : want.rows) live.insert(id_of(plan, r));
+    std::erase_if(final_rows, [&](const row& r) { return !live.contains(id_of(plan, r)); });
+  }
+  expect_same_rows(plan, final_rows, want.rows, ctx.str());
+  ++stats.runs;
+  stats.late += want.late;
+  stats.dead += static_cast<int64_t>(want.dead_letters.size());
+  stats.rows += static_cast<int64_t>(want.rows.size());
+}
+
+constexpr int seeds = 30;
+constexpr int partition_counts[] = {1, 2, 3, 8, 16};
+constexpr int shard_counts[] = {1, 3, 4};
+
+TEST(WindowingProperty, AppendEveryWindowEmitAndLatePolicy) {
+  run_stats stats;
+  for (window_kind kind :
+       {window_kind::tumbling, window_kind::hopping, window_kind::session, window_kind::global}) {
+    for (emit_mode emit : {emit_mode::on_close, emit_mode::on_update}) {
+      for (late_policy late : {late_policy::drop, late_policy::dead_letter, late_policy::update}) {
+        for (int s = 0; s < seeds; ++s) {
+          const auto seed =
+              static_cast<uint64_t>(s * 1000 + static_cast<int>(kind) * 100 +
+                                    static_cast<int>(emit) * 10 + static_cast<int>(late));
+          std::mt19937_64 rng(seed ^ 0xabcdefULL);
+          pipeline_config cfg = base_config();
+          configure_window(cfg, kind, rng);
+          cfg.window.emit = emit;
+          cfg.window.late = late;
+          cfg.aggregation.shards = shard_counts[rng() % 3];
+          all_aggregates(cfg);
+          stream_options so;
+          so.partitions = partition_counts[rng() % 5];
+          so.events = 100 + static_cast<int>(rng() % 200);
+          so.quantum_us = (s % 2) ? 500'000 : 1;
+          check_one(cfg, so, seed, stats);
+          if (HasFatalFailure() || HasFailure()) return;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(stats.runs, 4 * 2 * 3 * seeds);
+  EXPECT_GT(stats.late, 0);  // the streams do exercise lateness
+  EXPECT_GT(stats.dead, 0);
+  EXPECT_GT(stats.rows, 1000);
+}
+
+TEST(WindowingProperty, ProcessingTimeAndHaving) {
+  run_stats stats;
+  for (int s = 0; s < seeds; ++s) {
+    const auto seed = static_cast<uint64_t>(77000 + s);
+    std::mt19937_64 rng(seed);
+    pipeline_config cfg = base_config();
+    configure_window(cfg, s % 2 ? window_kind::tumbling : window_kind::hopping, rng);
+    cfg.window.processing_time = (s % 3) == 0;
+    if (cfg.window.processing_time) cfg.window.time_field.clear();
+    cfg.aggregation.shards = shard_counts[rng() % 3];
+    all_aggregates(cfg);
+    cfg.aggregation.having = "n >= 2 and grp != 'b'";
+    stream_options so;
+    so.partitions = partition_counts[rng() % 5];
+    check_one(cfg, so, seed, stats);
+    if (HasFailure()) return;
+  }
+  EXPECT_EQ(stats.runs, seeds);
+}
+
+TEST(WindowingProperty, ChangelogRandomStreams) {
+  run_stats stats;
+  for (window_kind kind : {window_kind::tumbling, window_kind::hopping, window_kind::global}) {
+    for (emit_mode emit : {emit_mode::on_close, emit_mode::on_update}) {
+      for (late_policy late : {late_policy::drop, late_policy::dead_letter, late_policy::update}) {
+        for (int s = 0; s < seeds / 3; ++s) {
+          const auto seed =
+              static_cast<uint64_t>(500000 + s * 1000 + static_cast<int>(kind) * 100 +
+                                    static_cast<int>(emit) * 10 + static_cast<int>(late));
+          std::mt19937_64 rng(seed);
+          pipeline_config cfg = base_config();
+          configure_window(cfg, kind, rng);
+          cfg.window.emit = emit;
+          cfg.window.late = late;
+          cfg.aggregation.mode = "changelog";
+          cfg.aggregation.shards = shard_counts[rng() % 3];
+          retractable_aggregates(cfg);
+          stream_options so;
+          so.changelog = true;
+          so.partitions = partition_counts[rng() % 5];
+          so.keys = 10 + static_cast<int>(rng() % 40);
+          so.quantum_us = (s % 2) ? 500'000 : 1;
+          check_one(cfg, so, seed, stats);
+          if (HasFailure()) return;
+        }
+      }
+    }
+  }
+  EXPECT_GT(stats.late, 0);
+}
+
+TEST(WindowingProperty, LargeGroupsStayWithinSketchBounds) {
+  pipeline_config cfg = base_config();
+  cfg.window.kind = window_kind::global;
+  add_agg(cfg, "n", "count", "");
+  add_agg(cfg, "p90", "p90", "amount");
+  add_agg(cfg, "p30", "percentile", "qty", 0.3);
+  add_agg(cfg, "approx", "approx_count_distinct", "id");
+  cfg.aggregation.shards = 2;
+  const aggregation_plan plan = plan_of(cfg);
+  std::mt19937_64 rng(42);
+  std::vector<ref_event> events;
+  std::vector<double> amounts;
+  std::vector<double> qtys;
+  for (int i = 0; i < 20000; ++i) {
+    ref_event ev;
+    ev.partition = static_cast<int32_t>(rng() % 4);
+    const double amount = static_cast<double>(rng() % 1000000) / 100.0;
+    const auto qty = static_cast<int64_t>(rng() % 5000);
+    ev.image = row{int64_t{i}, timestamp{i * sec}, std::string("g"), int64_t{0}, amount,
+                   qty,        std::string("s")};
+    amounts.push_back(amount);
+    qtys.push_back(static_cast<double>(qty));
+    events.push_back(std::move(ev));
+  }
+  const auto got = simulate(plan, events, 4, 9);
+  const auto rows = final_view(plan, got.emitted);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], value{int64_t{20000}});
+  auto rank_ok = [](std::vector<double> xs, double q, double r) {
+    std::sort(xs.begin(), xs.end());
+    const auto n = static_cast<double>(xs.size());
+    const double lo =
+        static_cast<double>(std::lower_bound(xs.begin(), xs.end(), r) - xs.begin()) / n;
+    const double hi =
+        static_cast<double>(std::upper_bound(xs.begin(), xs.end(), r) - xs.begin()) / n;
+    return q >= lo - percentile_rank_error && q <= hi + percentile_rank_error;
+  };
+  EXPECT_TRUE(rank_ok(amounts, 0.9, std::get<double>(rows[0][1]))) << show(rows[0]);
+  EXPECT_TRUE(rank_ok(qtys, 0.3, std::get<double>(rows[0][2]))) << show(rows[0]);
+  const auto approx = static_cast<double>(std::get<int64_t>(rows[0][3]));
+  EXPECT_LE(std::abs(approx - 20000), hll_relative_error * 20000 + 1) << approx;
+}
+
+// ---- changelog, scripted ------------------------------------------------------------------
+
+struct table_run {
+  aggregation_plan plan;
+  partition_aggregator pa;
+  shard_aggregator sa;
+  std::vector<partial_batch> batches;
+  std::string reason;
+  explicit table_run(const aggregation_plan& p) : plan(p), pa(p, 0), sa(p, 0, {0}) {}
+
+  aggregate_outcome feed(cdc_op op, row image, std::optional<row> before = std::nullopt) {
+    decoded_record rec;
+    rec.op = op;
+    rec.image = std::move(image);
+    rec.before = std::move(before);
+    return pa.add(rec, 0, reason);
+  }
+  std::vector<row> emit() {
+    pa.take_partials(batches, 0);
+    for (auto& b : batches) sa.merge(std::move(b));
+    std::vector<row> out;
+    sa.emit(out, 0);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+row booking(int64_t id, const std::string& status, double amount, int64_t t = 0) {
+  return row{id, timestamp{t}, std::string("a"), int64_t{0}, amount, int64_t{1}, status};
+}
+
+aggregation_plan table_plan() {
+  pipeline_config cfg = base_config();
+  cfg.window.kind = window_kind::global;
+  cfg.aggregation.mode = "changelog";
+  cfg.aggregation.group_by = {"status"};
+  cfg.aggregation.shards = 1;
+  add_agg(cfg, "n", "count", "");
+  add_agg(cfg, "total", "sum", "amount");
+  return plan_of(cfg);
+}
+
+row status_row(const std::string& s, int64_t n, double total) {
+  return row{s, n, total};
+}
+
+TEST(WindowingChangelog, UpdateMovesBetweenGroupsWithoutBeforeImage) {
+  table_run t(table_plan());
+  t.feed(cdc_op::read, booking(1, "Incomplete", 10));
+  t.feed(cdc_op::create, booking(2, "Incomplete", 20));
+  EXPECT_EQ(t.emit(), (std::vector<row>{status_row("Incomplete", 2, 30)}));
+  t.feed(cdc_op::update, booking(1, "Completed", 15));
+  // Both groups changed: Completed appears, Incomplete loses booking 1 — never counted twice.
+  EXPECT_EQ(t.emit(),
+            (std::vector<row>{status_row("Completed", 1, 15), status_row("Incomplete", 1, 20)}));
+  t.feed(cdc_op::update, booking(1, "Completed", 17));
+  EXPECT_EQ(t.emit(), (std::vector<row>{status_row("Completed", 1, 17)}));
+  // Delete retracts; the emptied group emits nothing.
+  t.feed(cdc_op::del, booking(2, "Incomplete", 20));
+  EXPECT_EQ(t.emit(), std::vector<row>{});
+  std::vector<row> out;
+  t.sa.finish(out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(WindowingChangelog, BeforeImagesGiveTheSameTable) {
+  table_run t(table_plan());
+  t.feed(cdc_op::create, booking(1, "Incomplete", 10));
+  t.feed(cdc_op::create, booking(2, "Incomplete", 20));
+  t.feed(cdc_op::update, booking(1, "Completed", 15), booking(1, "Incomplete", 10));
+  t.feed(cdc_op::update, booking(2, "Completed", 25), booking(2, "Incomplete", 20));
+  // Incomplete went back to empty: not emitted.
+  EXPECT_EQ(t.emit(), (std::vector<row>{status_row("Completed", 2, 40)}));
+}
+
+TEST(WindowingChangelog, UnknownKeysUseTheMessageImages) {
+  table_run t(table_plan());
+  t.feed(cdc_op::create, booking(8, "Cancelled", 2));
+  t.feed(cdc_op::create, booking(9, "Cancelled", 4));
+  EXPECT_EQ(t.emit(), (std::vector<row>{status_row("Cancelled", 2, 6)}));
+  // Booking 7 predates the stream: its update retracts the before-image the message carries.
+  t.feed(cdc_op::update, booking(7, "Completed", 1), booking(7, "Cancelled", 1));
+  EXPECT_EQ(t.emit(),
+            (std::vector<row>{status_row("Cancelled", 1, 5), status_row("Completed", 1, 1)}));
+  // A known key retracts exactly what was added (the state), whatever the delete image says.
+  t.feed(cdc_op::del, booking(9, "Cancelled", 999));
+  // (Cancelled nets to zero rows — booking 8 minus booking 7's before-image — so it is empty.)
+  EXPECT_EQ(t.emit(), std::vector<row>{});
+  // An unknown key's delete retracts the image it carries.
+  t.feed(cdc_op::create, booking(11, "Completed", 3));
+  t.feed(cdc_op::del, booking(10, "Completed", 0.5));
+  EXPECT_EQ(t.emit(), (std::vector<row>{status_row("Completed", 1, 3.5)}));
+  // A re-read (snapshot) of a known key replaces its row instead of adding a second one.
+  t.feed(cdc_op::read, booking(11, "Completed", 5));
+  EXPECT_EQ(t.emit(), (std::vector<row>{status_row("Completed", 1, 5.5)}));
+}
+
+TEST(WindowingChangelog, UpdateMovesBetweenWindowsAndClosedGroupsStayClosed) {
+  pipeline_config cfg = base_config();
+  cfg.aggregation.mode = "changelog";
+  cfg.aggregation.group_by = {"status"};
+  cfg.aggregation.shards = 2;
+  add_agg(cfg, "n", "count", "");
+  table_run t(plan_of(cfg));
+  t.feed(cdc_op::create, booking(1, "Incomplete", 10, 1 * sec));
+  t.feed(cdc_op::create, booking(2, "Incomplete", 10, 2 * sec));
+  t.feed(cdc_op::update, booking(1, "Completed", 10, 12 * sec));  // moves to [10s, 20s)
+  // Window [0, 10s) closes at watermark 12s with booking 2 only.
+  EXPECT_EQ(t.emit(), (std::vector<row>{row{timestamp{0}, timestamp{10 * sec},
+                                            std::string("Incomplete"), int64_t{1}}}));
+  // A delete of booking 2 now is late for its closed window: counted late, nothing re-emitted.
+  EXPECT_EQ(t.feed(cdc_op::del, booking(2, "Incomplete", 10, 2 * sec)), aggregate_outcome::late);
+  EXPECT_TRUE(t.emit().empty());
+  std::vector<row> out;
+  t.sa.finish(out);
+  EXPECT_EQ(out, (std::vector<row>{row{timestamp{10 * sec}, timestamp{20 * sec},
+                                       std::string("Completed"), int64_t{1}}}));
+}
+
+// ---- late policies and reasons ------------------------------------------------------------
+
+TEST(WindowingLate, DeadLetterReasonAndNullTime) {
+  pipeline_config cfg = base_config();
+  cfg.window.late = late_policy::dead_letter;
+  add_agg(cfg, "n", "count", "");
+  const auto plan = plan_of(cfg);
+  partition_aggregator pa(plan, 0);
+  std::string reason;
+  decoded_record rec;
+  rec.image = booking(1, "x", 1, 25 * sec);
+  EXPECT_EQ(pa.add(rec, 0, reason), aggregate_outcome::contributed);
+  EXPECT_EQ(pa.watermark(), 25 * sec);
+  rec.image = booking(2, "x", 1, 3 * sec);
+  EXPECT_EQ(pa.add(rec, 0, reason), aggregate_outcome::dead_letter);
+  EXPECT_EQ(reason,
+            "late: window [1970-01-01T00:00:00Z, 1970-01-01T00:00:10Z) closed at watermark "
+            "1970-01-01T00:00:25Z");
+  rec.image[1] = value{};
+  EXPECT_EQ(pa.add(rec, 0, reason), aggregate_outcome::dead_letter);
+  EXPECT_EQ(reason, "null event time");
+}
+
+TEST(WindowingLate, UpdatePolicyEmitsCorrectedRow) {
+  pipeline_config cfg = base_config();
+  cfg.window.late = late_policy::update;
+  add_agg(cfg, "n", "count", "");
+  cfg.aggregation.shards = 1;
+  table_run t(plan_of(cfg));
+  t.feed(cdc_op::create, booking(1, "x", 1, 1 * sec));
+  t.feed(cdc_op::create, booking(2, "x", 1, 15 * sec));
+  EXPECT_EQ(t.emit(), (std::vector<row>{row{timestamp{0}, timestamp{10 * sec}, int64_t{1}}}));
+  EXPECT_EQ(t.feed(cdc_op::create, booking(3, "x", 1, 2 * sec)), aggregate_outcome::late);
+  EXPECT_EQ(t.emit(), (std::vector<row>{row{timestamp{0}, timestamp{10 * sec}, int64_t{2}}}));
+  EXPECT_EQ(t.sa.open_groups(), 1u);
+}
+
+// ---- idle partitions ----------------------------------------------------------------------
+
+std::vector<row> idle_run(int64_t idle_timeout_us, std::vector<row>* after_timeout) {
+  pipeline_config cfg = base_config();
+  cfg.window.idle_timeout_us = idle_timeout_us;
+  add_agg(cfg, "n", "count", "");
+  cfg.aggregation.shards = 1;
+  const auto plan = plan_of(cfg);
+  partition_aggregator p0(plan, 0);
+  partition_aggregator p1(plan, 1);  // silent
+  shard_aggregator sa(plan, 0, {0, 1});
+  std::string reason;
+  std::vector<partial_batch> batches;
+  std::vector<row> out;
+  auto feed = [&](int64_t t, int64_t now) {
+    decoded_record rec;
+    rec.image = booking(1, "x", 1, t);
+    p0.add(rec, now, reason);
+  };
+  auto cut = [&](int64_t now) {
+    for (auto* p : {&p0, &p1}) {
+      p->take_partials(batches, now);
+      for (auto& b : batches) sa.merge(std::move(b));
+    }
+  };
+  feed(1 * sec, 100 * sec);
+  feed(12 * sec, 100 * sec);
+  cut(100 * sec);
+  sa.emit(out, 101 * sec);  // p1 not idle yet: it holds the watermark back
+  EXPECT_TRUE(out.empty());
+  feed(13 * sec, 105 * sec);  // p0 stays active
+  cut(105 * sec);
+  sa.emit(out, 106 * sec);  // p1 silent for 6 s
+  *after_timeout = out;
+  sa.finish(out);
+  return out;
+}
+
+TEST(WindowingIdle, SilentPartitionIgnoredAfterIdleTimeout) {
+  std::vector<row> early;
+  const auto all = idle_run(5 * sec, &early);
+  EXPECT_EQ(early, (std::vector<row>{row{timestamp{0}, timestamp{10 * sec}, int64_t{1}}}));
+  EXPECT_EQ(all.size(), 2u);
+}
+
+TEST(WindowingIdle, SilentPartitionHoldsWatermarkWithoutTimeout) {
+  std::vector<row> early;
+  const auto all = idle_run(0, &early);
+  EXPECT_TRUE(early.empty());
+  EXPECT_EQ(all.size(), 2u);  // only finish() closes the windows
+}
+
+TEST(WindowingIdle, PipelineWatermarkIsMinOfPartitions) {
+  pipeline_config cfg = base_config();
+  add_agg(cfg, "n", "count", "");
+  const auto plan = plan_of(cfg);
+  shard_aggregator sa(plan, 0, {0, 1});
+  EXPECT_EQ(sa.pipeline_watermark(0), INT64_MIN);
+  partial_batch b;
+  b.partition = 0;
+  b.watermark = 50;
+  sa.merge(std::move(b));
+  EXPECT_EQ(sa.pipeline_watermark(0), INT64_MIN);
+  partial_batch c;
+  c.partition = 1;
+  c.watermark = 30;
+  sa.merge(std::move(c));
+  EXPECT_EQ(sa.pipeline_watermark(0), 30);
+}
+
+// ---- sessions, shards ---------------------------------------------------------------------
+
+TEST(WindowingSession, PartialSessionsFromPartitionsMerge) {
+  pipeline_config cfg = base_config();
+  cfg.window.kind = window_kind::session;
+  cfg.window.gap_us = 5 * sec;
+  cfg.window.max_out_of_orderness_us = 100 * sec;
+  add_agg(cfg, "n", "count", "");
+  cfg.aggregation.shards = 1;
+  const auto plan = plan_of(cfg);
+  partition_aggregator p0(plan, 0);
+  partition_aggregator p1(plan, 1);
+  shard_aggregator sa(plan, 0, {0, 1});
+  std::string reason;
+  auto feed = [&](partition_aggregator& p, int64_t t) {
+    decoded_record rec;
+    rec.image = booking(1, "x", 1, t);
+    EXPECT_EQ(p.add(rec, 0, reason), aggregate_outcome::contributed);
+  };
+  feed(p0, 0);
+  feed(p0, 8 * sec);   // [0,5) and [8,13): separate in p0
+  feed(p0, 18 * sec);  // [18,23)
+  feed(p1, 4 * sec);   // [4,9) bridges [0,5) and [8,13)
+  feed(p1, 13 * sec);  // [13,18) only touches its neighbours (half-open): separate sessions
+  std::vector<partial_batch> batches;
+  for (auto* p : {&p0, &p1}) {
+    p->take_partials(batches, 0);
+    for (auto& b : batches) sa.merge(std::move(b));
+  }
+  EXPECT_EQ(sa.open_groups(), 3u);
+  std::vector<row> out;
+  sa.finish(out);
+  std::sort(out.begin(), out.end());
+  EXPECT_EQ(out, (std::vector<row>{row{timestamp{0}, timestamp{13 * sec}, int64_t{3}},
+                                   row{timestamp{13 * sec}, timestamp{18 * sec}, int64_t{1}},
+                                   row{timestamp{18 * sec}, timestamp{23 * sec}, int64_t{1}}}));
+}
+
+TEST(WindowingShards, ShardOfIsStableAndSpreads) {
+  std::vector<int> hits(4);
+  for (int i = 0; i < 400; ++i) {
+    const row key{std::string("k") + std::to_string(i), int64_t{i}};
+    const int s = shard_of(key, 4);
+    ASSERT_GE(s, 0);
+    ASSERT_LT(s, 4);
+    EXPECT_EQ(s, shard_of(key, 4));
+    ++hits[static_cast<size_t>(s)];
+  }
+  for (int h : hits) EXPECT_GT(h, 60);
+  EXPECT_EQ(shard_of(row{0.0}, 8), shard_of(row{-0.0}, 8));
+  EXPECT_EQ(shard_of(row{std::string("x")}, 1), 0);
+}
+
+// ---- plan errors --------------------------------------------------------------------------
+
+std::string plan_error(const pipeline_config& cfg) {
+  std::string error;
+  auto plan = aggregation_plan::from_config(cfg, &error);
+  EXPECT_FALSE(plan.has_value());
+  return error;
+}
+
+TEST(WindowingPlan, SchemaAndDefaults) {
+  pipeline_config cfg = base_config();
+  cfg.aggregation.group_by = {"grp", "region"};
+  all_aggregates(cfg);
+  const auto plan = plan_of(cfg);
+  ASSERT_EQ(plan.schema.names.size(), 4u + 13u);
+  EXPECT_EQ(plan.schema.names[0], "window_start");
+  EXPECT_EQ(plan.schema.types[1], field_type::timestamp);
+  EXPECT_EQ(plan.schema.names[2], "grp");
+  EXPECT_EQ(plan.schema.types[3], field_type::int64);
+  EXPECT_EQ(plan.schema.names[4], "n");
+  EXPECT_EQ(plan.schema.types[6], field_type::int64);    // sum of int
+  EXPECT_EQ(plan.schema.types[7], field_type::float64);  // sum of double
+  EXPECT_EQ(plan.group_by, (std::vector<int>{2, 3}));
+  EXPECT_EQ(plan.shard_count, 4);
+  EXPECT_DOUBLE_EQ(plan.aggs[9].q, 0.9);
+
+  pipeline_config table = base_config();
+  table.window.kind = window_kind::none;
+  table.window.time_field.clear();
+  table.aggregation.mode = "changelog";
+  add_agg(table, "n", "count", "");
+  const auto tp = plan_of(table);
+  EXPECT_EQ(tp.window.kind, window_kind::global);
+  EXPECT_EQ(tp.primary_key, std::vector<int>{0});
+  EXPECT_EQ(tp.schema.names, std::vector<std::string>{"n"});
+}
+
+TEST(WindowingPlan, ErrorsNameTheKey) {
+  auto with = [](auto edit) {
+    pipeline_config cfg = base_config();
+    add_agg(cfg, "n", "count", "");
+    add_agg(cfg, "total", "sum", "amount");
+    edit(cfg);
+    return plan_error(cfg);
+  };
+  EXPECT_EQ(with([](pipeline_config& c) { c.aggregates[1].field = "amout"; }),
+            "aggregates[1].field: unknown field 'amout'; did you mean 'amount'?");
+  EXPECT_EQ(with([](pipeline_config& c) {
+              add_agg(c, "p", "p95", "amount");
+              c.aggregation.mode = "changelog";
+            }),
+            "aggregates[2].function: p95 cannot be retracted in changelog mode");
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.aggregates[1].function = "median";
+            }).rfind("aggregates[1].function: unknown function 'median'", 0),
+            0u);
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.aggregates[1].field = "status";
+              c.aggregates[1].function = "percentile";
+            }),
+            "aggregates[1].field: percentile needs a numeric field, 'status' is string");
+  EXPECT_EQ(with([](pipeline_config& c) { c.aggregates[1].field = ""; }),
+            "aggregates[1].field: required for sum (only count may omit it)");
+  EXPECT_EQ(with([](pipeline_config& c) { c.aggregates[1].alias = "n"; }),
+            "aggregates[1].alias: 'n' is already an output column");
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.aggregates[1].function = "percentile";
+              c.aggregates[1].q = 1.5;
+            }),
+            "aggregates[1].q: must be between 0 and 1 (exclusive)");
+  EXPECT_EQ(with([](pipeline_config& c) { c.window.time_field = "qty"; }),
+            "window.time_field: 'qty' is int, expected a timestamp field");
+  EXPECT_EQ(with([](pipeline_config& c) { c.window.time_field = "tss"; }),
+            "window.time_field: unknown field 'tss'; did you mean 'ts'?");
+  EXPECT_EQ(with([](pipeline_config& c) { c.window.time_field.clear(); }),
+            "window.time_field: required (a declared timestamp field, or time = \"processing\")");
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.aggregation.group_by = {"grp", "nope"};
+            }),
+            "aggregate.group_by[1]: unknown field 'nope'");
+  EXPECT_EQ(with([](pipeline_config& c) { c.aggregation.shards = 0; }),
+            "aggregate.shards: expected 1..256, got 0");
+  EXPECT_EQ(with([](pipeline_config& c) { c.aggregation.shards = 257; }),
+            "aggregate.shards: expected 1..256, got 257");
+  EXPECT_EQ(with([](pipeline_config& c) { c.aggregation.mode = "upsert"; }),
+            "aggregate.mode: expected \"append\" or \"changelog\", got \"upsert\"");
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.aggregation.having = "totl > 3";
+            }).rfind("aggregate.having: unknown field 'totl'", 0),
+            0u);
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.aggregation.mode = "changelog";
+              c.fields[0].name = "booking_id";
+            }),
+            "aggregate.primary_key: required in changelog mode (no field named 'id')");
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.aggregation.mode = "changelog";
+              c.window.kind = window_kind::session;
+              c.window.gap_us = sec;
+            }),
+            "window.type: session windows cannot be used in changelog mode");
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.window.kind = window_kind::hopping;
+              c.window.slide_us = 3 * sec;
+            }),
+            "window.slide: size must be a multiple of slide");
+  // A known line is prefixed.
+  EXPECT_EQ(with([](pipeline_config& c) {
+              c.file_name = "p.toml";
+              c.aggregates[1].line = 12;
+              c.aggregates[1].field = "zzzzzz";
+            }),
+            "p.toml:12: aggregates[1].field: unknown field 'zzzzzz'");
+}
+
+}  // namespace
+}  // namespace eddy

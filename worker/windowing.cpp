@@ -1,0 +1,1007 @@
+#include "worker/windowing.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <unordered_map>
+#include <utility>
+
+#include "worker/time_format.hpp"
+
+// Implementation notes (the semantics are in windowing.hpp):
+//
+// * Group keys and primary keys are rows hashed with our own stable 64-bit hash (`hash_row`),
+//   so `shard_of` is the same in every process and build. Doubles are canonicalised (-0.0 ->
+//   +0.0, one NaN) for hashing and equality, so NaN keys still find their group.
+// * Every group carries `rows`, the net number of contributions (adds − retractions), kept
+//   here rather than read from accumulators: a group is emitted only while rows > 0.
+// * Partition side: per shard, the partials since the last `take_partials` — a hash map
+//   (window, key) → deltas; for sessions, per key an ordered map start → partial session,
+//   merged on overlap (strict: s2 < e1) as rows arrive.
+// * Shard side: `open_` is ordered by window (for tumbling/hopping/global that is also the
+//   order of window ends), each window holding a hash map key → group. Sessions live per key
+//   in an ordered map start → session, with a multimap end → (key, start) to close them in
+//   order. Changed groups are remembered in `dirty_` (pointers into node-based containers,
+//   which stay valid; the list is always drained before anything is erased).
+
+namespace eddy {
+
+namespace {
+
+constexpr int64_t min_time = std::numeric_limits<int64_t>::min();
+constexpr int64_t max_time = std::numeric_limits<int64_t>::max();
+
+/// a + b for b >= 0, saturating at INT64_MAX.
+int64_t add_sat(int64_t a, int64_t b) {
+  return a > max_time - b ? max_time : a + b;
+}
+/// a − b for b >= 0, saturating at INT64_MIN.
+int64_t sub_sat(int64_t a, int64_t b) {
+  return a < min_time + b ? min_time : a - b;
+}
+
+int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if (a % b != 0 && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+// ---- stable hashing and key equality ------------------------------------------------------
+
+constexpr uint64_t map_seed = 0x9e3779b97f4a7c15ULL;
+constexpr uint64_t shard_seed = 0x51afd7ed558ccd2bULL;
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+uint64_t combine(uint64_t h, uint64_t v) {
+  return mix64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6)));
+}
+
+uint64_t hash_bytes(std::string_view s, uint64_t h) {
+  h = combine(h, s.size());
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w = 0;
+    for (int b = 0; b < 8; ++b)
+      w |= static_cast<uint64_t>(static_cast<unsigned char>(s[i + b])) << (8 * b);
+    h = combine(h, w);
+  }
+  uint64_t w = 0;
+  for (int b = 0; i < s.size(); ++i, ++b) {
+    w |= static_cast<uint64_t>(static_cast<unsigned char>(s[i])) << (8 * b);
+  }
+  return combine(h, w);
+}
+
+double canonical_double(double d) {
+  if (std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
+  if (d == 0.0) return 0.0;
+  return d;
+}
+
+uint64_t hash_value(const value& v, uint64_t h) {
+  h = combine(h, v.index());
+  switch (v.index()) {
+    case 0:
+      return h;
+    case 1:
+      return hash_bytes(std::get<std::string>(v), h);
+    case 2:
+      return combine(h, static_cast<uint64_t>(std::get<int64_t>(v)));
+    case 3:
+      return combine(h, std::bit_cast<uint64_t>(canonical_double(std::get<double>(v))));
+    case 4:
+      return combine(h, std::get<bool>(v) ? 1 : 0);
+    case 5:
+      return combine(h, static_cast<uint64_t>(std::get<timestamp>(v).micros));
+    default:
+      return h;
+  }
+}
+
+uint64_t hash_row(const row& r, uint64_t seed) {
+  uint64_t h = seed;
+  for (const value& v : r) h = hash_value(v, h);
+  return mix64(h ^ r.size());
+}
+
+bool value_eq(const value& a, const value& b) {
+  if (a.index() != b.index()) return false;
+  if (const auto* d = std::get_if<double>(&a)) {
+    return std::bit_cast<uint64_t>(canonical_double(*d)) ==
+           std::bit_cast<uint64_t>(canonical_double(std::get<double>(b)));
+  }
+  return a == b;
+}
+
+struct row_hash {
+  size_t operator()(const row& r) const { return static_cast<size_t>(hash_row(r, map_seed)); }
+};
+struct row_eq {
+  bool operator()(const row& a, const row& b) const {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!value_eq(a[i], b[i])) return false;
+    }
+    return true;
+  }
+};
+
+struct group_id {
+  window_bounds window;
+  row key;
+};
+struct group_id_hash {
+  size_t operator()(const group_id& g) const {
+    uint64_t h = combine(map_seed, static_cast<uint64_t>(g.window.start));
+    h = combine(h, static_cast<uint64_t>(g.window.end));
+    return static_cast<size_t>(hash_row(g.key, h));
+  }
+};
+struct group_id_eq {
+  bool operator()(const group_id& a, const group_id& b) const {
+    return a.window == b.window && row_eq{}(a.key, b.key);
+  }
+};
+
+// ---- plan helpers -------------------------------------------------------------------------
+
+using acc_vector = std::vector<std::unique_ptr<accumulator>>;
+
+acc_vector make_accs(const aggregation_plan& plan) {
+  acc_vector accs;
+  accs.reserve(plan.aggs.size());
+  for (const agg_spec& spec : plan.aggs) accs.push_back(make_accumulator(spec));
+  return accs;
+}
+
+void merge_accs(acc_vector& into, const acc_vector& from) {
+  for (size_t i = 0; i < into.size() && i < from.size(); ++i) {
+    if (from[i]) into[i]->merge(*from[i]);
+  }
+}
+
+/// One row's contribution: what is added to (or retracted from) its windows.
+struct contribution {
+  int64_t time = 0;
+  row key;     ///< group-by values
+  row inputs;  ///< one value per aggregate (count(*) gets a non-null placeholder)
+};
+
+row project(const row& r, const std::vector<int>& indices) {
+  row out;
+  out.reserve(indices.size());
+  for (int i : indices) {
+    out.push_back(i >= 0 && static_cast<size_t>(i) < r.size() ? r[static_cast<size_t>(i)]
+                                                              : value{});
+  }
+  return out;
+}
+
+/// The event time of `r` (event-time mode), nullopt when null.
+std::optional<int64_t> row_time(const aggregation_plan& plan, const row& r) {
+  const int i = plan.window.time_field_index;
+  if (i < 0 || static_cast<size_t>(i) >= r.size()) return std::nullopt;
+  if (const auto* t = std::get_if<timestamp>(&r[static_cast<size_t>(i)])) return t->micros;
+  return std::nullopt;
+}
+
+contribution make_contribution(const aggregation_plan& plan, const row& r, int64_t t) {
+  contribution c;
+  c.time = t;
+  c.key = project(r, plan.group_by);
+  c.inputs.reserve(plan.aggs.size());
+  for (const agg_spec& spec : plan.aggs) {
+    if (spec.field < 0) {
+      c.inputs.emplace_back(int64_t{1});
+    } else {
+      const auto i = static_cast<size_t>(spec.field);
+      c.inputs.push_back(i < r.size() ? r[i] : value{});
+    }
+  }
+  return c;
+}
+
+/// The windows of a row at `t` (not sessions).
+void windows_of(const window_config& w, int64_t t, std::vector<window_bounds>& out) {
+  out.clear();
+  switch (w.kind) {
+    case window_kind::tumbling: {
+      const int64_t start = floor_div(t, w.size_us) * w.size_us;
+      out.push_back({start, add_sat(start, w.size_us)});
+      break;
+    }
+    case window_kind::hopping: {
+      // every k with k*slide <= t < k*slide + size
+      const int64_t last = floor_div(t, w.slide_us);
+      const int64_t n = w.size_us / w.slide_us;
+      for (int64_t k = last - n + 1; k <= last; ++k) {
+        const int64_t start = k * w.slide_us;
+        out.push_back({start, add_sat(start, w.size_us)});
+      }
+      break;
+    }
+    case window_kind::session:
+    case window_kind::none:
+    case window_kind::global:
+      out.push_back({min_time, max_time});
+      break;
+  }
+}
+
+std::string iso(int64_t us) {
+  static const time_formatter utc;
+  if (us == min_time) return "-infinity";
+  if (us == max_time) return "+infinity";
+  return utc.format_iso(timestamp{us});
+}
+
+/// "<file>:<line>: " when known.
+std::string where(const pipeline_config& cfg, int line) {
+  if (line <= 0) return {};
+  return (cfg.file_name.empty() ? std::string("pipeline.toml") : cfg.file_name) + ":" +
+         std::to_string(line) + ": ";
+}
+
+std::string unknown_field(const pipeline_config& cfg, std::string_view key,
+                          const std::string& name) {
+  std::vector<std::string_view> names;
+  for (const auto& f : cfg.fields) names.push_back(f.name);
+  std::string msg = std::string(key) + ": unknown field '" + name + "'";
+  const std::string hint = closest_name(name, names);
+  if (!hint.empty()) msg += "; did you mean '" + hint + "'?";
+  return msg;
+}
+
+bool is_numeric(field_type t) {
+  return t == field_type::int64 || t == field_type::float64;
+}
+
+}  // namespace
+
+// ---- aggregation_plan -----------------------------------------------------------------------
+
+std::optional<aggregation_plan> aggregation_plan::from_config(const pipeline_config& cfg,
+                                                              std::string* error) {
+  auto fail = [&](std::string msg) -> std::optional<aggregation_plan> {
+    if (error != nullptr) *error = std::move(msg);
+    return std::nullopt;
+  };
+  aggregation_plan plan;
+  plan.window = cfg.window;
+  window_config& w = plan.window;
+  if (w.kind == window_kind::none) w.kind = window_kind::global;
+  const bool global = w.kind == window_kind::global;
+
+  if (cfg.aggregates.empty())
+    return fail("aggregates: at least one [[aggregates]] entry is required");
+
+  // time
+  w.time_field_index = -1;
+  if (!w.processing_time) {
+    if (w.time_field.empty()) {
+      if (!global) {
+        return fail(
+            "window.time_field: required (a declared timestamp field, or time = \"processing\")");
+      }
+      w.processing_time = true;  // a global window without a time field: arrival order
+    } else {
+      const int i = cfg.field_index(w.time_field);
+      if (i < 0) return fail(unknown_field(cfg, "window.time_field", w.time_field));
+      const field_type t = cfg.fields[static_cast<size_t>(i)].type;
+      if (t != field_type::timestamp) {
+        return fail("window.time_field: '" + w.time_field + "' is " + std::string(to_string(t)) +
+                    ", expected a timestamp field");
+      }
+      w.time_field_index = i;
+    }
+  }
+  switch (w.kind) {
+    case window_kind::tumbling:
+      if (w.size_us <= 0) return fail("window.size: must be positive");
+      break;
+    case window_kind::hopping:
+      if (w.size_us <= 0) return fail("window.size: must be positive");
+      if (w.slide_us <= 0) return fail("window.slide: must be positive");
+      if (w.size_us % w.slide_us != 0)
+        return fail("window.slide: size must be a multiple of slide");
+      break;
+    case window_kind::session:
+      if (w.gap_us <= 0) return fail("window.gap: must be positive");
+      break;
+    case window_kind::none:
+    case window_kind::global:
+      break;
+  }
+  if (w.max_out_of_orderness_us < 0)
+    return fail("window.max_out_of_orderness: must not be negative");
+  if (w.allowed_lateness_us < 0) return fail("window.allowed_lateness: must not be negative");
+  if (w.idle_timeout_us < 0) return fail("window.idle_timeout: must not be negative");
+
+  // output columns
+  std::vector<field_config> result_fields;
+  auto add_column = [&](const std::string& name, field_type t) {
+    field_config f;
+    f.name = name;
+    f.type = t;
+    result_fields.push_back(std::move(f));
+    plan.schema.names.push_back(name);
+    plan.schema.types.push_back(t);
+  };
+  auto taken = [&](const std::string& name) {
+    return std::find(plan.schema.names.begin(), plan.schema.names.end(), name) !=
+           plan.schema.names.end();
+  };
+  if (!global) {
+    add_column("window_start", field_type::timestamp);
+    add_column("window_end", field_type::timestamp);
+  }
+
+  const aggregation_config& ac = cfg.aggregation;
+  for (size_t i = 0; i < ac.group_by.size(); ++i) {
+    const std::string key = "aggregate.group_by[" + std::to_string(i) + "]";
+    const std::string& name = ac.group_by[i];
+    const int idx = cfg.field_index(name);
+    if (idx < 0) return fail(unknown_field(cfg, key, name));
+    if (taken(name)) return fail(key + ": '" + name + "' is already an output column");
+    plan.group_by.push_back(idx);
+    add_column(name, cfg.fields[static_cast<size_t>(idx)].type);
+  }
+
+  if (ac.mode == "changelog") {
+    plan.changelog = true;
+  } else if (ac.mode != "append") {
+    return fail("aggregate.mode: expected \"append\" or \"changelog\", got \"" + ac.mode + "\"");
+  }
+
+  for (size_t i = 0; i < cfg.aggregates.size(); ++i) {
+    const aggregate_config& a = cfg.aggregates[i];
+    const std::string key = where(cfg, a.line) + "aggregates[" + std::to_string(i) + "]";
+    agg_spec spec;
+    double q = 0.5;
+    const auto fn = parse_agg_fn(a.function, &q);
+    if (!fn) {
+      return fail(key + ".function: unknown function '" + a.function +
+                  "'; expected count, sum, avg, min, max, count_distinct, approx_count_distinct, "
+                  "percentile, p50, p90, p95, p99, first or last");
+    }
+    spec.fn = *fn;
+    if (spec.fn == agg_fn::percentile) {
+      if (a.function == "percentile") q = a.q;
+      if (!(q > 0.0 && q < 1.0)) return fail(key + ".q: must be between 0 and 1 (exclusive)");
+      spec.q = q;
+    }
+    if (a.field.empty()) {
+      if (spec.fn != agg_fn::count) {
+        return fail(key + ".field: required for " + a.function + " (only count may omit it)");
+      }
+      spec.field = -1;
+    } else {
+      const int idx = cfg.field_index(a.field);
+      if (idx < 0) return fail(unknown_field(cfg, key + ".field", a.field));
+      spec.field = idx;
+      spec.input_type = cfg.fields[static_cast<size_t>(idx)].type;
+      const bool needs_number =
+          spec.fn == agg_fn::sum || spec.fn == agg_fn::avg || spec.fn == agg_fn::percentile;
+      if (needs_number && !is_numeric(spec.input_type)) {
+        return fail(key + ".field: " + a.function + " needs a numeric field, '" + a.field +
+                    "' is " + std::string(to_string(spec.input_type)));
+      }
+    }
+    spec.alias = a.alias;
+    if (spec.alias.empty()) {
+      spec.alias = a.field.empty() ? a.function : a.function + "_" + a.field;
+    }
+    if (taken(spec.alias)) {
+      return fail(key + ".alias: '" + spec.alias + "' is already an output column");
+    }
+    if (plan.changelog && !make_accumulator(spec)->retractable()) {
+      return fail(key + ".function: " + a.function + " cannot be retracted in changelog mode");
+    }
+    add_column(spec.alias, result_type(spec));
+    plan.aggs.push_back(std::move(spec));
+  }
+
+  if (plan.changelog) {
+    if (w.kind == window_kind::session) {
+      return fail("window.type: session windows cannot be used in changelog mode");
+    }
+    std::vector<std::string> pk = ac.primary_key;
+    if (pk.empty()) {
+      if (cfg.field_index("id") < 0) {
+        return fail("aggregate.primary_key: required in changelog mode (no field named 'id')");
+      }
+      pk.emplace_back("id");
+    }
+    for (size_t i = 0; i < pk.size(); ++i) {
+      const int idx = cfg.field_index(pk[i]);
+      if (idx < 0) {
+        return fail(unknown_field(cfg, "aggregate.primary_key[" + std::to_string(i) + "]", pk[i]));
+      }
+      plan.primary_key.push_back(idx);
+    }
+  }
+
+  if (ac.shards < 1 || ac.shards > 256) {
+    return fail("aggregate.shards: expected 1..256, got " + std::to_string(ac.shards));
+  }
+  plan.shard_count = ac.shards;
+
+  std::string having_error;
+  auto having = filter_expr::compile(ac.having, result_fields, &having_error);
+  if (!having) return fail("aggregate.having: " + having_error);
+  plan.having = std::move(*having);
+  return plan;
+}
+
+int shard_of(const row& group_key, int shard_count) {
+  if (shard_count <= 1) return 0;
+  return static_cast<int>(hash_row(group_key, shard_seed) % static_cast<uint64_t>(shard_count));
+}
+
+// ---- partition_aggregator -----------------------------------------------------------------
+
+namespace {
+
+struct partial_group {
+  acc_vector accs;
+  int64_t rows = 0;
+  bool late_update = false;
+};
+
+struct partial_session {
+  int64_t end = 0;
+  partial_group g;
+};
+
+using session_map = std::map<int64_t, partial_session>;  // start -> session
+
+/// Finds the sessions of `m` overlapping [start, end) (strictly), merges them and the new
+/// bounds into one entry, and returns it. `make` creates empty accumulators.
+template <typename Session, typename Merge>
+typename std::map<int64_t, Session>::iterator merge_sessions(std::map<int64_t, Session>& m,
+                                                             int64_t start, int64_t end,
+                                                             Merge&& merge_into) {
+  auto it = m.lower_bound(start);
+  if (it != m.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second.end > start) it = prev;
+  }
+  // [it, last) overlap [start, end): s < end and e > start (sorted, disjoint).
+  auto last = it;
+  while (last != m.end() && last->first < end && last->second.end > start) ++last;
+  if (it == last) return m.end();
+  const int64_t new_start = std::min(start, it->first);
+  int64_t new_end = end;
+  for (auto j = it; j != last; ++j) new_end = std::max(new_end, j->second.end);
+  // Keep the first overlapping session as the survivor, fold the others into it.
+  Session survivor = std::move(it->second);
+  for (auto j = std::next(it); j != last; ++j) merge_into(survivor, j->second);
+  m.erase(it, last);
+  survivor.end = new_end;
+  return m.emplace(new_start, std::move(survivor)).first;
+}
+
+}  // namespace
+
+struct partition_aggregator::impl {
+  aggregation_plan plan;
+  int32_t partition = 0;
+  int64_t max_event_time = min_time;
+  int64_t last_record_us = min_time;
+
+  struct pending {
+    std::unordered_map<group_id, partial_group, group_id_hash, group_id_eq> groups;
+    std::unordered_map<row, session_map, row_hash, row_eq> sessions;
+  };
+  std::vector<pending> shards;
+  /// Changelog state: primary key -> the contribution last added for it. Bounded by the number
+  /// of distinct keys; lives in memory for now (issue 4 moves it to RocksDB).
+  std::unordered_map<row, contribution, row_hash, row_eq> state;
+  std::vector<window_bounds> scratch;
+
+  [[nodiscard]] int64_t watermark() const {
+    return max_event_time == min_time
+               ? min_time
+               : sub_sat(max_event_time, plan.window.max_out_of_orderness_us);
+  }
+
+  partial_group new_group() const {
+    partial_group g;
+    g.accs = make_accs(plan);
+    return g;
+  }
+
+  void add_to(partial_group& g, const contribution& c, int sign, bool late) {
+    for (size_t i = 0; i < g.accs.size(); ++i) g.accs[i]->add(c.inputs[i], c.time, sign);
+    g.rows += sign;
+    g.late_update = g.late_update || late;
+  }
+
+  /// Applies one contribution to its windows, judging lateness against `wm`.
+  /// Counts windows and late windows; `late_reason` describes the last late one.
+  void apply(const contribution& c, int sign, int64_t wm, int& windows, int& late_windows,
+             std::string& late_reason) {
+    const window_config& w = plan.window;
+    const bool update = w.late == late_policy::update;
+    pending& p = shards[static_cast<size_t>(shard_of(c.key, plan.shard_count))];
+    if (w.kind == window_kind::session) {
+      ++windows;
+      // A session row is late when the watermark is past the row's own time (+ lateness).
+      const bool late = wm != min_time && wm > add_sat(c.time, w.allowed_lateness_us);
+      if (late) {
+        ++late_windows;
+        late_reason = "late: event at " + iso(c.time) + " is behind watermark " + iso(wm) +
+                      " (session window)";
+        if (!update) return;
+      }
+      session_map& m = p.sessions[c.key];
+      const int64_t end = add_sat(c.time, w.gap_us);
+      auto it = merge_sessions(m, c.time, end, [](partial_session& a, partial_session& b) {
+        merge_accs(a.g.accs, b.g.accs);
+        a.g.rows += b.g.rows;
+        a.g.late_update = a.g.late_update || b.g.late_update;
+      });
+      if (it == m.end()) it = m.emplace(c.time, partial_session{end, new_group()}).first;
+      add_to(it->second.g, c, sign, late);
+      return;
+    }
+    windows_of(w, c.time, scratch);
+    for (const window_bounds& wb : scratch) {
+      ++windows;
+      const bool late = wm != min_time && wm >= add_sat(wb.end, w.allowed_lateness_us);
+      if (late) {
+        ++late_windows;
+        late_reason = "late: window [" + iso(wb.start) + ", " + iso(wb.end) +
+                      ") closed at watermark " + iso(wm);
+        if (!update) continue;
+      }
+      auto [it, fresh] = p.groups.try_emplace(group_id{wb, c.key});
+      if (fresh) it->second = new_group();
+      add_to(it->second, c, sign, late);
+    }
+  }
+};
+
+partition_aggregator::partition_aggregator(const aggregation_plan& plan, int32_t partition)
+    : impl_(std::make_unique<impl>()) {
+  impl_->plan = plan;
+  impl_->partition = partition;
+  impl_->shards.resize(static_cast<size_t>(std::max(1, plan.shard_count)));
+}
+
+partition_aggregator::~partition_aggregator() = default;
+
+int64_t partition_aggregator::watermark() const {
+  return impl_->watermark();
+}
+
+aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t processing_time_us,
+                                            std::string& reason) {
+  impl& s = *impl_;
+  const aggregation_plan& plan = s.plan;
+  s.last_record_us = processing_time_us;
+  const bool proc = plan.window.processing_time;
+  auto time_of = [&](const row& r) -> std::optional<int64_t> {
+    return proc ? std::optional<int64_t>(processing_time_us) : row_time(plan, r);
+  };
+
+  std::optional<contribution> retract;
+  std::optional<contribution> add;
+  std::optional<row> pk;
+  if (!plan.changelog) {
+    const auto t = time_of(rec.image);
+    if (!t) {
+      reason = "null event time";
+      return aggregate_outcome::dead_letter;
+    }
+    add = make_contribution(plan, rec.image, *t);
+  } else {
+    pk = project(rec.image, plan.primary_key);
+    auto known = s.state.find(*pk);
+    if (known != s.state.end()) {
+      retract = known->second;  // exactly what this partition added for the key
+    } else {
+      // Unknown key: only what the message itself says about the previous row.
+      const row* before = rec.op == cdc_op::del                      ? &rec.image
+                          : (rec.op == cdc_op::update && rec.before) ? &*rec.before
+                                                                     : nullptr;
+      if (before != nullptr && !proc) {
+        if (const auto t = row_time(plan, *before)) retract = make_contribution(plan, *before, *t);
+      }
+    }
+    if (rec.op != cdc_op::del) {
+      const auto t = time_of(rec.image);
+      if (!t) {
+        reason = "null event time";
+        return aggregate_outcome::dead_letter;
+      }
+      add = make_contribution(plan, rec.image, *t);
+    } else if (!retract && !time_of(rec.image)) {
+      reason = "null event time";
+      return aggregate_outcome::dead_letter;
+    }
+  }
+
+  const int64_t wm = s.watermark();  // the partition's watermark at the row's arrival
+  int windows = 0;
+  int late_windows = 0;
+  std::string late_reason;
+  if (retract) s.apply(*retract, -1, wm, windows, late_windows, late_reason);
+  if (add) s.apply(*add, +1, wm, windows, late_windows, late_reason);
+
+  const int64_t event_time = proc      ? processing_time_us
+                             : add     ? add->time
+                             : retract ? retract->time
+                                       : min_time;
+  s.max_event_time = std::max(s.max_event_time, event_time);
+  if (plan.changelog) {
+    if (add) {
+      s.state.insert_or_assign(std::move(*pk), std::move(*add));
+    } else {
+      s.state.erase(*pk);
+    }
+  }
+
+  if (windows > 0 && late_windows == windows) {
+    if (plan.window.late == late_policy::dead_letter) {
+      reason = std::move(late_reason);
+      return aggregate_outcome::dead_letter;
+    }
+    return aggregate_outcome::late;
+  }
+  return aggregate_outcome::contributed;
+}
+
+void partition_aggregator::take_partials(std::vector<partial_batch>& out,
+                                         int64_t processing_time_us) {
+  impl& s = *impl_;
+  out.resize(s.shards.size());
+  const int64_t wm = s.watermark();
+  for (size_t i = 0; i < s.shards.size(); ++i) {
+    partial_batch& b = out[i];
+    b.partition = s.partition;
+    b.watermark = wm;
+    b.processing_time_us = processing_time_us;
+    b.last_record_us = s.last_record_us;
+    b.entries.clear();
+    auto& groups = s.shards[i].groups;
+    b.entries.reserve(groups.size());
+    while (!groups.empty()) {
+      auto node = groups.extract(groups.begin());
+      partial_batch::entry e;
+      e.window = node.key().window;
+      e.key = std::move(node.key().key);
+      e.accs = std::move(node.mapped().accs);
+      e.rows = node.mapped().rows;
+      e.late_update = node.mapped().late_update;
+      b.entries.push_back(std::move(e));
+    }
+    auto& sessions = s.shards[i].sessions;
+    while (!sessions.empty()) {
+      auto node = sessions.extract(sessions.begin());
+      for (auto& [start, ps] : node.mapped()) {
+        partial_batch::entry e;
+        e.window = {start, ps.end};
+        e.key = node.key();
+        e.accs = std::move(ps.g.accs);
+        e.rows = ps.g.rows;
+        e.late_update = ps.g.late_update;
+        b.entries.push_back(std::move(e));
+      }
+    }
+  }
+}
+
+// ---- shard_aggregator -----------------------------------------------------------------------
+
+namespace {
+
+struct group_state {
+  acc_vector accs;
+  int64_t rows = 0;
+  bool dirty = false;
+  bool closed = false;
+};
+
+using key_map = std::unordered_map<row, group_state, row_hash, row_eq>;
+
+struct session_state {
+  int64_t end = 0;
+  group_state g;
+};
+
+}  // namespace
+
+struct shard_aggregator::impl {
+  aggregation_plan plan;
+  int shard = 0;
+  bool on_update = false;
+  bool keep_closed = false;
+
+  struct partition_info {
+    int64_t watermark = min_time;
+    int64_t last_record_us = min_time;
+  };
+  std::map<int32_t, partition_info> partitions;
+  int64_t first_seen_us = min_time;   ///< first processing time observed (idleness origin)
+  int64_t closed_through = min_time;  ///< windows with end + lateness <= this are closed
+
+  std::map<window_bounds, key_map> open;    ///< not sessions
+  std::map<window_bounds, key_map> closed;  ///< late policy update: closed windows kept
+  std::unordered_map<row, std::map<int64_t, session_state>, row_hash, row_eq> sessions;
+  std::multimap<int64_t, std::pair<const row*, int64_t>> session_ends;  ///< open sessions by end
+  size_t open_sessions = 0;
+
+  /// A group to emit at the next emit(). Non-session groups are referenced directly (hash-map
+  /// nodes never move); sessions by (key, start), looked up again, since merging replaces them.
+  struct dirty_ref {
+    window_bounds window;
+    const row* key;
+    group_state* g;  ///< null for sessions
+  };
+  std::vector<dirty_ref> dirty;
+  int64_t dropped_after_close = 0;
+
+  [[nodiscard]] bool past(int64_t end) const {
+    return closed_through != min_time &&
+           add_sat(end, plan.window.allowed_lateness_us) <= closed_through;
+  }
+
+  void mark(const window_bounds& w, const row* key, group_state& g, bool session) {
+    if (g.dirty) return;
+    if (on_update || g.closed) {
+      g.dirty = true;
+      dirty.push_back({w, key, session ? nullptr : &g});
+    }
+  }
+
+  void result_row(const window_bounds& w, const row& key, const group_state& g,
+                  std::vector<row>& out) const {
+    if (g.rows <= 0) return;
+    row r;
+    r.reserve(plan.schema.names.size());
+    if (plan.window.kind != window_kind::global) {
+      r.emplace_back(timestamp{w.start});
+      r.emplace_back(timestamp{w.end});
+    }
+    r.insert(r.end(), key.begin(), key.end());
+    for (const auto& a : g.accs) r.push_back(a->result());
+    if (plan.having.matches(r)) out.push_back(std::move(r));
+  }
+
+  void drain_dirty(std::vector<row>& out) {
+    for (const dirty_ref& d : dirty) {
+      group_state* g = d.g;
+      window_bounds w = d.window;
+      if (g == nullptr) {
+        auto& m = sessions.find(*d.key)->second;
+        auto it = m.find(w.start);
+        if (it == m.end()) continue;  // merged into another session, which has its own entry
+        g = &it->second.g;
+        w.end = it->second.end;
+      }
+      if (!g->dirty) continue;  // already emitted
+      g->dirty = false;
+      result_row(w, *d.key, *g, out);
+    }
+    dirty.clear();
+  }
+
+  void merge_entry(partial_batch::entry& e) {
+    if (plan.window.kind == window_kind::session) {
+      merge_session(e);
+      return;
+    }
+    const bool after_close = past(e.window.end);
+    if (after_close && !keep_closed) {
+      ++dropped_after_close;
+      return;
+    }
+    auto wit = (after_close ? closed : open).try_emplace(e.window).first;
+    auto [it, fresh] = wit->second.try_emplace(std::move(e.key));
+    group_state& g = it->second;
+    if (fresh) {
+      g.accs = std::move(e.accs);
+    } else {
+      merge_accs(g.accs, e.accs);
+    }
+    g.rows += e.rows;
+    g.closed = after_close;
+    mark(wit->first, &it->first, g, false);
+  }
+
+  void unindex(const row* key, int64_t start, int64_t end) {
+    auto [lo, hi] = session_ends.equal_range(end);
+    for (auto i = lo; i != hi; ++i) {
+      if (i->second.first == key && i->second.second == start) {
+        session_ends.erase(i);
+        return;
+      }
+    }
+  }
+
+  void merge_session(partial_batch::entry& e) {
+    auto kit = sessions.find(e.key);
+    if (kit == sessions.end()) {
+      // A lone session that is already closed: nothing can hold it unless we keep closed ones.
+      if (past(e.window.end) && !keep_closed) {
+        ++dropped_after_close;
+        return;
+      }
+      kit = sessions.try_emplace(std::move(e.key)).first;
+    }
+    const row* key = &kit->first;
+    auto& m = kit->second;
+    // Remove the index entries of the sessions about to be merged.
+    {
+      auto it = m.lower_bound(e.window.start);
+      if (it != m.begin() && std::prev(it)->second.end > e.window.start) --it;
+      for (; it != m.end() && it->first < e.window.end && it->second.end > e.window.start; ++it) {
+        if (!it->second.g.closed) {
+          unindex(key, it->first, it->second.end);
+          --open_sessions;
+        }
+        it->second.g.dirty = false;  // the merged session is (re)marked below
+      }
+    }
+    auto merged =
+        merge_sessions(m, e.window.start, e.window.end, [](session_state& a, session_state& b) {
+          merge_accs(a.g.accs, b.g.accs);
+          a.g.rows += b.g.rows;
+        });
+    if (merged == m.end()) {
+      if (past(e.window.end) && !keep_closed) {
+        ++dropped_after_close;
+        if (m.empty()) sessions.erase(kit);
+        return;
+      }
+      session_state st;
+      st.end = e.window.end;
+      st.g.accs = std::move(e.accs);
+      st.g.rows = e.rows;
+      merged = m.emplace(e.window.start, std::move(st)).first;
+    } else {
+      merge_accs(merged->second.g.accs, e.accs);
+      merged->second.g.rows += e.rows;
+    }
+    group_state& g = merged->second.g;
+    g.closed = past(merged->second.end);
+    if (!g.closed) {
+      session_ends.emplace(merged->second.end, std::make_pair(key, merged->first));
+      ++open_sessions;
+    }
+    mark({merged->first, merged->second.end}, key, g, true);
+  }
+
+  /// Closes everything with end + lateness <= wm. Dirty groups must be drained first.
+  void close_through(int64_t wm, std::vector<row>& out) {
+    if (wm <= closed_through) return;
+    closed_through = wm;
+    if (plan.window.kind == window_kind::session) {
+      while (!session_ends.empty() && past(session_ends.begin()->first)) {
+        auto node = session_ends.begin();
+        const row* key = node->second.first;
+        const int64_t start = node->second.second;
+        session_ends.erase(node);
+        --open_sessions;
+        auto kit = sessions.find(*key);
+        auto sit = kit->second.find(start);
+        if (!on_update) result_row({start, sit->second.end}, *key, sit->second.g, out);
+        if (keep_closed) {
+          sit->second.g.closed = true;
+        } else {
+          kit->second.erase(sit);
+          if (kit->second.empty()) sessions.erase(kit);
+        }
+      }
+      return;
+    }
+    while (!open.empty() && past(open.begin()->first.end)) {
+      auto node = open.extract(open.begin());
+      if (!on_update) {
+        for (const auto& [key, g] : node.mapped()) result_row(node.key(), key, g, out);
+      }
+      if (keep_closed) {
+        for (auto& [key, g] : node.mapped()) g.closed = true;
+        key_map& into = closed[node.key()];
+        if (into.empty()) {
+          into = std::move(node.mapped());
+        } else {
+          for (auto& [key, g] : node.mapped()) {
+            auto [it, fresh] = into.try_emplace(key);
+            if (fresh) {
+              it->second = std::move(g);
+            } else {
+              merge_accs(it->second.accs, g.accs);
+              it->second.rows += g.rows;
+            }
+          }
+        }
+      }
+    }
+  }
+
+  [[nodiscard]] int64_t pipeline_watermark(int64_t now) const {
+    if (partitions.empty()) return min_time;
+    const int64_t timeout = plan.window.idle_timeout_us;
+    const int64_t origin = first_seen_us == min_time ? now : first_seen_us;
+    int64_t lo = max_time;
+    int64_t hi = min_time;
+    bool any_active = false;
+    for (const auto& [p, info] : partitions) {
+      hi = std::max(hi, info.watermark);
+      const int64_t active = std::max(info.last_record_us, origin);
+      if (timeout > 0 && now - active > timeout) continue;  // idle
+      any_active = true;
+      lo = std::min(lo, info.watermark);
+    }
+    return any_active ? lo : hi;
+  }
+
+  void observe(int64_t now) {
+    if (first_seen_us == min_time || now < first_seen_us) first_seen_us = now;
+  }
+};
+
+shard_aggregator::shard_aggregator(const aggregation_plan& plan, int shard,
+                                   std::vector<int32_t> partitions)
+    : impl_(std::make_unique<impl>()) {
+  impl_->plan = plan;
+  impl_->shard = shard;
+  impl_->on_update =
+      plan.window.emit == emit_mode::on_update || plan.window.kind == window_kind::global;
+  impl_->keep_closed = plan.window.late == late_policy::update;
+  for (int32_t p : partitions) impl_->partitions.try_emplace(p);
+}
+
+shard_aggregator::~shard_aggregator() = default;
+
+void shard_aggregator::merge(partial_batch&& batch) {
+  impl& s = *impl_;
+  s.observe(batch.processing_time_us);
+  auto& info = s.partitions[batch.partition];
+  info.watermark = std::max(info.watermark, batch.watermark);
+  info.last_record_us = std::max(info.last_record_us, batch.last_record_us);
+  for (auto& e : batch.entries) s.merge_entry(e);
+  batch.entries.clear();
+}
+
+void shard_aggregator::emit(std::vector<row>& out, int64_t processing_time_us) {
+  impl& s = *impl_;
+  s.observe(processing_time_us);
+  s.drain_dirty(out);
+  s.close_through(s.pipeline_watermark(processing_time_us), out);
+}
+
+void shard_aggregator::finish(std::vector<row>& out) {
+  impl& s = *impl_;
+  s.drain_dirty(out);
+  s.close_through(max_time, out);
+}
+
+int64_t shard_aggregator::pipeline_watermark(int64_t processing_time_us) const {
+  return impl_->pipeline_watermark(processing_time_us);
+}
+
+size_t shard_aggregator::open_groups() const {
+  size_t n = impl_->open_sessions;
+  for (const auto& [w, keys] : impl_->open) n += keys.size();
+  return n;
+}
+
+int64_t shard_aggregator::dropped_after_close() const {
+  return impl_->dropped_after_close;
+}
+
+}  // namespace eddy

@@ -1,0 +1,189 @@
+// windowing.hpp — event-time windowed aggregation, split the way the cluster runs it.
+//
+// A pipeline with `[[aggregates]]` runs in two stages:
+//   * one `partition_aggregator` per source task (per Kafka partition) assigns each row to its
+//     windows, detects late rows, keeps changelog state (last row per primary key) and
+//     pre-aggregates partial accumulators per (window, group key);
+//   * `shard_count` `shard_aggregator`s, each owning the group keys with
+//     `shard_of(key) == shard`, merge the partials of every partition and emit result rows when
+//     the pipeline watermark passes a window's end + allowed lateness (on_close) or at every
+//     emit call for groups that changed (on_update).
+// The two talk only through `partial_batch` values (in the runtime: actor messages, batched).
+//
+// Semantics (deterministic — independent of partition count and of message interleaving):
+//   * event time = the row's `time_field` (or processing time); a row whose event time is null is
+//     dead-lettered with reason "null event time".
+//   * partition watermark = max event time seen in that partition − max_out_of_orderness
+//     (starts at INT64_MIN). A row is LATE for a window when, at its arrival, its own partition's
+//     watermark >= window end + allowed_lateness. A row contributes to every window it is not late
+//     for; when it is late for all its windows it is counted late and handled by the late policy:
+//     drop (counted), dead_letter (reason "late: window [start, end) closed at watermark W"), or
+//     update (the row is added anyway and the shard emits a corrected row for that window).
+//   * pipeline watermark (in a shard) = min over the partitions' watermarks carried by the
+//     partial batches, ignoring partitions idle for longer than idle_timeout (processing time,
+//     as reported by the caller), so a quiet partition doesn't stall every window.
+//   * windows: tumbling [k*size, (k+1)*size); hopping every window [k*slide, k*slide+size) that
+//     contains t; session: per group key, events closer than `gap` form one session
+//     [first, last + gap) — partial sessions from different partitions merge when they overlap;
+//     global: one window for all time, emitted on_update (on_close never fires).
+//   * changelog mode: an update retracts the previous contribution of its primary key (from the
+//     message's before-image when present, else from the last row kept in state) and adds the
+//     new one; a delete retracts it. Deletes/updates of unknown keys only add/retract what is
+//     known. Append mode: every row (any op) is one new contribution.
+//   * result rows: [window_start, window_end] (timestamps; omitted for global windows), then the
+//     group-by fields in order, then each aggregate alias; rows with an empty result (all
+//     retracted) are not emitted; `having` filters result rows.
+//
+// Clarifications (choices made where the above leaves room):
+//   * Session lateness: a partition cannot know the merged session a row will end up in, so a
+//     session row is judged against its own instant: LATE when its partition's watermark
+//     > event time + allowed_lateness (strictly: rows at the watermark's own instant are on
+//     time). Sessions close when the pipeline watermark >= session end + allowed_lateness; this
+//     pairing guarantees no on-time row can ever extend a closed session (on-time rows have
+//     t >= every closed session's end). Dead-letter reason: "late: event at T is behind
+//     watermark W (session window)". Session windows are rejected in changelog mode (a
+//     retraction could split a session).
+//   * Hopping: a row contributes to each of its windows it is not late for; it is counted late
+//     (and policed) only when late for all of them. Reasons name the latest of its windows.
+//   * Changelog: the retracted row is the one kept in state for the primary key when there is
+//     one (exactly what was added — this also survives Postgres REPLICA IDENTITY DEFAULT
+//     before-images, which carry only key columns, and updates a filter hid); the message's
+//     before-image (the image of a delete, `before` of an update) is used only for keys not in
+//     state. Each part (retraction, addition) goes to the windows of its own event time and is
+//     judged late on its own; the record is late when every part is late for every window.
+//     State always follows the latest image (deletes erase it), late records included; a
+//     record dead-lettered for a null event time leaves state alone. A delete's event time is
+//     the retracted row's. `c`/`r` of a known key retract the old row too.
+//   * Global windows (and `[window]` absent = kind none) emit as on_update whatever `emit` says,
+//     and without a time_field use processing time. finish() in on_update mode emits only the
+//     groups changed since the last emit (all earlier values were already emitted).
+//   * Empty groups (net rows <= 0 after retractions) are never emitted: not at close, and in
+//     on_update nothing is emitted for them (consumers keep the last row they saw). Likewise
+//     with `having` in on_update mode: a group that stops matching emits nothing.
+//   * Idleness: a partition is idle when no record has reached it (per `last_record_us`) for
+//     longer than idle_timeout, measured from the shard's first observed processing time for
+//     partitions that never had one. When every partition is idle the pipeline watermark is the
+//     max of their watermarks (input has stopped: let windows close).
+//   * Late policy update: the shard keeps every closed window's groups (memory grows with
+//     windows × keys over the whole run — use it with global windows or bounded time ranges);
+//     any partial reaching a closed window is merged there and a corrected row (the full new
+//     value) is emitted at the next emit(). For drop/dead_letter, closed state is freed at close,
+//     and a partial that still reaches a closed window (only possible via a partition that was
+//     ignored as idle) is dropped and counted in `dropped_after_close()`.
+//
+// Thread-safety: none; each object belongs to one actor. No CAF, no librdkafka.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "worker/aggregates.hpp"
+#include "worker/debezium_decoder.hpp"
+#include "worker/filter_expr.hpp"
+#include "worker/pipeline_config.hpp"
+#include "worker/row.hpp"
+#include "worker/sink.hpp"
+
+namespace eddy {
+
+/// A window [start, end) in microseconds; global windows are [INT64_MIN, INT64_MAX).
+struct window_bounds {
+  int64_t start = 0;
+  int64_t end = 0;
+  auto operator<=>(const window_bounds&) const = default;
+};
+
+/// Everything both stages need, resolved from the pipeline config once.
+struct aggregation_plan {
+  window_config window;
+  std::vector<int> group_by;  ///< indices into the decoded row
+  std::vector<agg_spec> aggs;
+  bool changelog = false;
+  std::vector<int> primary_key;  ///< indices into the decoded row (changelog)
+  int shard_count = 4;
+  output_schema schema;  ///< result row schema (see above)
+  filter_expr having;    ///< compiled against `schema`
+
+  /// Builds the plan; nullopt with `error` naming the config key on a problem (unknown field,
+  /// non-timestamp time_field, non-retractable aggregate in changelog mode, ...).
+  [[nodiscard]] static std::optional<aggregation_plan> from_config(const pipeline_config& cfg,
+                                                                   std::string* error);
+};
+
+/// Shard owning a group key: stable hash of the key values modulo shard_count.
+[[nodiscard]] int shard_of(const row& group_key, int shard_count);
+
+/// Partial aggregates of one partition for one shard, since the previous batch.
+struct partial_batch {
+  struct entry {
+    window_bounds window;
+    row key;
+    std::vector<std::unique_ptr<accumulator>> accs;  ///< one per plan.aggs, deltas
+    int64_t rows = 0;          ///< net contributions (adds − retractions) in these deltas
+    bool late_update = false;  ///< produced by late policy "update": emit a corrected row
+  };
+  int32_t partition = 0;
+  int64_t watermark = INT64_MIN;       ///< the partition's watermark after these records
+  int64_t processing_time_us = 0;      ///< when the batch was cut (for idleness)
+  int64_t last_record_us = INT64_MIN;  ///< processing time of the partition's last record
+  std::vector<entry> entries;
+};
+
+enum class aggregate_outcome : uint8_t {
+  contributed,  ///< counted as out
+  late,         ///< counted as late (policy drop or update)
+  dead_letter,  ///< late with policy dead_letter, or null event time; see reason
+};
+
+class partition_aggregator {
+ public:
+  /// Keeps its own copy of `plan`.
+  partition_aggregator(const aggregation_plan& plan, int32_t partition);
+  ~partition_aggregator();
+
+  /// Feeds one decoded row that passed the filter. `processing_time_us` is the wall clock used
+  /// for processing-time windows. On dead_letter, `reason` says why.
+  aggregate_outcome add(const decoded_record& rec, int64_t processing_time_us, std::string& reason);
+
+  /// Moves the partials accumulated since the last call into `out` (resized to shard_count;
+  /// one batch per shard, every one carrying the current watermark even when empty).
+  void take_partials(std::vector<partial_batch>& out, int64_t processing_time_us);
+
+  [[nodiscard]] int64_t watermark() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+class shard_aggregator {
+ public:
+  /// `partitions`: every partition of the topic (all feed every shard).
+  shard_aggregator(const aggregation_plan& plan, int shard, std::vector<int32_t> partitions);
+  ~shard_aggregator();
+
+  void merge(partial_batch&& batch);
+
+  /// Appends result rows that are due at `processing_time_us`: closed windows (on_close), changed
+  /// groups (on_update), corrected late rows (late policy update). Closed windows' state is freed.
+  void emit(std::vector<row>& out, int64_t processing_time_us);
+
+  /// Appends the final rows when the input ends (every open window is closed, as if the
+  /// watermark jumped to +infinity), for --exit-at-end runs and tests.
+  void finish(std::vector<row>& out);
+
+  [[nodiscard]] int64_t pipeline_watermark(int64_t processing_time_us) const;
+  [[nodiscard]] size_t open_groups() const;
+  /// Partials that reached an already closed window with late policy drop/dead_letter (only
+  /// possible after an idle partition was ignored); they were discarded.
+  [[nodiscard]] int64_t dropped_after_close() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace eddy
