@@ -299,7 +299,7 @@ temp_dir::temp_dir(std::string_view prefix) {
 
 temp_dir::~temp_dir() {
   if (const char* keep = std::getenv("EDDY_KEEP_TEST_DIRS"); keep != nullptr && *keep != '\0') {
-    std::cerr << "keeping test directory " << path_ << "\n";
+    std::cerr << "keeping test directory " << path_.string() << "\n";
     return;
   }
   std::error_code ec;

@@ -389,6 +389,7 @@ struct run_stats {
   int64_t late = 0;
   int64_t dead = 0;
   int64_t rows = 0;
+  int64_t superseded = 0;  ///< emitted rows replaced by later ones (updates, corrections)
 };
 
 /// One random stream through the engine and the reference; returns false on a mismatch.
@@ -436,6 +437,11 @@ void check_one(const pipeline_config& cfg, const stream_options& so, uint64_t se
   stats.late += want.late;
   stats.dead += static_cast<int64_t>(want.dead_letters.size());
   stats.rows += static_cast<int64_t>(want.rows.size());
+  if (plan.window.late == late_policy::update && plan.window.emit == emit_mode::on_close &&
+      plan.window.kind != window_kind::global) {
+    stats.superseded +=
+        static_cast<int64_t>(got.emitted.size() - final_view(plan, got.emitted).size());
+  }
 }
 
 constexpr int seeds = 30;
@@ -473,6 +479,7 @@ TEST(WindowingProperty, AppendEveryWindowEmitAndLatePolicy) {
   EXPECT_GT(stats.late, 0);  // the streams do exercise lateness
   EXPECT_GT(stats.dead, 0);
   EXPECT_GT(stats.rows, 1000);
+  EXPECT_GT(stats.superseded, 50);  // late policy update did emit corrected rows
 }
 
 TEST(WindowingProperty, ProcessingTimeAndHaving) {
@@ -775,6 +782,43 @@ TEST(WindowingIdle, SilentPartitionHoldsWatermarkWithoutTimeout) {
   const auto all = idle_run(0, &early);
   EXPECT_TRUE(early.empty());
   EXPECT_EQ(all.size(), 2u);  // only finish() closes the windows
+}
+
+TEST(WindowingIdle, WokenPartitionCannotReopenClosedWindows) {
+  pipeline_config cfg = base_config();
+  cfg.window.idle_timeout_us = 5 * sec;
+  add_agg(cfg, "n", "count", "");
+  cfg.aggregation.shards = 1;
+  const auto plan = plan_of(cfg);
+  partition_aggregator p0(plan, 0);
+  partition_aggregator p1(plan, 1);
+  shard_aggregator sa(plan, 0, {0, 1});
+  std::string reason;
+  std::vector<partial_batch> batches;
+  std::vector<row> out;
+  auto feed = [&](partition_aggregator& p, int64_t t, int64_t now) {
+    decoded_record rec;
+    rec.image = booking(1, "x", 1, t);
+    return p.add(rec, now, reason);
+  };
+  auto cut = [&](partition_aggregator& p, int64_t now) {
+    p.take_partials(batches, now);
+    for (auto& b : batches) sa.merge(std::move(b));
+  };
+  feed(p0, 1 * sec, 100 * sec);
+  cut(p0, 100 * sec);
+  cut(p1, 100 * sec);  // the shard's first observation: idleness is measured from here
+  feed(p0, 22 * sec, 110 * sec);
+  cut(p0, 110 * sec);
+  cut(p1, 110 * sec);
+  sa.emit(out, 110 * sec);  // p1 idle since 100 s: [0, 10) and [10, 20) close
+  EXPECT_EQ(out.size(), 1u);
+  // p1 wakes up with a row that is on time by its own watermark, for a closed window.
+  EXPECT_EQ(feed(p1, 2 * sec, 111 * sec), aggregate_outcome::contributed);
+  cut(p1, 111 * sec);
+  sa.finish(out);
+  EXPECT_EQ(out.size(), 2u);  // [0, 10) is not emitted twice; [20, 30) at finish
+  EXPECT_EQ(sa.dropped_after_close(), 1);
 }
 
 TEST(WindowingIdle, PipelineWatermarkIsMinOfPartitions) {
