@@ -9,30 +9,13 @@
 
 namespace eddy::app {
 
+
 namespace {
-
-void json_string(std::ostream& out, std::string_view s) {
-  out << '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out << "\\\""; break;
-      case '\\': out << "\\\\"; break;
-      case '\n': out << "\\n"; break;
-      case '\r': out << "\\r"; break;
-      case '\t': out << "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out << buf;
-        } else {
-          out << static_cast<char>(c);
-        }
-    }
-  }
-  out << '"';
+std::string json_string(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
 }
-
 }  // namespace
 
 void add_decode_command(CLI::App& root) {
@@ -74,12 +57,10 @@ void add_decode_command(CLI::App& root) {
           std::cout << "\"out\",\"row\":" << row_to_json(processor->schema(), rows.front(), *fmt);
           break;
         case record_outcome::filtered:
-          std::cout << "\"filtered\",\"reason\":";
-          json_string(std::cout, processor->last_reason());
+          std::cout << "\"filtered\",\"reason\":" << json_string(processor->last_reason());
           break;
         case record_outcome::dead_lettered:
-          std::cout << "\"dead_letter\",\"reason\":";
-          json_string(std::cout, processor->last_reason());
+          std::cout << "\"dead_letter\",\"reason\":" << json_string(processor->last_reason());
           break;
       }
       std::cout << "}\n";

@@ -2,6 +2,19 @@
 
 namespace eddy {
 
+dead_letter make_dead_letter(const raw_record& in, std::string reason) {
+  dead_letter d;
+  d.topic = std::string(in.topic);
+  d.partition = in.partition;
+  d.offset = in.offset;
+  d.timestamp_ms = in.timestamp_ms;
+  d.key = std::string(in.key);
+  d.value = std::string(in.value);
+  d.value_is_null = in.value_is_null;
+  d.reason = std::move(reason);
+  return d;
+}
+
 std::unique_ptr<record_processor> record_processor::create(const pipeline_config& cfg,
                                                            std::string* error, bool project) {
   std::string err;
@@ -38,22 +51,14 @@ record_outcome record_processor::process(const raw_record& in, std::vector<row>&
     case decode_status::skipped: ++counters.filtered; return record_outcome::filtered;
     case decode_status::dead_letter: {
       ++counters.dead_lettered;
-      dead_letter& d = dead.emplace_back();
-      d.topic = std::string(in.topic);
-      d.partition = in.partition;
-      d.offset = in.offset;
-      d.timestamp_ms = in.timestamp_ms;
-      d.key = std::string(in.key);
-      d.value = std::string(in.value);
-      d.value_is_null = in.value_is_null;
-      d.reason = reason_;
+      dead.push_back(make_dead_letter(in, reason_));
       return record_outcome::dead_lettered;
     }
     case decode_status::row: break;
   }
   if (!filter_.matches(decoded_.image)) {
     ++counters.filtered;
-    reason_ = "filter";
+    reason_ = "rejected by query.filter";
     return record_outcome::filtered;
   }
   ++counters.out;

@@ -40,6 +40,9 @@ struct record_counters {
 
 enum class record_outcome : uint8_t { out, filtered, dead_lettered };
 
+/// A dead letter for `in` (bytes copied) with `reason`.
+[[nodiscard]] dead_letter make_dead_letter(const raw_record& in, std::string reason);
+
 class record_processor {
  public:
   /// nullptr with `error` set when the config's filter does not compile. With `project` false

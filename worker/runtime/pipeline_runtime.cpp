@@ -267,14 +267,7 @@ caf::behavior source_task(caf::stateful_actor<task_state>* self, std::shared_ptr
             case aggregate_outcome::dead_letter: {
               --out.counters.out;
               ++out.counters.dead_lettered;
-              dead_letter& d = out.dead_letters.emplace_back();
-              d.topic = std::string(r.topic);
-              d.partition = r.partition;
-              d.offset = r.offset;
-              d.timestamp_ms = r.timestamp_ms;
-              d.key = std::string(r.key);
-              d.value = std::string(r.value);
-              d.reason = reason;
+              out.dead_letters.push_back(make_dead_letter(r, std::move(reason)));
               break;
             }
           }
