@@ -47,6 +47,7 @@ record_outcome record_processor::process(const raw_record& in, std::vector<row>&
                                          record_counters& counters) {
   ++counters.in;
   reason_.clear();
+  rejected_by_filter_ = false;
   switch (decoder_.decode(in, decoded_, reason_)) {
     case decode_status::skipped: ++counters.filtered; return record_outcome::filtered;
     case decode_status::dead_letter: {
@@ -59,6 +60,7 @@ record_outcome record_processor::process(const raw_record& in, std::vector<row>&
   if (!filter_.matches(decoded_.image)) {
     ++counters.filtered;
     reason_ = "rejected by query.filter";
+    rejected_by_filter_ = true;
     return record_outcome::filtered;
   }
   ++counters.out;

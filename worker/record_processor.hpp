@@ -58,6 +58,12 @@ class record_processor {
 
   /// The decoded record of the last call that returned `out` (before projection).
   [[nodiscard]] const decoded_record& last_decoded() const { return decoded_; }
+  [[nodiscard]] decoded_record& last_decoded() { return decoded_; }
+  /// True when the last call returned `filtered` because the filter rejected a decoded row
+  /// (not a tombstone); `last_decoded()` then holds that row.
+  [[nodiscard]] bool last_rejected_by_filter() const { return rejected_by_filter_; }
+  /// Evaluates the pipeline's filter on a decoded row (e.g. a before image).
+  [[nodiscard]] bool passes_filter(const row& image) const { return filter_.matches(image); }
   [[nodiscard]] const std::string& last_reason() const { return reason_; }
   [[nodiscard]] const output_schema& schema() const { return schema_; }
 
@@ -72,6 +78,7 @@ class record_processor {
   output_schema schema_;
   decoded_record decoded_;
   std::string reason_;
+  bool rejected_by_filter_ = false;
 };
 
 }  // namespace eddy

@@ -662,6 +662,17 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
   return aggregate_outcome::contributed;
 }
 
+void partition_aggregator::forget(const row& image) {
+  impl& s = *impl_;
+  if (!s.plan.changelog) return;
+  auto known = s.state.find(project(image, s.plan.primary_key));
+  if (known == s.state.end()) return;
+  int windows = 0, late_windows = 0;
+  std::string late_reason;
+  s.apply(known->second, -1, s.watermark(), windows, late_windows, late_reason);
+  s.state.erase(known);
+}
+
 void partition_aggregator::take_partials(std::vector<partial_batch>& out,
                                          int64_t processing_time_us) {
   impl& s = *impl_;

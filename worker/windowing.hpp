@@ -148,6 +148,11 @@ class partition_aggregator {
   /// for processing-time windows. On dead_letter, `reason` says why.
   aggregate_outcome add(const decoded_record& rec, int64_t processing_time_us, std::string& reason);
 
+  /// Changelog mode: the row with `image`'s primary key left the pipeline's view (its new image
+  /// failed the filter): retract what this partition added for that key, if anything, and
+  /// forget it. No-op in append mode or for unknown keys.
+  void forget(const row& image);
+
   /// Moves the partials accumulated since the last call into `out` (resized to shard_count;
   /// one batch per shard, every one carrying the current watermark even when empty).
   void take_partials(std::vector<partial_batch>& out, int64_t processing_time_us);

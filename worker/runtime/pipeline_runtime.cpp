@@ -87,8 +87,15 @@ void flush(caf::stateful_actor<sink_state>* self) {
   auto& st = self->state;
   if (st.pending_in == 0 && st.pending_rows.empty() && st.pending_dead.empty()) return;
   if (st.ctx->plan) {
-    // Aggregated rows come from several shards: show them in window, then key order.
-    std::sort(st.pending_rows.begin(), st.pending_rows.end());
+    // Aggregated rows come from several shards: show them in window, then key order. Stable, on
+    // the window and key columns only: two on_update rows of one group stay in emission order
+    // (one group lives in one shard, and CAF keeps one sender's messages in order).
+    const auto keys = static_cast<std::ptrdiff_t>(st.schema.names.size() - st.ctx->plan->aggs.size());
+    std::stable_sort(st.pending_rows.begin(), st.pending_rows.end(),
+                     [keys](const row& a, const row& b) {
+                       return std::lexicographical_compare(a.begin(), a.begin() + keys, b.begin(),
+                                                           b.begin() + keys);
+                     });
   }
   // A batch whose records were all filtered out still counts; an aggregating batch that closed
   // no window writes nothing (Spark prints empty tables; that is only noise).
@@ -257,8 +264,17 @@ caf::behavior source_task(caf::stateful_actor<task_state>* self, std::shared_ptr
           r.value_is_null = e.value_is_null;
           auto outcome = st.processor->process(r, out.rows, out.dead_letters, out.counters);
           out.next_offset = e.offset + 1;
-          if (outcome != record_outcome::out || !st.aggregator) continue;
-          switch (st.aggregator->add(st.processor->last_decoded(), now, reason)) {
+          if (!st.aggregator) continue;
+          decoded_record& rec = st.processor->last_decoded();
+          if (st.ctx->plan->changelog) {
+            // The filter decides which rows are in the aggregated table: a row whose new image
+            // fails it leaves the table; a before image counts only if it passed the filter.
+            if (outcome == record_outcome::filtered && st.processor->last_rejected_by_filter())
+              st.aggregator->forget(rec.image);
+            if (rec.before && !st.processor->passes_filter(*rec.before)) rec.before.reset();
+          }
+          if (outcome != record_outcome::out) continue;
+          switch (st.aggregator->add(rec, now, reason)) {
             case aggregate_outcome::contributed: break;
             case aggregate_outcome::late:
               --out.counters.out;
