@@ -1,11 +1,14 @@
 #include "worker/debezium_decoder.hpp"
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <cmath>
 #include <limits>
 
@@ -261,10 +264,15 @@ struct record_decoder::impl {
   std::string scratch;
 
   impl(const pipeline_config& c, bool before)
-      : cfg(c), with_before(before), arena(arena_buffer, sizeof arena_buffer), parser(make_parser()) {
+      : cfg(c),
+        with_before(before),
+        arena(arena_buffer, sizeof arena_buffer),
+        parser(make_parser()),
+        sax(parse_opts(), this) {
     for (const auto& f : cfg.fields)
       plan.push_back({&f, pseudo_from(f.column), std::string_view(f.column)});
     col_schema.resize(plan.size());
+    build_columns();
   }
 
   static json::parser make_parser() {
@@ -279,7 +287,10 @@ struct record_decoder::impl {
     return decode_status::dead_letter;
   }
 
-  decode_status decode(const raw_record& in, decoded_record& out, std::string& reason) {
+  // The DOM decoder: parses the whole message into a boost::json::value, then reads it. Used
+  // for the rare messages the streaming decoder (decode, below) hands back: duplicate keys,
+  // objects or arrays where a declared column is expected, a schema after its payload.
+  decode_status decode_dom(const raw_record& in, decoded_record& out, std::string& reason) {
     if (in.value_is_null) {
       reason = "tombstone";
       return decode_status::skipped;
@@ -655,38 +666,95 @@ struct record_decoder::impl {
     return true;
   }
 
+  // One JSON scalar, as the DOM holds it or as a basic_parser event delivers it.
+  struct scalar {
+    json::kind k = json::kind::null;
+    std::string_view s;
+    int64_t i = 0;
+    uint64_t u = 0;
+    double d = 0;
+    bool b = false;
+  };
+
   bool convert(const json::value& v, const field_config& f, const column_schema& cs, value& dst,
                std::string& reason) {
+    if (v.is_object()) {
+      // VariableScaleDecimal: {"scale": n, "value": base64}.
+      const auto& o = v.get_object();
+      auto* sc = o.if_contains("scale");
+      auto* val = o.if_contains("value");
+      if (sc && val && sc->is_int64() && val->is_string() &&
+          (f.type == field_type::float64 || f.type == field_type::int64 ||
+           f.type == field_type::string)) {
+        double d = 0;
+        if (!decimal_text(std::string_view(val->get_string().data(), val->get_string().size()),
+                          static_cast<int>(sc->get_int64()), d, reason))
+          return false;
+        if (f.type == field_type::float64) dst = d;
+        else if (f.type == field_type::int64) dst = static_cast<int64_t>(d);
+        else {
+          char buf[64];
+          auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
+          dst = std::string(buf, p);
+        }
+        return true;
+      }
+    }
+    if (v.is_object() || v.is_array()) {
+      if (f.type == field_type::string) {
+        dst = json::serialize(v);
+        return true;
+      }
+      reason = std::string("expected ") + std::string(to_string(f.type)) + ", got " +
+               kind_name(v.kind());
+      return false;
+    }
+    scalar s;
+    s.k = v.kind();
     switch (v.kind()) {
       case json::kind::string:
-        return assign_text(std::string_view(v.get_string().data(), v.get_string().size()), f, cs,
-                           dst, reason);
+        s.s = std::string_view(v.get_string().data(), v.get_string().size());
+        break;
+      case json::kind::int64: s.i = v.get_int64(); break;
+      case json::kind::uint64: s.u = v.get_uint64(); break;
+      case json::kind::double_: s.d = v.get_double(); break;
+      case json::kind::bool_: s.b = v.get_bool(); break;
+      default: break;
+    }
+    return convert_scalar(s, f, cs, dst, reason);
+  }
+
+  // A scalar JSON value into the field's type (objects and arrays are handled by convert).
+  bool convert_scalar(const scalar& v, const field_config& f, const column_schema& cs,
+                      value& dst, std::string& reason) {
+    switch (v.k) {
+      case json::kind::string: return assign_text(v.s, f, cs, dst, reason);
       case json::kind::int64:
         if (f.type == field_type::string && cs.type == logical::date_days) {
-          dst = format_date(v.get_int64());
+          dst = format_date(v.i);
           return true;
         }
         if (f.type == field_type::string &&
             (cs.type == logical::time_ms || cs.type == logical::micro_time ||
              cs.type == logical::nano_time)) {
           bool overflow = false;
-          dst = format_time_of_day(scale_to_micros(v.get_int64(), unit_from_logical(cs.type), &overflow));
+          dst = format_time_of_day(scale_to_micros(v.i, unit_from_logical(cs.type), &overflow));
           return true;
         }
-        return assign_number(v.get_int64(), f, unit_from_logical(cs.type), dst, reason);
+        return assign_number(v.i, f, unit_from_logical(cs.type), dst, reason);
       case json::kind::uint64:
-        if (v.get_uint64() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        if (v.u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
           if (f.type == field_type::float64) {
-            dst = static_cast<double>(v.get_uint64());
+            dst = static_cast<double>(v.u);
             return true;
           }
-          reason = "integer " + std::to_string(v.get_uint64()) + " out of range";
+          reason = "integer " + std::to_string(v.u) + " out of range";
           return false;
         }
-        return assign_number(static_cast<int64_t>(v.get_uint64()), f, unit_from_logical(cs.type),
-                             dst, reason);
+        return assign_number(static_cast<int64_t>(v.u), f, unit_from_logical(cs.type), dst,
+                             reason);
       case json::kind::double_: {
-        double d = v.get_double();
+        double d = v.d;
         switch (f.type) {
           case field_type::float64: dst = d; return true;
           case field_type::string: {
@@ -710,47 +778,766 @@ struct record_decoder::impl {
       }
       case json::kind::bool_:
         switch (f.type) {
-          case field_type::boolean: dst = v.get_bool(); return true;
-          case field_type::string: dst = std::string(v.get_bool() ? "true" : "false"); return true;
-          case field_type::int64: dst = int64_t{v.get_bool() ? 1 : 0}; return true;
+          case field_type::boolean: dst = v.b; return true;
+          case field_type::string: dst = std::string(v.b ? "true" : "false"); return true;
+          case field_type::int64: dst = int64_t{v.b ? 1 : 0}; return true;
           default:
             reason = std::string("cannot read a bool as ") + std::string(to_string(f.type));
             return false;
         }
-      case json::kind::object: {
-        // VariableScaleDecimal: {"scale": n, "value": base64}.
-        const auto& o = v.get_object();
-        auto* sc = o.if_contains("scale");
-        auto* val = o.if_contains("value");
-        if (sc && val && sc->is_int64() && val->is_string() &&
-            (f.type == field_type::float64 || f.type == field_type::int64 ||
-             f.type == field_type::string)) {
-          double d = 0;
-          if (!decimal_text(std::string_view(val->get_string().data(), val->get_string().size()),
-                            static_cast<int>(sc->get_int64()), d, reason))
-            return false;
-          if (f.type == field_type::float64) dst = d;
-          else if (f.type == field_type::int64) dst = static_cast<int64_t>(d);
-          else {
-            char buf[64];
-            auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
-            dst = std::string(buf, p);
-          }
-          return true;
-        }
-        [[fallthrough]];
-      }
-      case json::kind::array:
-        if (f.type == field_type::string) {
-          dst = json::serialize(v);
-          return true;
-        }
-        reason = std::string("expected ") + std::string(to_string(f.type)) + ", got " +
-                 kind_name(v.kind());
-        return false;
       case json::kind::null: dst = std::monostate{}; return true;
+      case json::kind::object:
+      case json::kind::array: break;
     }
     return true;
+  }
+
+  // ---- the streaming decoder --------------------------------------------------------------
+  //
+  // decode() runs a boost::json::basic_parser over the message and converts the declared
+  // columns straight from the parser's events, without building a DOM. The shape is not known
+  // until the end (keys come in any order), so every place a row image can live is decoded into
+  // its own scratch row: the top-level object itself (unwrapped), its "after" and "before"
+  // objects (envelope), and the same three under "payload" (schema messages, whose column
+  // schema must precede the payload). The final step makes the same decisions, in the same
+  // order, as decode_dom does on the DOM, and swaps the chosen scratch row into the output.
+  // Anything unusual (see decode_dom) stops the parse and falls back to decode_dom, which then
+  // also produces any JSON error exactly as before.
+
+  // Keys with a meaning in some object of the message.
+  enum meta_key : uint8_t {
+    mk_none, mk_op, mk_after, mk_before, mk_source, mk_uop, mk_deleted, mk_srcts, mk_schema,
+    mk_payload, mk_ts_ms, mk_fields, mk_field, mk_name, mk_parameters, mk_scale,
+  };
+  static constexpr uint32_t bit(meta_key k) { return uint32_t{1} << k; }
+
+  static meta_key classify(std::string_view k) {
+    switch (k.size()) {
+      case 2: return k == "op" ? mk_op : mk_none;
+      case 4:
+        if (k == "__op") return mk_uop;
+        return k == "name" ? mk_name : mk_none;
+      case 5:
+        if (k == "after") return mk_after;
+        if (k == "field") return mk_field;
+        if (k == "ts_ms") return mk_ts_ms;
+        return k == "scale" ? mk_scale : mk_none;
+      case 6:
+        if (k == "before") return mk_before;
+        if (k == "source") return mk_source;
+        if (k == "schema") return mk_schema;
+        return k == "fields" ? mk_fields : mk_none;
+      case 7: return k == "payload" ? mk_payload : mk_none;
+      case 9: return k == "__deleted" ? mk_deleted : mk_none;
+      case 10: return k == "parameters" ? mk_parameters : mk_none;
+      case 14: return k == "__source_ts_ms" ? mk_srcts : mk_none;
+      default: return mk_none;
+    }
+  }
+
+  enum class ft : uint8_t {
+    top,            // the message object: unwrapped row + envelope/schema keys
+    payload,        // "payload" of a schema message: unwrapped row + envelope keys
+    image,          // "after" / "before" of an envelope
+    source,         // envelope "source"
+    schema_root,    // "schema" object
+    schema_fields,  // schema "fields" array
+    schema_entry,   // one element of it: a column (unwrapped) or a before/after struct
+    struct_fields,  // a struct's "fields" array
+    coldesc,        // one element of it: a column
+    params_entry,   // "parameters" of a schema_entry
+    params_col,     // "parameters" of a coldesc
+  };
+  static uint32_t allowed_keys(ft t) {
+    constexpr uint32_t env = bit(mk_op) | bit(mk_after) | bit(mk_before) | bit(mk_source) |
+                             bit(mk_uop) | bit(mk_deleted) | bit(mk_srcts);
+    switch (t) {
+      case ft::top: return env | bit(mk_schema) | bit(mk_payload);
+      case ft::payload: return env;
+      case ft::source: return bit(mk_ts_ms);
+      case ft::schema_root: return bit(mk_fields);
+      case ft::schema_entry: return bit(mk_field) | bit(mk_name) | bit(mk_parameters) | bit(mk_fields);
+      case ft::coldesc: return bit(mk_field) | bit(mk_name) | bit(mk_parameters);
+      case ft::params_entry:
+      case ft::params_col: return bit(mk_scale);
+      default: return 0;
+    }
+  }
+
+  struct frame {
+    ft type;
+    int8_t row;     // scratch row whose columns this object holds, -1 if none
+    uint8_t c;      // container: 0 = the message object, 1 = "payload"
+    uint32_t seen;  // meta keys seen (duplicates fall back)
+  };
+
+  // Per-container facts, for the final decisions.
+  struct meta_facts {
+    uint32_t seen = 0;
+    json::kind op_kind = json::kind::null, uop_kind = json::kind::null;
+    size_t op_len = 0, uop_len = 0;
+    char op_ch = 0, uop_ch = 0;
+    json::kind after_kind = json::kind::null, before_kind = json::kind::null,
+               source_kind = json::kind::null, schema_kind = json::kind::null,
+               payload_kind = json::kind::null;
+    bool deleted = false;
+    bool srcts_num = false, ts_num = false;
+    int64_t srcts = 0, ts = 0;
+  };
+
+  // A column descriptor in the schema: {"field": ..., "name": ..., "parameters": {"scale"}}.
+  struct descriptor {
+    bool field_str = false, name_str = false, has_scale = false;
+    int scale = 0;
+    std::string field, name;  // name is mapped to a logical type only for declared columns
+    void reset() {
+      field_str = name_str = has_scale = false;
+      scale = 0;
+      field.clear();
+      name.clear();
+    }
+  };
+
+  struct scratch_row {
+    row vals;
+    std::vector<uint8_t> state;  // 0 absent, 1 converted, 2 null, 3 conversion failed
+    int err = -1;                // lowest failing field index
+    std::string err_reason;
+    const std::vector<column_schema>* cs = nullptr;
+  };
+  enum : uint8_t { st_absent, st_set, st_null, st_failed };
+
+  struct column_entry {
+    std::string name;
+    std::vector<uint16_t> fields;  // plan indices reading this column
+  };
+
+  struct sax_handler {
+    static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+    static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+    using ec_t = json::error_code;
+    using sv = json::string_view;
+    impl* d;
+    explicit sax_handler(impl* i) : d(i) {}
+    static std::string_view v(sv s) { return {s.data(), s.size()}; }
+    bool on_document_begin(ec_t&) { return true; }
+    bool on_document_end(ec_t&) { return true; }
+    bool on_object_begin(ec_t& ec) { return d->on_begin(true, ec); }
+    bool on_object_end(std::size_t, ec_t&) { return d->on_end(); }
+    bool on_array_begin(ec_t& ec) { return d->on_begin(false, ec); }
+    bool on_array_end(std::size_t, ec_t&) { return d->on_end(); }
+    bool on_key_part(sv s, std::size_t, ec_t&) {
+      if (d->skip_depth == 0) {
+        d->keybuf.append(s.data(), s.size());
+        d->key_split = true;
+      }
+      return true;
+    }
+    bool on_key(sv s, std::size_t, ec_t& ec) {
+      if (d->skip_depth != 0) return true;
+      std::string_view k = v(s);
+      if (d->key_split) {
+        d->keybuf.append(s.data(), s.size());
+        k = d->keybuf;
+      }
+      bool ok = d->on_key(k, ec);
+      d->keybuf.clear();
+      d->key_split = false;
+      return ok;
+    }
+    bool on_string_part(sv s, std::size_t, ec_t&) {
+      if (d->wants_value()) {
+        d->strbuf.append(s.data(), s.size());
+        d->str_split = true;
+      }
+      return true;
+    }
+    bool on_string(sv s, std::size_t, ec_t& ec) {
+      scalar x;
+      x.k = json::kind::string;
+      x.s = v(s);
+      if (d->str_split) {
+        d->strbuf.append(s.data(), s.size());
+        x.s = d->strbuf;
+      }
+      bool ok = d->on_scalar(x, ec);
+      d->strbuf.clear();
+      d->str_split = false;
+      return ok;
+    }
+    bool on_number_part(sv, ec_t&) { return true; }
+    bool on_int64(int64_t i, sv, ec_t& ec) {
+      scalar x;
+      x.k = json::kind::int64;
+      x.i = i;
+      return d->on_scalar(x, ec);
+    }
+    bool on_uint64(uint64_t u, sv, ec_t& ec) {
+      scalar x;
+      x.k = json::kind::uint64;
+      x.u = u;
+      return d->on_scalar(x, ec);
+    }
+    bool on_double(double f, sv, ec_t& ec) {
+      scalar x;
+      x.k = json::kind::double_;
+      x.d = f;
+      return d->on_scalar(x, ec);
+    }
+    bool on_bool(bool b, ec_t& ec) {
+      scalar x;
+      x.k = json::kind::bool_;
+      x.b = b;
+      return d->on_scalar(x, ec);
+    }
+    bool on_null(ec_t& ec) {
+      scalar x;
+      return d->on_scalar(x, ec);
+    }
+    bool on_comment_part(sv, ec_t&) { return true; }
+    bool on_comment(sv, ec_t&) { return true; }
+  };
+
+  // Streaming state, reset per record.
+  static constexpr int kMaxFrames = 8;  // interesting containers nest at most 7 deep
+  frame stack[kMaxFrames];
+  int depth = 0;
+  int skip_depth = 0;  // > 0 inside a subtree nobody reads
+  int col = -1;        // column entry of the current key, -1 if none
+  meta_key mkey = mk_none;
+  json::kind root_kind = json::kind::null;
+  bool fallback = false;
+  bool schema_seen = false, payload_seen = false;
+  meta_facts meta[2];
+  scratch_row rows[6];  // container * 3 + {0 row, 1 after, 2 before}
+  std::string keybuf, strbuf, conv_reason;
+  bool key_split = false, str_split = false;
+
+  // Column schema candidates.
+  std::vector<column_schema> cs_none, cs_top, cs_after, cs_before, cs_tmp, cs_env;
+  bool after_found = false, before_found = false;
+  descriptor d_entry, d_col;
+
+  // Declared columns: open-addressing hash of column name -> column entry.
+  std::vector<column_entry> columns;
+  std::vector<int16_t> col_table;
+  size_t col_mask = 0;
+
+  json::basic_parser<sax_handler> sax;
+
+  static json::parse_options parse_opts() {
+    json::parse_options opt;
+    opt.max_depth = 64;
+    opt.allow_invalid_utf8 = false;
+    return opt;
+  }
+
+  static size_t hash_key(std::string_view k) {
+    uint64_t a = 0, b = 0;
+    size_t n = k.size();
+    if (n >= 8) {
+      std::memcpy(&a, k.data(), 8);
+      std::memcpy(&b, k.data() + n - 8, 8);
+    } else {
+      std::memcpy(&a, k.data(), n);
+    }
+    uint64_t h = (a * 0x9E3779B97F4A7C15ULL) ^ (b + n) * 0xC2B2AE3D27D4EB4FULL;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+
+  void build_columns() {
+    for (size_t i = 0; i < plan.size(); ++i) {
+      if (plan[i].pseudo_column != pseudo::none) continue;
+      auto it = std::find_if(columns.begin(), columns.end(),
+                             [&](const column_entry& e) { return e.name == plan[i].column; });
+      if (it == columns.end()) {
+        columns.push_back({std::string(plan[i].column), {}});
+        it = columns.end() - 1;
+      }
+      it->fields.push_back(static_cast<uint16_t>(i));
+    }
+    size_t size = 16;
+    while (size < columns.size() * 4) size *= 2;
+    col_table.assign(size, -1);
+    col_mask = size - 1;
+    for (size_t c = 0; c < columns.size(); ++c) {
+      size_t h = hash_key(columns[c].name) & col_mask;
+      while (col_table[h] >= 0) h = (h + 1) & col_mask;
+      col_table[h] = static_cast<int16_t>(c);
+    }
+    for (auto* cs : {&cs_none, &cs_top, &cs_after, &cs_before, &cs_tmp, &cs_env})
+      cs->assign(plan.size(), column_schema{});
+    for (auto& r : rows) {
+      r.vals.resize(plan.size());
+      r.state.assign(plan.size(), st_absent);
+      r.cs = &cs_none;
+    }
+  }
+
+  int find_column(std::string_view k) const {
+    size_t h = hash_key(k) & col_mask;
+    for (int16_t c; (c = col_table[h]) >= 0; h = (h + 1) & col_mask)
+      if (columns[static_cast<size_t>(c)].name == k) return c;
+    return -1;
+  }
+
+  bool give_up(json::error_code& ec) {
+    fallback = true;
+    ec = json::error::syntax;  // any error: stops the parse; decode() then uses decode_dom
+    return false;
+  }
+
+  bool wants_value() const { return skip_depth == 0 && (col >= 0 || mkey != mk_none); }
+
+  void reset_stream() {
+    depth = 0;
+    skip_depth = 0;
+    col = -1;
+    mkey = mk_none;
+    root_kind = json::kind::null;
+    fallback = false;
+    schema_seen = payload_seen = false;
+    meta[0] = meta_facts{};
+    meta[1] = meta_facts{};
+    keybuf.clear();
+    strbuf.clear();
+    key_split = str_split = false;
+    after_found = before_found = false;
+    for (auto& r : rows) {
+      r.vals.resize(plan.size());
+      std::fill(r.state.begin(), r.state.end(), st_absent);
+      r.err = -1;
+    }
+  }
+
+  bool push(ft type, int row, uint8_t c) {
+    if (depth == kMaxFrames) {  // cannot happen with the frame types above; be safe
+      skip_depth = 1;
+      return true;
+    }
+    stack[depth++] = frame{type, static_cast<int8_t>(row), c, 0};
+    col = -1;
+    mkey = mk_none;
+    return true;
+  }
+
+  bool on_key(std::string_view k, json::error_code& ec) {
+    frame& f = stack[depth - 1];
+    col = -1;
+    mkey = mk_none;
+    if (f.row >= 0 && !columns.empty()) col = find_column(k);
+    uint32_t allowed = allowed_keys(f.type);
+    if (allowed != 0) {
+      meta_key m = classify(k);
+      if (m != mk_none && (allowed & bit(m))) {
+        uint32_t& seen = (f.type == ft::top || f.type == ft::payload) ? meta[f.c].seen : f.seen;
+        if (seen & bit(m)) return give_up(ec);  // duplicate key
+        seen |= bit(m);
+        mkey = m;
+      }
+    }
+    return true;
+  }
+
+  bool on_begin(bool is_object, json::error_code& ec) {
+    if (skip_depth != 0) {
+      ++skip_depth;
+      return true;
+    }
+    const json::kind k = is_object ? json::kind::object : json::kind::array;
+    if (depth == 0) {
+      root_kind = k;
+      if (is_object) return push(ft::top, 0, 0);
+      skip_depth = 1;
+      return true;
+    }
+    const frame p = stack[depth - 1];
+    if (col >= 0) return give_up(ec);  // an object or array where a column is expected
+    meta_facts& m = meta[p.c];
+    switch (p.type) {
+      case ft::top:
+      case ft::payload:
+        switch (mkey) {
+          case mk_op: m.op_kind = k; break;
+          case mk_uop: m.uop_kind = k; break;
+          case mk_after:
+            m.after_kind = k;
+            if (is_object) return push(ft::image, p.c * 3 + 1, p.c);
+            break;
+          case mk_before:
+            m.before_kind = k;
+            if (is_object) return push(ft::image, p.c * 3 + 2, p.c);
+            break;
+          case mk_source:
+            m.source_kind = k;
+            if (is_object) return push(ft::source, -1, p.c);
+            break;
+          case mk_schema:
+            if (!note_schema(k, ec)) return false;
+            if (is_object) return push(ft::schema_root, -1, 0);
+            break;
+          case mk_payload:
+            m.payload_kind = k;
+            payload_seen = true;
+            if (is_object && schema_seen) {
+              start_payload();
+              return push(ft::payload, 3, 1);
+            }
+            break;
+          default: break;
+        }
+        break;
+      case ft::schema_root:
+        if (mkey == mk_fields && !is_object) return push(ft::schema_fields, -1, 0);
+        break;
+      case ft::schema_fields:
+        if (is_object) {
+          d_entry.reset();
+          std::fill(cs_tmp.begin(), cs_tmp.end(), column_schema{});
+          return push(ft::schema_entry, -1, 0);
+        }
+        break;
+      case ft::schema_entry:
+        if (mkey == mk_fields && !is_object) return push(ft::struct_fields, -1, 0);
+        if (mkey == mk_parameters && is_object) return push(ft::params_entry, -1, 0);
+        break;
+      case ft::struct_fields:
+        if (is_object) {
+          d_col.reset();
+          return push(ft::coldesc, -1, 0);
+        }
+        break;
+      case ft::coldesc:
+        if (mkey == mk_parameters && is_object) return push(ft::params_col, -1, 0);
+        break;
+      default: break;
+    }
+    skip_depth = 1;
+    return true;
+  }
+
+  bool note_schema(json::kind k, json::error_code& ec) {
+    if (payload_seen) return give_up(ec);  // the payload was read without its schema
+    meta[0].schema_kind = k;
+    schema_seen = true;
+    for (auto* cs : {&cs_top, &cs_after, &cs_before})
+      std::fill(cs->begin(), cs->end(), column_schema{});
+    return true;
+  }
+
+  // The schema is complete: pick the column schemas the payload's images convert with.
+  void start_payload() {
+    const auto& env = after_found ? cs_after : before_found ? cs_before : cs_none;
+    std::copy(env.begin(), env.end(), cs_env.begin());
+    rows[3].cs = &cs_top;
+    rows[4].cs = &cs_env;
+    rows[5].cs = &cs_env;
+  }
+
+  void apply_descriptor(const descriptor& d, std::vector<column_schema>& target) {
+    if (!d.field_str || !d.name_str || columns.empty()) return;
+    int c = find_column(d.field);
+    if (c < 0) return;
+    const logical lt = logical_from_name(d.name);
+    for (uint16_t i : columns[static_cast<size_t>(c)].fields) {
+      target[i].type = lt;
+      if (d.has_scale) target[i].scale = d.scale;
+    }
+  }
+
+  bool on_end() {
+    if (skip_depth != 0) {
+      --skip_depth;
+      return true;
+    }
+    const frame f = stack[--depth];
+    col = -1;
+    mkey = mk_none;
+    if (f.type == ft::schema_entry) {
+      apply_descriptor(d_entry, cs_top);
+      if (d_entry.field_str && !after_found) {
+        if (d_entry.field == "after") {
+          cs_after = cs_tmp;
+          after_found = true;
+        } else if (d_entry.field == "before") {
+          cs_before = cs_tmp;
+          before_found = true;
+        }
+      }
+    } else if (f.type == ft::coldesc) {
+      apply_descriptor(d_col, cs_tmp);
+    }
+    return true;
+  }
+
+  // json::value::to_number<int64_t> semantics: 0 when not exactly representable.
+  static int64_t to_int64(const scalar& x) {
+    boost::system::error_code ec;
+    if (x.k == json::kind::int64) return json::value(x.i).to_number<int64_t>(ec);
+    if (x.k == json::kind::uint64) return json::value(x.u).to_number<int64_t>(ec);
+    return json::value(x.d).to_number<int64_t>(ec);
+  }
+  static bool is_num(json::kind k) {
+    return k == json::kind::int64 || k == json::kind::uint64 || k == json::kind::double_;
+  }
+
+  bool on_scalar(const scalar& x, json::error_code& ec) {
+    if (skip_depth != 0) return true;
+    if (depth == 0) {
+      root_kind = x.k;
+      return true;
+    }
+    const frame& p = stack[depth - 1];
+    if (col >= 0 && !assign_column(p.row, x, ec)) return false;
+    if (mkey == mk_none) return true;
+    meta_facts& m = meta[p.c];
+    switch (p.type) {
+      case ft::top:
+      case ft::payload:
+        switch (mkey) {
+          case mk_op:
+            m.op_kind = x.k;
+            if (x.k == json::kind::string) {
+              m.op_len = x.s.size();
+              m.op_ch = x.s.empty() ? '\0' : x.s[0];
+            }
+            break;
+          case mk_uop:
+            m.uop_kind = x.k;
+            if (x.k == json::kind::string) {
+              m.uop_len = x.s.size();
+              m.uop_ch = x.s.empty() ? '\0' : x.s[0];
+            }
+            break;
+          case mk_deleted:
+            m.deleted = (x.k == json::kind::string && x.s == "true") ||
+                        (x.k == json::kind::bool_ && x.b);
+            break;
+          case mk_srcts:
+            if (is_num(x.k)) {
+              m.srcts_num = true;
+              m.srcts = to_int64(x);
+            }
+            break;
+          case mk_after: m.after_kind = x.k; break;
+          case mk_before: m.before_kind = x.k; break;
+          case mk_source: m.source_kind = x.k; break;
+          case mk_schema: return note_schema(x.k, ec);
+          case mk_payload:
+            m.payload_kind = x.k;
+            payload_seen = true;
+            break;
+          default: break;
+        }
+        break;
+      case ft::source:
+        if (is_num(x.k)) {
+          m.ts_num = true;
+          m.ts = to_int64(x);
+        }
+        break;
+      case ft::schema_entry:
+      case ft::coldesc: {
+        descriptor& d = p.type == ft::schema_entry ? d_entry : d_col;
+        if (x.k != json::kind::string) break;
+        if (mkey == mk_field) {
+          d.field_str = true;
+          d.field.assign(x.s.data(), x.s.size());
+        } else if (mkey == mk_name) {
+          d.name_str = true;
+          d.name.assign(x.s.data(), x.s.size());
+        }
+        break;
+      }
+      case ft::params_entry:
+      case ft::params_col: {
+        descriptor& d = p.type == ft::params_entry ? d_entry : d_col;
+        if (x.k == json::kind::string) {
+          if (auto v = parse_int(x.s)) {
+            d.has_scale = true;
+            d.scale = static_cast<int>(*v);
+          }
+        } else if (x.k == json::kind::int64) {
+          d.has_scale = true;
+          d.scale = static_cast<int>(x.i);
+        }
+        break;
+      }
+      default: break;
+    }
+    return true;
+  }
+
+  bool assign_column(int row_index, const scalar& x, json::error_code& ec) {
+    scratch_row& r = rows[row_index];
+    const auto& fields = columns[static_cast<size_t>(col)].fields;
+    if (r.state[fields.front()] != st_absent) return give_up(ec);  // duplicate key
+    for (uint16_t i : fields) {
+      if (x.k == json::kind::null) {
+        r.state[i] = st_null;
+        continue;
+      }
+      if (convert_scalar(x, *plan[i].cfg, (*r.cs)[i], r.vals[i], conv_reason)) {
+        r.state[i] = st_set;
+      } else {
+        r.state[i] = st_failed;
+        if (r.err < 0 || static_cast<int>(i) < r.err) {
+          r.err = static_cast<int>(i);
+          r.err_reason = conv_reason;
+        }
+      }
+    }
+    return true;
+  }
+
+  decode_status decode(const raw_record& in, decoded_record& out, std::string& reason) {
+    if (in.value_is_null) {
+      reason = "tombstone";
+      return decode_status::skipped;
+    }
+    if (in.value.empty()) return fail(reason, "empty message value");
+    if (static_cast<int64_t>(in.value.size()) > cfg.source.max_message_bytes)
+      return fail(reason, "message too large: " + std::to_string(in.value.size()) +
+                              " bytes > source.max_message_bytes = " +
+                              std::to_string(cfg.source.max_message_bytes));
+
+    reset_stream();
+    sax.reset();
+    boost::system::error_code ec;
+    size_t used = sax.write_some(false, in.value.data(), in.value.size(), ec);
+    if (fallback) return decode_dom(in, out, reason);
+    if (!ec && used < in.value.size()) {
+      // write_some stops after one complete value; anything but whitespace after it is garbage.
+      if (!trim_ws(in.value.substr(used)).empty())
+        return fail(reason, "invalid JSON at byte " + std::to_string(used) +
+                                ": unexpected data after the JSON value");
+    }
+    if (ec) {
+      std::string msg = ec.message();
+      if (ec == json::error::too_deep) msg = "nesting deeper than 64 levels";
+      return fail(reason, "invalid JSON at byte " + std::to_string(used) + ": " + msg);
+    }
+    if (root_kind != json::kind::object)
+      return fail(reason, std::string("expected a JSON object, got ") + kind_name(root_kind));
+
+    // Shape detection, as in decode_dom.
+    int c = 0;
+    bool schema_obj = false;
+    const meta_facts& top = meta[0];
+    if ((top.seen & bit(mk_schema)) && (top.seen & bit(mk_payload))) {
+      if (top.payload_kind == json::kind::null) {
+        reason = "tombstone";
+        return decode_status::skipped;
+      }
+      if (top.payload_kind != json::kind::object)
+        return fail(reason, std::string("schema message: payload is ") +
+                                kind_name(top.payload_kind) + ", expected an object");
+      schema_obj = top.schema_kind == json::kind::object;
+      c = 1;
+    }
+    const meta_facts& m = meta[c];
+    bool is_envelope = (m.seen & bit(mk_op)) && (m.seen & (bit(mk_after) | bit(mk_before)));
+    switch (cfg.source.format) {
+      case message_format::schema:
+        if (!schema_obj) return fail(reason, "expected a {\"schema\", \"payload\"} message");
+        break;
+      case message_format::envelope:
+        if (!is_envelope)
+          return fail(reason, "expected a Debezium envelope with \"op\" and \"before\"/\"after\"");
+        break;
+      case message_format::unwrapped:
+        if (is_envelope || schema_obj)
+          return fail(reason, "expected an unwrapped row, got a Debezium envelope");
+        break;
+      case message_format::auto_detect: break;
+    }
+
+    scratch_row* image = nullptr;
+    scratch_row* before_image = nullptr;
+    out.source_ts_ms = -1;
+    if (is_envelope) {
+      if (m.op_kind != json::kind::string || m.op_len != 1)
+        return fail(reason, "envelope field \"op\" must be one of \"c\", \"r\", \"u\", \"d\"");
+      char op = m.op_ch;
+      switch (op) {
+        case 'c': out.op = cdc_op::create; break;
+        case 'r': out.op = cdc_op::read; break;
+        case 'u': out.op = cdc_op::update; break;
+        case 'd': out.op = cdc_op::del; break;
+        case 't':
+          reason = "truncate event";
+          return decode_status::skipped;
+        default:
+          return fail(reason, std::string("unknown op \"") + op + "\"");
+      }
+      bool del = out.op == cdc_op::del;
+      bool img_present = (m.seen & bit(del ? mk_before : mk_after)) != 0;
+      json::kind img_kind = del ? m.before_kind : m.after_kind;
+      if (!img_present || img_kind != json::kind::object)
+        return fail(reason, std::string("op \"") + op + "\" without " +
+                                (del ? "a before" : "an after") + " image");
+      image = &rows[c * 3 + (del ? 2 : 1)];
+      if ((m.seen & bit(mk_before)) && m.before_kind == json::kind::object)
+        before_image = &rows[c * 3 + 2];
+      if ((m.seen & bit(mk_source)) && m.source_kind == json::kind::object && m.ts_num)
+        out.source_ts_ms = m.ts;
+    } else {
+      image = &rows[c * 3];
+      out.op = cdc_op::create;
+      if ((m.seen & bit(mk_uop)) && m.uop_kind != json::kind::null) {
+        if (m.uop_kind != json::kind::string || m.uop_len != 1)
+          return fail(reason, "column '__op' must be one of \"c\", \"r\", \"u\", \"d\"");
+        switch (m.uop_ch) {
+          case 'c': out.op = cdc_op::create; break;
+          case 'r': out.op = cdc_op::read; break;
+          case 'u': out.op = cdc_op::update; break;
+          case 'd': out.op = cdc_op::del; break;
+          default: return fail(reason, "unknown op \"" + std::string(1, m.uop_ch) + "\"");
+        }
+      }
+      if (m.deleted) out.op = cdc_op::del;
+      if (m.srcts_num) out.source_ts_ms = m.srcts;
+    }
+
+    if (auto st = finish_image(*image, in, out, out.image, reason); st != decode_status::row)
+      return st;
+    if (with_before && out.op == cdc_op::update && before_image) {
+      if (!out.before) out.before.emplace();
+      if (auto st = finish_image(*before_image, in, out, *out.before, reason);
+          st != decode_status::row) {
+        reason = "before image: " + reason;
+        return st;
+      }
+    } else {
+      out.before.reset();
+    }
+    return decode_status::row;
+  }
+
+  // convert_image for a scratch row: pseudo-columns, absent columns, the first conversion
+  // error and required checks in declaration order; then the row becomes `out_row`.
+  decode_status finish_image(scratch_row& r, const raw_record& in, const decoded_record& rec,
+                             row& out_row, std::string& reason) {
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const field_plan& fp = plan[i];
+      value& dst = r.vals[i];
+      if (fp.pseudo_column != pseudo::none) {
+        if (!pseudo_value(fp, in, rec, dst, reason)) return decode_status::dead_letter;
+      } else if (r.state[i] == st_failed) {
+        reason = "column '" + fp.cfg->column + "' (field '" + fp.cfg->name + "'): " + r.err_reason;
+        return decode_status::dead_letter;
+      } else if (r.state[i] != st_set) {
+        dst = std::monostate{};
+      }
+      if (fp.cfg->required && is_null(dst)) {
+        reason = "missing required field '" + fp.cfg->name + "' (column '" + fp.cfg->column + "')";
+        return decode_status::dead_letter;
+      }
+    }
+    out_row.swap(r.vals);
+    return decode_status::row;
   }
 };
 

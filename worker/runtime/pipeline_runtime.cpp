@@ -18,6 +18,7 @@
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/kafka_sink.hpp"
 #include "worker/sink.hpp"
+#include "worker/source_pipeline.hpp"
 #include "worker/time_format.hpp"
 
 namespace eddy {
@@ -225,8 +226,7 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
 
 struct task_state {
   std::shared_ptr<run_context> ctx;
-  std::unique_ptr<record_processor> processor;
-  std::unique_ptr<partition_aggregator> aggregator;  // aggregating pipelines only
+  std::unique_ptr<source_pipeline> pipeline;
   std::vector<caf::actor> shards;
   std::vector<partial_batch> partials;
   caf::actor sink;
@@ -241,55 +241,30 @@ caf::behavior source_task(caf::stateful_actor<task_state>* self, std::shared_ptr
   st.partition = partition;
   st.sink = std::move(sink);
   st.shards = std::move(shards);
-  std::string err;
-  st.processor = record_processor::create(*ctx->cfg, &err, !ctx->plan);  // validated at load
-  if (ctx->plan) st.aggregator = std::make_unique<partition_aggregator>(*ctx->plan, partition);
+  std::string err;  // the config was validated before any actor started
+  st.pipeline = source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
   return {
       [self](const kafka_batch& b) {
         auto& st = self->state;
         result_batch out;
         out.partition = st.partition;
         out.end = b.end;
-        if (!st.aggregator) out.rows.reserve(b.entries.size());
+        if (!st.pipeline->aggregating()) out.rows.reserve(b.entries.size());
         raw_record r;
         r.topic = b.topic;
         r.partition = b.partition;
         int64_t now = now_us();
-        std::string reason;
         for (const auto& e : b.entries) {
           r.offset = e.offset;
           r.timestamp_ms = e.timestamp_ms;
           r.key = b.key(e);
           r.value = b.value(e);
           r.value_is_null = e.value_is_null;
-          auto outcome = st.processor->process(r, out.rows, out.dead_letters, out.counters);
+          st.pipeline->process(r, now, out.rows, out.dead_letters, out.counters);
           out.next_offset = e.offset + 1;
-          if (!st.aggregator) continue;
-          decoded_record& rec = st.processor->last_decoded();
-          if (st.ctx->plan->changelog) {
-            // The filter decides which rows are in the aggregated table: a row whose new image
-            // fails it leaves the table; a before image counts only if it passed the filter.
-            if (outcome == record_outcome::filtered && st.processor->last_rejected_by_filter())
-              st.aggregator->forget(rec.image);
-            if (rec.before && !st.processor->passes_filter(*rec.before)) rec.before.reset();
-          }
-          if (outcome != record_outcome::out) continue;
-          switch (st.aggregator->add(rec, now, reason)) {
-            case aggregate_outcome::contributed: break;
-            case aggregate_outcome::late:
-              --out.counters.out;
-              ++out.counters.late;
-              break;
-            case aggregate_outcome::dead_letter: {
-              --out.counters.out;
-              ++out.counters.dead_lettered;
-              out.dead_letters.push_back(make_dead_letter(r, std::move(reason)));
-              break;
-            }
-          }
         }
-        if (st.aggregator) {
-          st.aggregator->take_partials(st.partials, now);
+        if (st.pipeline->aggregating()) {
+          st.pipeline->take_partials(st.partials, now);
           for (size_t i = 0; i < st.shards.size() && i < st.partials.size(); ++i) {
             partials_msg m;
             m.batch = std::make_shared<partial_batch>(std::move(st.partials[i]));
