@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "worker/dead_letter.hpp"
 #include "worker/sink.hpp"
 
 namespace eddy {
@@ -18,5 +19,19 @@ namespace eddy {
 [[nodiscard]] std::unique_ptr<sink> make_kafka_sink(const sink_config& cfg,
                                                     const std::string& default_bootstrap,
                                                     time_formatter fmt, std::string* error);
+
+/// Dead letters to a Kafka topic: one message per dead letter, value = dead_letter_to_json(d),
+/// key = the original key. write() waits for the broker's acknowledgement; "" or the error.
+class kafka_dead_letter_writer {
+ public:
+  [[nodiscard]] static std::unique_ptr<kafka_dead_letter_writer> create(
+      const std::string& bootstrap, std::string topic, std::string* error);
+  ~kafka_dead_letter_writer();
+  [[nodiscard]] std::string write(const std::vector<dead_letter>& batch);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
 
 }  // namespace eddy

@@ -54,6 +54,7 @@ struct run_context {
   run_options opts;
   time_formatter fmt;
   std::optional<aggregation_plan> plan;  ///< set for aggregating pipelines
+  std::atomic<bool> abort{false};        ///< a sink failed: drain and stop
 };
 
 int64_t now_us() {
@@ -68,7 +69,7 @@ struct sink_state {
   std::shared_ptr<run_context> ctx;
   std::vector<std::unique_ptr<sink>> sinks;
   std::unique_ptr<dead_letter_file_writer> dead_file;
-  std::unique_ptr<sink> dead_kafka;  // dead letters as rows to a Kafka topic
+  std::unique_ptr<kafka_dead_letter_writer> dead_kafka;
   output_schema schema;
   std::vector<row> pending_rows;
   std::vector<dead_letter> pending_dead;
@@ -83,6 +84,14 @@ struct sink_state {
   bool finished = false;
   static inline const char* name = "eddy.sink";
 };
+
+// A sink that cannot write stops the pipeline: the poller ends every partition, what was read
+// drains, and `eddy run` exits non-zero with the first error.
+void fail(caf::stateful_actor<sink_state>* self, std::string error) {
+  auto& st = self->state;
+  if (st.error.empty()) st.error = std::move(error);
+  st.ctx->abort = true;
+}
 
 void flush(caf::stateful_actor<sink_state>* self) {
   auto& st = self->state;
@@ -103,18 +112,15 @@ void flush(caf::stateful_actor<sink_state>* self) {
   if (!st.pending_rows.empty() || !st.ctx->plan) {
     for (auto& s : st.sinks) {
       if (auto err = s->write_batch(st.batch_id, st.schema, st.pending_rows); !err.empty())
-        st.error = "sink: " + err;
+        fail(self, "sink: " + err);
     }
   }
   if (!st.pending_dead.empty()) {
     if (auto err = st.dead_file->write_batch(st.batch_id, st.pending_dead); !err.empty())
-      st.error = "dead-letter output: " + err;
+      fail(self, "dead-letter output: " + err);
     if (st.dead_kafka) {
-      output_schema dl_schema{{"dead_letter"}, {field_type::string}};
-      std::vector<row> dl_rows;
-      for (const auto& d : st.pending_dead) dl_rows.push_back(row{dead_letter_to_json(d)});
-      if (auto err = st.dead_kafka->write_batch(st.batch_id, dl_schema, dl_rows); !err.empty())
-        st.error = "dead-letter topic: " + err;
+      if (auto err = st.dead_kafka->write(st.pending_dead); !err.empty())
+        fail(self, "dead-letter topic: " + err);
     }
   }
   ++st.batch_id;
@@ -142,8 +148,7 @@ void maybe_finish(caf::stateful_actor<sink_state>* self) {
   st.finished = true;
   flush(self);
   for (auto& s : st.sinks)
-    if (auto err = s->close(); !err.empty()) st.error = "sink: " + err;
-  if (st.dead_kafka) (void)st.dead_kafka->close();
+    if (auto err = s->close(); !err.empty()) fail(self, "sink: " + err);
   report(self);
   self->quit();
 }
@@ -162,7 +167,7 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
       case sink_kind::kafka: {
         std::string err;
         auto k = make_kafka_sink(sc, ctx->cfg->source.bootstrap_servers, ctx->fmt, &err);
-        if (!k) st.error = "kafka sink: " + err;
+        if (!k) fail(self, "kafka sink: " + err);
         else st.sinks.push_back(std::move(k));
         break;
       }
@@ -170,12 +175,10 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
   }
   st.dead_file = std::make_unique<dead_letter_file_writer>(ctx->cfg->dead_letter.path);
   if (!ctx->cfg->dead_letter.topic.empty()) {
-    sink_config dl;
-    dl.kind = sink_kind::kafka;
-    dl.topic = ctx->cfg->dead_letter.topic;
     std::string err;
-    st.dead_kafka = make_kafka_sink(dl, ctx->cfg->source.bootstrap_servers, ctx->fmt, &err);
-    if (!st.dead_kafka) st.error = "dead-letter topic: " + err;
+    st.dead_kafka = kafka_dead_letter_writer::create(ctx->cfg->source.bootstrap_servers,
+                                                     ctx->cfg->dead_letter.topic, &err);
+    if (!st.dead_kafka) fail(self, "dead-letter topic: " + err);
   }
   self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
                      tick_atom::value);
@@ -381,7 +384,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
       [self](poll_atom) {
         auto& st = self->state;
         if (st.tasks.empty()) return;
-        if (st.ctx->opts.stop && st.ctx->opts.stop->load()) {
+        if ((st.ctx->opts.stop && st.ctx->opts.stop->load()) || st.ctx->abort.load()) {
           std::set<int32_t> all;
           for (const auto& [p, _] : st.tasks) all.insert(p);
           end_partitions(self, all);
