@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/support/process.hpp"
+#include "worker/kafka/consumer.hpp"
 
 namespace eddy::test {
 namespace {
@@ -465,6 +466,70 @@ TEST_F(eddy_processes, broker_rejects_a_malformed_topic_spec_naming_the_option) 
   EXPECT_NE(r->status.code, 0) << r->err;
   EXPECT_NE(r->err.find("--topic"), std::string::npos) << r->err;
   EXPECT_EQ(r->out.find("bootstrap="), std::string::npos) << r->out;
+}
+
+// ---- 7. Kafka output: rows and dead letters to topics --------------------------------------
+
+/// Every message value of `topic` (all partitions, from the beginning to the current end).
+std::vector<std::string> read_topic(const std::string& bootstrap, const std::string& topic) {
+  std::string err;
+  auto consumer = eddy::kafka_consumer::create(bootstrap, "e2e-reader", {}, &err);
+  EXPECT_TRUE(consumer) << err;
+  if (!consumer) return {};
+  auto parts = consumer->partitions(topic, 10'000, &err);
+  EXPECT_FALSE(parts.empty()) << err;
+  std::vector<std::pair<int32_t, int64_t>> start;
+  for (int32_t p : parts) start.emplace_back(p, eddy::offset_beginning);
+  EXPECT_TRUE(consumer->assign(topic, start, &err)) << err;
+  std::vector<std::string> values;
+  std::set<int32_t> at_end;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (at_end.size() < parts.size() && std::chrono::steady_clock::now() < deadline) {
+    bool ok = true;
+    consumer->poll(
+        100, 10'000,
+        [&](const eddy::fetched_message& m) { values.emplace_back(m.value, m.value_size); },
+        [&](int32_t p, int64_t) { at_end.insert(p); }, &err, &ok);
+    EXPECT_TRUE(ok) << err;
+  }
+  EXPECT_EQ(at_end.size(), parts.size()) << "topic " << topic << " not read to its end";
+  return values;
+}
+
+TEST_F(eddy_processes, kafka_sink_and_dead_letter_topic_receive_every_row_and_dead_letter) {
+  start_broker("rides:2");
+  ASSERT_FALSE(HasFatalFailure());
+  auto summary = produce("rides", 3000, "envelope", 0.03);
+  ASSERT_TRUE(summary);
+  pipeline_file p;
+  p.topic = "rides";
+  p.sink_dir = dir_ / "out";
+  p.dead_letter_dir = dir_ / "dlq";
+  // [dead_letter] is the file's last table: add its topic, then a Kafka sink whose brokers
+  // default to the source's (which --bootstrap overrides).
+  std::string toml = pipeline_toml(p) + "topic = \"rides.dead-letter\"\n\n" +
+                     "[[sinks]]\ntype = \"kafka\"\ntopic = \"rides.cleaned\"\n";
+  write_text_file(dir_ / "kafka.toml", toml);
+  auto r = run_eddy({"run", "-c", dir_ / "kafka.toml", "--bootstrap", bootstrap_, "--exit-at-end",
+                     "--summary-json", dir_ / "summary.json"});
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << "; stderr: " << r->err;
+  json::object s = parse_object(read_text_file(dir_ / "summary.json"));
+  ASSERT_GT(int_at(s, "dead_lettered"), 0);
+
+  auto rows = read_topic(bootstrap_, "rides.cleaned");
+  EXPECT_EQ(static_cast<int64_t>(rows.size()), int_at(s, "out"));
+  EXPECT_EQ(rows.size(), count_jsonl_lines(dir_ / "out", "part-"));  // same rows as the file sink
+  for (const auto& v : rows) EXPECT_TRUE(parse_object(v).contains("booking_status")) << v;
+
+  auto dead = read_topic(bootstrap_, "rides.dead-letter");
+  EXPECT_EQ(static_cast<int64_t>(dead.size()), int_at(s, "dead_lettered"));
+  for (const auto& v : dead) {
+    json::object d = parse_object(v);  // the dead letter itself, not wrapped
+    EXPECT_FALSE(str_at(d, "reason").empty()) << v;
+    EXPECT_EQ(str_at(d, "topic"), "rides");
+    EXPECT_GE(int_at(d, "offset"), 0);
+  }
 }
 
 }  // namespace
