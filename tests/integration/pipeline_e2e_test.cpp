@@ -434,6 +434,17 @@ TEST_F(eddy_processes, sigterm_stops_a_running_pipeline_cleanly_with_its_counter
                              << "; stderr: " << read_text_file(err_path);
   ASSERT_EQ(written, expected_written) << "stderr: " << read_text_file(err_path);
 
+  // SIGUSR1 prints the counters while the pipeline keeps running (at its next trigger).
+  run.send_signal(SIGUSR1);
+  const auto usr1_deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < usr1_deadline &&
+         read_text_file(err_path).find("total") == std::string::npos)
+    std::this_thread::sleep_for(20ms);
+  const std::string on_usr1 = read_text_file(err_path);
+  ASSERT_NE(on_usr1.find("dead-lettered"), std::string::npos) << "no counters on SIGUSR1";
+  EXPECT_NE(on_usr1.find(std::to_string(k_count)), std::string::npos) << on_usr1;
+  ASSERT_TRUE(run.running()) << "SIGUSR1 stopped the pipeline";
+
   run.send_signal(SIGTERM);
   auto status = run.wait_for(20s);
   ASSERT_TRUE(status.has_value()) << "eddy run ignored SIGTERM";
