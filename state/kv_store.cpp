@@ -1,6 +1,7 @@
 #include "state/kv_store.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 namespace eddy {
@@ -47,8 +48,8 @@ store_status kv_store::write_batch(
 
 std::optional<std::string> kv_store::get(std::string_view key, store_status* status) const {
   std::string value;
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()),
-                                     &value);
+  rocksdb::Status s =
+      impl_->db->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) {
     *status = {};
     return std::nullopt;
@@ -68,6 +69,27 @@ std::vector<std::pair<std::string, std::string>> kv_store::scan(std::string_view
   }
   *status = translate(it->status(), "scan", path_);
   return out;
+}
+
+store_status kv_store::flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return translate(impl_->db->Flush(fo), "flush", path_);
+}
+
+store_status kv_store::compact_all() {
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return translate(impl_->db->CompactRange(co, nullptr, nullptr), "compact", path_);
+}
+
+store_status kv_store::checkpoint_to(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(impl_->db.get(), &raw);
+  if (!s.ok()) return translate(s, "checkpoint", path_);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: always flush, so the copy needs no WAL replay.
+  return translate(checkpoint->CreateCheckpoint(dir, 0), "checkpoint " + path_ + " to", dir);
 }
 
 }  // namespace eddy

@@ -39,6 +39,20 @@ class kv_store {
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> scan(std::string_view prefix,
                                                                       store_status* status) const;
 
+  /// Writes the memtable to SST files (waits for it). Useful to shape tests and benchmarks; a
+  /// checkpoint flushes on its own.
+  [[nodiscard]] store_status flush();
+
+  /// Compacts the whole key range into the last level (waits for it): afterwards the DB consists
+  /// of new SST files only. For maintenance and to make tests independent of background timing.
+  [[nodiscard]] store_status compact_all();
+
+  /// Writes an openable, consistent copy of the current state into `dir`, which must not exist
+  /// and should be on the same file system as the store: the memtable is flushed first, SST files
+  /// are hard-linked (they are immutable), the small files (MANIFEST, CURRENT, OPTIONS, WAL) are
+  /// copied. Safe to call while other threads write.
+  [[nodiscard]] store_status checkpoint_to(const std::string& dir);
+
   [[nodiscard]] const std::string& path() const { return path_; }
 
  private:
