@@ -27,7 +27,8 @@ void source_pipeline::process(const raw_record& in, int64_t now_us, std::vector<
   }
   if (outcome != record_outcome::out) return;
   switch (aggregator_->add(rec, now_us, reason_)) {
-    case aggregate_outcome::contributed: break;
+    case aggregate_outcome::contributed:
+      break;
     case aggregate_outcome::late:
       --counters.out;
       ++counters.late;

@@ -1,0 +1,102 @@
+// `eddy checkpoint list|inspect|verify` over a checkpoint directory written by checkpoint_store.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "state/checkpoint_store.hpp"
+#include "tests/support/process.hpp"
+
+namespace eddy::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct result {
+  exit_status status;
+  std::string out, err;
+};
+
+result run_eddy(const temp_dir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), EDDY_BINARY);
+  child_process p({.argv = args,
+                   .out = redirect::file(dir / "cmd.out"),
+                   .err = redirect::file(dir / "cmd.err")});
+  auto st = p.wait_for(30s);
+  EXPECT_TRUE(st.has_value()) << "eddy checkpoint did not finish";
+  return {st.value_or(exit_status{}), read_text_file(dir / "cmd.out"),
+          read_text_file(dir / "cmd.err")};
+}
+
+class checkpoint_cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_status st;
+    auto db = kv_store::open(dir_ / "task-db", &st);
+    ASSERT_TRUE(db) << st.error;
+    checkpoint_options opts;
+    opts.dir = dir_ / "checkpoints";
+    opts.sync = false;
+    auto store = checkpoint_store::open(opts, &st);
+    ASSERT_TRUE(store) << st.error;
+    for (uint64_t epoch = 1; epoch <= 2; ++epoch) {
+      std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+      for (int i = 0; i < 1000; ++i)
+        ops.emplace_back("k" + std::to_string(epoch) + "-" + std::to_string(i),
+                         std::string(100, 'v'));
+      ASSERT_TRUE(db->write_batch(ops, false).ok());
+      checkpoint_metadata md{{"offset/0", std::to_string(epoch * 100)},
+                             {"watermark/0", "2025-11-07T11:29:32Z"}};
+      ASSERT_TRUE(store->commit_epoch(*db, epoch, md).ok());
+    }
+  }
+  temp_dir dir_{"eddy-ckpt-cli"};
+};
+
+TEST_F(checkpoint_cli, list_shows_every_complete_epoch_with_its_offsets) {
+  auto r = run_eddy(dir_, {"checkpoint", "list", "--dir", dir_ / "checkpoints"});
+  ASSERT_TRUE(r.status.ok()) << r.status.describe() << r.err;
+  EXPECT_NE(r.out.find("epoch 1 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epoch 2 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("offset/0 = 200"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("watermark/0 = 2025-11-07T11:29:32Z"), std::string::npos) << r.out;
+}
+
+TEST_F(checkpoint_cli, inspect_lists_the_files_of_the_newest_epoch) {
+  auto r = run_eddy(dir_, {"checkpoint", "inspect", "--dir", dir_ / "checkpoints", "--files"});
+  ASSERT_TRUE(r.status.ok()) << r.status.describe() << r.err;
+  EXPECT_EQ(r.out.rfind("epoch 2 ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(".sst"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("crc32c "), std::string::npos) << r.out;
+}
+
+TEST_F(checkpoint_cli, verify_passes_then_names_a_damaged_file) {
+  auto ok = run_eddy(dir_, {"checkpoint", "verify", "--dir", dir_ / "checkpoints"});
+  ASSERT_TRUE(ok.status.ok()) << ok.status.describe() << ok.err;
+  EXPECT_NE(ok.out.find("ok: 2 complete epoch(s)"), std::string::npos) << ok.out;
+
+  fs::path victim;
+  for (const auto& e : fs::directory_iterator(dir_.path() / "checkpoints" / "sst"))
+    victim = e.path();
+  ASSERT_FALSE(victim.empty());
+  {
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('\x5a');
+  }
+  auto bad = run_eddy(dir_, {"checkpoint", "verify", "--dir", dir_ / "checkpoints"});
+  EXPECT_TRUE(bad.status.exited);
+  EXPECT_EQ(bad.status.code, 1);
+  EXPECT_NE(bad.out.find(victim.filename().string()), std::string::npos) << bad.out;
+}
+
+TEST_F(checkpoint_cli, a_directory_that_is_not_a_checkpoint_is_an_error) {
+  auto r = run_eddy(dir_, {"checkpoint", "list", "--dir", dir_ / "task-db"});
+  EXPECT_EQ(r.status.code, 2);
+  EXPECT_NE(r.err.find("not a checkpoint directory"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace eddy::test
