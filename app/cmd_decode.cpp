@@ -9,7 +9,6 @@
 
 namespace eddy::app {
 
-
 namespace {
 std::string json_string(std::string_view s) {
   std::string out;
@@ -26,7 +25,9 @@ void add_decode_command(CLI::App& root) {
       "stdin (e.g. `kcat -C -e -t TOPIC | eddy decode -c pipeline.toml`). Prints one JSON line\n"
       "per message: {\"line\":N,\"outcome\":\"out\",\"row\":{...}} or the filter/dead-letter\n"
       "reason. No Kafka needed. Exit status 0, or 2 for a bad pipeline file.");
-  cmd->add_option("-c,--config", *config, "Pipeline file (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-c,--config", *config, "Pipeline file (TOML)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->callback([config] {
     auto loaded = load_pipeline_config(*config);
     if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
@@ -67,8 +68,7 @@ void add_decode_command(CLI::App& root) {
     }
     std::cout.flush();
     std::cerr << "decoded " << counters.in << " messages: " << counters.out << " out, "
-              << counters.filtered << " filtered, " << counters.dead_lettered
-              << " dead-lettered\n";
+              << counters.filtered << " filtered, " << counters.dead_lettered << " dead-lettered\n";
   });
 }
 

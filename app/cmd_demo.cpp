@@ -61,8 +61,8 @@ void add_demo_command(CLI::App& root) {
     const char* text = args->pipeline == "clean"       ? example_clean_toml
                        : args->pipeline == "changelog" ? example_changelog_toml
                                                        : example_windowed_toml;
-    std::string file = args->pipeline == "clean" ? "ncr_ride_bookings.toml"
-                                                 : "ncr_" + args->pipeline + ".toml";
+    std::string file =
+        args->pipeline == "clean" ? "ncr_ride_bookings.toml" : "ncr_" + args->pipeline + ".toml";
     auto parsed = parse_pipeline_config(text, file);
     if (!parsed.config) throw CLI::RuntimeError("built-in example pipeline: " + parsed.error, 1);
     pipeline_config cfg = std::move(*parsed.config);
@@ -77,9 +77,9 @@ void add_demo_command(CLI::App& root) {
     for (auto& s : cfg.sinks)
       if (s.kind == sink_kind::file) s.path = out_dir + "/" + s.path;
 
-    std::cerr << "eddy demo: pipeline deploy/pipelines/" << file << ", development broker at " << broker->bootstrap() << ", topic "
-              << cfg.source.topic << " (" << args->partitions << " partitions), "
-              << args->rate << " msg/s, event time " << args->speedup
+    std::cerr << "eddy demo: pipeline deploy/pipelines/" << file << ", development broker at "
+              << broker->bootstrap() << ", topic " << cfg.source.topic << " (" << args->partitions
+              << " partitions), " << args->rate << " msg/s, event time " << args->speedup
               << "x faster than the clock, dead letters in " << cfg.dead_letter.path << "\n"
               << "Ctrl-C to stop; SIGUSR1 prints counters.\n";
 
@@ -96,9 +96,7 @@ void add_demo_command(CLI::App& root) {
     po.event_spacing_us = static_cast<int64_t>(1e6 * args->speedup / args->rate);
     std::atomic<bool> producer_stop{false};
     std::string produce_error;
-    std::thread producer([&] {
-      (void)run_produce(po, &producer_stop, &produce_error);
-    });
+    std::thread producer([&] { (void)run_produce(po, &producer_stop, &produce_error); });
     std::thread timer;
     if (args->duration > 0)
       timer = std::thread([&] {

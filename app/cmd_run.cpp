@@ -44,7 +44,9 @@ void add_run_command(CLI::App& root) {
       "Debezium record, filter, and write results to the configured sinks. Runs until\n"
       "Ctrl-C/SIGTERM (draining what was read first) or, with --exit-at-end, until every\n"
       "partition reached the end it had when eddy started. SIGUSR1 prints the counters.");
-  cmd->add_option("-c,--config", args->config, "Pipeline file (TOML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-c,--config", args->config, "Pipeline file (TOML)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_option("--bootstrap", args->bootstrap,
                   "Kafka bootstrap servers, overriding source.bootstrap_servers");
   cmd->add_flag("--exit-at-end", args->exit_at_end,

@@ -1,10 +1,10 @@
 #include "app/signals.hpp"
 
-#include <csignal>
-#include <cstdlib>
-#include <chrono>
 #include <pthread.h>
 #include <unistd.h>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
 
 namespace eddy::app {
 

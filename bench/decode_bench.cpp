@@ -91,8 +91,7 @@ eddy::raw_record raw_of(const eddy::app::sample_message& m, int64_t offset) {
 void finish(benchmark::State& state, const corpus& c) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) *
                           static_cast<int64_t>(c.messages.size()));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
-                          static_cast<int64_t>(c.bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(c.bytes));
 }
 
 // One iteration = one pass over all N messages.
@@ -149,7 +148,10 @@ struct null_handler {
   bool on_string_part(sv, std::size_t, ec_t&) { return true; }
   bool on_string(sv, std::size_t, ec_t&) { return true; }
   bool on_key_part(sv, std::size_t, ec_t&) { return true; }
-  bool on_key(sv, std::size_t, ec_t&) { ++keys; return true; }
+  bool on_key(sv, std::size_t, ec_t&) {
+    ++keys;
+    return true;
+  }
   bool on_number_part(sv, ec_t&) { return true; }
   bool on_int64(int64_t, sv, ec_t&) { return true; }
   bool on_uint64(uint64_t, sv, ec_t&) { return true; }
@@ -273,14 +275,15 @@ class collecting_reporter : public benchmark::ConsoleReporter {
 };
 
 void print_ratios(const collecting_reporter& rep) {
-  std::printf("\nMedians of this run's repetitions (msg/s) and ratios A/B of them (0 = not run):\n");
+  std::printf(
+      "\nMedians of this run's repetitions (msg/s) and ratios A/B of them (0 = not run):\n");
   std::printf("%-10s %12s %12s %12s %12s %12s %9s %9s %9s %9s\n", "shape", "bare msg/s",
               "reused msg/s", "sax msg/s", "decode msg/s", "proc msg/s", "dec/bare", "dec/reuse",
               "dec/sax", "proc/bare");
   for (const char* shape : {"unwrapped", "envelope", "schema"}) {
     auto get = [&](const char* bm) { return rep.median(std::string(bm) + "/" + shape); };
-    double bare = get("BM_bare_parse"), reused = get("BM_reused_parser"),
-           sax = get("BM_sax_null"), dec = get("BM_decode"), proc = get("BM_process");
+    double bare = get("BM_bare_parse"), reused = get("BM_reused_parser"), sax = get("BM_sax_null"),
+           dec = get("BM_decode"), proc = get("BM_process");
     if (bare == 0 && dec == 0) continue;
     auto ratio = [](double a, double b) { return b > 0 && a > 0 ? a / b : 0.0; };
     std::printf("%-10s %12.0f %12.0f %12.0f %12.0f %12.0f %9.3f %9.3f %9.3f %9.3f\n", shape, bare,

@@ -124,8 +124,10 @@ filter="$(sed -n "s/^filter = '\(.*\)'.*/\1/p" "$example")"
 make_pipeline "$work/windowed.toml" "# ---- sinks" "$filter"
 make_pipeline "$work/plain.toml" "# ---- aggregation" "$filter"
 make_pipeline "$work/decode.toml" "# ---- aggregation" 'id < 0'
-grep -q '^\[window\]' "$work/windowed.toml" && ! grep -q '^\[\[aggregates\]\]' "$work/plain.toml" ||
-  { echo "e2e_windowed: could not derive the pipelines from $example" >&2; exit 1; }
+if ! grep -q '^\[window\]' "$work/windowed.toml" || grep -q '^\[\[aggregates\]\]' "$work/plain.toml"; then
+  echo "e2e_windowed: could not derive the pipelines from $example" >&2
+  exit 1
+fi
 
 # ---- rounds -------------------------------------------------------------------------------------
 TIMEFORMAT='%R %U %S'
@@ -159,7 +161,7 @@ print(s['in'], s['out'], s['filtered'], s['dead_lettered'], s['late'])")
 declare -A rate cpu
 names=(windowed plain decode)
 for round in $(seq "$ROUNDS"); do
-  line="round $round:"
+  line="round $round (load $(cut -d' ' -f1 /proc/loadavg)):"
   if [[ "$KCAT" == 1 ]]; then
     read -r k kc < <(run_kcat)
     rate[kcat]+="$k "; cpu[kcat]+="$kc "

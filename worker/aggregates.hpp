@@ -49,7 +49,7 @@ struct agg_spec {
   agg_fn fn = agg_fn::count;
   int field = -1;  ///< index into the decoded row; -1 = count(*) (count only)
   field_type input_type = field_type::int64;  ///< type of that field
-  double q = 0.5;  ///< percentile only, in (0, 1)
+  double q = 0.5;                             ///< percentile only, in (0, 1)
 };
 
 /// The type `result()` returns for `spec`.
@@ -80,7 +80,7 @@ class accumulator {
 [[nodiscard]] std::unique_ptr<accumulator> make_accumulator(const agg_spec& spec);
 
 /// Documented error bounds of the sketches, for tests and docs.
-inline constexpr double hll_relative_error = 0.02;        ///< approx_count_distinct, ~2 sigma
-inline constexpr double percentile_rank_error = 0.01;     ///< |rank(result) - q| <= this
+inline constexpr double hll_relative_error = 0.02;     ///< approx_count_distinct, ~2 sigma
+inline constexpr double percentile_rank_error = 0.01;  ///< |rank(result) - q| <= this
 
 }  // namespace eddy

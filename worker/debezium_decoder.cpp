@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "worker/time_format.hpp"
@@ -23,8 +23,8 @@ namespace {
 // ---- small text helpers ---------------------------------------------------------------------
 
 std::string_view trim_ws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' ||
-                        s.front() == '\r'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
     s.remove_prefix(1);
   while (!s.empty() &&
          (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
@@ -67,14 +67,21 @@ std::optional<bool> parse_bool(std::string_view s) {
 
 const char* kind_name(json::kind k) {
   switch (k) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "bool";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "bool";
     case json::kind::int64:
-    case json::kind::uint64: return "integer";
-    case json::kind::double_: return "number";
-    case json::kind::string: return "string";
-    case json::kind::array: return "array";
-    case json::kind::object: return "object";
+    case json::kind::uint64:
+      return "integer";
+    case json::kind::double_:
+      return "number";
+    case json::kind::string:
+      return "string";
+    case json::kind::array:
+      return "array";
+    case json::kind::object:
+      return "object";
   }
   return "?";
 }
@@ -162,11 +169,19 @@ std::string format_date(int64_t days) {
 int64_t scale_to_micros(int64_t v, time_unit u, bool* overflow) {
   int64_t factor = 1;
   switch (u) {
-    case time_unit::seconds: factor = 1'000'000; break;
-    case time_unit::millis: factor = 1'000; break;
-    case time_unit::nanos: return v / 1'000;
-    case time_unit::days: factor = 86'400'000'000LL; break;
-    default: break;
+    case time_unit::seconds:
+      factor = 1'000'000;
+      break;
+    case time_unit::millis:
+      factor = 1'000;
+      break;
+    case time_unit::nanos:
+      return v / 1'000;
+    case time_unit::days:
+      factor = 86'400'000'000LL;
+      break;
+    default:
+      break;
   }
   int64_t r = 0;
   if (__builtin_mul_overflow(v, factor, &r)) {
@@ -349,7 +364,8 @@ struct record_decoder::impl {
         if (is_envelope || schema_obj)
           return fail(reason, "expected an unwrapped row, got a Debezium envelope");
         break;
-      case message_format::auto_detect: break;
+      case message_format::auto_detect:
+        break;
     }
 
     const json::object* image = nullptr;
@@ -363,10 +379,18 @@ struct record_decoder::impl {
       const json::value* after = top->if_contains("after");
       const json::value* before = top->if_contains("before");
       switch (op) {
-        case 'c': out.op = cdc_op::create; break;
-        case 'r': out.op = cdc_op::read; break;
-        case 'u': out.op = cdc_op::update; break;
-        case 'd': out.op = cdc_op::del; break;
+        case 'c':
+          out.op = cdc_op::create;
+          break;
+        case 'r':
+          out.op = cdc_op::read;
+          break;
+        case 'u':
+          out.op = cdc_op::update;
+          break;
+        case 'd':
+          out.op = cdc_op::del;
+          break;
         case 't':
           reason = "truncate event";
           return decode_status::skipped;
@@ -390,11 +414,20 @@ struct record_decoder::impl {
         if (!opv->is_string() || opv->get_string().size() != 1)
           return fail(reason, "column '__op' must be one of \"c\", \"r\", \"u\", \"d\"");
         switch (opv->get_string()[0]) {
-          case 'c': out.op = cdc_op::create; break;
-          case 'r': out.op = cdc_op::read; break;
-          case 'u': out.op = cdc_op::update; break;
-          case 'd': out.op = cdc_op::del; break;
-          default: return fail(reason, "unknown op \"" + std::string(opv->get_string()) + "\"");
+          case 'c':
+            out.op = cdc_op::create;
+            break;
+          case 'r':
+            out.op = cdc_op::read;
+            break;
+          case 'u':
+            out.op = cdc_op::update;
+            break;
+          case 'd':
+            out.op = cdc_op::del;
+            break;
+          default:
+            return fail(reason, "unknown op \"" + std::string(opv->get_string()) + "\"");
         }
       }
       if (const json::value* del = top->if_contains("__deleted"); del) {
@@ -475,7 +508,8 @@ struct record_decoder::impl {
       if (fp.pseudo_column != pseudo::none) {
         if (!pseudo_value(fp, in, rec, dst, reason)) return decode_status::dead_letter;
       } else {
-        const json::value* v = img.if_contains(json::string_view(fp.column.data(), fp.column.size()));
+        const json::value* v =
+            img.if_contains(json::string_view(fp.column.data(), fp.column.size()));
         if (!v || v->is_null()) {
           dst = std::monostate{};
         } else if (!convert(*v, *fp.cfg, col_schema[i], dst, reason)) {
@@ -499,20 +533,27 @@ struct record_decoder::impl {
         return assign_text(std::string_view(&c, 1), *fp.cfg, column_schema{}, dst, reason);
       }
       case pseudo::source_ts:
-        if (rec.source_ts_ms < 0) dst = std::monostate{};
-        else return assign_number(rec.source_ts_ms, *fp.cfg, time_unit::millis, dst, reason);
+        if (rec.source_ts_ms < 0)
+          dst = std::monostate{};
+        else
+          return assign_number(rec.source_ts_ms, *fp.cfg, time_unit::millis, dst, reason);
         return true;
       case pseudo::kafka_ts:
-        if (in.timestamp_ms < 0) dst = std::monostate{};
-        else return assign_number(in.timestamp_ms, *fp.cfg, time_unit::millis, dst, reason);
+        if (in.timestamp_ms < 0)
+          dst = std::monostate{};
+        else
+          return assign_number(in.timestamp_ms, *fp.cfg, time_unit::millis, dst, reason);
         return true;
-      case pseudo::topic: return assign_text(in.topic, *fp.cfg, {}, dst, reason);
-      case pseudo::key: return assign_text(in.key, *fp.cfg, {}, dst, reason);
+      case pseudo::topic:
+        return assign_text(in.topic, *fp.cfg, {}, dst, reason);
+      case pseudo::key:
+        return assign_text(in.key, *fp.cfg, {}, dst, reason);
       case pseudo::partition:
         return assign_number(in.partition, *fp.cfg, time_unit::auto_detect, dst, reason);
       case pseudo::offset:
         return assign_number(in.offset, *fp.cfg, time_unit::auto_detect, dst, reason);
-      case pseudo::none: break;
+      case pseudo::none:
+        break;
     }
     return true;
   }
@@ -521,9 +562,15 @@ struct record_decoder::impl {
   bool assign_number(int64_t v, const field_config& f, time_unit unit_hint, value& dst,
                      std::string& reason) {
     switch (f.type) {
-      case field_type::int64: dst = v; return true;
-      case field_type::float64: dst = static_cast<double>(v); return true;
-      case field_type::string: dst = std::to_string(v); return true;
+      case field_type::int64:
+        dst = v;
+        return true;
+      case field_type::float64:
+        dst = static_cast<double>(v);
+        return true;
+      case field_type::string:
+        dst = std::to_string(v);
+        return true;
       case field_type::boolean:
         if (v == 0 || v == 1) {
           dst = v == 1;
@@ -558,8 +605,10 @@ struct record_decoder::impl {
     if (f.trim) s = trim_ws(s);
     switch (f.type) {
       case field_type::string:
-        if (auto* str = std::get_if<std::string>(&dst)) str->assign(s.data(), s.size());
-        else dst = std::string(s);
+        if (auto* str = std::get_if<std::string>(&dst))
+          str->assign(s.data(), s.size());
+        else
+          dst = std::string(s);
         return true;
       case field_type::int64: {
         if (is_null_word(s)) {
@@ -640,14 +689,20 @@ struct record_decoder::impl {
   static time_unit unit_from_logical(logical l) {
     switch (l) {
       case logical::micro_timestamp:
-      case logical::micro_time: return time_unit::micros;
+      case logical::micro_time:
+        return time_unit::micros;
       case logical::timestamp_ms:
-      case logical::time_ms: return time_unit::millis;
+      case logical::time_ms:
+        return time_unit::millis;
       case logical::nano_timestamp:
-      case logical::nano_time: return time_unit::nanos;
-      case logical::zoned_timestamp: return time_unit::iso;
-      case logical::date_days: return time_unit::days;
-      default: return time_unit::auto_detect;
+      case logical::nano_time:
+        return time_unit::nanos;
+      case logical::zoned_timestamp:
+        return time_unit::iso;
+      case logical::date_days:
+        return time_unit::days;
+      default:
+        return time_unit::auto_detect;
     }
   }
 
@@ -690,8 +745,10 @@ struct record_decoder::impl {
         if (!decimal_text(std::string_view(val->get_string().data(), val->get_string().size()),
                           static_cast<int>(sc->get_int64()), d, reason))
           return false;
-        if (f.type == field_type::float64) dst = d;
-        else if (f.type == field_type::int64) dst = static_cast<int64_t>(d);
+        if (f.type == field_type::float64)
+          dst = d;
+        else if (f.type == field_type::int64)
+          dst = static_cast<int64_t>(d);
         else {
           char buf[64];
           auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
@@ -715,20 +772,30 @@ struct record_decoder::impl {
       case json::kind::string:
         s.s = std::string_view(v.get_string().data(), v.get_string().size());
         break;
-      case json::kind::int64: s.i = v.get_int64(); break;
-      case json::kind::uint64: s.u = v.get_uint64(); break;
-      case json::kind::double_: s.d = v.get_double(); break;
-      case json::kind::bool_: s.b = v.get_bool(); break;
-      default: break;
+      case json::kind::int64:
+        s.i = v.get_int64();
+        break;
+      case json::kind::uint64:
+        s.u = v.get_uint64();
+        break;
+      case json::kind::double_:
+        s.d = v.get_double();
+        break;
+      case json::kind::bool_:
+        s.b = v.get_bool();
+        break;
+      default:
+        break;
     }
     return convert_scalar(s, f, cs, dst, reason);
   }
 
   // A scalar JSON value into the field's type (objects and arrays are handled by convert).
-  bool convert_scalar(const scalar& v, const field_config& f, const column_schema& cs,
-                      value& dst, std::string& reason) {
+  bool convert_scalar(const scalar& v, const field_config& f, const column_schema& cs, value& dst,
+                      std::string& reason) {
     switch (v.k) {
-      case json::kind::string: return assign_text(v.s, f, cs, dst, reason);
+      case json::kind::string:
+        return assign_text(v.s, f, cs, dst, reason);
       case json::kind::int64:
         if (f.type == field_type::string && cs.type == logical::date_days) {
           dst = format_date(v.i);
@@ -751,12 +818,13 @@ struct record_decoder::impl {
           reason = "integer " + std::to_string(v.u) + " out of range";
           return false;
         }
-        return assign_number(static_cast<int64_t>(v.u), f, unit_from_logical(cs.type), dst,
-                             reason);
+        return assign_number(static_cast<int64_t>(v.u), f, unit_from_logical(cs.type), dst, reason);
       case json::kind::double_: {
         double d = v.d;
         switch (f.type) {
-          case field_type::float64: dst = d; return true;
+          case field_type::float64:
+            dst = d;
+            return true;
           case field_type::string: {
             char buf[64];
             auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
@@ -778,16 +846,25 @@ struct record_decoder::impl {
       }
       case json::kind::bool_:
         switch (f.type) {
-          case field_type::boolean: dst = v.b; return true;
-          case field_type::string: dst = std::string(v.b ? "true" : "false"); return true;
-          case field_type::int64: dst = int64_t{v.b ? 1 : 0}; return true;
+          case field_type::boolean:
+            dst = v.b;
+            return true;
+          case field_type::string:
+            dst = std::string(v.b ? "true" : "false");
+            return true;
+          case field_type::int64:
+            dst = int64_t{v.b ? 1 : 0};
+            return true;
           default:
             reason = std::string("cannot read a bool as ") + std::string(to_string(f.type));
             return false;
         }
-      case json::kind::null: dst = std::monostate{}; return true;
+      case json::kind::null:
+        dst = std::monostate{};
+        return true;
       case json::kind::object:
-      case json::kind::array: break;
+      case json::kind::array:
+        break;
     }
     return true;
   }
@@ -806,14 +883,29 @@ struct record_decoder::impl {
 
   // Keys with a meaning in some object of the message.
   enum meta_key : uint8_t {
-    mk_none, mk_op, mk_after, mk_before, mk_source, mk_uop, mk_deleted, mk_srcts, mk_schema,
-    mk_payload, mk_ts_ms, mk_fields, mk_field, mk_name, mk_parameters, mk_scale,
+    mk_none,
+    mk_op,
+    mk_after,
+    mk_before,
+    mk_source,
+    mk_uop,
+    mk_deleted,
+    mk_srcts,
+    mk_schema,
+    mk_payload,
+    mk_ts_ms,
+    mk_fields,
+    mk_field,
+    mk_name,
+    mk_parameters,
+    mk_scale,
   };
   static constexpr uint32_t bit(meta_key k) { return uint32_t{1} << k; }
 
   static meta_key classify(std::string_view k) {
     switch (k.size()) {
-      case 2: return k == "op" ? mk_op : mk_none;
+      case 2:
+        return k == "op" ? mk_op : mk_none;
       case 4:
         if (k == "__op") return mk_uop;
         return k == "name" ? mk_name : mk_none;
@@ -827,11 +919,16 @@ struct record_decoder::impl {
         if (k == "source") return mk_source;
         if (k == "schema") return mk_schema;
         return k == "fields" ? mk_fields : mk_none;
-      case 7: return k == "payload" ? mk_payload : mk_none;
-      case 9: return k == "__deleted" ? mk_deleted : mk_none;
-      case 10: return k == "parameters" ? mk_parameters : mk_none;
-      case 14: return k == "__source_ts_ms" ? mk_srcts : mk_none;
-      default: return mk_none;
+      case 7:
+        return k == "payload" ? mk_payload : mk_none;
+      case 9:
+        return k == "__deleted" ? mk_deleted : mk_none;
+      case 10:
+        return k == "parameters" ? mk_parameters : mk_none;
+      case 14:
+        return k == "__source_ts_ms" ? mk_srcts : mk_none;
+      default:
+        return mk_none;
     }
   }
 
@@ -852,15 +949,23 @@ struct record_decoder::impl {
     constexpr uint32_t env = bit(mk_op) | bit(mk_after) | bit(mk_before) | bit(mk_source) |
                              bit(mk_uop) | bit(mk_deleted) | bit(mk_srcts);
     switch (t) {
-      case ft::top: return env | bit(mk_schema) | bit(mk_payload);
-      case ft::payload: return env;
-      case ft::source: return bit(mk_ts_ms);
-      case ft::schema_root: return bit(mk_fields);
-      case ft::schema_entry: return bit(mk_field) | bit(mk_name) | bit(mk_parameters) | bit(mk_fields);
-      case ft::coldesc: return bit(mk_field) | bit(mk_name) | bit(mk_parameters);
+      case ft::top:
+        return env | bit(mk_schema) | bit(mk_payload);
+      case ft::payload:
+        return env;
+      case ft::source:
+        return bit(mk_ts_ms);
+      case ft::schema_root:
+        return bit(mk_fields);
+      case ft::schema_entry:
+        return bit(mk_field) | bit(mk_name) | bit(mk_parameters) | bit(mk_fields);
+      case ft::coldesc:
+        return bit(mk_field) | bit(mk_name) | bit(mk_parameters);
       case ft::params_entry:
-      case ft::params_col: return bit(mk_scale);
-      default: return 0;
+      case ft::params_col:
+        return bit(mk_scale);
+      default:
+        return 0;
     }
   }
 
@@ -1160,8 +1265,12 @@ struct record_decoder::impl {
       case ft::top:
       case ft::payload:
         switch (mkey) {
-          case mk_op: m.op_kind = k; break;
-          case mk_uop: m.uop_kind = k; break;
+          case mk_op:
+            m.op_kind = k;
+            break;
+          case mk_uop:
+            m.uop_kind = k;
+            break;
           case mk_after:
             m.after_kind = k;
             if (is_object) return push(ft::image, p.c * 3 + 1, p.c);
@@ -1186,7 +1295,8 @@ struct record_decoder::impl {
               return push(ft::payload, 3, 1);
             }
             break;
-          default: break;
+          default:
+            break;
         }
         break;
       case ft::schema_root:
@@ -1212,7 +1322,8 @@ struct record_decoder::impl {
       case ft::coldesc:
         if (mkey == mk_parameters && is_object) return push(ft::params_col, -1, 0);
         break;
-      default: break;
+      default:
+        break;
     }
     skip_depth = 1;
     return true;
@@ -1312,8 +1423,8 @@ struct record_decoder::impl {
             }
             break;
           case mk_deleted:
-            m.deleted = (x.k == json::kind::string && x.s == "true") ||
-                        (x.k == json::kind::bool_ && x.b);
+            m.deleted =
+                (x.k == json::kind::string && x.s == "true") || (x.k == json::kind::bool_ && x.b);
             break;
           case mk_srcts:
             if (is_num(x.k)) {
@@ -1321,15 +1432,23 @@ struct record_decoder::impl {
               m.srcts = to_int64(x);
             }
             break;
-          case mk_after: m.after_kind = x.k; break;
-          case mk_before: m.before_kind = x.k; break;
-          case mk_source: m.source_kind = x.k; break;
-          case mk_schema: return note_schema(x.k, ec);
+          case mk_after:
+            m.after_kind = x.k;
+            break;
+          case mk_before:
+            m.before_kind = x.k;
+            break;
+          case mk_source:
+            m.source_kind = x.k;
+            break;
+          case mk_schema:
+            return note_schema(x.k, ec);
           case mk_payload:
             m.payload_kind = x.k;
             payload_seen = true;
             break;
-          default: break;
+          default:
+            break;
         }
         break;
       case ft::source:
@@ -1365,7 +1484,8 @@ struct record_decoder::impl {
         }
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return true;
   }
@@ -1451,7 +1571,8 @@ struct record_decoder::impl {
         if (is_envelope || schema_obj)
           return fail(reason, "expected an unwrapped row, got a Debezium envelope");
         break;
-      case message_format::auto_detect: break;
+      case message_format::auto_detect:
+        break;
     }
 
     scratch_row* image = nullptr;
@@ -1462,10 +1583,18 @@ struct record_decoder::impl {
         return fail(reason, "envelope field \"op\" must be one of \"c\", \"r\", \"u\", \"d\"");
       char op = m.op_ch;
       switch (op) {
-        case 'c': out.op = cdc_op::create; break;
-        case 'r': out.op = cdc_op::read; break;
-        case 'u': out.op = cdc_op::update; break;
-        case 'd': out.op = cdc_op::del; break;
+        case 'c':
+          out.op = cdc_op::create;
+          break;
+        case 'r':
+          out.op = cdc_op::read;
+          break;
+        case 'u':
+          out.op = cdc_op::update;
+          break;
+        case 'd':
+          out.op = cdc_op::del;
+          break;
         case 't':
           reason = "truncate event";
           return decode_status::skipped;
@@ -1490,11 +1619,20 @@ struct record_decoder::impl {
         if (m.uop_kind != json::kind::string || m.uop_len != 1)
           return fail(reason, "column '__op' must be one of \"c\", \"r\", \"u\", \"d\"");
         switch (m.uop_ch) {
-          case 'c': out.op = cdc_op::create; break;
-          case 'r': out.op = cdc_op::read; break;
-          case 'u': out.op = cdc_op::update; break;
-          case 'd': out.op = cdc_op::del; break;
-          default: return fail(reason, "unknown op \"" + std::string(1, m.uop_ch) + "\"");
+          case 'c':
+            out.op = cdc_op::create;
+            break;
+          case 'r':
+            out.op = cdc_op::read;
+            break;
+          case 'u':
+            out.op = cdc_op::update;
+            break;
+          case 'd':
+            out.op = cdc_op::del;
+            break;
+          default:
+            return fail(reason, "unknown op \"" + std::string(1, m.uop_ch) + "\"");
         }
       }
       if (m.deleted) out.op = cdc_op::del;

@@ -46,9 +46,9 @@ enum class decode_status : uint8_t {
 
 struct decoded_record {
   cdc_op op = cdc_op::create;
-  row image;                    ///< declared fields, in declaration order
-  std::optional<row> before;    ///< the before-image of an update, when asked for and present
-  int64_t source_ts_ms = -1;    ///< source.ts_ms / __source_ts_ms, -1 when absent
+  row image;                  ///< declared fields, in declaration order
+  std::optional<row> before;  ///< the before-image of an update, when asked for and present
+  int64_t source_ts_ms = -1;  ///< source.ts_ms / __source_ts_ms, -1 when absent
 };
 
 class record_decoder {

@@ -122,11 +122,11 @@ struct aggregate_config {
 
 /// `[aggregate]`: grouping of an aggregating pipeline.
 struct aggregation_config {
-  std::vector<std::string> group_by;  ///< `group_by`: declared fields
-  std::string mode = "append";        ///< `mode`: "append" | "changelog"
+  std::vector<std::string> group_by;     ///< `group_by`: declared fields
+  std::string mode = "append";           ///< `mode`: "append" | "changelog"
   std::vector<std::string> primary_key;  ///< `primary_key` (changelog; default ["id"] if declared)
-  std::string having;                 ///< `having`: filter on result rows (group keys, aliases)
-  int shards = 4;                     ///< `shards`: aggregator shards, 1..256
+  std::string having;                    ///< `having`: filter on result rows (group keys, aliases)
+  int shards = 4;                        ///< `shards`: aggregator shards, 1..256
 };
 
 struct pipeline_config {
@@ -141,8 +141,8 @@ struct pipeline_config {
   dead_letter_config dead_letter;      ///< `[dead_letter]`
   window_config window;                ///< `[window]` (kind none = no aggregation)
   std::vector<aggregate_config> aggregates;  ///< `[[aggregates]]`; non-empty = aggregating
-  aggregation_config aggregation;      ///< `[aggregate]`
-  std::string file_name;               ///< where it was loaded from, for messages
+  aggregation_config aggregation;            ///< `[aggregate]`
+  std::string file_name;                     ///< where it was loaded from, for messages
 
   /// Index of the field named `name` in `fields`, or -1.
   [[nodiscard]] int field_index(std::string_view name) const;

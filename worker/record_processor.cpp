@@ -49,13 +49,16 @@ record_outcome record_processor::process(const raw_record& in, std::vector<row>&
   reason_.clear();
   rejected_by_filter_ = false;
   switch (decoder_.decode(in, decoded_, reason_)) {
-    case decode_status::skipped: ++counters.filtered; return record_outcome::filtered;
+    case decode_status::skipped:
+      ++counters.filtered;
+      return record_outcome::filtered;
     case decode_status::dead_letter: {
       ++counters.dead_lettered;
       dead.push_back(make_dead_letter(in, reason_));
       return record_outcome::dead_lettered;
     }
-    case decode_status::row: break;
+    case decode_status::row:
+      break;
   }
   if (!filter_.matches(decoded_.image)) {
     ++counters.filtered;

@@ -32,7 +32,9 @@ using value = std::variant<std::monostate, std::string, int64_t, double, bool, t
 /// One row of declared fields, in declaration order.
 using row = std::vector<value>;
 
-[[nodiscard]] inline bool is_null(const value& v) { return std::holds_alternative<std::monostate>(v); }
+[[nodiscard]] inline bool is_null(const value& v) {
+  return std::holds_alternative<std::monostate>(v);
+}
 
 /// Debezium change operations.
 enum class cdc_op : char { create = 'c', read = 'r', update = 'u', del = 'd' };

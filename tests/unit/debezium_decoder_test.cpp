@@ -124,7 +124,8 @@ TEST_F(decode_fixture, envelope_create_update_delete_use_the_right_image) {
   EXPECT_EQ(std::get<std::string>(out.image[5]), "Incomplete");
   EXPECT_EQ(std::get<std::string>(out.image[1]), "c");
 
-  const char* update = R"({"before": {"id": 5, "ncr_ride_bookings.csv/booking+status": "Incomplete"},
+  const char* update =
+      R"({"before": {"id": 5, "ncr_ride_bookings.csv/booking+status": "Incomplete"},
       "after": {"id": 5, "ncr_ride_bookings.csv/booking+status": "Completed"},
       "source": {"ts_ms": 1}, "op": "u"})";
   ASSERT_EQ(decode(update, nullptr, true), decode_status::row) << reason;

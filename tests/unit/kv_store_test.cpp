@@ -22,7 +22,8 @@ TEST(kv_store, batch_writes_survive_reopening) {
   {
     auto db = kv_store::open(dir.path / "db", &st);
     ASSERT_TRUE(db) << st.error;
-    ASSERT_TRUE(db->write_batch({{"offset/0", "42"}, {"offset/1", "7"}, {"state/x", "v"}}, true).ok());
+    ASSERT_TRUE(
+        db->write_batch({{"offset/0", "42"}, {"offset/1", "7"}, {"state/x", "v"}}, true).ok());
     ASSERT_TRUE(db->write_batch({{"state/x", std::nullopt}}, true).ok());
   }
   auto db = kv_store::open(dir.path / "db", &st);
@@ -39,7 +40,10 @@ TEST(kv_store, batch_writes_survive_reopening) {
 TEST(kv_store, open_failure_is_an_error_naming_the_path) {
   temp_dir dir;
   std::filesystem::path file = dir.path / "not-a-dir";
-  { FILE* f = fopen(file.c_str(), "w"); fclose(f); }
+  {
+    FILE* f = fopen(file.c_str(), "w");
+    fclose(f);
+  }
   store_status st;
   auto db = kv_store::open((file / "db").string(), &st);
   EXPECT_FALSE(db);

@@ -100,7 +100,8 @@ void flush(caf::stateful_actor<sink_state>* self) {
     // Aggregated rows come from several shards: show them in window, then key order. Stable, on
     // the window and key columns only: two on_update rows of one group stay in emission order
     // (one group lives in one shard, and CAF keeps one sender's messages in order).
-    const auto keys = static_cast<std::ptrdiff_t>(st.schema.names.size() - st.ctx->plan->aggs.size());
+    const auto keys =
+        static_cast<std::ptrdiff_t>(st.schema.names.size() - st.ctx->plan->aggs.size());
     std::stable_sort(st.pending_rows.begin(), st.pending_rows.end(),
                      [keys](const row& a, const row& b) {
                        return std::lexicographical_compare(a.begin(), a.begin() + keys, b.begin(),
@@ -142,8 +143,7 @@ void report(caf::stateful_actor<sink_state>* self) {
 
 void maybe_finish(caf::stateful_actor<sink_state>* self) {
   auto& st = self->state;
-  if (st.finished || st.ended.size() < st.expected.size() ||
-      st.ended_shards < st.expected_shards)
+  if (st.finished || st.ended.size() < st.expected.size() || st.ended_shards < st.expected_shards)
     return;
   st.finished = true;
   flush(self);
@@ -162,13 +162,19 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
   std::ostream& console = ctx->opts.console ? *ctx->opts.console : std::cout;
   for (const auto& sc : ctx->cfg->sinks) {
     switch (sc.kind) {
-      case sink_kind::console: st.sinks.push_back(make_console_sink(sc, console, ctx->fmt)); break;
-      case sink_kind::file: st.sinks.push_back(make_file_sink(sc, ctx->fmt)); break;
+      case sink_kind::console:
+        st.sinks.push_back(make_console_sink(sc, console, ctx->fmt));
+        break;
+      case sink_kind::file:
+        st.sinks.push_back(make_file_sink(sc, ctx->fmt));
+        break;
       case sink_kind::kafka: {
         std::string err;
         auto k = make_kafka_sink(sc, ctx->cfg->source.bootstrap_servers, ctx->fmt, &err);
-        if (!k) fail(self, "kafka sink: " + err);
-        else st.sinks.push_back(std::move(k));
+        if (!k)
+          fail(self, "kafka sink: " + err);
+        else
+          st.sinks.push_back(std::move(k));
         break;
       }
     }
@@ -245,7 +251,8 @@ caf::behavior source_task(caf::stateful_actor<task_state>* self, std::shared_ptr
   st.sink = std::move(sink);
   st.shards = std::move(shards);
   std::string err;  // the config was validated before any actor started
-  st.pipeline = source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
+  st.pipeline =
+      source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
   return {
       [self](const kafka_batch& b) {
         auto& st = self->state;
@@ -296,8 +303,10 @@ void shard_emit(caf::stateful_actor<shard_state>* self, bool finish) {
   auto& st = self->state;
   result_batch out;
   out.shard = st.shard;
-  if (finish) st.aggregator->finish(out.rows);
-  else st.aggregator->emit(out.rows, now_us());
+  if (finish)
+    st.aggregator->finish(out.rows);
+  else
+    st.aggregator->emit(out.rows, now_us());
   out.end = finish;
   if (!out.rows.empty() || finish) self->send(st.sink, std::move(out));
 }
@@ -324,7 +333,8 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, std::shared_pt
       },
       [self](tick_atom) {
         shard_emit(self, false);
-        self->delayed_send(self, std::chrono::milliseconds(self->state.ctx->cfg->trigger_interval_ms),
+        self->delayed_send(self,
+                           std::chrono::milliseconds(self->state.ctx->cfg->trigger_interval_ms),
                            tick_atom::value);
       },
   };
@@ -368,8 +378,8 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
              const std::vector<caf::actor>& tasks) {
         auto& st = self->state;
         std::vector<std::pair<int32_t, int64_t>> start;
-        int64_t from = st.ctx->cfg->source.starting_offsets == "latest" ? offset_end
-                                                                        : offset_beginning;
+        int64_t from =
+            st.ctx->cfg->source.starting_offsets == "latest" ? offset_end : offset_beginning;
         for (size_t i = 0; i < partitions.size(); ++i) {
           st.tasks[partitions[i]] = tasks[i];
           start.emplace_back(partitions[i], from);
@@ -519,8 +529,8 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
   {
     caf::scoped_actor self{sys};
     auto coordinator = spawn_coordinator(sys, cfg.source.topic, partitions);
-    auto worker = sys.spawn(worker_actor, ctx, consumer, coordinator, caf::actor_cast<caf::actor>(self),
-                            schema);
+    auto worker = sys.spawn(worker_actor, ctx, consumer, coordinator,
+                            caf::actor_cast<caf::actor>(self), schema);
     bool running = true, failed = false;
     auto on_done = [&](done_atom, worker_report& r, int64_t batches) {
       result.partitions = std::move(r.partitions);
@@ -539,8 +549,8 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
       if (!failed) {
         self->receive(on_done, on_failed);
       } else {
-        self->receive(on_done, on_failed,
-                      caf::after(std::chrono::seconds(10)) >> [&] { running = false; });
+        self->receive(
+            on_done, on_failed, caf::after(std::chrono::seconds(10)) >> [&] { running = false; });
       }
     }
     self->send_exit(worker, caf::exit_reason::user_shutdown);

@@ -20,20 +20,20 @@
 namespace eddy {
 
 struct run_options {
-  bool exit_at_end = false;                       ///< stop once every partition reached its end
-  const std::atomic<bool>* stop = nullptr;        ///< polled; true = drain and stop
-  std::atomic<bool>* stats_requested = nullptr;   ///< when true: print counters, reset to false
-  std::ostream* console = nullptr;                ///< console sink output (default std::cout)
-  std::ostream* log = nullptr;                    ///< progress and counters (default std::cerr)
-  int scheduler_threads = 0;                      ///< 0 = CAF's default
+  bool exit_at_end = false;                      ///< stop once every partition reached its end
+  const std::atomic<bool>* stop = nullptr;       ///< polled; true = drain and stop
+  std::atomic<bool>* stats_requested = nullptr;  ///< when true: print counters, reset to false
+  std::ostream* console = nullptr;               ///< console sink output (default std::cout)
+  std::ostream* log = nullptr;                   ///< progress and counters (default std::cerr)
+  int scheduler_threads = 0;                     ///< 0 = CAF's default
 };
 
 struct run_result {
   bool ok = false;
-  std::string error;                       ///< why it failed, "" when ok
-  std::vector<int32_t> partitions;         ///< partitions consumed
-  std::vector<record_counters> counters;   ///< per partition, same order
-  int64_t batches = 0;                     ///< output batches written
+  std::string error;                      ///< why it failed, "" when ok
+  std::vector<int32_t> partitions;        ///< partitions consumed
+  std::vector<record_counters> counters;  ///< per partition, same order
+  int64_t batches = 0;                    ///< output batches written
   [[nodiscard]] record_counters total() const;
 };
 
