@@ -29,7 +29,6 @@ repo="$(cd "$here/.." && pwd)"
 build="${1:-$repo/build}"
 eddy="$build/app/eddy"
 example="$repo/deploy/pipelines/ncr_ride_bookings.toml"
-windowed="$repo/deploy/pipelines/ncr_windowed.toml"
 COUNT="${COUNT:-1000000}"
 ROUNDS="${ROUNDS:-3}"
 PARTITIONS="${PARTITIONS:-16}"
@@ -93,8 +92,8 @@ if [[ "$retained" -ne "$COUNT" ]]; then
 fi
 
 # ---- pipelines: the example's fields, filter and select; a file sink in $work -------------------
-make_pipeline() {  # $1 = output file, $2 = filter (TOML literal string), $3 = out dir, [$4 = example]
-  awk '/^# ---- sinks/ {exit} {print}' "${4:-$example}" |
+make_pipeline() {  # $1 = output file, $2 = filter expression (TOML literal string), $3 = out dir
+  awk '/^# ---- sinks/ {exit} {print}' "$example" |
     sed -e "s|^topic = .*|topic = \"$topic\"|" \
         -e "s|^bootstrap_servers = .*|bootstrap_servers = \"$bootstrap\"|" \
         -e "s|^group_id = .*|group_id = \"eddy-bench-e2e\"|" \
@@ -110,17 +109,11 @@ EOF
 }
 make_pipeline "$work/keep.toml" 'op != "d"' "$work/out"
 make_pipeline "$work/reject.toml" 'id < 0' "$work/out"
-# The windowed example (1-minute tumbling windows on created_at by vehicle type: count, avg, p95)
-# and the plain pipeline with the same filter (creates and snapshot reads: an update's
-# created_at is old, so in a windowed pipeline updates would be late), so the two differ only by
-# the aggregation.
-make_pipeline "$work/windowed.toml" 'op in ("c", "r")' "$work/out" "$windowed"
-make_pipeline "$work/plain_cr.toml" 'op in ("c", "r")' "$work/out"
 
 # ---- rounds -------------------------------------------------------------------------------------
 # Each measurement records wall time and CPU time (user + sys of the process and its threads):
 # msg/s is COUNT / wall; CPU seconds are less sensitive to other load on a shared machine.
-declare -a r_kcat r_eddy r_rej r_win r_pcr c_kcat c_eddy c_rej c_win c_pcr
+declare -a r_kcat r_eddy r_rej c_kcat c_eddy c_rej
 TIMEFORMAT='%R %U %S'
 
 timed() {  # runs "$@" (output discarded); prints "msgs_per_s cpu_seconds"
@@ -155,36 +148,22 @@ for round in $(seq "$ROUNDS"); do
   read -r k kc < <(run_kcat)
   read -r e ec e_in e_out e_filt e_dead e_bytes < <(run_eddy "$work/keep.toml")
   read -r x xc _ x_out x_filt _ _ < <(run_eddy "$work/reject.toml")
-  read -r w wc _ w_out _ w_dead _ < <(run_eddy "$work/windowed.toml")
-  read -r pc pcc _ pc_out _ _ _ < <(run_eddy "$work/plain_cr.toml")
   r_kcat+=("$k"); r_eddy+=("$e"); r_rej+=("$x"); c_kcat+=("$kc"); c_eddy+=("$ec"); c_rej+=("$xc")
-  r_win+=("$w"); c_win+=("$wc"); r_pcr+=("$pc"); c_pcr+=("$pcc")
   printf 'round %d: kcat %7d msg/s (cpu %5.2f s) | eddy, file sink %7d msg/s (cpu %5.2f s) [in %d out %d filtered %d dead %d; %d MB JSON] | eddy, filter id<0 %7d msg/s (cpu %5.2f s) [out %d filtered %d]\n' \
     "$round" "$k" "$kc" "$e" "$ec" "$e_in" "$e_out" "$e_filt" "$e_dead" "$((e_bytes / 1000000))" \
     "$x" "$xc" "$x_out" "$x_filt"
-  printf '         eddy, windowed %7d msg/s (cpu %5.2f s) [contributed %d, dead/late %d] | same without aggregation %7d msg/s (cpu %5.2f s) [out %d]\n' \
-    "$w" "$wc" "$w_out" "$w_dead" "$pc" "$pcc" "$pc_out"
 done
 
-python3 - "${r_kcat[*]}" "${r_eddy[*]}" "${r_rej[*]}" "${c_kcat[*]}" "${c_eddy[*]}" "${c_rej[*]}" \
-  "${r_win[*]}" "${c_win[*]}" "${r_pcr[*]}" "${c_pcr[*]}" <<'EOF'
+python3 - "${r_kcat[*]}" "${r_eddy[*]}" "${r_rej[*]}" "${c_kcat[*]}" "${c_eddy[*]}" "${c_rej[*]}" <<'EOF'
 import statistics, sys
 k, e, x = ([int(v) for v in a.split()] for a in sys.argv[1:4])
 ck, ce, cx = ([float(v) for v in a.split()] for a in sys.argv[4:7])
-win = [int(v) for v in sys.argv[7].split()]
-cwin = [float(v) for v in sys.argv[8].split()]
-pcr = [int(v) for v in sys.argv[9].split()]
-cpcr = [float(v) for v in sys.argv[10].split()]
 m = statistics.median
 print()
 print("%-32s %9s %8s %12s %10s" % ("median of %d rounds" % len(k), "msg/s", "CPU s", "msg/s ratio", "CPU ratio"))
 print("%-32s %9.0f %8.2f %12s %10s" % ("kcat -C -e > /dev/null", m(k), m(ck), "1.00", "1.00"))
 for name, w, c in (("eddy run, file sink (/dev/shm)", e, ce), ("eddy run, filter id < 0", x, cx)):
     print("%-32s %9.0f %8.2f %12.2f %10.2f" % (name, m(w), m(c), m(w) / m(k), m(c) / m(ck)))
-for name, v, c in (("eddy run, windowed (c/r)", win, cwin), ("eddy run, plain (c/r)", pcr, cpcr)):
-    print("%-32s %9.0f %8.2f %12.2f %10.2f" % (name, m(v), m(c), m(v) / m(k), m(c) / m(ck)))
-print("windowed / same pipeline without aggregation: %.2f msg/s, %.2f CPU"
-      % (m(win) / m(pcr), m(cwin) / m(cpcr)))
 print("msg/s ratio = eddy/kcat throughput; CPU ratio = eddy/kcat CPU seconds (user+sys) for the")
 print("same messages. Each ratio is of the medians.")
 EOF
