@@ -28,6 +28,7 @@
 #include <variant>
 #include <vector>
 
+#include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/reference_aggregation.hpp"
 #include "worker/aggregates.hpp"
@@ -51,62 +52,6 @@ const fs::path k_source_dir = EDDY_SOURCE_DIR;
 constexpr auto k_start_timeout = 20s;
 constexpr auto k_command_timeout = 60s;
 constexpr auto k_read_back_timeout = 60s;
-
-// ---- small helpers (the same shapes as pipeline_e2e_test.cpp) -------------------------------
-
-struct finished {
-  exit_status status;
-  std::string out;
-  std::string err;
-};
-
-json::object parse_object(std::string_view text) {
-  return json::parse(text).as_object();
-}
-
-int64_t int_at(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr)
-    throw std::runtime_error("no \"" + std::string(key) + "\" in " + json::serialize(o));
-  return v->to_number<int64_t>();
-}
-
-std::string str_at(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return "<missing>";
-  if (!v->is_string()) return "<not a string: " + json::serialize(*v) + ">";
-  return std::string(v->as_string());
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
-
-/// Files in `dir` named prefix*.jsonl, sorted by name (= by batch id: the sinks zero-pad it).
-std::vector<fs::path> jsonl_files(const fs::path& dir, std::string_view prefix) {
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.starts_with(prefix) && name.ends_with(".jsonl")) files.push_back(it->path());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-/// Every line of every prefix*.jsonl file in `dir`, in file-name order, then line order.
-std::vector<json::object> read_jsonl(const fs::path& dir, std::string_view prefix) {
-  std::vector<json::object> rows;
-  for (const auto& file : jsonl_files(dir, prefix)) {
-    for (const auto& line : split_lines(read_text_file(file))) rows.push_back(parse_object(line));
-  }
-  return rows;
-}
 
 /// Replaces the one occurrence of `from` in `text`; throws when there is not exactly one.
 void replace_once(std::string& text, std::string_view from, std::string_view to) {
