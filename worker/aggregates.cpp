@@ -45,12 +45,6 @@ __extension__ typedef __int128 int128;
 
 // ---- value order, canonical form and hashing --------------------------------------------------
 
-double canonical_double(double d) {
-  if (std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
-  if (d == 0.0) return 0.0;
-  return d;
-}
-
 value canonical(const value& v) {
   if (const auto* d = std::get_if<double>(&v)) return canonical_double(*d);
   return v;

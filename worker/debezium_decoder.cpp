@@ -191,6 +191,39 @@ int64_t scale_to_micros(int64_t v, time_unit u, bool* overflow) {
   return r;
 }
 
+// The Debezium op letters c, r, u, d ('t' truncate is handled by the caller).
+std::optional<cdc_op> op_from_char(char c) {
+  switch (c) {
+    case 'c':
+      return cdc_op::create;
+    case 'r':
+      return cdc_op::read;
+    case 'u':
+      return cdc_op::update;
+    case 'd':
+      return cdc_op::del;
+    default:
+      return std::nullopt;
+  }
+}
+
+// Why a message of the detected shape does not fit the configured `format`, or nullptr.
+const char* format_mismatch(message_format fmt, bool has_schema, bool is_envelope) {
+  switch (fmt) {
+    case message_format::schema:
+      return has_schema ? nullptr : "expected a {\"schema\", \"payload\"} message";
+    case message_format::envelope:
+      return is_envelope ? nullptr
+                         : "expected a Debezium envelope with \"op\" and \"before\"/\"after\"";
+    case message_format::unwrapped:
+      return is_envelope || has_schema ? "expected an unwrapped row, got a Debezium envelope"
+                                       : nullptr;
+    case message_format::auto_detect:
+      return nullptr;
+  }
+  return nullptr;
+}
+
 enum class pseudo : uint8_t { none, op, source_ts, topic, partition, offset, key, kafka_ts };
 
 pseudo pseudo_from(std::string_view c) {
@@ -352,21 +385,9 @@ struct record_decoder::impl {
       top = &payload->get_object();
     }
     bool is_envelope = top->contains("op") && (top->contains("after") || top->contains("before"));
-    switch (cfg.source.format) {
-      case message_format::schema:
-        if (!schema_obj) return fail(reason, "expected a {\"schema\", \"payload\"} message");
-        break;
-      case message_format::envelope:
-        if (!is_envelope)
-          return fail(reason, "expected a Debezium envelope with \"op\" and \"before\"/\"after\"");
-        break;
-      case message_format::unwrapped:
-        if (is_envelope || schema_obj)
-          return fail(reason, "expected an unwrapped row, got a Debezium envelope");
-        break;
-      case message_format::auto_detect:
-        break;
-    }
+    if (const char* mismatch =
+            format_mismatch(cfg.source.format, schema_obj != nullptr, is_envelope))
+      return fail(reason, mismatch);
 
     const json::object* image = nullptr;
     const json::object* before_image = nullptr;
@@ -378,25 +399,14 @@ struct record_decoder::impl {
       char op = opv.get_string()[0];
       const json::value* after = top->if_contains("after");
       const json::value* before = top->if_contains("before");
-      switch (op) {
-        case 'c':
-          out.op = cdc_op::create;
-          break;
-        case 'r':
-          out.op = cdc_op::read;
-          break;
-        case 'u':
-          out.op = cdc_op::update;
-          break;
-        case 'd':
-          out.op = cdc_op::del;
-          break;
-        case 't':
-          reason = "truncate event";
-          return decode_status::skipped;
-        default:
-          return fail(reason, std::string("unknown op \"") + op + "\"");
+      if (op == 't') {
+        reason = "truncate event";
+        return decode_status::skipped;
       }
+      if (auto o = op_from_char(op))
+        out.op = *o;
+      else
+        return fail(reason, std::string("unknown op \"") + op + "\"");
       const json::value* img = out.op == cdc_op::del ? before : after;
       if (!img || !img->is_object())
         return fail(reason, std::string("op \"") + op + "\" without " +
@@ -413,22 +423,10 @@ struct record_decoder::impl {
       if (const json::value* opv = top->if_contains("__op"); opv && !opv->is_null()) {
         if (!opv->is_string() || opv->get_string().size() != 1)
           return fail(reason, "column '__op' must be one of \"c\", \"r\", \"u\", \"d\"");
-        switch (opv->get_string()[0]) {
-          case 'c':
-            out.op = cdc_op::create;
-            break;
-          case 'r':
-            out.op = cdc_op::read;
-            break;
-          case 'u':
-            out.op = cdc_op::update;
-            break;
-          case 'd':
-            out.op = cdc_op::del;
-            break;
-          default:
-            return fail(reason, "unknown op \"" + std::string(opv->get_string()) + "\"");
-        }
+        if (auto o = op_from_char(opv->get_string()[0]))
+          out.op = *o;
+        else
+          return fail(reason, "unknown op \"" + std::string(opv->get_string()) + "\"");
       }
       if (const json::value* del = top->if_contains("__deleted"); del) {
         if ((del->is_string() && del->get_string() == "true") ||
@@ -440,12 +438,20 @@ struct record_decoder::impl {
     }
 
     load_column_schema(schema_obj, is_envelope);
-    if (auto st = convert_image(*image, in, out, out.image, reason); st != decode_status::row)
-      return st;
+    return convert_images(image, before_image, out, reason, [&](const json::object& img, row& dst) {
+      return convert_image(img, in, out, dst, reason);
+    });
+  }
+
+  // The record's image into out.image and, for updates in changelog mode, its before image into
+  // out.before; `convert(image, destination)` does one of them. Shared by both decode paths.
+  template <class Image, class Convert>
+  decode_status convert_images(Image* image, Image* before_image, decoded_record& out,
+                               std::string& reason, Convert convert) {
+    if (auto st = convert(*image, out.image); st != decode_status::row) return st;
     if (with_before && out.op == cdc_op::update && before_image) {
       if (!out.before) out.before.emplace();
-      if (auto st = convert_image(*before_image, in, out, *out.before, reason);
-          st != decode_status::row) {
+      if (auto st = convert(*before_image, *out.before); st != decode_status::row) {
         reason = "before image: " + reason;
         return st;
       }
@@ -1559,21 +1565,8 @@ struct record_decoder::impl {
     }
     const meta_facts& m = meta[c];
     bool is_envelope = (m.seen & bit(mk_op)) && (m.seen & (bit(mk_after) | bit(mk_before)));
-    switch (cfg.source.format) {
-      case message_format::schema:
-        if (!schema_obj) return fail(reason, "expected a {\"schema\", \"payload\"} message");
-        break;
-      case message_format::envelope:
-        if (!is_envelope)
-          return fail(reason, "expected a Debezium envelope with \"op\" and \"before\"/\"after\"");
-        break;
-      case message_format::unwrapped:
-        if (is_envelope || schema_obj)
-          return fail(reason, "expected an unwrapped row, got a Debezium envelope");
-        break;
-      case message_format::auto_detect:
-        break;
-    }
+    if (const char* mismatch = format_mismatch(cfg.source.format, schema_obj, is_envelope))
+      return fail(reason, mismatch);
 
     scratch_row* image = nullptr;
     scratch_row* before_image = nullptr;
@@ -1582,25 +1575,14 @@ struct record_decoder::impl {
       if (m.op_kind != json::kind::string || m.op_len != 1)
         return fail(reason, "envelope field \"op\" must be one of \"c\", \"r\", \"u\", \"d\"");
       char op = m.op_ch;
-      switch (op) {
-        case 'c':
-          out.op = cdc_op::create;
-          break;
-        case 'r':
-          out.op = cdc_op::read;
-          break;
-        case 'u':
-          out.op = cdc_op::update;
-          break;
-        case 'd':
-          out.op = cdc_op::del;
-          break;
-        case 't':
-          reason = "truncate event";
-          return decode_status::skipped;
-        default:
-          return fail(reason, std::string("unknown op \"") + op + "\"");
+      if (op == 't') {
+        reason = "truncate event";
+        return decode_status::skipped;
       }
+      if (auto o = op_from_char(op))
+        out.op = *o;
+      else
+        return fail(reason, std::string("unknown op \"") + op + "\"");
       bool del = out.op == cdc_op::del;
       bool img_present = (m.seen & bit(del ? mk_before : mk_after)) != 0;
       json::kind img_kind = del ? m.before_kind : m.after_kind;
@@ -1618,40 +1600,18 @@ struct record_decoder::impl {
       if ((m.seen & bit(mk_uop)) && m.uop_kind != json::kind::null) {
         if (m.uop_kind != json::kind::string || m.uop_len != 1)
           return fail(reason, "column '__op' must be one of \"c\", \"r\", \"u\", \"d\"");
-        switch (m.uop_ch) {
-          case 'c':
-            out.op = cdc_op::create;
-            break;
-          case 'r':
-            out.op = cdc_op::read;
-            break;
-          case 'u':
-            out.op = cdc_op::update;
-            break;
-          case 'd':
-            out.op = cdc_op::del;
-            break;
-          default:
-            return fail(reason, "unknown op \"" + std::string(1, m.uop_ch) + "\"");
-        }
+        if (auto o = op_from_char(m.uop_ch))
+          out.op = *o;
+        else
+          return fail(reason, "unknown op \"" + std::string(1, m.uop_ch) + "\"");
       }
       if (m.deleted) out.op = cdc_op::del;
       if (m.srcts_num) out.source_ts_ms = m.srcts;
     }
 
-    if (auto st = finish_image(*image, in, out, out.image, reason); st != decode_status::row)
-      return st;
-    if (with_before && out.op == cdc_op::update && before_image) {
-      if (!out.before) out.before.emplace();
-      if (auto st = finish_image(*before_image, in, out, *out.before, reason);
-          st != decode_status::row) {
-        reason = "before image: " + reason;
-        return st;
-      }
-    } else {
-      out.before.reset();
-    }
-    return decode_status::row;
+    return convert_images(image, before_image, out, reason, [&](scratch_row& img, row& dst) {
+      return finish_image(img, in, out, dst, reason);
+    });
   }
 
   // convert_image for a scratch row: pseudo-columns, absent columns, the first conversion

@@ -1,5 +1,8 @@
 #include "worker/row.hpp"
 
+#include <cmath>
+#include <limits>
+
 namespace eddy {
 
 std::string_view to_string(field_type t) {
@@ -16,6 +19,12 @@ std::string_view to_string(field_type t) {
       return "timestamp";
   }
   return "?";
+}
+
+double canonical_double(double d) {
+  if (std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
+  if (d == 0.0) return 0.0;
+  return d;
 }
 
 }  // namespace eddy

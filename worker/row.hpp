@@ -36,6 +36,10 @@ using row = std::vector<value>;
   return std::holds_alternative<std::monostate>(v);
 }
 
+/// One representation per double value for hashing, equality and ordering: every NaN becomes
+/// the quiet NaN, -0.0 becomes 0.0.
+[[nodiscard]] double canonical_double(double d);
+
 /// Debezium change operations.
 enum class cdc_op : char { create = 'c', read = 'r', update = 'u', del = 'd' };
 

@@ -82,12 +82,6 @@ uint64_t hash_bytes(std::string_view s, uint64_t h) {
   return combine(h, w);
 }
 
-double canonical_double(double d) {
-  if (std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
-  if (d == 0.0) return 0.0;
-  return d;
-}
-
 uint64_t hash_value(const value& v, uint64_t h) {
   h = combine(h, v.index());
   switch (v.index()) {
