@@ -48,56 +48,10 @@ command -v kcat >/dev/null || { echo "e2e_windowed: kcat not installed" >&2; exi
 command -v python3 >/dev/null || { echo "e2e_windowed: python3 not installed" >&2; exit 2; }
 [[ -f "$example" ]] || { echo "e2e_windowed: $example missing" >&2; exit 2; }
 
-shm_base=/dev/shm
-[[ -d "$shm_base" && -w "$shm_base" ]] || shm_base="${TMPDIR:-/tmp}"
-work="$(mktemp -d "$shm_base/eddy-e2e-win.XXXXXX")"
-broker_pid=""
-cleanup() {
-  if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
-    kill -TERM "$broker_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$broker_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$broker_pid" 2>/dev/null || true
-    wait "$broker_pid" 2>/dev/null || true
-  fi
-  if [[ "$KEEP" == 1 ]]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now() { date +%s.%N; }
-
-# ---- broker -------------------------------------------------------------------------------------
-"$eddy" broker --topic "$topic:$PARTITIONS" >"$work/broker.out" 2>"$work/broker.err" &
-broker_pid=$!
-bootstrap=""
-for _ in $(seq 100); do
-  bootstrap="$(sed -n 's/^bootstrap=//p' "$work/broker.out" | head -n1)"
-  [[ -n "$bootstrap" ]] && break
-  kill -0 "$broker_pid" 2>/dev/null || { cat "$work/broker.err" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n "$bootstrap" ]] || { echo "e2e_windowed: broker did not start" >&2; exit 1; }
-case "$bootstrap" in
-  127.0.0.1:*|localhost:*) ;;
-  *) echo "e2e_windowed: broker is not on loopback: $bootstrap" >&2; exit 1 ;;
-esac
-echo "broker: $bootstrap, topic $topic ($PARTITIONS partitions)"
-
-# ---- produce ------------------------------------------------------------------------------------
-t0=$(now)
-"$eddy" produce --bootstrap "$bootstrap" --topic "$topic" --count "$COUNT" --compression zstd \
-  --rate 0 --disorder-ms "$DISORDER_MS" >"$work/produce.json"
-t1=$(now)
-echo "produce: $(cat "$work/produce.json") (wall $(python3 -c "print(round($t1-$t0,2))") s)"
-
-# ---- retention check ----------------------------------------------------------------------------
-retained=$(kcat -C -b "$bootstrap" -t "$topic" -e -o beginning -q -f 'x\n' | wc -l)
-echo "retained (kcat count): $retained of $COUNT"
-if [[ "$retained" -ne "$COUNT" ]]; then
-  echo "e2e_windowed: the broker kept $retained of $COUNT messages (retention ~5 MiB/partition);" \
-    "lower COUNT or raise PARTITIONS" >&2
-  exit 1
-fi
+name=e2e_windowed
+produce_extra=(--disorder-ms "$DISORDER_MS")
+# shellcheck source=e2e_common.sh
+source "$here/e2e_common.sh"
 
 # ---- pipelines ----------------------------------------------------------------------------------
 # $1 = output file, $2 = awk stop marker (the section where the copy of the example ends),
