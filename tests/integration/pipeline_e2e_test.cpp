@@ -23,8 +23,10 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/eddy_fixture.hpp"
 #include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/ride_fields.hpp"
 #include "worker/kafka/consumer.hpp"
 
 namespace eddy::test {
@@ -38,8 +40,6 @@ const std::string k_eddy = EDDY_BINARY;
 const fs::path k_source_dir = EDDY_SOURCE_DIR;
 
 /// Generous bounds: a healthy run takes well under a second for each of these.
-constexpr auto k_start_timeout = 20s;
-constexpr auto k_command_timeout = 60s;
 
 /// The result of a command run to its end.
 
@@ -58,96 +58,26 @@ std::string pipeline_toml(const pipeline_file& p) {
   t += "[pipeline]\nname = \"e2e\"\ntrigger_interval_ms = 100\n\n";
   t += "[source]\nbootstrap_servers = \"127.0.0.1:1\"\n";  // always overridden by --bootstrap
   t += "topic = \"" + p.topic + "\"\nformat = \"" + p.format + "\"\n";
-  const struct {
-    const char* name;
-    const char* column;
-    const char* type;
-    const char* extra;
-  } fields[] = {
-      {"id", "id", "int", "required = true\n"},
-      {"op", "$op", "string", ""},
-      {"created_at_ts", "created_at", "timestamp", "unit = \"micros\"\n"},
-      {"updated_at_ts", "updated_at", "timestamp", "unit = \"micros\"\n"},
-      {"booking_value", "ncr_ride_bookings.csv/booking+value", "double", ""},
-      {"ride_distance", "ncr_ride_bookings.csv/ride+distance", "double", ""},
-      {"booking_status", "ncr_ride_bookings.csv/booking+status", "string", ""},
-      {"vehicle_type", "ncr_ride_bookings.csv/vehicle+type", "string", ""},
-      {"pickup_location", "ncr_ride_bookings.csv/pickup+location", "string", ""},
-      {"customer_id", "ncr_ride_bookings.csv/customer+id", "string", ""},
-      {"source_ts", "$source_ts", "timestamp", ""},
-      {"kafka_partition", "$partition", "int", ""},
-      {"kafka_offset", "$offset", "int", ""},
-  };
   std::string select;
-  for (const auto& f : fields) {
-    t += std::string("\n[[fields]]\nname = \"") + f.name + "\"\ncolumn = \"" + f.column +
-         "\"\ntype = \"" + f.type + "\"\n" + f.extra;
-    select += std::string(select.empty() ? "" : ", ") + "\"" + f.name + "\"";
-  }
+  t += ride_fields_toml(true, &select);
   t += "\n[query]\nfilter = '" + p.filter + "'\nselect = [" + select + "]\n";
   t += "\n[[sinks]]\ntype = \"file\"\npath = \"" + p.sink_dir + "\"\n";
   t += "\n[dead_letter]\npath = \"" + p.dead_letter_dir + "\"\n";
   return t;
 }
 
-class eddy_processes : public ::testing::Test {
+class eddy_processes : public eddy_fixture {
  protected:
-  /// A broker stops on SIGTERM and exits 0 (the destructor would SIGKILL it otherwise).
-  void TearDown() override {
-    if (!broker_) return;
-    const exit_status s = broker_->terminate(10s);
-    EXPECT_TRUE(s.ok()) << "eddy broker after SIGTERM: " << s.describe();
-  }
-
-  /// Starts `eddy broker --topic SPEC` and reads its bootstrap line into bootstrap_.
-  void start_broker(const std::string& topic_spec) {
-    broker_ = std::make_unique<child_process>(child_process::options{
-        .argv = {k_eddy, "broker", "--topic", topic_spec},
-        .out = redirect::pipe(),
-        .err = redirect::file(dir_ / "broker.stderr"),
-    });
-    auto line = broker_->read_stdout_line(k_start_timeout);
-    ASSERT_TRUE(line.has_value()) << "no bootstrap line from eddy broker; stderr: "
-                                  << read_text_file(dir_ / "broker.stderr");
-    ASSERT_TRUE(line->starts_with("bootstrap=")) << *line;
-    bootstrap_ = line->substr(std::string_view("bootstrap=").size());
-    ASSERT_FALSE(bootstrap_.empty());
-  }
-
-  /// Runs `eddy ARGS...` to its end with stdout/stderr in files; fails the test (and kills the
-  /// command) if it takes longer than `timeout`.
-  std::optional<finished> run_eddy(std::vector<std::string> args,
-                                   std::chrono::milliseconds timeout = k_command_timeout,
-                                   redirect in = redirect::null()) {
-    const std::string base = dir_ / ("cmd" + std::to_string(++commands_));
-    args.insert(args.begin(), k_eddy);
-    child_process proc({.argv = args,
-                        .in = std::move(in),
-                        .out = redirect::file(base + ".stdout"),
-                        .err = redirect::file(base + ".stderr")});
-    auto status = proc.wait_for(timeout);
-    if (!status) {
-      proc.terminate(1s);
-      ADD_FAILURE() << "eddy " << args[1] << " did not finish within " << timeout.count()
-                    << " ms; stderr: " << read_text_file(base + ".stderr");
-      return std::nullopt;
-    }
-    return finished{*status, read_text_file(base + ".stdout"), read_text_file(base + ".stderr")};
-  }
+  eddy_processes() : eddy_fixture("eddy-e2e") {}
 
   /// `eddy produce` into the broker; returns its JSON summary line.
   std::optional<json::object> produce(const std::string& topic, int count,
                                       const std::string& format, double bad_ratio = 0.02) {
-    auto r = run_eddy({"produce", "--bootstrap", bootstrap_, "--topic", topic, "--count",
-                       std::to_string(count), "--format", format, "--bad-ratio",
-                       std::to_string(bad_ratio), "--seed", "7"});
-    if (!r) return std::nullopt;
-    EXPECT_TRUE(r->status.ok()) << r->status.describe() << "; stderr: " << r->err;
-    auto lines = split_lines(r->out);
-    EXPECT_EQ(lines.size(), 1u) << r->out;
-    if (!r->status.ok() || lines.size() != 1) return std::nullopt;
-    json::object summary = parse_object(lines.front());
-    EXPECT_EQ(int_at(summary, "produced"), count) << lines.front();
+    auto summary = produce_with({"--topic", topic, "--count", std::to_string(count), "--format",
+                                 format, "--bad-ratio", std::to_string(bad_ratio), "--seed", "7"});
+    if (summary) {
+      EXPECT_EQ(int_at(*summary, "produced"), count) << json::serialize(*summary);
+    }
     return summary;
   }
 
@@ -156,11 +86,6 @@ class eddy_processes : public ::testing::Test {
     write_text_file(path, pipeline_toml(p));
     return path;
   }
-
-  temp_dir dir_{"eddy-e2e"};
-  std::unique_ptr<child_process> broker_;
-  std::string bootstrap_;
-  int commands_ = 0;
 };
 
 // ---- 1. a full drain, per message format ---------------------------------------------------

@@ -28,9 +28,11 @@
 #include <variant>
 #include <vector>
 
+#include "tests/support/eddy_fixture.hpp"
 #include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/reference_aggregation.hpp"
+#include "tests/support/ride_fields.hpp"
 #include "worker/aggregates.hpp"
 #include "worker/debezium_decoder.hpp"
 #include "worker/kafka/consumer.hpp"
@@ -49,8 +51,6 @@ using namespace std::chrono_literals;
 const std::string k_eddy = EDDY_BINARY;
 const fs::path k_source_dir = EDDY_SOURCE_DIR;
 
-constexpr auto k_start_timeout = 20s;
-constexpr auto k_command_timeout = 60s;
 constexpr auto k_read_back_timeout = 60s;
 
 /// Replaces the one occurrence of `from` in `text`; throws when there is not exactly one.
@@ -225,56 +225,13 @@ processed process_message(record_processor& proc, const std::string& topic, cons
 
 // ---- the fixture ----------------------------------------------------------------------------
 
-class aggregating_pipeline : public ::testing::Test {
+class aggregating_pipeline : public eddy_fixture {
  protected:
-  void TearDown() override {
-    if (!broker_) return;
-    const exit_status s = broker_->terminate(10s);
-    EXPECT_TRUE(s.ok()) << "eddy broker after SIGTERM: " << s.describe();
-  }
-
-  void start_broker(const std::string& topic_spec) {
-    broker_ = std::make_unique<child_process>(child_process::options{
-        .argv = {k_eddy, "broker", "--topic", topic_spec},
-        .out = redirect::pipe(),
-        .err = redirect::file(dir_ / "broker.stderr"),
-    });
-    auto line = broker_->read_stdout_line(k_start_timeout);
-    ASSERT_TRUE(line.has_value()) << "no bootstrap line from eddy broker; stderr: "
-                                  << read_text_file(dir_ / "broker.stderr");
-    ASSERT_TRUE(line->starts_with("bootstrap=")) << *line;
-    bootstrap_ = line->substr(std::string_view("bootstrap=").size());
-    ASSERT_FALSE(bootstrap_.empty());
-  }
-
-  std::optional<finished> run_eddy(std::vector<std::string> args,
-                                   std::chrono::milliseconds timeout = k_command_timeout) {
-    const std::string base = dir_ / ("cmd" + std::to_string(++commands_));
-    args.insert(args.begin(), k_eddy);
-    child_process proc({.argv = args,
-                        .out = redirect::file(base + ".stdout"),
-                        .err = redirect::file(base + ".stderr")});
-    auto status = proc.wait_for(timeout);
-    if (!status) {
-      proc.terminate(1s);
-      ADD_FAILURE() << "eddy " << args[1] << " did not finish within " << timeout.count()
-                    << " ms; stderr: " << read_text_file(base + ".stderr");
-      return std::nullopt;
-    }
-    return finished{*status, read_text_file(base + ".stdout"), read_text_file(base + ".stderr")};
-  }
+  aggregating_pipeline() : eddy_fixture("eddy-windowed-e2e") {}
 
   /// `eddy produce ARGS...` into the broker; its JSON summary line.
   std::optional<json::object> produce(const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"produce", "--bootstrap", bootstrap_};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto r = run_eddy(args);
-    if (!r) return std::nullopt;
-    EXPECT_TRUE(r->status.ok()) << r->status.describe() << "; stderr: " << r->err;
-    const auto lines = split_lines(r->out);
-    EXPECT_EQ(lines.size(), 1u) << r->out;
-    if (!r->status.ok() || lines.size() != 1) return std::nullopt;
-    return parse_object(lines.front());
+    return produce_with(extra);
   }
 
   /// `eddy run -c CONFIG --exit-at-end`; the summary JSON, or nullopt (test failed).
@@ -296,11 +253,6 @@ class aggregating_pipeline : public ::testing::Test {
     EXPECT_TRUE(parsed.config.has_value()) << parsed.error;
     return parsed.config;
   }
-
-  temp_dir dir_{"eddy-windowed-e2e"};
-  std::unique_ptr<child_process> broker_;
-  std::string bootstrap_;
-  int commands_ = 0;
 };
 
 // ---- 1. tumbling windows with late events and malformed records ----------------------------
@@ -310,29 +262,7 @@ class aggregating_pipeline : public ::testing::Test {
 /// letter, one file sink.
 std::string windowed_toml(const std::string& topic, const std::string& sink_dir,
                           const std::string& dead_dir) {
-  std::string fields;
-  const struct {
-    const char* name;
-    const char* column;
-    const char* type;
-    const char* extra;
-  } declared[] = {
-      {"id", "id", "int", "required = true\n"},
-      {"op", "$op", "string", ""},
-      {"created_at_ts", "created_at", "timestamp", "unit = \"micros\"\n"},
-      {"updated_at_ts", "updated_at", "timestamp", "unit = \"micros\"\n"},
-      {"booking_value", "ncr_ride_bookings.csv/booking+value", "double", ""},
-      {"ride_distance", "ncr_ride_bookings.csv/ride+distance", "double", ""},
-      {"booking_status", "ncr_ride_bookings.csv/booking+status", "string", ""},
-      {"vehicle_type", "ncr_ride_bookings.csv/vehicle+type", "string", ""},
-      {"pickup_location", "ncr_ride_bookings.csv/pickup+location", "string", ""},
-      {"customer_id", "ncr_ride_bookings.csv/customer+id", "string", ""},
-      {"source_ts", "$source_ts", "timestamp", ""},
-  };
-  for (const auto& f : declared) {
-    fields += std::string("\n[[fields]]\nname = \"") + f.name + "\"\ncolumn = \"" + f.column +
-              "\"\ntype = \"" + f.type + "\"\n" + f.extra;
-  }
+  std::string fields = ride_fields_toml(false);
   const struct {
     const char* alias;
     const char* function;
