@@ -20,11 +20,12 @@ namespace {
 
 using keys = std::initializer_list<std::string_view>;
 
-const keys top_level_keys = {"pipeline",    "source", "fields",     "query",    "sinks",
-                             "dead_letter", "window", "aggregates", "aggregate"};
+const keys top_level_keys = {"pipeline",    "source", "fields",     "query",     "sinks",
+                             "dead_letter", "window", "aggregates", "aggregate", "checkpoint"};
 const keys pipeline_keys = {"name", "timezone", "trigger_interval_ms"};
-const keys source_keys = {"bootstrap_servers", "topic",  "starting_offsets", "max_records_per_poll",
-                          "group_id",          "format", "max_message_bytes"};
+const keys source_keys = {
+    "bootstrap_servers", "topic",  "starting_offsets",  "max_records_per_poll",
+    "group_id",          "format", "max_message_bytes", "max_records_per_second"};
 const keys field_keys = {"name", "column",  "type", "unit", "scale", "strip_bytes_wrapper",
                          "trim", "required"};
 const keys query_keys = {"filter", "select"};
@@ -49,6 +50,8 @@ const keys not_hopping_keys = {"gap"};
 const keys not_session_keys = {"size", "slide"};
 const keys not_global_keys = {
     "size", "slide", "gap", "late", "max_out_of_orderness", "allowed_lateness", "idle_timeout"};
+const keys checkpoint_keys = {
+    "dir", "interval", "retain", "local_dir", "block_cache_mb", "write_buffer_mb", "sync"};
 const keys aggregates_keys = {"alias", "function", "field", "q"};
 const keys aggregate_keys = {"group_by", "mode", "primary_key", "having", "shards"};
 const keys aggregate_functions = {
@@ -156,6 +159,25 @@ bool is_valid_timezone(std::string_view z) {
       std::filesystem::path("/usr/share/zoneinfo") / std::string(z), ec);
 }
 
+/// `p` absolute (against the working directory) and lexically normal, without a final '/'.
+std::filesystem::path comparable_path(const std::string& p) {
+  std::error_code ec;
+  std::filesystem::path out = std::filesystem::absolute(p, ec);
+  if (ec) out = p;
+  out = out.lexically_normal();
+  if (!out.has_filename() && out.has_relative_path()) out = out.parent_path();
+  return out;
+}
+
+/// True when `inner` is `outer` or lies below it (both from `comparable_path`).
+bool is_within(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+  auto i = inner.begin();
+  for (auto o = outer.begin(); o != outer.end(); ++o, ++i) {
+    if (i == inner.end() || *i != *o) return false;
+  }
+  return true;
+}
+
 constexpr int64_t us_per_ms = 1000;
 constexpr int64_t us_per_day = 86'400'000'000;
 /// Longest duration accepted anywhere (ten years), far from int64 overflow.
@@ -194,7 +216,8 @@ std::optional<int64_t> parse_duration_text(std::string_view text, bool* too_long
   return amount * unit_us;
 }
 
-/// The shortest pipeline-file spelling of a duration: "5m", "1500ms", "0s".
+}  // namespace
+
 std::string format_duration(int64_t us) {
   if (us == 0) return "0s";
   struct unit {
@@ -207,6 +230,8 @@ std::string format_duration(int64_t us) {
   }
   return std::to_string(us) + "us";
 }
+
+namespace {
 
 /// Reads one pipeline document; the first problem found becomes `error_`.
 class loader {
@@ -243,6 +268,10 @@ class loader {
     if (dead_letter != nullptr && !read_dead_letter(*dead_letter, cfg)) return std::nullopt;
 
     if (!read_aggregation(root, cfg)) return std::nullopt;
+
+    const toml::table* checkpoint = table_at(root, "checkpoint");
+    if (!error_.empty()) return std::nullopt;
+    if (checkpoint != nullptr && !read_checkpoint(*checkpoint, cfg)) return std::nullopt;
     return cfg;
   }
 
@@ -476,6 +505,10 @@ class loader {
     if (!get_int(t, "source", "max_records_per_poll", s.max_records_per_poll, 1, 1'000'000)) {
       return false;
     }
+    if (!get_int(t, "source", "max_records_per_second", s.max_records_per_second, 0,
+                 1'000'000'000)) {
+      return false;
+    }
     s.group_id = "eddy-" + cfg.name;
     if (!get_string(t, "source", "group_id", s.group_id, true)) return false;
     std::size_t format = 0;
@@ -658,6 +691,47 @@ class loader {
     if (!check_keys(t, "dead_letter", dead_letter_keys)) return false;
     if (!get_string(t, "dead_letter", "path", cfg.dead_letter.path, true)) return false;
     return get_string(t, "dead_letter", "topic", cfg.dead_letter.topic);
+  }
+
+  bool read_checkpoint(const toml::table& t, pipeline_config& cfg) {
+    checkpoint_config& c = cfg.checkpoint;
+    c.line = line_of(t);
+    if (!check_keys(t, "checkpoint", checkpoint_keys)) return false;
+    if (!get_string(t, "checkpoint", "dir", c.dir, true)) return false;
+    int64_t interval_us = c.interval_ms * us_per_ms;
+    if (!get_duration(t, "checkpoint", "interval", interval_us)) return false;
+    constexpr int64_t min_interval_us = 10 * us_per_ms;
+    constexpr int64_t max_interval_us = 3'600'000 * us_per_ms;
+    if (interval_us < min_interval_us || interval_us > max_interval_us) {
+      fail(line_of(*t.get("interval")),
+           "checkpoint.interval: must be between " + format_duration(min_interval_us) + " and " +
+               format_duration(max_interval_us) + ", got " + format_duration(interval_us));
+      return false;
+    }
+    c.interval_ms = interval_us / us_per_ms;
+    if (!get_int(t, "checkpoint", "retain", c.retain, 1, 1000)) return false;
+    if (!get_string(t, "checkpoint", "local_dir", c.local_dir, true)) return false;
+    if (c.local_dir.empty() && !c.dir.empty()) {
+      c.local_dir = (std::filesystem::path(c.dir) / "local").string();
+    }
+    if (const toml::node* local = t.get("local_dir"); local != nullptr && !c.dir.empty()) {
+      // The task DB directory is cleared when a run starts: it must neither contain the
+      // checkpoint storage nor lie inside the store's own sst/ and epochs/ directories.
+      const auto root = comparable_path(c.dir);
+      const auto db = comparable_path(c.local_dir);
+      if (is_within(root, db) || is_within(db, root / "sst") || is_within(db, root / "epochs")) {
+        fail(line_of(*local), "checkpoint.local_dir: \"" + c.local_dir +
+                                  "\" overlaps the checkpoint storage in checkpoint.dir \"" +
+                                  c.dir +
+                                  "\" (the local directory is cleared at every start); use a "
+                                  "directory of its own, e.g. \"" +
+                                  (std::filesystem::path(c.dir) / "local").string() + "\"");
+        return false;
+      }
+    }
+    if (!get_int(t, "checkpoint", "block_cache_mb", c.block_cache_mb, 1, 65536)) return false;
+    if (!get_int(t, "checkpoint", "write_buffer_mb", c.write_buffer_mb, 1, 65536)) return false;
+    return get_bool(t, "checkpoint", "sync", c.sync);
   }
 
   /// `[window]`, `[[aggregates]]` and `[aggregate]`, and how they fit together.

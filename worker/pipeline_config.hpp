@@ -59,6 +59,7 @@ struct source_config {
   std::string topic;                          ///< `topic` (required)
   std::string starting_offsets = "earliest";  ///< "earliest" | "latest"
   int max_records_per_poll = 10000;           ///< 1..1'000'000
+  int64_t max_records_per_second = 0;         ///< `max_records_per_second`: read rate cap, 0 = none
   std::string group_id;                       ///< default "eddy-" + pipeline name
   message_format format = message_format::auto_detect;  ///< `format`
   int64_t max_message_bytes = 1 << 20;  ///< `max_message_bytes`: larger values are dead-lettered
@@ -129,6 +130,24 @@ struct aggregation_config {
   int shards = 4;                        ///< `shards`: aggregator shards, 1..256
 };
 
+/// `[checkpoint]`: exactly-once state and offsets (absent table or no `dir` = checkpoints off).
+/// Relative `dir` and `local_dir` are kept as written: relative to the working directory, like the
+/// file sink's path. The other keys are validated even without a `dir`.
+struct checkpoint_config {
+  /// `dir`: checkpoint storage (shared with other nodes later). "" = off
+  std::string dir;
+  int64_t interval_ms = 1000;  ///< `interval`: duration ("1s", "200ms", integer ms), 10ms..1h
+  int retain = 3;              ///< `retain`: complete checkpoints kept, 1..1000
+  /// `local_dir`: node-local RocksDB for task state; default dir + "/local" (filled in when `dir`
+  /// is set). Cleared at start, so it may neither contain `dir` nor lie in its sst/ or epochs/.
+  std::string local_dir;
+  int64_t block_cache_mb = 64;   ///< `block_cache_mb`: RocksDB block cache budget, 1..65536
+  int64_t write_buffer_mb = 32;  ///< `write_buffer_mb`: RocksDB memtable budget, 1..65536
+  bool sync = true;  ///< `sync`: fsync checkpoint files (false only for tests/benchmarks)
+  int line = 0;      ///< line of the `[checkpoint]` table, for messages (0 = absent)
+  [[nodiscard]] bool enabled() const { return !dir.empty(); }
+};
+
 struct pipeline_config {
   std::string name = "pipeline";       ///< `[pipeline] name`
   std::string timezone = "UTC";        ///< `[pipeline] timezone`: "UTC", "+05:30", or an IANA name
@@ -142,6 +161,7 @@ struct pipeline_config {
   window_config window;                ///< `[window]` (kind none = no aggregation)
   std::vector<aggregate_config> aggregates;  ///< `[[aggregates]]`; non-empty = aggregating
   aggregation_config aggregation;            ///< `[aggregate]`
+  checkpoint_config checkpoint;              ///< `[checkpoint]`
   std::string file_name;                     ///< where it was loaded from, for messages
 
   /// Index of the field named `name` in `fields`, or -1.
@@ -170,5 +190,8 @@ struct config_result {
 [[nodiscard]] std::string_view to_string(time_unit u);
 /// The pipeline-file spelling: "console", "file", "kafka".
 [[nodiscard]] std::string_view to_string(sink_kind k);
+/// The shortest pipeline-file spelling of a duration given in microseconds: "5m", "1500ms", "0s"
+/// (a remainder below a millisecond prints as "...us", which pipeline files do not accept).
+[[nodiscard]] std::string format_duration(int64_t us);
 
 }  // namespace eddy

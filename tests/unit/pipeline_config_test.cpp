@@ -1020,5 +1020,152 @@ TEST(pipeline_config, allows_only_retractable_aggregates_in_changelog_mode) {
             "count_distinct)");
 }
 
+// ---- [checkpoint] ------------------------------------------------------------------------------
+
+/// `minimal` followed by a `[checkpoint]` table (at line 13) with `body` (from line 14).
+std::string with_checkpoint(std::string_view body) {
+  return std::string(minimal) + "[checkpoint]\n" + std::string(body) + "\n";
+}
+
+TEST(pipeline_config, has_checkpoints_off_without_a_checkpoint_table) {
+  const auto c = parsed(minimal);
+  EXPECT_FALSE(c.checkpoint.enabled());
+  EXPECT_EQ(c.checkpoint.dir, "");
+  EXPECT_EQ(c.checkpoint.local_dir, "");
+  EXPECT_EQ(c.checkpoint.interval_ms, 1000);
+  EXPECT_EQ(c.checkpoint.retain, 3);
+  EXPECT_EQ(c.checkpoint.block_cache_mb, 64);
+  EXPECT_EQ(c.checkpoint.write_buffer_mb, 32);
+  EXPECT_TRUE(c.checkpoint.sync);
+  EXPECT_EQ(c.checkpoint.line, 0);
+}
+
+TEST(pipeline_config, fills_in_checkpoint_defaults) {
+  const auto c = parsed(with_checkpoint("dir = \"ckpt/orders\""));
+  EXPECT_TRUE(c.checkpoint.enabled());
+  EXPECT_EQ(c.checkpoint.dir, "ckpt/orders");  // relative: kept as written
+  EXPECT_EQ(c.checkpoint.local_dir, "ckpt/orders/local");
+  EXPECT_EQ(c.checkpoint.interval_ms, 1000);
+  EXPECT_EQ(c.checkpoint.retain, 3);
+  EXPECT_EQ(c.checkpoint.block_cache_mb, 64);
+  EXPECT_EQ(c.checkpoint.write_buffer_mb, 32);
+  EXPECT_TRUE(c.checkpoint.sync);
+  EXPECT_EQ(c.checkpoint.line, 13);
+  EXPECT_EQ(parsed(with_checkpoint("dir = \"/mnt/c/\"")).checkpoint.local_dir, "/mnt/c/local");
+}
+
+TEST(pipeline_config, a_checkpoint_table_without_dir_is_off_but_still_checked) {
+  const auto c = parsed(with_checkpoint("interval = \"5s\""));
+  EXPECT_FALSE(c.checkpoint.enabled());
+  EXPECT_EQ(c.checkpoint.local_dir, "");
+  EXPECT_EQ(c.checkpoint.interval_ms, 5000);
+  EXPECT_EQ(parse_error(with_checkpoint("retain = 0")),
+            "t.toml:14: checkpoint.retain: must be between 1 and 1000, got 0");
+}
+
+TEST(pipeline_config, reads_every_checkpoint_key) {
+  const auto c = parsed(with_checkpoint(R"(dir = "/shared/ckpt"
+interval = "200ms"
+retain = 10
+local_dir = "/var/lib/eddy/t"
+block_cache_mb = 512
+write_buffer_mb = 128
+sync = false)"));
+  EXPECT_EQ(c.checkpoint.dir, "/shared/ckpt");
+  EXPECT_EQ(c.checkpoint.interval_ms, 200);
+  EXPECT_EQ(c.checkpoint.retain, 10);
+  EXPECT_EQ(c.checkpoint.local_dir, "/var/lib/eddy/t");
+  EXPECT_EQ(c.checkpoint.block_cache_mb, 512);
+  EXPECT_EQ(c.checkpoint.write_buffer_mb, 128);
+  EXPECT_FALSE(c.checkpoint.sync);
+}
+
+TEST(pipeline_config, reads_the_checkpoint_interval_as_a_duration_or_milliseconds) {
+  const std::pair<const char*, int64_t> cases[] = {
+      {"\"10ms\"", 10}, {"\"1s\"", 1000}, {"\"90s\"", 90'000},    {"\"1h\"", 3'600'000},
+      {"2500", 2500},   {"10", 10},       {"\"60m\"", 3'600'000},
+  };
+  for (const auto& [text, ms] : cases) {
+    EXPECT_EQ(parsed(with_checkpoint(std::string("dir = \"c\"\ninterval = ") + text))
+                  .checkpoint.interval_ms,
+              ms)
+        << text;
+  }
+}
+
+TEST(pipeline_config, rejects_bad_checkpoint_values_naming_key_and_line) {
+  EXPECT_EQ(parse_error(with_checkpoint("dir = \"c\"\ninterval = \"5ms\"")),
+            "t.toml:15: checkpoint.interval: must be between 10ms and 1h, got 5ms");
+  EXPECT_EQ(parse_error(with_checkpoint("dir = \"c\"\ninterval = \"61m\"")),
+            "t.toml:15: checkpoint.interval: must be between 10ms and 1h, got 61m");
+  EXPECT_EQ(parse_error(with_checkpoint("dir = \"c\"\ninterval = 0")),
+            "t.toml:15: checkpoint.interval: must be between 10ms and 1h, got 0s");
+  EXPECT_EQ(parse_error(with_checkpoint("dir = \"c\"\ninterval = \"1 s\"")),
+            "t.toml:15: checkpoint.interval: expected a duration such as \"1m\" or \"500ms\", got "
+            "\"1 s\"");
+  EXPECT_EQ(parse_error(with_checkpoint("interval = -1")),
+            "t.toml:14: checkpoint.interval: must not be negative, got -1");
+  EXPECT_EQ(parse_error(with_checkpoint("dir = \"\"")),
+            "t.toml:14: checkpoint.dir: must not be empty");
+  EXPECT_EQ(parse_error(with_checkpoint("dir = 3")),
+            "t.toml:14: checkpoint.dir: expected a string, got integer");
+  EXPECT_EQ(parse_error(with_checkpoint("dir = \"c\"\nlocal_dir = \"\"")),
+            "t.toml:15: checkpoint.local_dir: must not be empty");
+  EXPECT_EQ(parse_error(with_checkpoint("retain = 1001")),
+            "t.toml:14: checkpoint.retain: must be between 1 and 1000, got 1001");
+  EXPECT_EQ(parse_error(with_checkpoint("retain = \"3\"")),
+            "t.toml:14: checkpoint.retain: expected an integer, got string");
+  EXPECT_EQ(parse_error(with_checkpoint("block_cache_mb = 0")),
+            "t.toml:14: checkpoint.block_cache_mb: must be between 1 and 65536, got 0");
+  EXPECT_EQ(parse_error(with_checkpoint("write_buffer_mb = 65537")),
+            "t.toml:14: checkpoint.write_buffer_mb: must be between 1 and 65536, got 65537");
+  EXPECT_EQ(parse_error(with_checkpoint("sync = \"no\"")),
+            "t.toml:14: checkpoint.sync: expected a boolean (true or false), got string");
+  EXPECT_EQ(parse_error("checkpoint = \"c\"\n" + std::string(minimal)),
+            "t.toml:1: checkpoint: expected a table ([checkpoint]), got string");
+}
+
+TEST(pipeline_config, keeps_the_task_db_out_of_the_checkpoint_storage) {
+  // The local directory is cleared at start: it must not hold or sit in checkpoint storage.
+  for (const char* local :
+       {"c", "c/", "./c", "c/sst", "c/epochs/", "c/x/../sst", "c/sst/db", "c/epochs/7", "."}) {
+    EXPECT_EQ(
+        parse_error(with_checkpoint("dir = \"c\"\nlocal_dir = \"" + std::string(local) + "\"")),
+        "t.toml:15: checkpoint.local_dir: \"" + std::string(local) +
+            "\" overlaps the checkpoint storage in checkpoint.dir \"c\" (the local directory is "
+            "cleared at every start); use a directory of its own, e.g. \"c/local\"")
+        << local;
+  }
+  for (const char* local : {"/", "/mnt", "/mnt/ckpt"}) {
+    EXPECT_NE(parse_error(with_checkpoint("dir = \"/mnt/ckpt/p1\"\nlocal_dir = \"" +
+                                          std::string(local) + "\""))
+                  .find("overlaps the checkpoint storage"),
+              std::string::npos)
+        << local;
+  }
+  // Relative and absolute spellings of the same directory are compared as such.
+  const std::string cwd = std::filesystem::current_path().string();
+  EXPECT_NE(parse_error(with_checkpoint("dir = \"c\"\nlocal_dir = \"" + cwd + "/c\""))
+                .find("overlaps the checkpoint storage"),
+            std::string::npos);
+  for (const char* local : {"c/state", "c/local", "c/sstx", "other", "/var/lib/eddy"}) {
+    EXPECT_EQ(parsed(with_checkpoint("dir = \"c\"\nlocal_dir = \"" + std::string(local) + "\""))
+                  .checkpoint.local_dir,
+              local);
+  }
+}
+
+TEST(pipeline_config, rejects_an_unknown_checkpoint_key_and_suggests_the_closest) {
+  EXPECT_EQ(parse_error(with_checkpoint("dir = \"c\"\nintervall = \"1s\"")),
+            "t.toml:15: unknown key 'checkpoint.intervall'; did you mean 'interval'?");
+  EXPECT_EQ(parse_error(with_checkpoint("write_bufer_mb = 8")),
+            "t.toml:14: unknown key 'checkpoint.write_bufer_mb'; did you mean 'write_buffer_mb'?");
+  EXPECT_EQ(parse_error(with_checkpoint("path = \"c\"")),
+            "t.toml:14: unknown key 'checkpoint.path' (known keys: dir, interval, retain, "
+            "local_dir, block_cache_mb, write_buffer_mb, sync)");
+  EXPECT_EQ(parse_error(std::string(minimal) + "[checkpiont]\ndir = \"c\"\n"),
+            "t.toml:13: unknown table [checkpiont]; did you mean 'checkpoint'?");
+}
+
 }  // namespace
 }  // namespace eddy
