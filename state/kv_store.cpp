@@ -1,8 +1,13 @@
 #include "state/kv_store.hpp"
 
+#include <algorithm>
+
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 namespace eddy {
 
@@ -15,6 +20,7 @@ store_status translate(const rocksdb::Status& s, std::string_view what, const st
 }  // namespace
 
 struct kv_store::impl {
+  std::shared_ptr<rocksdb::Cache> block_cache;  // declared before db: outlives it
   std::unique_ptr<rocksdb::DB> db;
 };
 
@@ -23,13 +29,34 @@ kv_store::kv_store(std::unique_ptr<impl> p, std::string path)
 kv_store::~kv_store() = default;
 
 std::unique_ptr<kv_store> kv_store::open(const std::string& path, store_status* status) {
+  return open(path, kv_options{}, status);
+}
+
+std::unique_ptr<kv_store> kv_store::open(const std::string& path, const kv_options& options,
+                                         store_status* status) {
+  constexpr std::size_t min_bytes = std::size_t{1} << 20;
+  auto p = std::make_unique<impl>();
+  p->block_cache = rocksdb::NewLRUCache(std::max(options.block_cache_bytes, min_bytes));
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = p->block_cache;
+  table.cache_index_and_filter_blocks = true;  // their memory counts against the cache budget
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+
   rocksdb::Options opts;
   opts.create_if_missing = true;
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  const std::size_t write_budget = std::max(options.write_buffer_bytes, min_bytes);
+  opts.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(write_budget);
+  opts.write_buffer_size = write_budget / 2;
+  opts.max_write_buffer_number = 2;
+  opts.target_file_size_base = std::uint64_t{4} << 20;
+  opts.level_compaction_dynamic_level_bytes = true;
+
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(opts, path, &db);
   *status = translate(s, "open", path);
   if (!s.ok()) return nullptr;
-  auto p = std::make_unique<impl>();
   p->db.reset(db);
   return std::unique_ptr<kv_store>(new kv_store(std::move(p), path));
 }
@@ -81,6 +108,16 @@ store_status kv_store::compact_all() {
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   return translate(impl_->db->CompactRange(co, nullptr, nullptr), "compact", path_);
+}
+
+std::uint64_t kv_store::approximate_memory_bytes() const {
+  std::uint64_t total = 0;
+  for (const std::string* property : {&rocksdb::DB::Properties::kSizeAllMemTables,
+                                      &rocksdb::DB::Properties::kEstimateTableReadersMem}) {
+    std::uint64_t v = 0;
+    if (impl_->db->GetAggregatedIntProperty(*property, &v)) total += v;
+  }
+  return total + impl_->block_cache->GetUsage();
 }
 
 store_status kv_store::checkpoint_to(const std::string& dir) {

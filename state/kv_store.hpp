@@ -6,6 +6,8 @@
 // store owns its DB handle and closes it on destruction. No CAF dependency.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,10 +23,27 @@ struct store_status {
   [[nodiscard]] bool ok() const { return error.empty(); }
 };
 
+/// Memory budget of one store (`[checkpoint] block_cache_mb` / `write_buffer_mb`). Values below
+/// 1 MiB are treated as 1 MiB.
+struct kv_options {
+  /// One LRU cache for the store's data, index and filter blocks (index and filter blocks are
+  /// charged to it, so table readers stay within the budget).
+  std::size_t block_cache_bytes = std::size_t{64} << 20;
+  /// Memtables of all column families together (a WriteBufferManager): a memtable is flushed at
+  /// half of it, and at most two exist at a time.
+  std::size_t write_buffer_bytes = std::size_t{32} << 20;
+};
+
 class kv_store {
  public:
-  /// Opens (creating when missing) the store at `path`.
+  /// Opens (creating when missing) the store at `path`, with the default `kv_options`.
   [[nodiscard]] static std::unique_ptr<kv_store> open(const std::string& path,
+                                                      store_status* status);
+  /// Opens (creating when missing) the store at `path` within the memory budget of `options`.
+  /// Besides the budget: SST files target 4 MiB and level sizes are dynamic, so a compaction
+  /// rewrites (and the next incremental checkpoint re-copies) less.
+  [[nodiscard]] static std::unique_ptr<kv_store> open(const std::string& path,
+                                                      const kv_options& options,
                                                       store_status* status);
   ~kv_store();
 
@@ -52,6 +71,10 @@ class kv_store {
   /// are hard-linked (they are immutable), the small files (MANIFEST, CURRENT, OPTIONS, WAL) are
   /// copied. Safe to call while other threads write.
   [[nodiscard]] store_status checkpoint_to(const std::string& dir);
+
+  /// Approximate bytes of memory the store uses: memtables (active, immutable and pinned), block
+  /// cache usage, and table readers outside the cache.
+  [[nodiscard]] std::uint64_t approximate_memory_bytes() const;
 
   [[nodiscard]] const std::string& path() const { return path_; }
 
