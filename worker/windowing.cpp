@@ -25,6 +25,10 @@
 //   in an ordered map start → session, with a multimap end → (key, start) to close them in
 //   order. Changed groups are remembered in `dirty_` (pointers into node-based containers,
 //   which stay valid; the list is always drained before anything is erased).
+// * Checkpoints are incremental: both stages remember what changed since the last checkpoint
+//   (`touched`: id -> whether the checkpoint holds it) and write only that, plus a meta key of
+//   scalars. A group's `closed` flag is not stored: it is past(end) under the restored
+//   closed_through. The key/value layout is described at "checkpoint encoding" below.
 
 namespace eddy {
 
@@ -230,6 +234,243 @@ void windows_of(const window_config& w, int64_t t, std::vector<window_bounds>& o
       out.push_back({min_time, max_time});
       break;
   }
+}
+
+// ---- checkpoint encoding --------------------------------------------------------------------
+//
+// Keys: prefix + tag + body. Tags: 'm' meta (scalars, rewritten by every checkpoint), 'k'
+// changelog state (row pk), 'w' window group (be64 start, be64 end, row key), 's' session (row
+// key, be64 start). Rows are self-delimiting ([varint n][tag u8, payload]...; exact bits, so a
+// key encodes the very row kept in memory), be64 is big-endian with the sign bit flipped, so
+// windows scan in time order. Values start with a version byte.
+
+constexpr uint8_t state_version = 1;
+constexpr char tag_meta = 'm';
+constexpr char tag_pk = 'k';
+constexpr char tag_window = 'w';
+constexpr char tag_session = 's';
+
+void put_u8(std::string& out, uint8_t b) {
+  out.push_back(static_cast<char>(b));
+}
+
+void put_varint(std::string& out, uint64_t x) {
+  while (x >= 0x80) {
+    out.push_back(static_cast<char>((x & 0x7f) | 0x80));
+    x >>= 7;
+  }
+  out.push_back(static_cast<char>(x));
+}
+
+void put_svarint(std::string& out, int64_t x) {
+  put_varint(out, (static_cast<uint64_t>(x) << 1) ^ static_cast<uint64_t>(x >> 63));
+}
+
+/// Big-endian, sign bit flipped: byte order == numeric order.
+void put_be64(std::string& out, int64_t x) {
+  const uint64_t u = static_cast<uint64_t>(x) ^ (uint64_t{1} << 63);
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+}
+
+void put_row(std::string& out, const row& r) {
+  put_varint(out, r.size());
+  for (const value& v : r) {
+    put_u8(out, static_cast<uint8_t>(v.index()));
+    switch (v.index()) {
+      case 1: {
+        const auto& str = std::get<std::string>(v);
+        put_varint(out, str.size());
+        out.append(str);
+        break;
+      }
+      case 2:
+        put_svarint(out, std::get<int64_t>(v));
+        break;
+      case 3: {
+        const auto bits = std::bit_cast<uint64_t>(std::get<double>(v));
+        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+        break;
+      }
+      case 4:
+        put_u8(out, std::get<bool>(v) ? 1 : 0);
+        break;
+      case 5:
+        put_svarint(out, std::get<timestamp>(v).micros);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/// Bounds-checked reader; every getter returns false on malformed input.
+class byte_reader {
+ public:
+  explicit byte_reader(std::string_view in) : in_(in) {}
+  [[nodiscard]] bool done() const { return in_.empty(); }
+  std::string_view& rest() { return in_; }
+
+  bool u8(uint8_t* b) {
+    if (in_.empty()) return false;
+    *b = static_cast<uint8_t>(in_[0]);
+    in_.remove_prefix(1);
+    return true;
+  }
+  bool varint(uint64_t* x) {
+    uint64_t r = 0;
+    for (int i = 0; i < 10; ++i) {
+      uint8_t b = 0;
+      if (!u8(&b)) return false;
+      if (i == 9 && b > 1) return false;
+      r |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+      if ((b & 0x80) == 0) {
+        *x = r;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool svarint(int64_t* x) {
+    uint64_t u = 0;
+    if (!varint(&u)) return false;
+    *x = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+    return true;
+  }
+  bool be64(int64_t* x) {
+    if (in_.size() < 8) return false;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; ++i)
+      u = (u << 8) | static_cast<unsigned char>(in_[static_cast<size_t>(i)]);
+    in_.remove_prefix(8);
+    *x = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+    return true;
+  }
+  bool version() {
+    uint8_t v = 0;
+    return u8(&v) && v == state_version;
+  }
+  bool row_of(row* r) {
+    uint64_t n = 0;
+    if (!varint(&n) || n > in_.size()) return false;  // every value takes >= 1 byte
+    r->clear();
+    r->reserve(static_cast<size_t>(n));
+    for (uint64_t i = 0; i < n; ++i) {
+      uint8_t tag = 0;
+      if (!u8(&tag)) return false;
+      switch (tag) {
+        case 0:
+          r->emplace_back();
+          break;
+        case 1: {
+          uint64_t len = 0;
+          if (!varint(&len) || len > in_.size()) return false;
+          r->emplace_back(std::string(in_.substr(0, static_cast<size_t>(len))));
+          in_.remove_prefix(static_cast<size_t>(len));
+          break;
+        }
+        case 2: {
+          int64_t x = 0;
+          if (!svarint(&x)) return false;
+          r->emplace_back(x);
+          break;
+        }
+        case 3: {
+          if (in_.size() < 8) return false;
+          uint64_t bits = 0;
+          for (int b = 7; b >= 0; --b)
+            bits = (bits << 8) | static_cast<unsigned char>(in_[static_cast<size_t>(b)]);
+          in_.remove_prefix(8);
+          r->emplace_back(std::bit_cast<double>(bits));
+          break;
+        }
+        case 4: {
+          uint8_t b = 0;
+          if (!u8(&b) || b > 1) return false;
+          r->emplace_back(b == 1);
+          break;
+        }
+        case 5: {
+          int64_t t = 0;
+          if (!svarint(&t)) return false;
+          r->emplace_back(timestamp{t});
+          break;
+        }
+        default:
+          return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::string_view in_;
+};
+
+std::string pk_key(const std::string& prefix, const row& pk) {
+  std::string k = prefix;
+  k.push_back(tag_pk);
+  put_row(k, pk);
+  return k;
+}
+
+std::string window_key(const std::string& prefix, const window_bounds& w, const row& key) {
+  std::string k = prefix;
+  k.push_back(tag_window);
+  put_be64(k, w.start);
+  put_be64(k, w.end);
+  put_row(k, key);
+  return k;
+}
+
+std::string session_key(const std::string& prefix, const row& key, int64_t start) {
+  std::string k = prefix;
+  k.push_back(tag_session);
+  put_row(k, key);
+  put_be64(k, start);
+  return k;
+}
+
+/// A group's value: [version][flags: bit 0 dirty][end (sessions only)][rows][accumulators].
+std::string group_value(const std::optional<int64_t>& session_end, bool dirty, int64_t rows,
+                        const std::vector<std::unique_ptr<accumulator>>& accs) {
+  std::string v;
+  put_u8(v, state_version);
+  put_u8(v, dirty ? 1 : 0);
+  if (session_end) put_svarint(v, *session_end);
+  put_svarint(v, rows);
+  for (const auto& a : accs) a->serialize(v);
+  return v;
+}
+
+/// Parses the accumulators of `accs` (fresh ones, one per aggregate) from the rest of `r`.
+bool read_accs(byte_reader& r, std::vector<std::unique_ptr<accumulator>>& accs) {
+  for (auto& a : accs) {
+    if (!a->deserialize(r.rest())) return false;
+  }
+  return r.done();
+}
+
+bool fail_restore(std::string* error, std::string msg) {
+  if (error != nullptr) *error = std::move(msg);
+  return false;
+}
+
+/// Printable form of a state key for error messages.
+std::string printable(std::string_view key) {
+  static const char* const hex = "0123456789abcdef";
+  std::string out;
+  for (const char c : key.substr(0, 64)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(hex[u >> 4]);
+      out.push_back(hex[u & 0xf]);
+    }
+  }
+  if (key.size() > 64) out += "...";
+  return out;
 }
 
 std::string iso(int64_t us) {
@@ -501,7 +742,25 @@ struct partition_aggregator::impl {
   /// Changelog state: primary key -> the contribution last added for it. Bounded by the number
   /// of distinct keys; lives in memory for now (issue 4 moves it to RocksDB).
   std::unordered_map<row, contribution, row_hash, row_eq> state;
+  /// Primary keys whose state changed since the last checkpoint -> whether the checkpoint
+  /// holds them (their presence in `state` at the first change; the key is the row as stored).
+  std::unordered_map<row, bool, row_hash, row_eq> touched;
   std::vector<window_bounds> scratch;
+
+  /// Call before changing the state of `pk`.
+  void touch(const row& pk) {
+    if (touched.find(pk) != touched.end()) return;
+    const auto it = state.find(pk);
+    if (it != state.end()) {
+      touched.emplace(it->first, true);
+    } else {
+      touched.emplace(pk, false);
+    }
+  }
+  /// Call after erasing `pk` from the state: forgets it when the checkpoint never had it.
+  void untouch_erased(const row& pk) {
+    if (auto it = touched.find(pk); it != touched.end() && !it->second) touched.erase(it);
+  }
 
   [[nodiscard]] int64_t watermark() const {
     return max_event_time == min_time
@@ -639,10 +898,12 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
                                        : min_time;
   s.max_event_time = std::max(s.max_event_time, event_time);
   if (plan.changelog) {
+    s.touch(*pk);
     if (add) {
       s.state.insert_or_assign(std::move(*pk), std::move(*add));
     } else {
       s.state.erase(*pk);
+      s.untouch_erased(*pk);
     }
   }
 
@@ -664,7 +925,10 @@ void partition_aggregator::forget(const row& image) {
   int windows = 0, late_windows = 0;
   std::string late_reason;
   s.apply(known->second, -1, s.watermark(), windows, late_windows, late_reason);
+  s.touch(known->first);
+  const row pk = known->first;
   s.state.erase(known);
+  s.untouch_erased(pk);
 }
 
 void partition_aggregator::take_partials(std::vector<partial_batch>& out,
@@ -707,6 +971,89 @@ void partition_aggregator::take_partials(std::vector<partial_batch>& out,
   }
 }
 
+void partition_aggregator::checkpoint(const std::string& prefix, std::vector<state_op>& ops) {
+  impl& s = *impl_;
+  for (const auto& [pk, stored] : s.touched) {
+    std::string old_key = pk_key(prefix, pk);
+    const auto it = s.state.find(pk);
+    if (it == s.state.end()) {
+      if (stored) ops.emplace_back(std::move(old_key), std::nullopt);
+      continue;
+    }
+    std::string key = pk_key(prefix, it->first);
+    if (stored && key != old_key) ops.emplace_back(std::move(old_key), std::nullopt);
+    std::string v;
+    put_u8(v, state_version);
+    put_svarint(v, it->second.time);
+    put_row(v, it->second.key);
+    put_row(v, it->second.inputs);
+    ops.emplace_back(std::move(key), std::move(v));
+  }
+  s.touched.clear();
+  std::string meta;
+  put_u8(meta, state_version);
+  put_svarint(meta, s.partition);
+  put_svarint(meta, s.max_event_time);
+  put_svarint(meta, s.last_record_us);
+  ops.emplace_back(prefix + tag_meta, std::move(meta));
+}
+
+bool partition_aggregator::restore(const std::string& prefix,
+                                   const std::vector<std::pair<std::string, std::string>>& entries,
+                                   std::string* error) {
+  auto fresh = std::make_unique<impl>();
+  fresh->plan = impl_->plan;
+  fresh->partition = impl_->partition;
+  fresh->shards.resize(impl_->shards.size());
+  impl& s = *fresh;
+  bool have_meta = false;
+  for (const auto& [key, val] : entries) {
+    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) {
+      return fail_restore(
+          error, "state key '" + printable(key) + "' lacks prefix '" + printable(prefix) + "'");
+    }
+    const char tag = key[prefix.size()];
+    byte_reader k(std::string_view(key).substr(prefix.size() + 1));
+    byte_reader v(val);
+    const std::string where = " in partition state key '" + printable(key) + "'";
+    if (tag == tag_meta && k.done()) {
+      int64_t partition = 0;
+      if (!v.version() || !v.svarint(&partition) || !v.svarint(&s.max_event_time) ||
+          !v.svarint(&s.last_record_us) || !v.done()) {
+        return fail_restore(error, "malformed meta value" + where);
+      }
+      if (partition != s.partition) {
+        return fail_restore(error, "state of partition " + std::to_string(partition) +
+                                       " restored into partition " + std::to_string(s.partition) +
+                                       where);
+      }
+      have_meta = true;
+    } else if (tag == tag_pk) {
+      if (!s.plan.changelog) return fail_restore(error, "changelog state in append mode" + where);
+      row pk;
+      contribution c;
+      if (!k.row_of(&pk) || !k.done() || pk.size() != s.plan.primary_key.size()) {
+        return fail_restore(error, "malformed primary key" + where);
+      }
+      if (!v.version() || !v.svarint(&c.time) || !v.row_of(&c.key) || !v.row_of(&c.inputs) ||
+          !v.done() || c.key.size() != s.plan.group_by.size() ||
+          c.inputs.size() != s.plan.aggs.size()) {
+        return fail_restore(error, "malformed changelog row" + where);
+      }
+      if (!s.state.emplace(std::move(pk), std::move(c)).second) {
+        return fail_restore(error, "duplicate primary key" + where);
+      }
+    } else {
+      return fail_restore(error, "unknown partition state key '" + printable(key) + "'");
+    }
+  }
+  if (!entries.empty() && !have_meta) {
+    return fail_restore(error, "partition state under '" + printable(prefix) + "' has no meta key");
+  }
+  impl_ = std::move(fresh);
+  return true;
+}
+
 // ---- shard_aggregator -----------------------------------------------------------------------
 
 namespace {
@@ -716,6 +1063,7 @@ struct group_state {
   int64_t rows = 0;
   bool dirty = false;
   bool closed = false;
+  bool touched = false;  ///< in shard_aggregator::impl::touched (changed since the checkpoint)
 };
 
 using key_map = std::unordered_map<row, group_state, row_hash, row_eq>;
@@ -757,6 +1105,30 @@ struct shard_aggregator::impl {
   std::vector<dirty_ref> dirty;
   int64_t dropped_after_close = 0;
 
+  /// Groups changed since the last checkpoint, by id (sessions: window {start, 0}) -> whether
+  /// the checkpoint holds the id. A live group is in here iff its `touched` flag is set; an id
+  /// without a live group is in here only when the checkpoint holds it (to be deleted).
+  std::unordered_map<group_id, bool, group_id_hash, group_id_eq> touched;
+
+  [[nodiscard]] bool sessions_kind() const { return plan.window.kind == window_kind::session; }
+
+  /// Call when group `g` (id `w`, `key`) changed; `fresh`: it was just created.
+  void touch(const window_bounds& w, const row& key, group_state& g, bool fresh) {
+    if (g.touched) return;
+    g.touched = true;
+    touched.try_emplace(group_id{w, key}, !fresh);  // kept when the id was stored and freed
+  }
+
+  /// Call before group `g` is erased.
+  void untouch(const window_bounds& w, const row& key, group_state& g) {
+    if (!g.touched) {
+      touched.emplace(group_id{w, key}, true);  // untouched since the checkpoint: stored there
+      return;
+    }
+    auto it = touched.find(group_id{w, key});
+    if (it != touched.end() && !it->second) touched.erase(it);
+  }
+
   [[nodiscard]] bool past(int64_t end) const {
     return closed_through != min_time &&
            add_sat(end, plan.window.allowed_lateness_us) <= closed_through;
@@ -797,6 +1169,7 @@ struct shard_aggregator::impl {
       }
       if (!g->dirty) continue;  // already emitted
       g->dirty = false;
+      touch(d.g == nullptr ? window_bounds{w.start, 0} : w, *d.key, *g, false);
       result_row(w, *d.key, *g, out);
     }
     dirty.clear();
@@ -823,6 +1196,9 @@ struct shard_aggregator::impl {
     g.rows += e.rows;
     g.closed = after_close;
     mark(wit->first, &it->first, g, false);
+    // A window's group is never created twice (after its close, partials are dropped or it is
+    // kept), so a fresh group is not in the checkpoint.
+    touch(wit->first, it->first, g, fresh);
   }
 
   void unindex(const row* key, int64_t start, int64_t end) {
@@ -857,6 +1233,7 @@ struct shard_aggregator::impl {
           --open_sessions;
         }
         it->second.g.dirty = false;  // the merged session is (re)marked below
+        untouch({it->first, 0}, *key, it->second.g);
       }
     }
     auto merged =
@@ -886,6 +1263,8 @@ struct shard_aggregator::impl {
       ++open_sessions;
     }
     mark({merged->first, merged->second.end}, key, g, true);
+    g.touched = false;  // a new session (the survivor's flag belonged to its old id)
+    touch({merged->first, 0}, *key, g, true);
   }
 
   /// Closes everything with end + lateness <= wm. Dirty groups must be drained first.
@@ -903,8 +1282,9 @@ struct shard_aggregator::impl {
         auto sit = kit->second.find(start);
         if (!on_update) result_row({start, sit->second.end}, *key, sit->second.g, out);
         if (keep_closed) {
-          sit->second.g.closed = true;
+          sit->second.g.closed = true;  // derived from closed_through in checkpoints
         } else {
+          untouch({start, 0}, *key, sit->second.g);
           kit->second.erase(sit);
           if (kit->second.empty()) sessions.erase(kit);
         }
@@ -916,7 +1296,11 @@ struct shard_aggregator::impl {
       if (!on_update) {
         for (const auto& [key, g] : node.mapped()) result_row(node.key(), key, g, out);
       }
+      if (!keep_closed) {
+        for (auto& [key, g] : node.mapped()) untouch(node.key(), key, g);
+      }
       if (keep_closed) {
+        // `closed` is derived from closed_through in checkpoints: no write needed.
         for (auto& [key, g] : node.mapped()) g.closed = true;
         key_map& into = closed[node.key()];
         if (into.empty()) {
@@ -929,6 +1313,8 @@ struct shard_aggregator::impl {
             } else {
               merge_accs(it->second.accs, g.accs);
               it->second.rows += g.rows;
+              it->second.touched = it->second.touched || g.touched;  // same id
+              touch(node.key(), it->first, it->second, false);
             }
           }
         }
@@ -1006,6 +1392,193 @@ size_t shard_aggregator::open_groups() const {
 
 int64_t shard_aggregator::dropped_after_close() const {
   return impl_->dropped_after_close;
+}
+
+void shard_aggregator::checkpoint(const std::string& prefix, std::vector<state_op>& ops) {
+  impl& s = *impl_;
+  const bool sessions = s.sessions_kind();
+  for (const auto& [id, stored] : s.touched) {
+    std::string old_key = sessions ? session_key(prefix, id.key, id.window.start)
+                                   : window_key(prefix, id.window, id.key);
+    const row* live_key = nullptr;
+    group_state* g = nullptr;
+    std::optional<int64_t> end;
+    if (sessions) {
+      if (auto kit = s.sessions.find(id.key); kit != s.sessions.end()) {
+        if (auto sit = kit->second.find(id.window.start); sit != kit->second.end()) {
+          live_key = &kit->first;
+          g = &sit->second.g;
+          end = sit->second.end;
+        }
+      }
+    } else {
+      for (auto* windows : {&s.open, &s.closed}) {
+        if (auto wit = windows->find(id.window); wit != windows->end()) {
+          if (auto it = wit->second.find(id.key); it != wit->second.end()) {
+            live_key = &it->first;
+            g = &it->second;
+            break;
+          }
+        }
+      }
+    }
+    if (g == nullptr) {
+      if (stored) ops.emplace_back(std::move(old_key), std::nullopt);
+      continue;
+    }
+    std::string key = sessions ? session_key(prefix, *live_key, id.window.start)
+                               : window_key(prefix, id.window, *live_key);
+    if (stored && key != old_key) ops.emplace_back(std::move(old_key), std::nullopt);
+    ops.emplace_back(std::move(key), group_value(end, g->dirty, g->rows, g->accs));
+    g->touched = false;
+  }
+  s.touched.clear();
+  std::string meta;
+  put_u8(meta, state_version);
+  put_varint(meta, static_cast<uint64_t>(s.shard));
+  put_varint(meta, static_cast<uint64_t>(s.plan.shard_count));
+  put_svarint(meta, s.first_seen_us);
+  put_svarint(meta, s.closed_through);
+  put_svarint(meta, s.dropped_after_close);
+  put_varint(meta, s.partitions.size());
+  for (const auto& [p, info] : s.partitions) {
+    put_svarint(meta, p);
+    put_svarint(meta, info.watermark);
+    put_svarint(meta, info.last_record_us);
+  }
+  ops.emplace_back(prefix + tag_meta, std::move(meta));
+}
+
+bool shard_aggregator::restore(const std::string& prefix,
+                               const std::vector<std::pair<std::string, std::string>>& entries,
+                               std::string* error) {
+  auto fresh = std::make_unique<impl>();
+  fresh->plan = impl_->plan;
+  fresh->shard = impl_->shard;
+  fresh->on_update = impl_->on_update;
+  fresh->keep_closed = impl_->keep_closed;
+  for (const auto& [p, info] : impl_->partitions) fresh->partitions.try_emplace(p);
+  impl& s = *fresh;
+  const bool sessions = s.sessions_kind();
+
+  // The meta key first: closed_through says which groups are closed.
+  const std::string meta_key = prefix + tag_meta;
+  const auto meta = std::find_if(entries.begin(), entries.end(),
+                                 [&](const auto& e) { return e.first == meta_key; });
+  if (meta == entries.end()) {
+    if (entries.empty()) {
+      impl_ = std::move(fresh);
+      return true;
+    }
+    return fail_restore(error, "shard state under '" + printable(prefix) + "' has no meta key");
+  }
+  {
+    byte_reader v(meta->second);
+    uint64_t shard = 0;
+    uint64_t shard_count = 0;
+    uint64_t n = 0;
+    if (!v.version() || !v.varint(&shard) || !v.varint(&shard_count) ||
+        !v.svarint(&s.first_seen_us) || !v.svarint(&s.closed_through) ||
+        !v.svarint(&s.dropped_after_close) || !v.varint(&n)) {
+      return fail_restore(error,
+                          "malformed meta value in shard state key '" + printable(meta_key) + "'");
+    }
+    if (shard != static_cast<uint64_t>(s.shard) ||
+        shard_count != static_cast<uint64_t>(s.plan.shard_count)) {
+      return fail_restore(error, "state of shard " + std::to_string(shard) + " of " +
+                                     std::to_string(shard_count) + " restored into shard " +
+                                     std::to_string(s.shard) + " of " +
+                                     std::to_string(s.plan.shard_count));
+    }
+    for (uint64_t i = 0; i < n; ++i) {
+      int64_t p = 0;
+      impl::partition_info info;
+      if (!v.svarint(&p) || !v.svarint(&info.watermark) || !v.svarint(&info.last_record_us) ||
+          p < std::numeric_limits<int32_t>::min() || p > std::numeric_limits<int32_t>::max()) {
+        return fail_restore(
+            error, "malformed partition list in shard state key '" + printable(meta_key) + "'");
+      }
+      // Partitions no longer in the topic are dropped; new ones stay fresh.
+      if (auto it = s.partitions.find(static_cast<int32_t>(p)); it != s.partitions.end()) {
+        it->second = info;
+      }
+    }
+    if (!v.done()) {
+      return fail_restore(error,
+                          "malformed meta value in shard state key '" + printable(meta_key) + "'");
+    }
+  }
+
+  for (const auto& [key, val] : entries) {
+    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) {
+      return fail_restore(
+          error, "state key '" + printable(key) + "' lacks prefix '" + printable(prefix) + "'");
+    }
+    if (key == meta_key) continue;
+    const char tag = key[prefix.size()];
+    byte_reader k(std::string_view(key).substr(prefix.size() + 1));
+    byte_reader v(val);
+    const std::string where = " in shard state key '" + printable(key) + "'";
+    row group_key;
+    window_bounds w;
+    if (tag == tag_window && !sessions) {
+      if (!k.be64(&w.start) || !k.be64(&w.end) || !k.row_of(&group_key) || !k.done()) {
+        return fail_restore(error, "malformed key" + where);
+      }
+    } else if (tag == tag_session && sessions) {
+      if (!k.row_of(&group_key) || !k.be64(&w.start) || !k.done()) {
+        return fail_restore(error, "malformed key" + where);
+      }
+    } else {
+      return fail_restore(error, "unexpected shard state key '" + printable(key) + "'");
+    }
+    if (group_key.size() != s.plan.group_by.size()) {
+      return fail_restore(error, "group key of the wrong width" + where);
+    }
+    uint8_t flags = 0;
+    group_state g;
+    g.accs = make_accs(s.plan);
+    if (!v.version() || !v.u8(&flags) || flags > 1 || (sessions && !v.svarint(&w.end)) ||
+        !v.svarint(&g.rows) || !read_accs(v, g.accs) || w.end < w.start) {
+      return fail_restore(error, "malformed group value" + where);
+    }
+    g.dirty = (flags & 1) != 0;
+    g.closed = s.past(w.end);
+    if (g.closed && !s.keep_closed) {
+      // Freed at close under this late policy (a checkpoint of another policy): delete it at
+      // the next checkpoint.
+      s.touched.emplace(group_id{sessions ? window_bounds{w.start, 0} : w, std::move(group_key)},
+                        true);
+      continue;
+    }
+    if (sessions) {
+      auto kit = s.sessions.try_emplace(std::move(group_key)).first;
+      auto& m = kit->second;
+      auto next = m.lower_bound(w.start);
+      const bool overlaps = (next != m.end() && next->first < w.end) ||
+                            (next != m.begin() && std::prev(next)->second.end > w.start);
+      if (overlaps) return fail_restore(error, "overlapping sessions" + where);
+      const row* kp = &kit->first;
+      const bool closed = g.closed;
+      const bool dirty = g.dirty;
+      session_state st;
+      st.end = w.end;
+      st.g = std::move(g);
+      m.emplace(w.start, std::move(st));
+      if (!closed) {
+        s.session_ends.emplace(w.end, std::make_pair(kp, w.start));
+        ++s.open_sessions;
+      }
+      if (dirty) s.dirty.push_back({w, kp, nullptr});
+    } else {
+      auto& windows = (g.closed ? s.closed : s.open)[w];
+      auto [it, inserted] = windows.try_emplace(std::move(group_key), std::move(g));
+      if (!inserted) return fail_restore(error, "duplicate group" + where);
+      if (it->second.dirty) s.dirty.push_back({w, &it->first, &it->second});
+    }
+  }
+  impl_ = std::move(fresh);
+  return true;
 }
 
 }  // namespace eddy

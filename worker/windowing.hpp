@@ -71,6 +71,14 @@
 //     and a partial that still reaches a closed window (only possible via a partition that was
 //     ignored as idle) is dropped and counted in `dropped_after_close()`.
 //
+// Checkpoints: both stages write their state as key/value ops under a caller-chosen prefix
+// (checkpoint()) and rebuild it from a prefix scan (restore()). Incremental: a checkpoint writes
+// only what changed since the previous one (plus one small meta key). A consistent cut is: every
+// partition_aggregator cuts its partials (take_partials) and checkpoints; every shard merges all
+// partial batches cut up to that point, and none cut later, then checkpoints. Restored objects
+// continue exactly as the originals would have (same outcomes, same rows), including groups
+// that were still waiting for an emit().
+//
 // Thread-safety: none; each object belongs to one actor. No CAF, no librdkafka.
 #pragma once
 
@@ -78,6 +86,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "worker/aggregates.hpp"
@@ -132,6 +141,10 @@ struct partial_batch {
   std::vector<entry> entries;
 };
 
+/// One write of a state checkpoint: put (value) or delete (nullopt). Same shape as
+/// kv_store::write_batch ops.
+using state_op = std::pair<std::string, std::optional<std::string>>;
+
 enum class aggregate_outcome : uint8_t {
   contributed,  ///< counted as out
   late,         ///< counted as late (policy drop or update)
@@ -159,6 +172,22 @@ class partition_aggregator {
 
   [[nodiscard]] int64_t watermark() const;
 
+  /// Appends to `ops` the writes that turn the key space under `prefix` (as left by this
+  /// object's previous checkpoint() or restore(), or empty for a fresh object) into this
+  /// aggregator's current state. Incremental: only entries changed since the previous
+  /// checkpoint are written (changelog state per primary key is one key each), plus one small
+  /// meta key every time. Precondition: take_partials() was called after the last
+  /// add()/forget() (no pending partials; they are not saved). Every key starts with `prefix`.
+  /// The object assumes the ops are applied: when the write fails, restore a fresh object from
+  /// the last good checkpoint instead of checkpointing this one again.
+  void checkpoint(const std::string& prefix, std::vector<state_op>& ops);
+  /// Replaces this (fresh) object's state by what checkpoint() wrote: `entries` = every
+  /// (key, value) under `prefix`, in key order (what kv_store::scan(prefix) returns; no entries =
+  /// fresh state). false with `error` on malformed data (the object is then left fresh).
+  [[nodiscard]] bool restore(const std::string& prefix,
+                             const std::vector<std::pair<std::string, std::string>>& entries,
+                             std::string* error);
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
@@ -185,6 +214,21 @@ class shard_aggregator {
   /// Partials that reached an already closed window with late policy drop/dead_letter (only
   /// possible after an idle partition was ignored); they were discarded.
   [[nodiscard]] int64_t dropped_after_close() const;
+
+  /// As partition_aggregator::checkpoint: the writes that turn the key space under `prefix` (as
+  /// left by the previous checkpoint() or restore(), or empty) into this shard's state —
+  /// partition watermarks, open (and, for late policy update, closed) groups, sessions, the
+  /// groups still to emit, counters. One key per (window, group key) or (group key, session
+  /// start), written only when changed since the previous checkpoint; groups freed at close
+  /// are deleted. Take it when every partial batch cut before the checkpoint has been merged.
+  void checkpoint(const std::string& prefix, std::vector<state_op>& ops);
+  /// As partition_aggregator::restore, on a fresh object constructed with the plan, shard and
+  /// partitions as usual. Partitions of the constructor missing from the checkpoint start
+  /// fresh; partitions of the checkpoint missing from the constructor are dropped. Fails when
+  /// the checkpoint was taken for another shard index or shard count.
+  [[nodiscard]] bool restore(const std::string& prefix,
+                             const std::vector<std::pair<std::string, std::string>>& entries,
+                             std::string* error);
 
  private:
   struct impl;
