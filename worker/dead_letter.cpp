@@ -1,5 +1,6 @@
 // dead_letter.cpp — dead letters as JSON Lines: text when it is UTF-8, base64 when not.
 #include "worker/dead_letter.hpp"
+#include "worker/epoch_files.hpp"
 
 #include <algorithm>
 #include <array>
@@ -158,6 +159,19 @@ std::string dead_letter_file_writer::write_batch(int64_t batch_id,
   const std::string name =
       "dead-letter-" + std::string(id.data()) + "-" + unique_file_suffix() + ".jsonl";
   auto err = write_file_atomically(dir_, name, text);
+  return err.empty() ? err : "dead letters: " + err;
+}
+
+std::string dead_letter_file_writer::stage_epoch(uint64_t epoch,
+                                                 const std::vector<dead_letter>& batch, bool sync) {
+  if (batch.empty()) return {};
+  std::string text;
+  for (const dead_letter& d : batch) {
+    text.append(dead_letter_to_json(d));
+    text.push_back('\n');
+  }
+  auto err =
+      stage_epoch_file(dir_, epoch, epoch_file_stem("dead-letter", epoch) + ".jsonl", text, sync);
   return err.empty() ? err : "dead letters: " + err;
 }
 

@@ -45,6 +45,10 @@ class dead_letter_file_writer {
  public:
   explicit dead_letter_file_writer(std::string dir);
   [[nodiscard]] std::string write_batch(int64_t batch_id, const std::vector<dead_letter>& batch);
+  /// With checkpoints: `dead-letter-<epoch>.jsonl` staged, published when the epoch completes
+  /// (see epoch_files.hpp), so a crash neither loses nor repeats a dead letter.
+  [[nodiscard]] std::string stage_epoch(uint64_t epoch, const std::vector<dead_letter>& batch,
+                                        bool sync);
   [[nodiscard]] const std::string& dir() const { return dir_; }
 
  private:

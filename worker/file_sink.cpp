@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "worker/epoch_files.hpp"
 #include "worker/sink.hpp"
 
 namespace eddy {
@@ -100,13 +101,7 @@ class file_sink final : public sink {
   std::string write_batch(int64_t batch_id, const output_schema& schema,
                           const std::vector<row>& rows) override {
     if (rows.empty()) return {};
-    const std::vector<std::string> keys = json_keys(schema);
-    std::string text;
-    text.reserve(rows.size() * (32 + 24 * keys.size()));
-    for (const row& r : rows) {
-      append_row(text, keys, r, fmt_);
-      text.push_back('\n');
-    }
+    const std::string text = render(schema, rows);
     std::array<char, 24> id{};
     std::snprintf(id.data(), id.size(), "%08lld", static_cast<long long>(batch_id));
     const std::string name =
@@ -115,7 +110,41 @@ class file_sink final : public sink {
     return err.empty() ? err : "file sink: " + err;
   }
 
+  bool transactional() const override { return true; }
+
+  std::string stage_epoch(uint64_t epoch, const output_schema& schema,
+                          const std::vector<row>& rows) override {
+    if (rows.empty()) return {};
+    auto err = stage_epoch_file(dir_, epoch, epoch_file_stem("part", epoch) + ".jsonl",
+                                render(schema, rows), sync_);
+    return err.empty() ? err : "file sink: " + err;
+  }
+
+  std::string publish_epoch(uint64_t epoch) override {
+    auto err = publish_epoch_files(dir_, epoch, sync_);
+    return err.empty() ? err : "file sink: " + err;
+  }
+
+  std::string recover(uint64_t last_complete, epoch_recovery* out) override {
+    auto err = recover_epoch_files(dir_, last_complete, out, sync_);
+    return err.empty() ? err : "file sink: " + err;
+  }
+
+  void set_sync(bool sync) override { sync_ = sync; }
+
  private:
+  std::string render(const output_schema& schema, const std::vector<row>& rows) const {
+    const std::vector<std::string> keys = json_keys(schema);
+    std::string text;
+    text.reserve(rows.size() * (32 + 24 * keys.size()));
+    for (const row& r : rows) {
+      append_row(text, keys, r, fmt_);
+      text.push_back('\n');
+    }
+    return text;
+  }
+
+  bool sync_ = true;
   std::string dir_;
   time_formatter fmt_;
 };

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "worker/epoch_files.hpp"
 #include "worker/pipeline_config.hpp"
 #include "worker/row.hpp"
 #include "worker/time_format.hpp"
@@ -32,6 +33,24 @@ class sink {
                                                 const std::vector<row>& rows) = 0;
   /// Flushes and releases resources; "" on success.
   [[nodiscard]] virtual std::string close() { return {}; }
+
+  // ---- exactly-once output with checkpoints (see epoch_files.hpp) ----
+  /// True for sinks that stage an epoch's output and publish it when the epoch completes (file
+  /// sink). The others (console, Kafka) are written per trigger: at-least-once after a crash.
+  [[nodiscard]] virtual bool transactional() const { return false; }
+  /// Durably stages the rows of `epoch` (invisible to readers until published).
+  [[nodiscard]] virtual std::string stage_epoch(uint64_t /*epoch*/, const output_schema&,
+                                                const std::vector<row>&) {
+    return "this sink cannot stage output";
+  }
+  /// Makes `epoch`'s staged rows visible; idempotent.
+  [[nodiscard]] virtual std::string publish_epoch(uint64_t /*epoch*/) { return {}; }
+  /// On restart: publishes staged epochs <= `last_complete`, discards newer ones.
+  [[nodiscard]] virtual std::string recover(uint64_t /*last_complete*/, epoch_recovery* /*out*/) {
+    return {};
+  }
+  /// fsync staged files (default on; off for tests and benchmarks only).
+  virtual void set_sync(bool /*sync*/) {}
 };
 
 /// Spark-like table per batch ("Batch: N", +---+ framing, aligned columns) to `out`.

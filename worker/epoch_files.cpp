@@ -1,0 +1,145 @@
+#include "worker/epoch_files.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+
+#include "worker/crash_point.hpp"
+
+namespace eddy {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string errno_text(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
+
+fs::path staging_root(const std::string& dir) {
+  return fs::path(dir) / "_staging";
+}
+
+fs::path staging_dir(const std::string& dir, uint64_t epoch) {
+  char name[24];
+  std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(epoch));
+  return staging_root(dir) / name;
+}
+
+std::string fsync_path(const fs::path& p, bool directory) {
+  const int fd = ::open(p.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return "cannot open \"" + p.string() + "\" to sync it: " + errno_text(errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return "cannot sync \"" + p.string() + "\": " + errno_text(err);
+  return {};
+}
+
+}  // namespace
+
+std::string epoch_file_stem(std::string_view stem, uint64_t epoch) {
+  char digits[24];
+  std::snprintf(digits, sizeof digits, "%010llu", static_cast<unsigned long long>(epoch));
+  return std::string(stem) + "-" + digits;
+}
+
+std::string stage_epoch_file(const std::string& dir, uint64_t epoch, const std::string& name,
+                             std::string_view content, bool sync) {
+  std::error_code ec;
+  const fs::path sdir = staging_dir(dir, epoch);
+  fs::create_directories(sdir, ec);
+  if (ec) return "cannot create directory \"" + sdir.string() + "\": " + ec.message();
+  const fs::path tmp = sdir / ("." + name + ".tmp");
+  const fs::path final_path = sdir / name;
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot create \"" + tmp.string() + "\": " + errno_text(errno);
+  auto fail = [&](const std::string& what, int err) {
+    ::close(fd);
+    fs::remove(tmp, ec);
+    return what + " \"" + tmp.string() + "\": " + errno_text(err);
+  };
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t w = ::write(fd, content.data() + done, content.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return fail("cannot write", errno);
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (sync && ::fsync(fd) != 0) return fail("cannot sync", errno);
+  if (::close(fd) != 0) {
+    fs::remove(tmp, ec);
+    return "cannot close \"" + tmp.string() + "\": " + errno_text(errno);
+  }
+  fs::rename(tmp, final_path, ec);
+  if (ec) return "cannot rename \"" + tmp.string() + "\": " + ec.message();
+  if (sync) return fsync_path(sdir, true);
+  return {};
+}
+
+std::string publish_epoch_files(const std::string& dir, uint64_t epoch, bool sync) {
+  std::error_code ec;
+  const fs::path sdir = staging_dir(dir, epoch);
+  if (!fs::exists(sdir, ec)) return {};
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(sdir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with(".")) continue;  // a half-written temporary: never staged
+    files.push_back(e.path());
+  }
+  if (ec) return "cannot list \"" + sdir.string() + "\": " + ec.message();
+  std::sort(files.begin(), files.end());
+  bool first = true;
+  for (const fs::path& f : files) {
+    const fs::path target = fs::path(dir) / f.filename();
+    fs::rename(f, target, ec);
+    if (ec)
+      return "cannot publish \"" + f.string() + "\" as \"" + target.string() +
+             "\": " + ec.message();
+    if (first) crash_point("publish");  // between two renames of one sink commit
+    first = false;
+  }
+  if (sync) {
+    if (auto err = fsync_path(dir, true); !err.empty()) return err;
+  }
+  fs::remove_all(sdir, ec);
+  if (ec) return "cannot remove \"" + sdir.string() + "\": " + ec.message();
+  fs::remove(staging_root(dir), ec);  // only when empty: readers see a tidy directory
+  return {};
+}
+
+std::string recover_epoch_files(const std::string& dir, uint64_t last_complete, epoch_recovery* out,
+                                bool sync) {
+  std::error_code ec;
+  const fs::path root = staging_root(dir);
+  if (!fs::exists(root, ec)) return {};
+  std::vector<uint64_t> epochs;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string n = e.path().filename().string();
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0') continue;  // not ours
+    epochs.push_back(v);
+  }
+  if (ec) return "cannot list \"" + root.string() + "\": " + ec.message();
+  std::sort(epochs.begin(), epochs.end());
+  for (uint64_t e : epochs) {
+    if (e <= last_complete) {
+      if (auto err = publish_epoch_files(dir, e, sync); !err.empty()) return err;
+      if (out) out->published.push_back(e);
+    } else {
+      fs::remove_all(staging_dir(dir, e), ec);
+      if (ec) return "cannot remove \"" + staging_dir(dir, e).string() + "\": " + ec.message();
+      if (out) out->discarded.push_back(e);
+    }
+  }
+  return {};
+}
+
+}  // namespace eddy
