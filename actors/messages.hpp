@@ -29,6 +29,11 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using register_atom = caf::atom_constant<caf::atom("register")>;
 using assign_atom = caf::atom_constant<caf::atom("assign")>;
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
+using checkpoint_atom = caf::atom_constant<caf::atom("checkpoint")>;  ///< coordinator -> task
+using barrier_atom = caf::atom_constant<caf::atom("barrier")>;  ///< in-band, after an input's data
+using ack_atom = caf::atom_constant<caf::atom("ack")>;          ///< participant -> coordinator
+using commit_atom = caf::atom_constant<caf::atom("commit")>;    ///< epoch complete: publish
+using ended_atom = caf::atom_constant<caf::atom("ended")>;      ///< a task's input ended
 
 /// Messages of one partition fetched in one poll: one contiguous byte buffer plus an index, so
 /// a batch costs a handful of allocations however many records it holds.
@@ -99,6 +104,19 @@ typename Inspector::result_type inspect(Inspector& f, assignment& x) {
   return f(caf::meta::type_name("assignment"), x.generation, x.topic, x.partitions);
 }
 
+/// A participant's answer to epoch `epoch`: its snapshot is written (one RocksDB WriteBatch) or,
+/// when `error` is set, could not be. Tasks report their partition's next offset, watermark and
+/// cumulative counters, which go into the epoch's manifest.
+struct checkpoint_ack {
+  uint64_t epoch = 0;
+  int32_t partition = -1;  ///< >= 0: the source task of this partition
+  int32_t shard = -1;      ///< >= 0: this aggregator shard; both -1: the sink
+  int64_t next_offset = -1;
+  int64_t watermark = INT64_MIN;
+  record_counters counters;
+  std::string error;
+};
+
 /// Final or periodic counters of a worker, per partition.
 struct worker_report {
   std::vector<int32_t> partitions;
@@ -112,3 +130,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::kafka_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::result_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::partials_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::worker_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::checkpoint_ack)

@@ -16,6 +16,7 @@ struct run_args {
   std::string bootstrap;
   std::string summary_json;
   bool exit_at_end = false;
+  bool reset = false;
 };
 
 void write_summary(const std::string& path, const run_result& r) {
@@ -43,7 +44,9 @@ void add_run_command(CLI::App& root) {
       "Run a pipeline: read the Kafka topic named in the pipeline file, decode and clean each\n"
       "Debezium record, filter, and write results to the configured sinks. Runs until\n"
       "Ctrl-C/SIGTERM (draining what was read first) or, with --exit-at-end, until every\n"
-      "partition reached the end it had when eddy started. SIGUSR1 prints the counters.");
+      "partition reached the end it had when eddy started. SIGUSR1 prints the counters.\n"
+      "With a [checkpoint] table, state and offsets are checkpointed every interval and a\n"
+      "restarted run resumes from the last complete checkpoint (file output exactly once).");
   cmd->add_option("-c,--config", args->config, "Pipeline file (TOML)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -51,6 +54,9 @@ void add_run_command(CLI::App& root) {
                   "Kafka bootstrap servers, overriding source.bootstrap_servers");
   cmd->add_flag("--exit-at-end", args->exit_at_end,
                 "Stop when every partition reached its end (like kcat -e)");
+  cmd->add_flag("--reset", args->reset,
+                "Delete the pipeline's checkpoints (checkpoint.dir) and start over as a new\n"
+                "pipeline: state, offsets and staged output are dropped; published output stays");
   cmd->add_option("--summary-json", args->summary_json,
                   "Write the final counters as JSON to this file");
   cmd->callback([args] {
@@ -71,6 +77,10 @@ void add_run_command(CLI::App& root) {
     signal_watch signals;
     run_options opts;
     opts.exit_at_end = args->exit_at_end;
+    opts.reset = args->reset;
+    if (args->reset && !cfg.checkpoint.enabled())
+      throw CLI::RuntimeError(
+          "--reset: " + args->config + " has no [checkpoint] dir, so there is nothing to reset", 2);
     opts.stop = &signals.stop;
     opts.stats_requested = &signals.stats;
     run_result r = run_pipeline(cfg, opts);

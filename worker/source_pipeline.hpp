@@ -35,6 +35,8 @@ class source_pipeline {
   void take_partials(std::vector<partial_batch>& out, int64_t now_us);
 
   [[nodiscard]] bool aggregating() const { return aggregator_ != nullptr; }
+  /// The partition aggregator (aggregating pipelines), for checkpoints; nullptr otherwise.
+  [[nodiscard]] partition_aggregator* aggregator() { return aggregator_.get(); }
 
  private:
   std::unique_ptr<record_processor> processor_;

@@ -128,6 +128,20 @@ child_process::child_process(const options& opts) {
   const child_stream streams[3] = {prepare(opts.in, 0, -1), prepare(opts.out, 1, out_pipe[1]),
                                    prepare(opts.err, 2, err_pipe[1])};
   const pid_t parent = ::getpid();
+  // The child's environment, built before fork (nothing in the child may allocate).
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    const std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const std::string& extra : opts.env)
+      replaced = replaced || extra.substr(0, extra.find('=')) == name;
+    if (!replaced) env_text.push_back(entry);
+  }
+  env_text.insert(env_text.end(), opts.env.begin(), opts.env.end());
+  std::vector<char*> envp;
+  for (std::string& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -144,7 +158,7 @@ child_process::child_process(const options& opts) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD}) ::signal(sig, SIG_DFL);
     for (const child_stream& s : streams) setup_child_stream(s, report[1]);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     child_fail(report[1], errno);
   }
 

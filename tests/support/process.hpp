@@ -54,6 +54,7 @@ class child_process {
     redirect in = redirect::null();  ///< null or file (a stdin pipe is not supported)
     redirect out = redirect::null();
     redirect err = redirect::null();
+    std::vector<std::string> env = {};  ///< "NAME=VALUE" added to (or replacing in) the environment
   };
 
   /// Starts the child; throws std::runtime_error when it cannot be started.

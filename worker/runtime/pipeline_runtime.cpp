@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -15,8 +17,15 @@
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "coordinator/coordinator_actor.hpp"
+#include "state/checkpoint_store.hpp"
+#include "worker/barrier_aligner.hpp"
+#include "worker/checkpoint_compat.hpp"
+#include "worker/crash_point.hpp"
+#include "worker/epoch_files.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/kafka_sink.hpp"
+#include "worker/runtime/run_context.hpp"
+#include "worker/runtime/shard_actor.hpp"
 #include "worker/sink.hpp"
 #include "worker/source_pipeline.hpp"
 #include "worker/time_format.hpp"
@@ -48,13 +57,13 @@ void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
 
 namespace {
 
-// Shared, read-only context of one pipeline run.
-struct run_context {
-  const pipeline_config* cfg;
-  run_options opts;
-  time_formatter fmt;
-  std::optional<aggregation_plan> plan;  ///< set for aggregating pipelines
-  std::atomic<bool> abort{false};        ///< a sink failed: drain and stop
+/// What a run resumes from (checkpoints on); empty for a new pipeline.
+struct restored_state {
+  std::shared_ptr<checkpoint_store> store;
+  checkpoint_metadata compat;  ///< this pipeline's fingerprint, stored with every epoch
+  uint64_t next_epoch = 1;
+  std::map<int32_t, int64_t> offsets;  ///< next offset per partition
+  std::map<int32_t, record_counters> counters;
 };
 
 int64_t now_us() {
@@ -64,6 +73,17 @@ int64_t now_us() {
 }
 
 // ---- sink actor -------------------------------------------------------------------------------
+//
+// Without checkpoints every sink is written once per trigger interval. With checkpoints, the
+// transactional sinks (file) and the dead-letter directory get one staged file per epoch: rows
+// are filed under the epoch their input's barrier says, staged when every input's barrier is
+// in (then the sink acks), and published when the coordinator says the epoch is complete.
+// Console and Kafka outputs stay per trigger (at-least-once).
+
+struct epoch_bucket {
+  std::vector<row> rows;
+  std::vector<dead_letter> dead;
+};
 
 struct sink_state {
   std::shared_ptr<run_context> ctx;
@@ -71,54 +91,63 @@ struct sink_state {
   std::unique_ptr<dead_letter_file_writer> dead_file;
   std::unique_ptr<kafka_dead_letter_writer> dead_kafka;
   output_schema schema;
-  std::vector<row> pending_rows;
+  std::vector<row> pending_rows;  ///< for the per-trigger sinks
   std::vector<dead_letter> pending_dead;
   int64_t pending_in = 0;
   std::map<int32_t, record_counters> counters;
-  std::map<int32_t, int64_t> next_offsets;
   std::set<int32_t> expected, ended;
   int expected_shards = 0, ended_shards = 0;
   int64_t batch_id = 0;
-  caf::actor listener;
+  caf::actor listener, coordinator;
   std::string error;
   bool finished = false;
+  // checkpoints
+  bool has_transactional = false, has_per_trigger = false;
+  std::unique_ptr<barrier_aligner> aligner;
+  epoch_bucket current, next;
   static inline const char* name = "eddy.sink";
 };
 
+using sink_ptr = caf::stateful_actor<sink_state>*;
+
 // A sink that cannot write stops the pipeline: the poller ends every partition, what was read
 // drains, and `eddy run` exits non-zero with the first error.
-void fail(caf::stateful_actor<sink_state>* self, std::string error) {
+void fail(sink_ptr self, std::string error) {
   auto& st = self->state;
   if (st.error.empty()) st.error = std::move(error);
   st.ctx->abort = true;
 }
 
-void flush(caf::stateful_actor<sink_state>* self) {
+// Aggregated rows come from several shards: show them in window, then key order. Stable, on the
+// window and key columns only: two on_update rows of one group stay in emission order (one group
+// lives in one shard, and CAF keeps one sender's messages in order).
+void sort_rows(sink_ptr self, std::vector<row>& rows) {
+  auto& st = self->state;
+  if (!st.ctx->plan) return;
+  const auto keys = static_cast<std::ptrdiff_t>(st.schema.names.size() - st.ctx->plan->aggs.size());
+  std::stable_sort(rows.begin(), rows.end(), [keys](const row& a, const row& b) {
+    return std::lexicographical_compare(a.begin(), a.begin() + keys, b.begin(), b.begin() + keys);
+  });
+}
+
+void flush(sink_ptr self) {
   auto& st = self->state;
   if (st.pending_in == 0 && st.pending_rows.empty() && st.pending_dead.empty()) return;
-  if (st.ctx->plan) {
-    // Aggregated rows come from several shards: show them in window, then key order. Stable, on
-    // the window and key columns only: two on_update rows of one group stay in emission order
-    // (one group lives in one shard, and CAF keeps one sender's messages in order).
-    const auto keys =
-        static_cast<std::ptrdiff_t>(st.schema.names.size() - st.ctx->plan->aggs.size());
-    std::stable_sort(st.pending_rows.begin(), st.pending_rows.end(),
-                     [keys](const row& a, const row& b) {
-                       return std::lexicographical_compare(a.begin(), a.begin() + keys, b.begin(),
-                                                           b.begin() + keys);
-                     });
-  }
+  sort_rows(self, st.pending_rows);
   // A batch whose records were all filtered out still counts; an aggregating batch that closed
   // no window writes nothing (Spark prints empty tables; that is only noise).
   if (!st.pending_rows.empty() || !st.ctx->plan) {
     for (auto& s : st.sinks) {
+      if (st.ctx->checkpointing && s->transactional()) continue;
       if (auto err = s->write_batch(st.batch_id, st.schema, st.pending_rows); !err.empty())
         fail(self, "sink: " + err);
     }
   }
   if (!st.pending_dead.empty()) {
-    if (auto err = st.dead_file->write_batch(st.batch_id, st.pending_dead); !err.empty())
-      fail(self, "dead-letter output: " + err);
+    if (!st.ctx->checkpointing) {
+      if (auto err = st.dead_file->write_batch(st.batch_id, st.pending_dead); !err.empty())
+        fail(self, "dead-letter output: " + err);
+    }
     if (st.dead_kafka) {
       if (auto err = st.dead_kafka->write(st.pending_dead); !err.empty())
         fail(self, "dead-letter topic: " + err);
@@ -130,7 +159,7 @@ void flush(caf::stateful_actor<sink_state>* self) {
   st.pending_in = 0;
 }
 
-void report(caf::stateful_actor<sink_state>* self) {
+void report(sink_ptr self) {
   auto& st = self->state;
   worker_report r;
   for (const auto& [p, c] : st.counters) {
@@ -141,10 +170,9 @@ void report(caf::stateful_actor<sink_state>* self) {
   self->send(st.listener, done_atom::value, std::move(r), st.batch_id);
 }
 
-void maybe_finish(caf::stateful_actor<sink_state>* self) {
+void finish(sink_ptr self) {
   auto& st = self->state;
-  if (st.finished || st.ended.size() < st.expected.size() || st.ended_shards < st.expected_shards)
-    return;
+  if (st.finished) return;
   st.finished = true;
   flush(self);
   for (auto& s : st.sinks)
@@ -153,12 +181,73 @@ void maybe_finish(caf::stateful_actor<sink_state>* self) {
   self->quit();
 }
 
-caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<run_context> ctx,
-                         output_schema schema, caf::actor listener) {
+void maybe_finish(sink_ptr self) {
+  auto& st = self->state;
+  if (st.ctx->checkpointing) return;  // the coordinator's final commit ends the sink
+  if (st.ended.size() < st.expected.size() || st.ended_shards < st.expected_shards) return;
+  finish(self);
+}
+
+/// Files rows and dead letters of one result batch from input `in`.
+void take(sink_ptr self, int32_t in, std::vector<row>&& rows, std::vector<dead_letter>&& dead) {
+  auto& st = self->state;
+  if (!st.ctx->checkpointing) {
+    std::move(rows.begin(), rows.end(), std::back_inserter(st.pending_rows));
+    std::move(dead.begin(), dead.end(), std::back_inserter(st.pending_dead));
+    return;
+  }
+  epoch_bucket& b = st.aligner->blocked(in) ? st.next : st.current;
+  if (st.has_per_trigger) {
+    if (st.has_transactional)
+      st.pending_rows.insert(st.pending_rows.end(), rows.begin(), rows.end());
+    else
+      std::move(rows.begin(), rows.end(), std::back_inserter(st.pending_rows));
+  }
+  if (st.has_transactional) std::move(rows.begin(), rows.end(), std::back_inserter(b.rows));
+  if (st.dead_kafka) st.pending_dead.insert(st.pending_dead.end(), dead.begin(), dead.end());
+  std::move(dead.begin(), dead.end(), std::back_inserter(b.dead));
+}
+
+/// Every input's barrier of `epoch` is in: stage the epoch's output durably, then ack.
+void stage(sink_ptr self, uint64_t epoch) {
+  auto& st = self->state;
+  checkpoint_ack ack;
+  ack.epoch = epoch;
+  sort_rows(self, st.current.rows);
+  const bool sync = st.ctx->cfg->checkpoint.sync;
+  for (auto& s : st.sinks) {
+    if (!s->transactional()) continue;
+    if (auto err = s->stage_epoch(epoch, st.schema, st.current.rows); !err.empty())
+      ack.error = "sink: " + err;
+  }
+  if (auto err = st.dead_file->stage_epoch(epoch, st.current.dead, sync); !err.empty())
+    ack.error = "dead-letter output: " + err;
+  crash_point("stage");
+  st.current = std::move(st.next);
+  st.next = {};
+  if (!ack.error.empty()) fail(self, ack.error);
+  self->send(st.coordinator, std::move(ack));
+}
+
+/// The coordinator recorded `epoch` as complete: make its staged output visible.
+void publish(sink_ptr self, uint64_t epoch) {
+  auto& st = self->state;
+  for (auto& s : st.sinks) {
+    if (!s->transactional()) continue;
+    if (auto err = s->publish_epoch(epoch); !err.empty()) fail(self, "sink: " + err);
+  }
+  if (auto err = publish_epoch_files(st.dead_file->dir(), epoch, st.ctx->cfg->checkpoint.sync);
+      !err.empty())
+    fail(self, "dead-letter output: " + err);
+}
+
+caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output_schema schema,
+                         caf::actor listener, std::map<int32_t, record_counters> counters) {
   auto& st = self->state;
   st.ctx = ctx;
   st.schema = std::move(schema);
   st.listener = std::move(listener);
+  st.counters = std::move(counters);
   std::ostream& console = ctx->opts.console ? *ctx->opts.console : std::cout;
   for (const auto& sc : ctx->cfg->sinks) {
     switch (sc.kind) {
@@ -179,6 +268,10 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
       }
     }
   }
+  for (auto& s : st.sinks) {
+    s->set_sync(ctx->cfg->checkpoint.sync);
+    (s->transactional() ? st.has_transactional : st.has_per_trigger) = true;
+  }
   st.dead_file = std::make_unique<dead_letter_file_writer>(ctx->cfg->dead_letter.path);
   if (!ctx->cfg->dead_letter.topic.empty()) {
     std::string err;
@@ -189,30 +282,52 @@ caf::behavior sink_actor(caf::stateful_actor<sink_state>* self, std::shared_ptr<
   self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
                      tick_atom::value);
   return {
-      [self](assign_atom, const std::vector<int32_t>& partitions, int shards) {
-        self->state.expected_shards = shards;
+      [self](assign_atom, const std::vector<int32_t>& partitions, int shards,
+             const caf::actor& coordinator) {
+        auto& st = self->state;
+        st.expected_shards = shards;
+        st.coordinator = coordinator;
+        std::vector<int32_t> inputs;
         for (int32_t p : partitions) {
-          self->state.expected.insert(p);
-          self->state.counters[p];  // partitions with no records still show up
+          st.expected.insert(p);
+          st.counters[p];  // partitions with no records still show up
+          inputs.push_back(p);
         }
+        for (int i = 0; i < shards; ++i) inputs.push_back(-1 - i);
+        st.aligner = std::make_unique<barrier_aligner>(std::move(inputs));
       },
       [self](result_batch& b) {
         auto& st = self->state;
         if (b.shard >= 0) {
-          std::move(b.rows.begin(), b.rows.end(), std::back_inserter(st.pending_rows));
+          take(self, -1 - b.shard, std::move(b.rows), {});
           if (b.end) ++st.ended_shards;
           maybe_finish(self);
           return;
         }
         st.counters[b.partition] += b.counters;
         st.pending_in += b.counters.in;
-        if (b.next_offset >= 0) st.next_offsets[b.partition] = b.next_offset;
-        std::move(b.rows.begin(), b.rows.end(), std::back_inserter(st.pending_rows));
-        std::move(b.dead_letters.begin(), b.dead_letters.end(),
-                  std::back_inserter(st.pending_dead));
+        take(self, b.partition, std::move(b.rows), std::move(b.dead_letters));
         if (b.end) st.ended.insert(b.partition);
         maybe_finish(self);
       },
+      [self](barrier_atom, uint64_t epoch, int32_t input) {
+        auto& st = self->state;
+        std::string err;
+        if (st.aligner->on_barrier(input, epoch, &err)) {
+          stage(self, epoch);
+          st.aligner->release();
+        } else if (!err.empty()) {
+          checkpoint_ack ack;
+          ack.epoch = epoch;
+          ack.error = "sink: " + err;
+          self->send(st.coordinator, std::move(ack));
+        }
+      },
+      [self](commit_atom, uint64_t epoch, bool final_epoch) {
+        publish(self, epoch);
+        if (final_epoch) finish(self);
+      },
+      [self](stop_atom) { finish(self); },  // the coordinator gave up (checkpoint failure)
       [self](tick_atom) {
         auto& st = self->state;
         flush(self);
@@ -238,21 +353,80 @@ struct task_state {
   std::unique_ptr<source_pipeline> pipeline;
   std::vector<caf::actor> shards;
   std::vector<partial_batch> partials;
-  caf::actor sink;
+  caf::actor sink, coordinator;
   int32_t partition = 0;
+  int64_t next_offset = -1;  ///< after the last record processed (or restored)
+  record_counters totals;    ///< cumulative over the pipeline's life (restored + this run)
+  bool ended = false;
   static inline const char* name = "eddy.source_task";
 };
 
-caf::behavior source_task(caf::stateful_actor<task_state>* self, std::shared_ptr<run_context> ctx,
-                          int32_t partition, caf::actor sink, std::vector<caf::actor> shards) {
+using task_ptr = caf::stateful_actor<task_state>*;
+
+void send_partials(task_ptr self, bool end) {
+  auto& st = self->state;
+  st.pipeline->take_partials(st.partials, now_us());
+  for (size_t i = 0; i < st.shards.size() && i < st.partials.size(); ++i) {
+    partials_msg m;
+    m.batch = std::make_shared<partial_batch>(std::move(st.partials[i]));
+    m.end = end;
+    self->send(st.shards[i], std::move(m));
+  }
+}
+
+/// Barrier for `epoch`: partials first, then the barrier to every shard and the sink, then the
+/// task's state {aggregator state, next offset, watermark, counters} in one WriteBatch, then ack.
+void task_checkpoint(task_ptr self, uint64_t epoch) {
+  auto& st = self->state;
+  if (st.pipeline->aggregating() && !st.ended) send_partials(self, false);
+  for (const auto& shard : st.shards) self->send(shard, barrier_atom::value, epoch, st.partition);
+  self->send(st.sink, barrier_atom::value, epoch, st.partition);
+  checkpoint_ack ack;
+  ack.epoch = epoch;
+  ack.partition = st.partition;
+  ack.next_offset = st.next_offset;
+  ack.counters = st.totals;
+  std::vector<state_op> ops;
+  const std::string prefix = task_prefix(st.partition);
+  if (auto* agg = st.pipeline->aggregator()) {
+    agg->checkpoint(prefix + "a/", ops);
+    ack.watermark = agg->watermark();
+  }
+  ops.emplace_back(prefix + "m", encode_task_meta(st.next_offset, ack.watermark, st.totals));
+  if (auto s = st.ctx->db->write_batch(ops, false); !s.ok())
+    ack.error = "partition " + std::to_string(st.partition) + ": " + s.error;
+  self->send(st.coordinator, std::move(ack));
+}
+
+caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32_t partition,
+                          caf::actor sink, std::vector<caf::actor> shards, caf::actor coordinator) {
   auto& st = self->state;
   st.ctx = ctx;
   st.partition = partition;
   st.sink = std::move(sink);
   st.shards = std::move(shards);
+  st.coordinator = std::move(coordinator);
   std::string err;  // the config was validated before any actor started
   st.pipeline =
       source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
+  if (ctx->checkpointing && ctx->restored_epoch > 0) {
+    const std::string prefix = task_prefix(partition);
+    store_status s;
+    auto meta = ctx->db->get(prefix + "m", &s);
+    int64_t wm = 0;
+    if (s.ok() && meta && !decode_task_meta(*meta, &st.next_offset, &wm, &st.totals))
+      s.error = "malformed task state \"" + *meta + "\"";
+    if (s.ok()) {
+      if (auto* agg = st.pipeline->aggregator()) {
+        auto entries = ctx->db->scan(prefix + "a/", &s);
+        if (s.ok() && !agg->restore(prefix + "a/", entries, &err)) s.error = err;
+      }
+    }
+    if (!s.ok())
+      self->send(
+          st.coordinator, failed_atom::value,
+          "partition " + std::to_string(partition) + ": cannot restore its state: " + s.error);
+  }
   return {
       [self](const kafka_batch& b) {
         auto& st = self->state;
@@ -273,70 +447,20 @@ caf::behavior source_task(caf::stateful_actor<task_state>* self, std::shared_ptr
           st.pipeline->process(r, now, out.rows, out.dead_letters, out.counters);
           out.next_offset = e.offset + 1;
         }
-        if (st.pipeline->aggregating()) {
-          st.pipeline->take_partials(st.partials, now);
-          for (size_t i = 0; i < st.shards.size() && i < st.partials.size(); ++i) {
-            partials_msg m;
-            m.batch = std::make_shared<partial_batch>(std::move(st.partials[i]));
-            m.end = b.end;
-            self->send(st.shards[i], std::move(m));
-          }
-        }
+        if (out.next_offset >= 0) st.next_offset = out.next_offset;
+        st.totals += out.counters;
+        if (st.pipeline->aggregating()) send_partials(self, b.end);
         self->send(st.sink, std::move(out));
-        if (b.end) self->quit();
-      },
-  };
-}
-
-// ---- aggregator shard: merges partials of every partition, emits windows --------------------
-
-struct shard_state {
-  std::shared_ptr<run_context> ctx;
-  std::unique_ptr<shard_aggregator> aggregator;
-  caf::actor sink;
-  int shard = 0;
-  size_t partitions = 0, ended = 0;
-  static inline const char* name = "eddy.shard";
-};
-
-void shard_emit(caf::stateful_actor<shard_state>* self, bool finish) {
-  auto& st = self->state;
-  result_batch out;
-  out.shard = st.shard;
-  if (finish)
-    st.aggregator->finish(out.rows);
-  else
-    st.aggregator->emit(out.rows, now_us());
-  out.end = finish;
-  if (!out.rows.empty() || finish) self->send(st.sink, std::move(out));
-}
-
-caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, std::shared_ptr<run_context> ctx,
-                          int shard, std::vector<int32_t> partitions, caf::actor sink) {
-  auto& st = self->state;
-  st.ctx = ctx;
-  st.shard = shard;
-  st.sink = std::move(sink);
-  st.partitions = partitions.size();
-  st.aggregator = std::make_unique<shard_aggregator>(*ctx->plan, shard, std::move(partitions));
-  self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
-                     tick_atom::value);
-  return {
-      [self](partials_msg& m) {
-        auto& st = self->state;
-        st.aggregator->merge(std::move(*m.batch));
-        if (m.end && ++st.ended == st.partitions) {
-          // Every partition ended: close all windows (like Flink's stop --drain) and finish.
-          shard_emit(self, true);
-          self->quit();
+        if (b.end) {
+          st.ended = true;
+          // With checkpoints the task stays for the final epoch; the coordinator ends it.
+          if (st.ctx->checkpointing)
+            self->send(st.coordinator, ended_atom::value, st.partition);
+          else
+            self->quit();
         }
       },
-      [self](tick_atom) {
-        shard_emit(self, false);
-        self->delayed_send(self,
-                           std::chrono::milliseconds(self->state.ctx->cfg->trigger_interval_ms),
-                           tick_atom::value);
-      },
+      [self](checkpoint_atom, uint64_t epoch) { task_checkpoint(self, epoch); },
   };
 }
 
@@ -344,11 +468,11 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, std::shared_pt
 
 struct poller_state {
   std::shared_ptr<run_context> ctx;
+  std::chrono::steady_clock::time_point rate_start{};
+  int64_t rate_records = 0;  ///< records fetched since rate_start (source.max_records_per_second)
   std::shared_ptr<kafka_consumer> consumer;
   std::map<int32_t, caf::actor> tasks;
-  std::set<int32_t> at_end;
   caf::actor worker;
-  bool stopping = false;
   static inline const char* name = "eddy.poller";
 };
 
@@ -368,21 +492,28 @@ void end_partitions(caf::stateful_actor<poller_state>* self, const std::set<int3
 
 caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
                            std::shared_ptr<run_context> ctx,
-                           std::shared_ptr<kafka_consumer> consumer, caf::actor worker) {
+                           std::shared_ptr<kafka_consumer> consumer, caf::actor worker,
+                           std::map<int32_t, int64_t> resume) {
   auto& st = self->state;
   st.ctx = ctx;
   st.consumer = std::move(consumer);
   st.worker = std::move(worker);
   return {
-      [self](assign_atom, const std::vector<int32_t>& partitions,
-             const std::vector<caf::actor>& tasks) {
+      [self, resume](assign_atom, const std::vector<int32_t>& partitions,
+                     const std::vector<caf::actor>& tasks) {
         auto& st = self->state;
         std::vector<std::pair<int32_t, int64_t>> start;
+        // starting_offsets applies to a new pipeline only (as in Spark); a partition the
+        // checkpoint does not know (the topic grew) starts at its beginning.
         int64_t from =
-            st.ctx->cfg->source.starting_offsets == "latest" ? offset_end : offset_beginning;
+            st.ctx->restored_epoch == 0 && st.ctx->cfg->source.starting_offsets == "latest"
+                ? offset_end
+                : offset_beginning;
         for (size_t i = 0; i < partitions.size(); ++i) {
           st.tasks[partitions[i]] = tasks[i];
-          start.emplace_back(partitions[i], from);
+          auto it = resume.find(partitions[i]);
+          start.emplace_back(partitions[i],
+                             it != resume.end() && it->second >= 0 ? it->second : from);
         }
         std::string err;
         if (!st.consumer->assign(st.ctx->cfg->source.topic, start, &err)) {
@@ -391,14 +522,37 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
         }
         self->send(self, poll_atom::value);
       },
+      [self](commit_atom, const std::vector<std::pair<int32_t, int64_t>>& offsets) {
+        // For lag monitoring tools only: eddy resumes from its checkpoints.
+        self->state.consumer->commit(self->state.ctx->cfg->source.topic, offsets);
+      },
       [self](poll_atom) {
         auto& st = self->state;
         if (st.tasks.empty()) return;
-        if ((st.ctx->opts.stop && st.ctx->opts.stop->load()) || st.ctx->abort.load()) {
+        const bool stop = st.ctx->opts.stop && st.ctx->opts.stop->load();
+        if (stop || st.ctx->abort.load()) {
+          // With checkpoints, a stopped pipeline keeps its windows open in the final checkpoint
+          // and continues them on the next run.
+          if (st.ctx->checkpointing) st.ctx->drain = false;
           std::set<int32_t> all;
           for (const auto& [p, _] : st.tasks) all.insert(p);
           end_partitions(self, all);
           return;
+        }
+        size_t max = static_cast<size_t>(st.ctx->cfg->source.max_records_per_poll);
+        if (const int64_t rate = st.ctx->cfg->source.max_records_per_second; rate > 0) {
+          // Token bucket: fetch at most what the rate allows since the first poll; otherwise
+          // wait (here, on the poller's own thread) for the next record's share of time.
+          const auto now = std::chrono::steady_clock::now();
+          if (st.rate_records == 0) st.rate_start = now;
+          const double elapsed = std::chrono::duration<double>(now - st.rate_start).count();
+          const int64_t allowed =
+              static_cast<int64_t>(elapsed * static_cast<double>(rate)) + 1 - st.rate_records;
+          if (allowed <= 0) {
+            self->delayed_send(self, std::chrono::milliseconds(5), poll_atom::value);
+            return;
+          }
+          max = std::min(max, static_cast<size_t>(std::min<int64_t>(allowed, 1 << 20)));
         }
         const std::string& topic = st.ctx->cfg->source.topic;
         std::map<int32_t, kafka_batch> batches;
@@ -406,7 +560,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
         std::string err;
         bool ok = true;
         st.consumer->poll(
-            100, static_cast<size_t>(st.ctx->cfg->source.max_records_per_poll),
+            100, max,
             [&](const fetched_message& m) {
               auto& b = batches[m.partition];
               if (b.entries.empty()) {
@@ -418,6 +572,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
             },
             [&](int32_t p, int64_t) { eof.insert(p); }, &err, &ok);
         for (auto& [p, b] : batches) {
+          st.rate_records += static_cast<int64_t>(b.entries.size());
           auto it = st.tasks.find(p);
           if (it != st.tasks.end()) self->send(it->second, std::move(b));
         }
@@ -434,13 +589,158 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
   };
 }
 
+// ---- checkpoint coordinator: epochs, acks, the durable commit ---------------------------------
+//
+// Starts epoch e every checkpoint.interval (after the previous one completed): tells every
+// source task, which forwards barrier(e) in-band to the shards and the sink. When every task,
+// shard and the sink acked, it makes the node-local RocksDB durable in checkpoint storage
+// (checkpoint_store::commit_epoch: the manifest rename is "e complete"), then tells the sink to
+// publish e and the poller to commit the offsets to Kafka. When every task's input ended it runs
+// a final epoch and ends the pipeline. A detached actor: the commit blocks on disk I/O.
+
+struct coordinator_state {
+  std::shared_ptr<run_context> ctx;
+  std::shared_ptr<checkpoint_store> store;
+  std::map<int32_t, caf::actor> tasks;
+  std::vector<caf::actor> shards;
+  caf::actor sink, poller, worker;
+  checkpoint_metadata compat;
+  uint64_t next_epoch = 1;
+  uint64_t in_progress = 0;  ///< epoch being taken, 0 = none
+  bool final_epoch = false, done = false;
+  size_t acks = 0;
+  checkpoint_metadata meta;
+  std::vector<std::pair<int32_t, int64_t>> offsets;
+  std::set<int32_t> ended;
+  std::chrono::steady_clock::time_point started;
+  static inline const char* name = "eddy.checkpoint_coordinator";
+};
+
+using coord_ptr = caf::stateful_actor<coordinator_state>*;
+
+void end_run(coord_ptr self) {
+  auto& st = self->state;
+  st.done = true;
+  for (const auto& [_, t] : st.tasks) self->send_exit(t, caf::exit_reason::user_shutdown);
+  for (const auto& s : st.shards) self->send_exit(s, caf::exit_reason::user_shutdown);
+  self->quit();
+}
+
+void coordinator_fail(coord_ptr self, const std::string& error) {
+  auto& st = self->state;
+  if (st.done) return;
+  self->send(st.worker, failed_atom::value, error);
+  self->send(st.sink, stop_atom::value);
+  end_run(self);
+}
+
+void start_epoch(coord_ptr self) {
+  auto& st = self->state;
+  if (st.in_progress != 0 || st.done) return;
+  st.final_epoch = st.ended.size() == st.tasks.size();
+  st.in_progress = st.next_epoch++;
+  st.acks = 0;
+  st.meta = st.compat;
+  st.offsets.clear();
+  st.started = std::chrono::steady_clock::now();
+  for (const auto& [_, t] : st.tasks) self->send(t, checkpoint_atom::value, st.in_progress);
+}
+
+void complete_epoch(coord_ptr self) {
+  auto& st = self->state;
+  const uint64_t e = st.in_progress;
+  crash_point("checkpoint");  // every snapshot is written, the epoch is not complete yet
+  st.meta["pipeline.name"] = st.ctx->cfg->name;
+  commit_report report;
+  if (auto s = st.store->commit_epoch(*st.ctx->db, e, st.meta, &report); !s.ok()) {
+    coordinator_fail(self, "checkpoint " + std::to_string(e) + " failed: " + s.error);
+    return;
+  }
+  std::ostream& log = st.ctx->opts.log ? *st.ctx->opts.log : std::cerr;
+  for (const auto& w : report.warnings) log << "eddy: warning: " << w << "\n";
+  st.in_progress = 0;
+  self->send(st.sink, commit_atom::value, e, st.final_epoch);
+  self->send(st.poller, commit_atom::value, st.offsets);
+  if (st.final_epoch) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - st.started)
+                        .count();
+    log << "eddy: final checkpoint " << e << " written to " << st.store->options().dir << " ("
+        << report.info.total_bytes << " bytes, " << ms << " ms)\n";
+    end_run(self);
+    return;
+  }
+  if (st.ended.size() == st.tasks.size()) {
+    start_epoch(self);  // the input ended meanwhile: the final epoch, right away
+    return;
+  }
+  self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg->checkpoint.interval_ms),
+                     tick_atom::value);
+}
+
+caf::behavior checkpoint_coordinator(coord_ptr self, std::shared_ptr<run_context> ctx,
+                                     std::shared_ptr<checkpoint_store> store,
+                                     checkpoint_metadata compat, uint64_t next_epoch,
+                                     caf::actor worker) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.store = std::move(store);
+  st.compat = std::move(compat);
+  st.next_epoch = next_epoch;
+  st.worker = std::move(worker);
+  return {
+      [self](assign_atom, const std::vector<int32_t>& partitions,
+             const std::vector<caf::actor>& tasks, const std::vector<caf::actor>& shards,
+             const caf::actor& sink, const caf::actor& poller) {
+        auto& st = self->state;
+        for (size_t i = 0; i < partitions.size(); ++i) st.tasks[partitions[i]] = tasks[i];
+        st.shards = shards;
+        st.sink = sink;
+        st.poller = poller;
+        self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg->checkpoint.interval_ms),
+                           tick_atom::value);
+      },
+      [self](tick_atom) { start_epoch(self); },
+      [self](ended_atom, int32_t partition) {
+        auto& st = self->state;
+        st.ended.insert(partition);
+        if (st.ended.size() == st.tasks.size()) start_epoch(self);  // no-op while one runs
+      },
+      [self](checkpoint_ack& ack) {
+        auto& st = self->state;
+        if (st.done || ack.epoch != st.in_progress) return;
+        if (!ack.error.empty()) {
+          coordinator_fail(self,
+                           "checkpoint " + std::to_string(ack.epoch) + " failed: " + ack.error);
+          return;
+        }
+        if (ack.partition >= 0) {
+          const std::string p = "partition." + std::to_string(ack.partition);
+          st.meta[p + ".offset"] = std::to_string(ack.next_offset);
+          if (ack.watermark != INT64_MIN)
+            st.meta[p + ".watermark"] = st.ctx->fmt.format_iso(timestamp{ack.watermark});
+          const auto& c = ack.counters;
+          st.meta[p + ".counters"] = "in=" + std::to_string(c.in) +
+                                     " out=" + std::to_string(c.out) +
+                                     " filtered=" + std::to_string(c.filtered) +
+                                     " dead_lettered=" + std::to_string(c.dead_lettered) +
+                                     " late=" + std::to_string(c.late);
+          if (ack.next_offset >= 0) st.offsets.emplace_back(ack.partition, ack.next_offset);
+        }
+        if (++st.acks == st.tasks.size() + st.shards.size() + 1) complete_epoch(self);
+      },
+      [self](failed_atom, const std::string& error) { coordinator_fail(self, error); },
+  };
+}
+
 // ---- worker: hosts the tasks of the partitions the coordinator gives it -----------------------
 
 struct worker_state {
   std::shared_ptr<run_context> ctx;
-  caf::actor sink, poller, listener;
+  caf::actor sink, poller, listener, checkpointer;
   std::shared_ptr<kafka_consumer> consumer;
   output_schema schema;
+  restored_state restored;
   bool assigned = false;
   static inline const char* name = "eddy.worker";
 };
@@ -448,31 +748,41 @@ struct worker_state {
 caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
                            std::shared_ptr<run_context> ctx,
                            std::shared_ptr<kafka_consumer> consumer, caf::actor coordinator,
-                           caf::actor listener, output_schema schema) {
+                           caf::actor listener, output_schema schema, restored_state restored) {
   auto& st = self->state;
   st.ctx = ctx;
   st.consumer = std::move(consumer);
   st.listener = listener;
   st.schema = std::move(schema);
+  st.restored = std::move(restored);
   self->send(coordinator, register_atom::value, std::string("worker-1"),
              caf::actor_cast<caf::actor>(self));
   return {
       [self](assign_atom, const assignment& a) {
         auto& st = self->state;
-        if (st.assigned) return;  // reassignment needs checkpoints (not in this single-node run)
+        if (st.assigned) return;  // reassignment needs a second worker (multi-node: later)
         st.assigned = true;
-        st.sink = self->spawn(sink_actor, st.ctx, st.schema, st.listener);
+        auto& r = st.restored;
+        if (st.ctx->checkpointing)
+          st.checkpointer =
+              self->spawn<caf::detached>(checkpoint_coordinator, st.ctx, r.store, r.compat,
+                                         r.next_epoch, caf::actor_cast<caf::actor>(self));
+        st.sink = self->spawn(sink_actor, st.ctx, st.schema, st.listener, r.counters);
         int shard_count = st.ctx->plan ? st.ctx->plan->shard_count : 0;
-        self->send(st.sink, assign_atom::value, a.partitions, shard_count);
+        self->send(st.sink, assign_atom::value, a.partitions, shard_count, st.checkpointer);
         std::vector<caf::actor> shards;
         for (int i = 0; i < shard_count; ++i)
-          shards.push_back(self->spawn(shard_actor, st.ctx, i, a.partitions, st.sink));
+          shards.push_back(
+              spawn_shard(self->system(), st.ctx, i, a.partitions, st.sink, st.checkpointer));
         std::vector<caf::actor> tasks;
         for (int32_t p : a.partitions)
-          tasks.push_back(self->spawn(source_task, st.ctx, p, st.sink, shards));
+          tasks.push_back(self->spawn(source_task, st.ctx, p, st.sink, shards, st.checkpointer));
         st.poller = self->spawn<caf::detached>(poller_actor, st.ctx, st.consumer,
-                                               caf::actor_cast<caf::actor>(self));
+                                               caf::actor_cast<caf::actor>(self), r.offsets);
         self->send(st.poller, assign_atom::value, a.partitions, tasks);
+        if (st.checkpointer)
+          self->send(st.checkpointer, assign_atom::value, a.partitions, tasks, shards, st.sink,
+                     st.poller);
       },
       [self](failed_atom, const std::string& err) {
         self->send(self->state.listener, failed_atom::value, err);
@@ -481,6 +791,127 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
 }
 
 }  // namespace
+
+namespace {
+
+std::string task_key_partition_digits(int32_t p) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%010d", p);
+  return buf;
+}
+
+/// Opens checkpoint storage, restores the node-local DB from the newest intact epoch, checks the
+/// pipeline against it and finishes or discards what sinks staged. "" or the error to stop with.
+std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& opts,
+                                run_context& ctx, const std::vector<int32_t>& partitions,
+                                restored_state& out) {
+  namespace fs = std::filesystem;
+  std::ostream& log = opts.log ? *opts.log : std::cerr;
+  const checkpoint_config& cc = cfg.checkpoint;
+  const std::string local = cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
+  std::error_code ec;
+  if (opts.reset) {
+    fs::remove_all(cc.dir, ec);
+    if (ec) return "--reset: cannot remove " + cc.dir + ": " + ec.message();
+    fs::remove_all(local, ec);
+    log << "eddy: --reset: removed the checkpoints in " << cc.dir
+        << "; starting over as a new pipeline\n";
+  }
+  store_status s;
+  std::shared_ptr<checkpoint_store> store = checkpoint_store::open(
+      checkpoint_options{cc.dir, static_cast<size_t>(cc.retain), cc.sync}, &s);
+  if (!store) return "checkpoint.dir: " + s.error;
+  fs::remove_all(local, ec);  // may hold writes of an epoch that never completed
+  if (ec) return "checkpoint.local_dir: cannot clear " + local + ": " + ec.message();
+  std::vector<std::string> warnings;
+  auto restored = store->restore_latest(local, &warnings, &s);
+  for (const auto& w : warnings) log << "eddy: warning: " << w << "\n";
+  if (!s.ok())
+    return "cannot recover from the checkpoints in " + cc.dir + ": " + s.error +
+           " (eddy never starts over silently: run with --reset to drop them)";
+  out.compat = compat_fingerprint(cfg);
+  if (restored) {
+    if (auto e = compat_check(restored->metadata, out.compat, cc.dir); !e.empty()) return e;
+    ctx.restored_epoch = restored->epoch;
+    for (const auto& [k, v] : restored->metadata) {
+      if (!k.starts_with("partition.") || !k.ends_with(".offset")) continue;
+      const int32_t p = std::stoi(k.substr(10));
+      if (std::find(partitions.begin(), partitions.end(), p) == partitions.end())
+        return "topic " + cfg.source.topic + " no longer has partition " + std::to_string(p) +
+               ", which checkpoint " + std::to_string(restored->epoch) + " in " + cc.dir +
+               " holds offsets for: a topic cannot shrink under a running pipeline";
+    }
+  }
+  auto listed = store->list(&s);
+  if (!s.ok()) return "checkpoint.dir: " + s.error;
+  out.next_epoch = listed.empty() ? 1 : listed.back() + 1;
+  kv_options kvo;
+  kvo.block_cache_bytes = static_cast<size_t>(cc.block_cache_mb) << 20;
+  kvo.write_buffer_bytes = static_cast<size_t>(cc.write_buffer_mb) << 20;
+  std::shared_ptr<kv_store> db = kv_store::open(local, kvo, &s);
+  if (!db) return "checkpoint.local_dir: " + s.error;
+  for (int32_t p : partitions) {
+    auto meta = db->get(task_prefix(p) + "m", &s);
+    if (!s.ok()) return "checkpoint.local_dir: " + s.error;
+    int64_t off = -1, wm = 0;
+    record_counters c;
+    if (meta && decode_task_meta(*meta, &off, &wm, &c)) {
+      out.offsets[p] = off;
+      out.counters[p] = c;
+    }
+  }
+  // Output staged by epochs that completed is published; that of epochs that did not, dropped.
+  epoch_recovery rec;
+  for (const auto& sc : cfg.sinks) {
+    if (sc.kind != sink_kind::file) continue;
+    auto fs_sink = make_file_sink(sc, ctx.fmt);
+    fs_sink->set_sync(cc.sync);
+    if (auto e = fs_sink->recover(ctx.restored_epoch, &rec); !e.empty()) return e;
+  }
+  if (auto e = recover_epoch_files(cfg.dead_letter.path, ctx.restored_epoch, &rec, cc.sync);
+      !e.empty())
+    return "dead-letter output: " + e;
+  if (restored) {
+    log << "eddy: resuming from checkpoint " << restored->epoch << " in " << cc.dir;
+    if (!rec.published.empty())
+      log << " (published the output of " << rec.published.size() << " complete epoch(s))";
+    if (!rec.discarded.empty())
+      log << " (discarded the staged output of " << rec.discarded.size() << " incomplete epoch(s))";
+    log << "\n";
+  } else {
+    log << "eddy: new pipeline: checkpoints every " << cc.interval_ms << " ms in " << cc.dir
+        << "\n";
+  }
+  log.flush();
+  out.store = std::move(store);
+  ctx.db = std::move(db);
+  return {};
+}
+
+}  // namespace
+
+std::string task_prefix(int32_t partition) {
+  return "t/" + task_key_partition_digits(partition) + "/";
+}
+
+std::string shard_prefix(int shard) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%05d", shard);
+  return std::string("s/") + buf + "/";
+}
+
+std::string encode_task_meta(int64_t next_offset, int64_t watermark, const record_counters& c) {
+  return std::to_string(next_offset) + " " + std::to_string(watermark) + " " +
+         std::to_string(c.in) + " " + std::to_string(c.out) + " " + std::to_string(c.filtered) +
+         " " + std::to_string(c.dead_lettered) + " " + std::to_string(c.late);
+}
+
+bool decode_task_meta(const std::string& text, int64_t* next_offset, int64_t* watermark,
+                      record_counters* c) {
+  std::istringstream in(text);
+  return static_cast<bool>(in >> *next_offset >> *watermark >> c->in >> c->out >> c->filtered >>
+                           c->dead_lettered >> c->late);
+}
 
 run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
   run_result result;
@@ -521,6 +952,15 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     return result;
   }
 
+  restored_state restored;
+  if (cfg.checkpoint.enabled()) {
+    ctx->checkpointing = true;
+    if (auto e = prepare_checkpoints(cfg, opts, *ctx, partitions, restored); !e.empty()) {
+      result.error = e;
+      return result;
+    }
+  }
+
   caf::actor_system_config sys_cfg;
   if (opts.scheduler_threads > 0) sys_cfg.set("scheduler.max-threads", opts.scheduler_threads);
   sys_cfg.set("logger.verbosity", caf::atom("quiet"));
@@ -530,7 +970,7 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     caf::scoped_actor self{sys};
     auto coordinator = spawn_coordinator(sys, cfg.source.topic, partitions);
     auto worker = sys.spawn(worker_actor, ctx, consumer, coordinator,
-                            caf::actor_cast<caf::actor>(self), schema);
+                            caf::actor_cast<caf::actor>(self), schema, std::move(restored));
     bool running = true, failed = false;
     auto on_done = [&](done_atom, worker_report& r, int64_t batches) {
       result.partitions = std::move(r.partitions);

@@ -6,6 +6,14 @@
 // (result_batch); the sink writes one output batch per trigger interval. It returns when the
 // input is exhausted (`exit_at_end`), when `*stop` becomes true, or on a fatal error, after
 // every record taken from Kafka has been written to a sink, filtered or dead-lettered.
+//
+// With `[checkpoint]` in the pipeline file the run takes epoch checkpoints with aligned
+// barriers (docs/architecture.md): each source task writes {aggregator state, next offset,
+// watermark, counters} and each shard its state in one RocksDB WriteBatch of a node-local DB,
+// the sink stages the epoch's file output, and once all acked the DB is made durable in
+// checkpoint.dir (checkpoint_store). A later run resumes from the newest intact epoch: sources
+// seek to its offsets, state is restored, staged output of complete epochs is published and
+// that of incomplete ones dropped. A pipeline changed incompatibly is refused.
 #pragma once
 
 #include <atomic>
@@ -26,6 +34,7 @@ struct run_options {
   std::ostream* console = nullptr;               ///< console sink output (default std::cout)
   std::ostream* log = nullptr;                   ///< progress and counters (default std::cerr)
   int scheduler_threads = 0;                     ///< 0 = CAF's default
+  bool reset = false;  ///< drop the checkpoints (checkpoint.dir) and start as a new pipeline
 };
 
 struct run_result {

@@ -1,0 +1,49 @@
+// run_context.hpp — what every actor of one pipeline run shares (read-only after start, except
+// the atomics), and the key layout of task state in the node-local RocksDB.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "state/kv_store.hpp"
+#include "worker/pipeline_config.hpp"
+#include "worker/record_processor.hpp"
+#include "worker/runtime/pipeline_runtime.hpp"
+#include "worker/time_format.hpp"
+#include "worker/windowing.hpp"
+
+namespace eddy {
+
+struct run_context {
+  const pipeline_config* cfg = nullptr;
+  run_options opts;
+  time_formatter fmt;
+  std::optional<aggregation_plan> plan;  ///< set for aggregating pipelines
+  std::atomic<bool> abort{false};        ///< a sink failed: drain and stop
+
+  // ---- checkpoints (cfg->checkpoint.enabled()) ----
+  bool checkpointing = false;
+  std::shared_ptr<kv_store> db;  ///< node-local task state, restored from the last epoch
+  uint64_t restored_epoch = 0;   ///< 0 = a new pipeline
+  /// true: the input ended for good (--exit-at-end, or no checkpoints): close every window
+  /// when the tasks end, like Flink's stop --drain. false (SIGTERM with checkpoints): keep
+  /// windows open in the final checkpoint; the next run continues them.
+  std::atomic<bool> drain{true};
+};
+
+/// Node-local RocksDB keys. Task of partition p: "t/<p, 10 digits>/" + "m" (offset, watermark,
+/// counters) and "a/..." (partition_aggregator state). Shard s: "s/<s, 5 digits>/...".
+[[nodiscard]] std::string task_prefix(int32_t partition);
+[[nodiscard]] std::string shard_prefix(int shard);
+
+/// The task meta value: "next_offset watermark in out filtered dead_lettered late".
+[[nodiscard]] std::string encode_task_meta(int64_t next_offset, int64_t watermark,
+                                           const record_counters& c);
+[[nodiscard]] bool decode_task_meta(const std::string& text, int64_t* next_offset,
+                                    int64_t* watermark, record_counters* c);
+
+}  // namespace eddy
