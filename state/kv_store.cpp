@@ -98,6 +98,20 @@ std::vector<std::pair<std::string, std::string>> kv_store::scan(std::string_view
   return out;
 }
 
+store_status kv_store::scan_each(
+    std::string_view prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& f) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  const rocksdb::Slice p(prefix.data(), prefix.size());
+  for (it->Seek(p); it->Valid(); it->Next()) {
+    if (!it->key().starts_with(p)) break;
+    if (!f(std::string_view(it->key().data(), it->key().size()),
+           std::string_view(it->value().data(), it->value().size())))
+      break;
+  }
+  return translate(it->status(), "scan", path_);
+}
+
 store_status kv_store::flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;

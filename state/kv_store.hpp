@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,12 @@ class kv_store {
   /// All (key, value) pairs whose key starts with `prefix`, in key order.
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> scan(std::string_view prefix,
                                                                       store_status* status) const;
+
+  /// Calls `f(key, value)` for every pair whose key starts with `prefix`, in key order, until
+  /// `f` returns false; nothing is collected (the views are valid during the call only).
+  [[nodiscard]] store_status scan_each(
+      std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>& f) const;
 
   /// Writes the memtable to SST files (waits for it). Useful to shape tests and benchmarks; a
   /// checkpoint flushes on its own.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <utility>
 
@@ -455,6 +456,38 @@ bool fail_restore(std::string* error, std::string msg) {
   return false;
 }
 
+/// A changelog state value: [version][time][group key row][inputs row].
+bool parse_contribution(std::string_view val, const aggregation_plan& plan, contribution* c) {
+  byte_reader v(val);
+  return v.version() && v.svarint(&c->time) && v.row_of(&c->key) && v.row_of(&c->inputs) &&
+         v.done() && c->key.size() == plan.group_by.size() && c->inputs.size() == plan.aggs.size();
+}
+
+/// The `entries` of restore(prefix, entries, error) as a state_reader (scan ignores the prefix,
+/// so that restore still sees and rejects keys outside it).
+class entries_reader final : public state_reader {
+ public:
+  explicit entries_reader(const std::vector<std::pair<std::string, std::string>>& entries)
+      : entries_(entries) {}
+  std::optional<std::string> get(std::string_view key, std::string* /*error*/) const override {
+    for (const auto& [k, v] : entries_) {
+      if (k == key) return v;
+    }
+    return std::nullopt;
+  }
+  bool scan(std::string_view /*prefix*/,
+            const std::function<bool(std::string_view, std::string_view)>& f,
+            std::string* /*error*/) const override {
+    for (const auto& [k, v] : entries_) {
+      if (!f(k, v)) break;
+    }
+    return true;
+  }
+
+ private:
+  const std::vector<std::pair<std::string, std::string>>& entries_;
+};
+
 /// Printable form of a state key for error messages.
 std::string printable(std::string_view key) {
   static const char* const hex = "0123456789abcdef";
@@ -739,9 +772,12 @@ struct partition_aggregator::impl {
     std::unordered_map<row, session_map, row_hash, row_eq> sessions;
   };
   std::vector<pending> shards;
-  /// Changelog state: primary key -> the contribution last added for it. Bounded by the number
-  /// of distinct keys; lives in memory for now (issue 4 moves it to RocksDB).
+  /// Changelog state: primary key -> the contribution last added for it. Unbacked: every key.
+  /// Backed: only the keys read or changed since the last checkpoint (the rest is in the store).
   std::unordered_map<row, contribution, row_hash, row_eq> state;
+  const state_reader* backing = nullptr;
+  std::string backing_prefix;
+  std::string backing_error;
   /// Primary keys whose state changed since the last checkpoint -> whether the checkpoint
   /// holds them (their presence in `state` at the first change; the key is the row as stored).
   std::unordered_map<row, bool, row_hash, row_eq> touched;
@@ -760,6 +796,40 @@ struct partition_aggregator::impl {
   /// Call after erasing `pk` from the state: forgets it when the checkpoint never had it.
   void untouch_erased(const row& pk) {
     if (auto it = touched.find(pk); it != touched.end() && !it->second) touched.erase(it);
+  }
+
+  /// The changelog state of `pk`, read from the backing store into `state` when it is not in
+  /// memory. A touched key absent from `state` was deleted since the checkpoint (a tombstone).
+  contribution* lookup(const row& pk) {
+    if (auto it = state.find(pk); it != state.end()) return &it->second;
+    if (backing == nullptr || touched.find(pk) != touched.end()) return nullptr;
+    std::string err;
+    const std::string key = pk_key(backing_prefix, pk);
+    const auto val = backing->get(key, &err);
+    if (!err.empty()) {
+      if (backing_error.empty()) backing_error = std::move(err);
+      return nullptr;
+    }
+    if (!val) return nullptr;
+    contribution c;
+    if (!parse_contribution(*val, plan, &c)) {
+      if (backing_error.empty())
+        backing_error = "malformed changelog row in key '" + printable(key) + "'";
+      return nullptr;
+    }
+    return &state.emplace(pk, std::move(c)).first->second;
+  }
+
+  /// Backed: drops every clean entry (all of them right after a checkpoint).
+  void evict() {
+    if (backing == nullptr) return;
+    if (touched.empty()) {
+      state.clear();
+      return;
+    }
+    for (auto it = state.begin(); it != state.end();) {
+      it = touched.find(it->first) == touched.end() ? state.erase(it) : std::next(it);
+    }
   }
 
   [[nodiscard]] int64_t watermark() const {
@@ -860,9 +930,8 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
     add = make_contribution(plan, rec.image, *t);
   } else {
     pk = project(rec.image, plan.primary_key);
-    auto known = s.state.find(*pk);
-    if (known != s.state.end()) {
-      retract = known->second;  // exactly what this partition added for the key
+    if (const contribution* known = s.lookup(*pk)) {
+      retract = *known;  // exactly what this partition added for the key
     } else {
       // Unknown key: only what the message itself says about the previous row.
       const row* before = rec.op == cdc_op::del                      ? &rec.image
@@ -920,14 +989,14 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
 void partition_aggregator::forget(const row& image) {
   impl& s = *impl_;
   if (!s.plan.changelog) return;
-  auto known = s.state.find(project(image, s.plan.primary_key));
-  if (known == s.state.end()) return;
+  const row pk = project(image, s.plan.primary_key);
+  const contribution* known = s.lookup(pk);
+  if (known == nullptr) return;
   int windows = 0, late_windows = 0;
   std::string late_reason;
-  s.apply(known->second, -1, s.watermark(), windows, late_windows, late_reason);
-  s.touch(known->first);
-  const row pk = known->first;
-  s.state.erase(known);
+  s.apply(*known, -1, s.watermark(), windows, late_windows, late_reason);
+  s.touch(pk);
+  s.state.erase(pk);
   s.untouch_erased(pk);
 }
 
@@ -990,6 +1059,7 @@ void partition_aggregator::checkpoint(const std::string& prefix, std::vector<sta
     ops.emplace_back(std::move(key), std::move(v));
   }
   s.touched.clear();
+  s.evict();  // the caller applies `ops` before the next access
   std::string meta;
   put_u8(meta, state_version);
   put_svarint(meta, s.partition);
@@ -1001,57 +1071,89 @@ void partition_aggregator::checkpoint(const std::string& prefix, std::vector<sta
 bool partition_aggregator::restore(const std::string& prefix,
                                    const std::vector<std::pair<std::string, std::string>>& entries,
                                    std::string* error) {
+  return restore(entries_reader(entries), prefix, error);
+}
+
+bool partition_aggregator::restore(const state_reader& reader, const std::string& prefix,
+                                   std::string* error) {
   auto fresh = std::make_unique<impl>();
   fresh->plan = impl_->plan;
   fresh->partition = impl_->partition;
   fresh->shards.resize(impl_->shards.size());
+  fresh->backing = impl_->backing;
+  fresh->backing_prefix = impl_->backing_prefix;
   impl& s = *fresh;
+  const bool backed = s.backing != nullptr;
   bool have_meta = false;
-  for (const auto& [key, val] : entries) {
-    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) {
-      return fail_restore(
-          error, "state key '" + printable(key) + "' lacks prefix '" + printable(prefix) + "'");
-    }
-    const char tag = key[prefix.size()];
-    byte_reader k(std::string_view(key).substr(prefix.size() + 1));
-    byte_reader v(val);
-    const std::string where = " in partition state key '" + printable(key) + "'";
-    if (tag == tag_meta && k.done()) {
-      int64_t partition = 0;
-      if (!v.version() || !v.svarint(&partition) || !v.svarint(&s.max_event_time) ||
-          !v.svarint(&s.last_record_us) || !v.done()) {
-        return fail_restore(error, "malformed meta value" + where);
-      }
-      if (partition != s.partition) {
-        return fail_restore(error, "state of partition " + std::to_string(partition) +
-                                       " restored into partition " + std::to_string(s.partition) +
-                                       where);
-      }
-      have_meta = true;
-    } else if (tag == tag_pk) {
-      if (!s.plan.changelog) return fail_restore(error, "changelog state in append mode" + where);
-      row pk;
-      contribution c;
-      if (!k.row_of(&pk) || !k.done() || pk.size() != s.plan.primary_key.size()) {
-        return fail_restore(error, "malformed primary key" + where);
-      }
-      if (!v.version() || !v.svarint(&c.time) || !v.row_of(&c.key) || !v.row_of(&c.inputs) ||
-          !v.done() || c.key.size() != s.plan.group_by.size() ||
-          c.inputs.size() != s.plan.aggs.size()) {
-        return fail_restore(error, "malformed changelog row" + where);
-      }
-      if (!s.state.emplace(std::move(pk), std::move(c)).second) {
-        return fail_restore(error, "duplicate primary key" + where);
-      }
-    } else {
-      return fail_restore(error, "unknown partition state key '" + printable(key) + "'");
-    }
-  }
-  if (!entries.empty() && !have_meta) {
+  bool any = false;
+  std::string failure;
+  auto fail = [&](std::string msg) {
+    failure = std::move(msg);
+    return false;
+  };
+  std::string read_error;
+  const bool read_ok = reader.scan(
+      prefix,
+      [&](std::string_view key, std::string_view val) {
+        any = true;
+        if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) {
+          return fail("state key '" + printable(key) + "' lacks prefix '" + printable(prefix) +
+                      "'");
+        }
+        const char tag = key[prefix.size()];
+        byte_reader k(key.substr(prefix.size() + 1));
+        byte_reader v(val);
+        const std::string where = " in partition state key '" + printable(key) + "'";
+        if (tag == tag_meta && k.done()) {
+          int64_t partition = 0;
+          if (!v.version() || !v.svarint(&partition) || !v.svarint(&s.max_event_time) ||
+              !v.svarint(&s.last_record_us) || !v.done()) {
+            return fail("malformed meta value" + where);
+          }
+          if (partition != s.partition) {
+            return fail("state of partition " + std::to_string(partition) +
+                        " restored into partition " + std::to_string(s.partition) + where);
+          }
+          have_meta = true;
+        } else if (tag == tag_pk) {
+          if (!s.plan.changelog) return fail("changelog state in append mode" + where);
+          row pk;
+          contribution c;
+          if (!k.row_of(&pk) || !k.done() || pk.size() != s.plan.primary_key.size()) {
+            return fail("malformed primary key" + where);
+          }
+          if (!parse_contribution(val, s.plan, &c)) return fail("malformed changelog row" + where);
+          // Backed: checked here, read again when the key is next seen.
+          if (!backed && !s.state.emplace(std::move(pk), std::move(c)).second) {
+            return fail("duplicate primary key" + where);
+          }
+        } else {
+          return fail("unknown partition state key '" + printable(key) + "'");
+        }
+        return true;
+      },
+      &read_error);
+  if (!read_ok) return fail_restore(error, read_error);
+  if (!failure.empty()) return fail_restore(error, std::move(failure));
+  if (any && !have_meta) {
     return fail_restore(error, "partition state under '" + printable(prefix) + "' has no meta key");
   }
   impl_ = std::move(fresh);
   return true;
+}
+
+void partition_aggregator::set_backing(const state_reader* reader, const std::string& prefix) {
+  impl_->backing = reader;
+  impl_->backing_prefix = prefix;
+  impl_->evict();
+}
+
+const std::string& partition_aggregator::backing_error() const {
+  return impl_->backing_error;
+}
+
+size_t partition_aggregator::resident_entries() const {
+  return impl_->state.size();
 }
 
 // ---- shard_aggregator -----------------------------------------------------------------------
@@ -1104,6 +1206,99 @@ struct shard_aggregator::impl {
   };
   std::vector<dirty_ref> dirty;
   int64_t dropped_after_close = 0;
+
+  // Backing store (not sessions: they always live in memory). A window's entry in open/closed
+  // stays while it has groups in the store, even when none is in memory.
+  const state_reader* backing = nullptr;
+  std::string backing_prefix;
+  std::string backing_error;
+  std::map<window_bounds, int64_t> evicted;  ///< per window: stored groups not in memory
+  std::set<window_bounds> purge;  ///< freed at close: the next checkpoint deletes their groups
+
+  void fail_backing(std::string msg) {
+    if (backing_error.empty()) backing_error = std::move(msg);
+  }
+
+  /// Parses a group value (see group_value) into fresh `g`; sessions also read `w.end`.
+  bool read_group(std::string_view val, window_bounds& w, group_state& g) const {
+    byte_reader v(val);
+    uint8_t flags = 0;
+    g.accs = make_accs(plan);
+    if (!v.version() || !v.u8(&flags) || flags > 1 || (sessions_kind() && !v.svarint(&w.end)) ||
+        !v.svarint(&g.rows) || !read_accs(v, g.accs) || w.end < w.start) {
+      return false;
+    }
+    g.dirty = (flags & 1) != 0;
+    return true;
+  }
+
+  /// Backed: the stored group `key` of window `w`, read into `groups` (w's resident groups),
+  /// or groups.end() when the store has none.
+  key_map::iterator load_group(const window_bounds& w, const row& key, key_map& groups) {
+    const auto ev = evicted.find(w);
+    if (backing == nullptr || ev == evicted.end() || ev->second <= 0) return groups.end();
+    std::string err;
+    const std::string k = window_key(backing_prefix, w, key);
+    const auto val = backing->get(k, &err);
+    if (!err.empty()) {
+      fail_backing(std::move(err));
+      return groups.end();
+    }
+    if (!val) return groups.end();
+    window_bounds wb = w;
+    group_state g;
+    if (!read_group(*val, wb, g)) {
+      fail_backing("malformed group value in shard state key '" + printable(k) + "'");
+      return groups.end();
+    }
+    g.dirty = false;  // dirty groups are never evicted
+    g.closed = past(w.end);
+    --ev->second;
+    return groups.emplace(key, std::move(g)).first;
+  }
+
+  /// Backed: calls f(stored key, group key, value) for every stored group of window `w`.
+  void scan_window(const window_bounds& w,
+                   const std::function<void(std::string_view, row&, std::string_view)>& f) {
+    std::string wp = backing_prefix;
+    wp.push_back(tag_window);
+    put_be64(wp, w.start);
+    put_be64(wp, w.end);
+    std::string err;
+    row key;
+    const bool ok = backing->scan(
+        wp,
+        [&](std::string_view k, std::string_view v) {
+          byte_reader r(k.substr(wp.size()));
+          if (!r.row_of(&key) || !r.done()) {
+            fail_backing("malformed key in shard state key '" + printable(k) + "'");
+            return false;
+          }
+          f(k, key, v);
+          return true;
+        },
+        &err);
+    if (!ok) fail_backing(std::move(err));
+  }
+
+  /// Backed: drops the groups that are neither changed since the checkpoint nor to be emitted.
+  void evict() {
+    if (backing == nullptr || sessions_kind()) return;
+    for (auto* windows : {&open, &closed}) {
+      for (auto& [w, groups] : *windows) {
+        int64_t n = 0;
+        for (auto it = groups.begin(); it != groups.end();) {
+          if (it->second.touched || it->second.dirty) {
+            ++it;
+          } else {
+            it = groups.erase(it);
+            ++n;
+          }
+        }
+        if (n > 0) evicted[w] += n;
+      }
+    }
+  }
 
   /// Groups changed since the last checkpoint, by id (sessions: window {start, 0}) -> whether
   /// the checkpoint holds the id. A live group is in here iff its `touched` flag is set; an id
@@ -1186,7 +1381,11 @@ struct shard_aggregator::impl {
       return;
     }
     auto wit = (after_close ? closed : open).try_emplace(e.window).first;
-    auto [it, fresh] = wit->second.try_emplace(std::move(e.key));
+    key_map& groups = wit->second;
+    auto it = groups.find(e.key);
+    if (it == groups.end()) it = load_group(wit->first, e.key, groups);
+    const bool fresh = it == groups.end();
+    if (fresh) it = groups.try_emplace(std::move(e.key)).first;
     group_state& g = it->second;
     if (fresh) {
       g.accs = std::move(e.accs);
@@ -1293,11 +1492,30 @@ struct shard_aggregator::impl {
     }
     while (!open.empty() && past(open.begin()->first.end)) {
       auto node = open.extract(open.begin());
+      int64_t stored = 0;  // groups only in the backing store
+      if (auto ev = evicted.find(node.key()); ev != evicted.end()) {
+        stored = ev->second;
+        if (!keep_closed) evicted.erase(ev);
+      }
       if (!on_update) {
         for (const auto& [key, g] : node.mapped()) result_row(node.key(), key, g, out);
+        if (stored > 0) {
+          const key_map& resident = node.mapped();
+          scan_window(node.key(), [&](std::string_view k, row& key, std::string_view v) {
+            if (resident.find(key) != resident.end()) return;  // the memory copy is newer
+            window_bounds w = node.key();
+            group_state g;
+            if (!read_group(v, w, g)) {
+              fail_backing("malformed group value in shard state key '" + printable(k) + "'");
+              return;
+            }
+            result_row(w, key, g, out);
+          });
+        }
       }
       if (!keep_closed) {
         for (auto& [key, g] : node.mapped()) untouch(node.key(), key, g);
+        if (stored > 0) purge.insert(node.key());
       }
       if (keep_closed) {
         // `closed` is derived from closed_through in checkpoints: no write needed.
@@ -1386,8 +1604,31 @@ int64_t shard_aggregator::pipeline_watermark(int64_t processing_time_us) const {
 
 size_t shard_aggregator::open_groups() const {
   size_t n = impl_->open_sessions;
-  for (const auto& [w, keys] : impl_->open) n += keys.size();
+  for (const auto& [w, keys] : impl_->open) {
+    n += keys.size();
+    if (auto ev = impl_->evicted.find(w); ev != impl_->evicted.end())
+      n += static_cast<size_t>(ev->second);
+  }
   return n;
+}
+
+size_t shard_aggregator::resident_entries() const {
+  size_t n = 0;
+  for (const auto* windows : {&impl_->open, &impl_->closed}) {
+    for (const auto& [w, keys] : *windows) n += keys.size();
+  }
+  for (const auto& [key, m] : impl_->sessions) n += m.size();
+  return n;
+}
+
+void shard_aggregator::set_backing(const state_reader* reader, const std::string& prefix) {
+  impl_->backing = reader;
+  impl_->backing_prefix = prefix;
+  impl_->evict();
+}
+
+const std::string& shard_aggregator::backing_error() const {
+  return impl_->backing_error;
 }
 
 int64_t shard_aggregator::dropped_after_close() const {
@@ -1432,7 +1673,16 @@ void shard_aggregator::checkpoint(const std::string& prefix, std::vector<state_o
     ops.emplace_back(std::move(key), group_value(end, g->dirty, g->rows, g->accs));
     g->touched = false;
   }
+  // Groups of windows freed at close that only the store held (read before `ops` apply).
+  for (const window_bounds& w : s.purge) {
+    s.scan_window(w, [&](std::string_view k, row& key, std::string_view) {
+      if (s.touched.find(group_id{w, key}) == s.touched.end())
+        ops.emplace_back(std::string(k), std::nullopt);
+    });
+  }
+  s.purge.clear();
   s.touched.clear();
+  s.evict();  // the caller applies `ops` before the next access
   std::string meta;
   put_u8(meta, state_version);
   put_varint(meta, static_cast<uint64_t>(s.shard));
@@ -1452,28 +1702,43 @@ void shard_aggregator::checkpoint(const std::string& prefix, std::vector<state_o
 bool shard_aggregator::restore(const std::string& prefix,
                                const std::vector<std::pair<std::string, std::string>>& entries,
                                std::string* error) {
+  return restore(entries_reader(entries), prefix, error);
+}
+
+bool shard_aggregator::restore(const state_reader& reader, const std::string& prefix,
+                               std::string* error) {
   auto fresh = std::make_unique<impl>();
   fresh->plan = impl_->plan;
   fresh->shard = impl_->shard;
   fresh->on_update = impl_->on_update;
   fresh->keep_closed = impl_->keep_closed;
+  fresh->backing = impl_->backing;
+  fresh->backing_prefix = impl_->backing_prefix;
   for (const auto& [p, info] : impl_->partitions) fresh->partitions.try_emplace(p);
   impl& s = *fresh;
   const bool sessions = s.sessions_kind();
+  const bool backed = s.backing != nullptr && !sessions;
 
   // The meta key first: closed_through says which groups are closed.
   const std::string meta_key = prefix + tag_meta;
-  const auto meta = std::find_if(entries.begin(), entries.end(),
-                                 [&](const auto& e) { return e.first == meta_key; });
-  if (meta == entries.end()) {
-    if (entries.empty()) {
+  std::string read_error;
+  const auto meta = reader.get(meta_key, &read_error);
+  if (!read_error.empty()) return fail_restore(error, read_error);
+  if (!meta) {
+    bool any = false;
+    if (!reader.scan(
+            prefix, [&](std::string_view, std::string_view) { return !(any = true); },
+            &read_error)) {
+      return fail_restore(error, read_error);
+    }
+    if (!any) {
       impl_ = std::move(fresh);
       return true;
     }
     return fail_restore(error, "shard state under '" + printable(prefix) + "' has no meta key");
   }
   {
-    byte_reader v(meta->second);
+    byte_reader v(*meta);
     uint64_t shard = 0;
     uint64_t shard_count = 0;
     uint64_t n = 0;
@@ -1509,74 +1774,86 @@ bool shard_aggregator::restore(const std::string& prefix,
     }
   }
 
-  for (const auto& [key, val] : entries) {
-    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) {
-      return fail_restore(
-          error, "state key '" + printable(key) + "' lacks prefix '" + printable(prefix) + "'");
-    }
-    if (key == meta_key) continue;
-    const char tag = key[prefix.size()];
-    byte_reader k(std::string_view(key).substr(prefix.size() + 1));
-    byte_reader v(val);
-    const std::string where = " in shard state key '" + printable(key) + "'";
-    row group_key;
-    window_bounds w;
-    if (tag == tag_window && !sessions) {
-      if (!k.be64(&w.start) || !k.be64(&w.end) || !k.row_of(&group_key) || !k.done()) {
-        return fail_restore(error, "malformed key" + where);
-      }
-    } else if (tag == tag_session && sessions) {
-      if (!k.row_of(&group_key) || !k.be64(&w.start) || !k.done()) {
-        return fail_restore(error, "malformed key" + where);
-      }
-    } else {
-      return fail_restore(error, "unexpected shard state key '" + printable(key) + "'");
-    }
-    if (group_key.size() != s.plan.group_by.size()) {
-      return fail_restore(error, "group key of the wrong width" + where);
-    }
-    uint8_t flags = 0;
-    group_state g;
-    g.accs = make_accs(s.plan);
-    if (!v.version() || !v.u8(&flags) || flags > 1 || (sessions && !v.svarint(&w.end)) ||
-        !v.svarint(&g.rows) || !read_accs(v, g.accs) || w.end < w.start) {
-      return fail_restore(error, "malformed group value" + where);
-    }
-    g.dirty = (flags & 1) != 0;
-    g.closed = s.past(w.end);
-    if (g.closed && !s.keep_closed) {
-      // Freed at close under this late policy (a checkpoint of another policy): delete it at
-      // the next checkpoint.
-      s.touched.emplace(group_id{sessions ? window_bounds{w.start, 0} : w, std::move(group_key)},
-                        true);
-      continue;
-    }
-    if (sessions) {
-      auto kit = s.sessions.try_emplace(std::move(group_key)).first;
-      auto& m = kit->second;
-      auto next = m.lower_bound(w.start);
-      const bool overlaps = (next != m.end() && next->first < w.end) ||
-                            (next != m.begin() && std::prev(next)->second.end > w.start);
-      if (overlaps) return fail_restore(error, "overlapping sessions" + where);
-      const row* kp = &kit->first;
-      const bool closed = g.closed;
-      const bool dirty = g.dirty;
-      session_state st;
-      st.end = w.end;
-      st.g = std::move(g);
-      m.emplace(w.start, std::move(st));
-      if (!closed) {
-        s.session_ends.emplace(w.end, std::make_pair(kp, w.start));
-        ++s.open_sessions;
-      }
-      if (dirty) s.dirty.push_back({w, kp, nullptr});
-    } else {
-      auto& windows = (g.closed ? s.closed : s.open)[w];
-      auto [it, inserted] = windows.try_emplace(std::move(group_key), std::move(g));
-      if (!inserted) return fail_restore(error, "duplicate group" + where);
-      if (it->second.dirty) s.dirty.push_back({w, &it->first, &it->second});
-    }
-  }
+  std::string failure;
+  auto fail = [&](std::string msg) {
+    failure = std::move(msg);
+    return false;
+  };
+  const bool read_ok = reader.scan(
+      prefix,
+      [&](std::string_view key, std::string_view val) {
+        if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) {
+          return fail("state key '" + printable(key) + "' lacks prefix '" + printable(prefix) +
+                      "'");
+        }
+        if (key == meta_key) return true;
+        const char tag = key[prefix.size()];
+        byte_reader k(key.substr(prefix.size() + 1));
+        const std::string where = " in shard state key '" + printable(key) + "'";
+        row group_key;
+        window_bounds w;
+        if (tag == tag_window && !sessions) {
+          if (!k.be64(&w.start) || !k.be64(&w.end) || !k.row_of(&group_key) || !k.done()) {
+            return fail("malformed key" + where);
+          }
+        } else if (tag == tag_session && sessions) {
+          if (!k.row_of(&group_key) || !k.be64(&w.start) || !k.done()) {
+            return fail("malformed key" + where);
+          }
+        } else {
+          return fail("unexpected shard state key '" + printable(key) + "'");
+        }
+        if (group_key.size() != s.plan.group_by.size()) {
+          return fail("group key of the wrong width" + where);
+        }
+        group_state g;
+        if (!s.read_group(val, w, g)) return fail("malformed group value" + where);
+        g.closed = s.past(w.end);
+        if (g.closed && !s.keep_closed) {
+          // Freed at close under this late policy (a checkpoint of another policy): delete it at
+          // the next checkpoint.
+          if (backed) {
+            s.purge.insert(w);
+          } else {
+            s.touched.emplace(
+                group_id{sessions ? window_bounds{w.start, 0} : w, std::move(group_key)}, true);
+          }
+          return true;
+        }
+        if (sessions) {
+          auto kit = s.sessions.try_emplace(std::move(group_key)).first;
+          auto& m = kit->second;
+          auto next = m.lower_bound(w.start);
+          const bool overlaps = (next != m.end() && next->first < w.end) ||
+                                (next != m.begin() && std::prev(next)->second.end > w.start);
+          if (overlaps) return fail("overlapping sessions" + where);
+          const row* kp = &kit->first;
+          const bool closed = g.closed;
+          const bool dirty = g.dirty;
+          session_state st;
+          st.end = w.end;
+          st.g = std::move(g);
+          m.emplace(w.start, std::move(st));
+          if (!closed) {
+            s.session_ends.emplace(w.end, std::make_pair(kp, w.start));
+            ++s.open_sessions;
+          }
+          if (dirty) s.dirty.push_back({w, kp, nullptr});
+        } else {
+          auto& windows = (g.closed ? s.closed : s.open)[w];
+          if (backed && !g.dirty) {
+            ++s.evicted[w];  // stays in the store
+            return true;
+          }
+          auto [it, inserted] = windows.try_emplace(std::move(group_key), std::move(g));
+          if (!inserted) return fail("duplicate group" + where);
+          if (it->second.dirty) s.dirty.push_back({w, &it->first, &it->second});
+        }
+        return true;
+      },
+      &read_error);
+  if (!read_ok) return fail_restore(error, read_error);
+  if (!failure.empty()) return fail_restore(error, std::move(failure));
   impl_ = std::move(fresh);
   return true;
 }

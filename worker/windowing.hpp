@@ -79,13 +79,26 @@
 // continue exactly as the originals would have (same outcomes, same rows), including groups
 // that were still waiting for an emit().
 //
+// Backing store (set_backing): with checkpoints on, the key space of the last checkpoint is
+// readable (the runtime's RocksDB), so memory need not hold a copy of it. A backed object keeps
+// in memory only what changed since the last checkpoint (plus groups still to emit, window
+// bounds and sessions); checkpoint() drops every clean entry after emitting its ops (which the
+// caller applies before touching the object again), and an entry not in memory is read from
+// the store on access (changelog keys on add/forget, groups on merge, a whole window's groups
+// by a prefix scan when it closes). restore() then streams the stored entries once to check
+// them and keeps none of them beyond the above. Outputs are exactly those of an unbacked
+// object. A failed or malformed read sets backing_error() (the entry then counts as absent):
+// results are unreliable from then on and the run must fail (no further checkpoint).
+//
 // Thread-safety: none; each object belongs to one actor. No CAF, no librdkafka.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -145,6 +158,21 @@ struct partial_batch {
 /// kv_store::write_batch ops.
 using state_op = std::pair<std::string, std::optional<std::string>>;
 
+/// Read access to the key space checkpoint() ops were applied to (in the runtime, the node-local
+/// RocksDB). Errors are reported through `error` (left untouched on success).
+class state_reader {
+ public:
+  virtual ~state_reader() = default;
+  /// The value of `key`; nullopt when absent or on a read error (then `error` is set).
+  [[nodiscard]] virtual std::optional<std::string> get(std::string_view key,
+                                                       std::string* error) const = 0;
+  /// Calls `f(key, value)` for every key starting with `prefix`, in key order, until `f`
+  /// returns false. false (with `error`) on a read error.
+  virtual bool scan(std::string_view prefix,
+                    const std::function<bool(std::string_view key, std::string_view value)>& f,
+                    std::string* error) const = 0;
+};
+
 enum class aggregate_outcome : uint8_t {
   contributed,  ///< counted as out
   late,         ///< counted as late (policy drop or update)
@@ -188,6 +216,19 @@ class partition_aggregator {
                              const std::vector<std::pair<std::string, std::string>>& entries,
                              std::string* error);
 
+  /// Backs this object with `reader` (see "Backing store" above); nullptr (the default) keeps
+  /// everything in memory. Call it on a fresh object before restore(), or right after a
+  /// checkpoint() whose ops were applied; `prefix` is the checkpoint prefix. `reader` must
+  /// outlive the object and always hold what the ops of the last checkpoint() left.
+  void set_backing(const state_reader* reader, const std::string& prefix);
+  /// As restore(prefix, entries, error), streaming the entries from `reader.scan(prefix)`.
+  [[nodiscard]] bool restore(const state_reader& reader, const std::string& prefix,
+                             std::string* error);
+  /// "" unless a read from the backing store failed or found malformed data.
+  [[nodiscard]] const std::string& backing_error() const;
+  /// Entries held in memory: changelog primary keys.
+  [[nodiscard]] size_t resident_entries() const;
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
@@ -229,6 +270,19 @@ class shard_aggregator {
   [[nodiscard]] bool restore(const std::string& prefix,
                              const std::vector<std::pair<std::string, std::string>>& entries,
                              std::string* error);
+
+  /// Backs this object with `reader` (see "Backing store" above); nullptr (the default) keeps
+  /// everything in memory. Call it on a fresh object before restore(), or right after a
+  /// checkpoint() whose ops were applied; `prefix` is the checkpoint prefix. `reader` must
+  /// outlive the object and always hold what the ops of the last checkpoint() left.
+  void set_backing(const state_reader* reader, const std::string& prefix);
+  /// As restore(prefix, entries, error), streaming the entries from `reader.scan(prefix)`.
+  [[nodiscard]] bool restore(const state_reader& reader, const std::string& prefix,
+                             std::string* error);
+  /// "" unless a read from the backing store failed or found malformed data.
+  [[nodiscard]] const std::string& backing_error() const;
+  /// Entries held in memory: (window or session) groups.
+  [[nodiscard]] size_t resident_entries() const;
 
  private:
   struct impl;

@@ -391,10 +391,15 @@ void task_checkpoint(task_ptr self, uint64_t epoch) {
   if (auto* agg = st.pipeline->aggregator()) {
     agg->checkpoint(prefix + "a/", ops);
     ack.watermark = agg->watermark();
+    if (const std::string& e = agg->backing_error(); !e.empty())
+      ack.error = "partition " + std::to_string(st.partition) + ": reading its state: " + e;
   }
   ops.emplace_back(prefix + "m", encode_task_meta(st.next_offset, ack.watermark, st.totals));
-  if (auto s = st.ctx->db->write_batch(ops, false); !s.ok())
+  if (!ack.error.empty()) {
+    // not written: the epoch fails
+  } else if (auto s = st.ctx->db->write_batch(ops, false); !s.ok()) {
     ack.error = "partition " + std::to_string(st.partition) + ": " + s.error;
+  }
   self->send(st.coordinator, std::move(ack));
 }
 
@@ -409,6 +414,9 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
   std::string err;  // the config was validated before any actor started
   st.pipeline =
       source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
+  auto* agg = st.pipeline->aggregator();
+  // Changelog state lives in the node-local store; memory holds what changed since the barrier.
+  if (ctx->checkpointing && agg) agg->set_backing(&ctx->db_reader, task_prefix(partition) + "a/");
   if (ctx->checkpointing && ctx->restored_epoch > 0) {
     const std::string prefix = task_prefix(partition);
     store_status s;
@@ -416,12 +424,7 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
     int64_t wm = 0;
     if (s.ok() && meta && !decode_task_meta(*meta, &st.next_offset, &wm, &st.totals))
       s.error = "malformed task state \"" + *meta + "\"";
-    if (s.ok()) {
-      if (auto* agg = st.pipeline->aggregator()) {
-        auto entries = ctx->db->scan(prefix + "a/", &s);
-        if (s.ok() && !agg->restore(prefix + "a/", entries, &err)) s.error = err;
-      }
-    }
+    if (s.ok() && agg && !agg->restore(ctx->db_reader, prefix + "a/", &err)) s.error = err;
     if (!s.ok())
       self->send(
           st.coordinator, failed_atom::value,

@@ -12,6 +12,7 @@
 #include "state/kv_store.hpp"
 #include "worker/pipeline_config.hpp"
 #include "worker/record_processor.hpp"
+#include "worker/runtime/kv_state_reader.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
 #include "worker/time_format.hpp"
 #include "worker/windowing.hpp"
@@ -29,6 +30,9 @@ struct run_context {
   bool checkpointing = false;
   std::shared_ptr<kv_store> db;  ///< node-local task state, restored from the last epoch
   uint64_t restored_epoch = 0;   ///< 0 = a new pipeline
+  /// `db` as the aggregators' backing store: task and shard state lives there, memory holds
+  /// only what changed since the last checkpoint (see windowing.hpp, "Backing store").
+  kv_state_reader db_reader{&db};
   /// true: the input ended for good (--exit-at-end, or no checkpoints): close every window
   /// when the tasks end, like Flink's stop --drain. false (SIGTERM with checkpoints): keep
   /// windows open in the final checkpoint; the next run continues them.

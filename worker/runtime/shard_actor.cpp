@@ -66,8 +66,11 @@ void snapshot(shard_ptr self, uint64_t epoch) {
   ack.shard = st.shard;
   std::vector<state_op> ops;
   st.aggregator->checkpoint(shard_prefix(st.shard), ops);
-  if (auto s = st.ctx->db->write_batch(ops, false); !s.ok())
+  if (const std::string& e = st.aggregator->backing_error(); !e.empty()) {
+    ack.error = "shard " + std::to_string(st.shard) + ": reading its state: " + e;
+  } else if (auto s = st.ctx->db->write_batch(ops, false); !s.ok()) {
     ack.error = "shard " + std::to_string(st.shard) + ": " + s.error;
+  }
   // In-band: the sink sees this after every row the shard emitted before the snapshot.
   self->send(st.sink, barrier_atom::value, epoch, -1 - st.shard);
   self->send(st.coordinator, std::move(ack));
@@ -84,13 +87,11 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int 
   st.partitions = partitions.size();
   st.aligner = std::make_unique<barrier_aligner>(partitions);
   st.aggregator = std::make_unique<shard_aggregator>(*ctx->plan, shard, std::move(partitions));
+  // Group state lives in the node-local store; memory holds what changed since the barrier.
+  if (ctx->checkpointing) st.aggregator->set_backing(&ctx->db_reader, shard_prefix(shard));
   if (ctx->checkpointing && ctx->restored_epoch > 0) {
-    store_status s;
-    auto entries = ctx->db->scan(shard_prefix(shard), &s);
     std::string err;
-    if (!s.ok())
-      st.restore_error = s.error;
-    else if (!st.aggregator->restore(shard_prefix(shard), entries, &err))
+    if (!st.aggregator->restore(ctx->db_reader, shard_prefix(shard), &err))
       st.restore_error = "shard " + std::to_string(shard) + ": cannot restore its state: " + err;
     if (!st.restore_error.empty()) self->send(st.coordinator, failed_atom::value, st.restore_error);
   }
