@@ -30,6 +30,7 @@
 #include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/ride_fields.hpp"
+#include "worker/kafka/consumer.hpp"
 
 namespace eddy::test {
 namespace {
@@ -310,6 +311,21 @@ TEST_F(checkpoint_corruption,
   ASSERT_TRUE(reset.has_value());
   EXPECT_TRUE(reset->status.ok()) << reset->err;
   EXPECT_NE(reset->err.find("--reset: removed the checkpoints"), std::string::npos) << reset->err;
+}
+
+TEST_F(checkpoint_corruption, commits_the_checkpointed_offsets_to_kafka_for_lag_monitors) {
+  std::string err;
+  // group.id defaults to "eddy-" + the pipeline name.
+  auto consumer = kafka_consumer::create(bootstrap_, "eddy-crash", {}, &err);
+  ASSERT_NE(consumer, nullptr) << err;
+  auto offsets = consumer->committed(topic_, {0, 1}, 10'000, &err);
+  ASSERT_EQ(offsets.size(), 2u) << err;
+  int64_t total = 0;
+  for (const auto& [p, off] : offsets) {
+    EXPECT_GT(off, 0) << "partition " << p;
+    total += off;
+  }
+  EXPECT_EQ(total, 40000);  // both runs read to the end: every message's offset is committed
 }
 
 TEST_F(checkpoint_corruption, an_incompatible_pipeline_change_is_refused_with_what_differs) {

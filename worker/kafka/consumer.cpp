@@ -157,15 +157,36 @@ size_t kafka_consumer::poll(int timeout_ms, size_t max,
   return delivered;
 }
 
-void kafka_consumer::commit(const std::string& topic,
-                            const std::vector<std::pair<int32_t, int64_t>>& offsets) {
-  if (offsets.empty()) return;
+std::string kafka_consumer::commit(const std::string& topic,
+                                   const std::vector<std::pair<int32_t, int64_t>>& offsets,
+                                   bool wait) {
+  if (offsets.empty()) return {};
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
   for (const auto& [p, off] : offsets)
     rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = off;
-  rd_kafka_commit(impl_->rk, list, 1);
+  const rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk, list, wait ? 0 : 1);
   rd_kafka_topic_partition_list_destroy(list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return "kafka: offset commit: " + kafka_error_text(err);
+  return {};
+}
+
+std::vector<std::pair<int32_t, int64_t>> kafka_consumer::committed(
+    const std::string& topic, const std::vector<int32_t>& partitions, int timeout_ms,
+    std::string* error) {
+  std::vector<std::pair<int32_t, int64_t>> out;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size()));
+  for (int32_t p : partitions) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
+  const rd_kafka_resp_err_t err = rd_kafka_committed(impl_->rk, list, timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (error) *error = "kafka: committed offsets: " + kafka_error_text(err);
+  } else {
+    for (int i = 0; i < list->cnt; ++i)
+      out.emplace_back(list->elems[i].partition, list->elems[i].offset);
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
 }
 
 }  // namespace eddy

@@ -61,8 +61,15 @@ class kafka_consumer {
               const std::function<void(int32_t partition, int64_t next_offset)>& on_eof,
               std::string* error, bool* ok);
 
-  /// Commits `offset` (the next to read) per partition asynchronously, for lag monitoring.
-  void commit(const std::string& topic, const std::vector<std::pair<int32_t, int64_t>>& offsets);
+  /// Commits `offset` (the next to read) per partition for lag monitoring: asynchronously, or
+  /// waiting for the broker's answer when `wait` ("" or the error).
+  std::string commit(const std::string& topic,
+                     const std::vector<std::pair<int32_t, int64_t>>& offsets, bool wait = false);
+
+  /// The group's committed offsets of `partitions` (-1001 = none), from the broker.
+  [[nodiscard]] std::vector<std::pair<int32_t, int64_t>> committed(
+      const std::string& topic, const std::vector<int32_t>& partitions, int timeout_ms,
+      std::string* error);
 
  private:
   struct impl;

@@ -525,10 +525,6 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
         }
         self->send(self, poll_atom::value);
       },
-      [self](commit_atom, const std::vector<std::pair<int32_t, int64_t>>& offsets) {
-        // For lag monitoring tools only: eddy resumes from its checkpoints.
-        self->state.consumer->commit(self->state.ctx->cfg->source.topic, offsets);
-      },
       [self](poll_atom) {
         auto& st = self->state;
         if (st.tasks.empty()) return;
@@ -604,6 +600,8 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
 struct coordinator_state {
   std::shared_ptr<run_context> ctx;
   std::shared_ptr<checkpoint_store> store;
+  std::unique_ptr<kafka_consumer> committer;  ///< offsets to Kafka (see commit_offsets)
+  bool commit_warned = false;
   std::map<int32_t, caf::actor> tasks;
   std::vector<caf::actor> shards;
   caf::actor sink, poller, worker;
@@ -649,6 +647,33 @@ void start_epoch(coord_ptr self) {
   for (const auto& [_, t] : st.tasks) self->send(t, checkpoint_atom::value, st.in_progress);
 }
 
+/// The completed epoch's offsets to Kafka, for lag monitors only (eddy resumes from its
+/// checkpoints). Through a consumer handle of its own that never fetches: commits on the
+/// poller's consumer put their results into the queue it fetches from.
+void commit_offsets(coord_ptr self, bool wait) {
+  auto& st = self->state;
+  std::ostream& log = st.ctx->opts.log ? *st.ctx->opts.log : std::cerr;
+  std::string err;
+  if (!st.committer) {
+    st.committer = kafka_consumer::create(st.ctx->cfg->source.bootstrap_servers,
+                                          st.ctx->cfg->source.group_id, {}, &err);
+    if (!st.committer) {
+      log << "eddy: warning: cannot commit offsets to Kafka: " << err << "\n";
+      return;
+    }
+  }
+  // Serve the results of earlier asynchronous commits (the handle is assigned nothing: this
+  // fetches no message), then commit; only the final commit waits for the broker.
+  bool ok = true;
+  st.committer->poll(
+      0, 16, [](const fetched_message&) {}, [](int32_t, int64_t) {}, &err, &ok);
+  err = st.committer->commit(st.ctx->cfg->source.topic, st.offsets, wait);
+  if (!err.empty() && !st.commit_warned) {
+    log << "eddy: warning: " << err << " (lag monitors may show stale offsets)\n";
+    st.commit_warned = true;
+  }
+}
+
 void complete_epoch(coord_ptr self) {
   auto& st = self->state;
   const uint64_t e = st.in_progress;
@@ -662,17 +687,19 @@ void complete_epoch(coord_ptr self) {
   std::ostream& log = st.ctx->opts.log ? *st.ctx->opts.log : std::cerr;
   for (const auto& w : report.warnings) log << "eddy: warning: " << w << "\n";
   st.in_progress = 0;
-  self->send(st.sink, commit_atom::value, e, st.final_epoch);
-  self->send(st.poller, commit_atom::value, st.offsets);
   if (st.final_epoch) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - st.started)
                         .count();
     log << "eddy: final checkpoint " << e << " written to " << st.store->options().dir << " ("
         << report.info.total_bytes << " bytes, " << ms << " ms)\n";
+    commit_offsets(self, true);
+    self->send(st.sink, commit_atom::value, e, true);
     end_run(self);
     return;
   }
+  self->send(st.sink, commit_atom::value, e, false);
+  commit_offsets(self, false);
   if (st.ended.size() == st.tasks.size()) {
     start_epoch(self);  // the input ended meanwhile: the final epoch, right away
     return;
@@ -827,7 +854,11 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   fs::remove_all(local, ec);  // may hold writes of an epoch that never completed
   if (ec) return "checkpoint.local_dir: cannot clear " + local + ": " + ec.message();
   std::vector<std::string> warnings;
+  const auto restore_start = std::chrono::steady_clock::now();
   auto restored = store->restore_latest(local, &warnings, &s);
+  const auto restore_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - restore_start)
+                              .count();
   for (const auto& w : warnings) log << "eddy: warning: " << w << "\n";
   if (!s.ok())
     return "cannot recover from the checkpoints in " + cc.dir + ": " + s.error +
@@ -875,7 +906,8 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
       !e.empty())
     return "dead-letter output: " + e;
   if (restored) {
-    log << "eddy: resuming from checkpoint " << restored->epoch << " in " << cc.dir;
+    log << "eddy: resuming from checkpoint " << restored->epoch << " in " << cc.dir
+        << " (restored in " << restore_ms << " ms)";
     if (!rec.published.empty())
       log << " (published the output of " << rec.published.size() << " complete epoch(s))";
     if (!rec.discarded.empty())
