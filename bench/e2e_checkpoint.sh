@@ -92,7 +92,7 @@ for round in $(seq "$ROUNDS"); do
     n="${names[$(( (i + round - 1) % 4 ))]}"
     read -r r e < <(run_eddy "$work/$n.toml")
     rate[$n]+="$r "
-    line+=" $n $r msg/s$([[ $n == *cp ]] && echo " ($e epochs)") |"
+    if [[ $n == *cp ]]; then line+=" $n $r msg/s ($e epochs) |"; else line+=" $n $r msg/s |"; fi
   done
   echo "${line% |}"
 done

@@ -51,7 +51,8 @@ const keys not_session_keys = {"size", "slide"};
 const keys not_global_keys = {
     "size", "slide", "gap", "late", "max_out_of_orderness", "allowed_lateness", "idle_timeout"};
 const keys checkpoint_keys = {
-    "dir", "interval", "retain", "local_dir", "block_cache_mb", "write_buffer_mb", "sync"};
+    "dir",           "interval", "retain", "local_dir", "block_cache_mb", "write_buffer_mb",
+    "state_backend", "sync"};
 const keys aggregates_keys = {"alias", "function", "field", "q"};
 const keys aggregate_keys = {"group_by", "mode", "primary_key", "having", "shards"};
 const keys aggregate_functions = {
@@ -731,6 +732,9 @@ class loader {
     }
     if (!get_int(t, "checkpoint", "block_cache_mb", c.block_cache_mb, 1, 65536)) return false;
     if (!get_int(t, "checkpoint", "write_buffer_mb", c.write_buffer_mb, 1, 65536)) return false;
+    std::size_t backend = 0;
+    if (!get_choice(t, "checkpoint", "state_backend", {"memory", "rocksdb"}, backend)) return false;
+    c.state_in_rocksdb = backend == 1;
     return get_bool(t, "checkpoint", "sync", c.sync);
   }
 

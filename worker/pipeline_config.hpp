@@ -144,7 +144,12 @@ struct checkpoint_config {
   int64_t block_cache_mb = 64;   ///< `block_cache_mb`: RocksDB block cache budget, 1..65536
   int64_t write_buffer_mb = 32;  ///< `write_buffer_mb`: RocksDB memtable budget, 1..65536
   bool sync = true;  ///< `sync`: fsync checkpoint files (false only for tests/benchmarks)
-  int line = 0;      ///< line of the `[checkpoint]` table, for messages (0 = absent)
+  /// `state_backend`: "memory" (default: aggregation state in memory, checkpointed incrementally
+  /// into RocksDB — fastest) or "rocksdb" (state lives in the node-local RocksDB, read back on
+  /// access; for state larger than memory, slower — see docs/benchmarks.md §5). Like Flink's
+  /// HashMapStateBackend vs EmbeddedRocksDBStateBackend.
+  bool state_in_rocksdb = false;
+  int line = 0;  ///< line of the `[checkpoint]` table, for messages (0 = absent)
   [[nodiscard]] bool enabled() const { return !dir.empty(); }
 };
 

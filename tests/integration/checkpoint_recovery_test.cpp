@@ -108,9 +108,20 @@ class checkpoint_recovery : public eddy_fixture {
   }
 
   int runs_ = 0;
+
+  void crash_and_compare(const std::string& state_backend);
 };
 
 TEST_F(checkpoint_recovery, output_after_repeated_sigkills_equals_an_uninterrupted_run) {
+  crash_and_compare("memory");
+}
+
+TEST_F(checkpoint_recovery,
+       with_state_in_rocksdb_output_after_sigkills_equals_an_uninterrupted_run) {
+  crash_and_compare("rocksdb");
+}
+
+void checkpoint_recovery::crash_and_compare(const std::string& state_backend) {
   const std::string topic = "rides_crash";
   constexpr int k_count = 200000;
   ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":4"));
@@ -136,10 +147,11 @@ TEST_F(checkpoint_recovery, output_after_repeated_sigkills_equals_an_uninterrupt
   // The same pipeline, throttled so that kills land mid-stream, killed at least 20 times.
   const fs::path out = dir_ / "out", dead = dir_ / "dead";
   const std::string config = dir_ / "crash.toml";
-  write_text_file(config,
-                  crash_toml(topic, out, dead,
-                             "dir = \"" + (dir_ / "checkpoints") + "\"\ninterval = \"150ms\"\n",
-                             "max_records_per_second = 20000\n"));
+  write_text_file(config, crash_toml(topic, out, dead,
+                                     "dir = \"" + (dir_ / "checkpoints") +
+                                         "\"\ninterval = \"150ms\"\nstate_backend = \"" +
+                                         state_backend + "\"\n",
+                                     "max_records_per_second = 20000\n"));
   uint64_t seed = 20261125;
   if (const char* s = std::getenv("EDDY_CRASH_SEED")) seed = std::strtoull(s, nullptr, 10);
   std::mt19937_64 rng(seed);

@@ -1054,6 +1054,17 @@ TEST(pipeline_config, fills_in_checkpoint_defaults) {
   EXPECT_EQ(parsed(with_checkpoint("dir = \"/mnt/c/\"")).checkpoint.local_dir, "/mnt/c/local");
 }
 
+TEST(pipeline_config, reads_the_checkpoint_state_backend) {
+  EXPECT_FALSE(parsed(with_checkpoint("dir = \"c\"")).checkpoint.state_in_rocksdb);
+  EXPECT_FALSE(parsed(with_checkpoint("dir = \"c\"\nstate_backend = \"memory\""))
+                   .checkpoint.state_in_rocksdb);
+  EXPECT_TRUE(parsed(with_checkpoint("dir = \"c\"\nstate_backend = \"rocksdb\""))
+                  .checkpoint.state_in_rocksdb);
+  const auto r = parse_pipeline_config(with_checkpoint("dir = \"c\"\nstate_backend = \"disk\""));
+  ASSERT_FALSE(r.config.has_value());
+  EXPECT_NE(r.error.find(":15: checkpoint.state_backend"), std::string::npos) << r.error;
+}
+
 TEST(pipeline_config, a_checkpoint_table_without_dir_is_off_but_still_checked) {
   const auto c = parsed(with_checkpoint("interval = \"5s\""));
   EXPECT_FALSE(c.checkpoint.enabled());
@@ -1162,7 +1173,7 @@ TEST(pipeline_config, rejects_an_unknown_checkpoint_key_and_suggests_the_closest
             "t.toml:14: unknown key 'checkpoint.write_bufer_mb'; did you mean 'write_buffer_mb'?");
   EXPECT_EQ(parse_error(with_checkpoint("path = \"c\"")),
             "t.toml:14: unknown key 'checkpoint.path' (known keys: dir, interval, retain, "
-            "local_dir, block_cache_mb, write_buffer_mb, sync)");
+            "local_dir, block_cache_mb, write_buffer_mb, state_backend, sync)");
   EXPECT_EQ(parse_error(std::string(minimal) + "[checkpiont]\ndir = \"c\"\n"),
             "t.toml:13: unknown table [checkpiont]; did you mean 'checkpoint'?");
 }

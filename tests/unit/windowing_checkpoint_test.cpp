@@ -332,7 +332,9 @@ run_result run(const aggregation_plan& plan, const std::vector<ref_event>& event
       ASSERT_EQ(ops.size(), 1u);
       EXPECT_EQ(ks[ops[0].first], ops[0].second.value_or("?"));
       EXPECT_EQ(pas[static_cast<size_t>(p)]->backing_error(), "");
-      if (o.backed) EXPECT_EQ(pas[static_cast<size_t>(p)]->resident_entries(), 0u);
+      if (o.backed) {
+        EXPECT_EQ(pas[static_cast<size_t>(p)]->resident_entries(), 0u);
+      }
     }
     for (int s = 0; s < shards; ++s) {
       std::vector<state_op> ops;

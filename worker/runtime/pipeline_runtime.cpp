@@ -416,7 +416,8 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
       source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
   auto* agg = st.pipeline->aggregator();
   // Changelog state lives in the node-local store; memory holds what changed since the barrier.
-  if (ctx->checkpointing && agg) agg->set_backing(&ctx->db_reader, task_prefix(partition) + "a/");
+  if (ctx->checkpointing && ctx->cfg->checkpoint.state_in_rocksdb && agg)
+    agg->set_backing(&ctx->db_reader, task_prefix(partition) + "a/");
   if (ctx->checkpointing && ctx->restored_epoch > 0) {
     const std::string prefix = task_prefix(partition);
     store_status s;
