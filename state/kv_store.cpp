@@ -23,6 +23,7 @@ store_status translate(const rocksdb::Status& s, std::string_view what, const st
 struct kv_store::impl {
   std::shared_ptr<rocksdb::Cache> block_cache;  // declared before db: outlives it
   std::unique_ptr<rocksdb::DB> db;
+  bool disable_wal = false;
 };
 
 kv_store::kv_store(std::unique_ptr<impl> p, std::string path)
@@ -37,6 +38,7 @@ std::unique_ptr<kv_store> kv_store::open(const std::string& path, const kv_optio
                                          store_status* status) {
   constexpr std::size_t min_bytes = std::size_t{1} << 20;
   auto p = std::make_unique<impl>();
+  p->disable_wal = options.disable_wal;
   p->block_cache = rocksdb::NewLRUCache(std::max(options.block_cache_bytes, min_bytes));
 
   rocksdb::BlockBasedTableOptions table;
@@ -75,7 +77,8 @@ store_status kv_store::write_batch(
     if (!s.ok()) return translate(s, "write batch", path_);
   }
   rocksdb::WriteOptions wo;
-  wo.sync = sync;
+  wo.sync = sync && !impl_->disable_wal;
+  wo.disableWAL = impl_->disable_wal;
   return translate(impl_->db->Write(wo, &batch), "write", path_);
 }
 

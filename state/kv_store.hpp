@@ -33,6 +33,10 @@ struct kv_options {
   /// Memtables of all column families together (a WriteBufferManager): a memtable is flushed at
   /// half of it, and at most two exist at a time.
   std::size_t write_buffer_bytes = std::size_t{32} << 20;
+  /// Write without the write-ahead log: for a DB that is only ever made durable through
+  /// checkpoint_to() (which flushes the memtables first) and is rebuilt from a checkpoint after a
+  /// crash — the task DB of eddy's checkpoints. A crash loses every write since the last flush.
+  bool disable_wal = false;
 };
 
 class kv_store {

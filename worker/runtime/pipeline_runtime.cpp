@@ -679,6 +679,7 @@ void complete_epoch(coord_ptr self) {
   auto& st = self->state;
   const uint64_t e = st.in_progress;
   crash_point("checkpoint");  // every snapshot is written, the epoch is not complete yet
+  const auto acked = std::chrono::steady_clock::now();
   st.meta["pipeline.name"] = st.ctx->cfg->name;
   commit_report report;
   if (auto s = st.store->commit_epoch(*st.ctx->db, e, st.meta, &report); !s.ok()) {
@@ -693,7 +694,13 @@ void complete_epoch(coord_ptr self) {
                         std::chrono::steady_clock::now() - st.started)
                         .count();
     log << "eddy: final checkpoint " << e << " written to " << st.store->options().dir << " ("
-        << report.info.total_bytes << " bytes, " << ms << " ms)\n";
+        << report.info.total_bytes << " bytes, " << ms << " ms: snapshots "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(acked - st.started).count()
+        << " ms, storage "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 acked)
+               .count()
+        << " ms)\n";
     commit_offsets(self, true);
     self->send(st.sink, commit_atom::value, e, true);
     end_run(self);
@@ -883,6 +890,7 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   kv_options kvo;
   kvo.block_cache_bytes = static_cast<size_t>(cc.block_cache_mb) << 20;
   kvo.write_buffer_bytes = static_cast<size_t>(cc.write_buffer_mb) << 20;
+  kvo.disable_wal = true;  // rebuilt from checkpoint storage after any crash: no WAL needed
   std::shared_ptr<kv_store> db = kv_store::open(local, kvo, &s);
   if (!db) return "checkpoint.local_dir: " + s.error;
   for (int32_t p : partitions) {
