@@ -242,8 +242,10 @@ class checkpoint_corruption : public checkpoint_recovery {
   std::vector<uint64_t> epochs() {
     std::vector<uint64_t> out;
     for (const auto& e : fs::directory_iterator(dir_ / "cp/epochs"))
-      if (fs::exists(e.path() / "manifest.json"))
-        out.push_back(std::stoull(e.path().filename().string()));
+      if (const std::string n = e.path().filename().string();
+          fs::exists(e.path() / "manifest.json") && !n.empty() &&
+          n.find_first_not_of("0123456789") == std::string::npos)
+        out.push_back(std::stoull(n));  // not the "damaged-..." directories moved aside
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -290,6 +292,17 @@ TEST_F(checkpoint_corruption, a_flipped_byte_in_the_newest_checkpoint_falls_back
   EXPECT_NE(err.find("resuming from checkpoint " + std::to_string(before[before.size() - 2])),
             std::string::npos)
       << err;
+  // The damaged epoch was moved aside; the run went on with fresh epochs after the restored one.
+  EXPECT_NE(err.find("damaged checkpoint " + std::to_string(newest) + " moved aside"),
+            std::string::npos)
+      << err;
+  bool aside = false;
+  for (const auto& e : fs::directory_iterator(dir_ / "cp/epochs"))
+    aside = aside || e.path().filename().string().starts_with("damaged-" + std::to_string(newest));
+  EXPECT_TRUE(aside);
+  auto verify = run_eddy({"checkpoint", "verify", "--dir", dir_ / "cp"});
+  ASSERT_TRUE(verify.has_value());
+  EXPECT_TRUE(verify->status.ok()) << verify->out << verify->err;
 }
 
 TEST_F(checkpoint_corruption,

@@ -1,5 +1,7 @@
 #include "worker/runtime/pipeline_runtime.hpp"
 
+#include <unistd.h>
+
 #include <caf/all.hpp>
 
 #include <algorithm>
@@ -886,6 +888,23 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   }
   auto listed = store->list(&s);
   if (!s.ok()) return "checkpoint.dir: " + s.error;
+  if (restored) {
+    // Newer epochs were skipped as damaged: move them aside (kept for inspection), so that no
+    // later commit mistakes their files for its own and the next epochs reuse their numbers
+    // (and so their output file names) instead of duplicating their output.
+    for (uint64_t e : listed) {
+      if (e <= restored->epoch) continue;
+      const fs::path from = fs::path(cc.dir) / "epochs" / std::to_string(e);
+      const fs::path to = fs::path(cc.dir) / "epochs" /
+                          ("damaged-" + std::to_string(e) + "-" + std::to_string(::getpid()));
+      fs::rename(from, to, ec);
+      if (ec)
+        return "checkpoint.dir: cannot move damaged " + from.string() + " aside: " + ec.message();
+      log << "eddy: warning: damaged checkpoint " << e << " moved aside to " << to.string() << "\n";
+    }
+    listed = store->list(&s);
+    if (!s.ok()) return "checkpoint.dir: " + s.error;
+  }
   out.next_epoch = listed.empty() ? 1 : listed.back() + 1;
   kv_options kvo;
   kvo.block_cache_bytes = static_cast<size_t>(cc.block_cache_mb) << 20;
