@@ -17,47 +17,17 @@
 #include <vector>
 
 #include "tests/support/reference_aggregation.hpp"
+#include "tests/support/windowing_helpers.hpp"
 #include "worker/windowing.hpp"
 
 namespace eddy {
 namespace {
 
+using namespace eddy::test;  // windowing_helpers.hpp
+
 using reference::ref_event;
 
-constexpr int64_t sec = 1'000'000;
-
 // Fields: 0 id, 1 ts, 2 grp, 3 region, 4 amount, 5 qty, 6 status.
-pipeline_config base_config() {
-  pipeline_config cfg;
-  auto field = [&](const char* name, field_type t) {
-    field_config f;
-    f.name = name;
-    f.column = name;
-    f.type = t;
-    cfg.fields.push_back(f);
-  };
-  field("id", field_type::int64);
-  field("ts", field_type::timestamp);
-  field("grp", field_type::string);
-  field("region", field_type::int64);
-  field("amount", field_type::float64);
-  field("qty", field_type::int64);
-  field("status", field_type::string);
-  cfg.window.kind = window_kind::tumbling;
-  cfg.window.size_us = 10 * sec;
-  cfg.window.time_field = "ts";
-  return cfg;
-}
-
-void add_agg(pipeline_config& cfg, const std::string& alias, const std::string& fn,
-             const std::string& field, double q = 0.5) {
-  aggregate_config a;
-  a.alias = alias;
-  a.function = fn;
-  a.field = field;
-  a.q = q;
-  cfg.aggregates.push_back(a);
-}
 
 void all_aggregates(pipeline_config& cfg) {
   add_agg(cfg, "n", "count", "");
@@ -84,38 +54,6 @@ void retractable_aggregates(pipeline_config& cfg) {
   add_agg(cfg, "min_qty", "min", "qty");
   add_agg(cfg, "max_status", "max", "status");
   add_agg(cfg, "distinct_qty", "count_distinct", "qty");
-}
-
-aggregation_plan plan_of(const pipeline_config& cfg) {
-  std::string error;
-  auto plan = aggregation_plan::from_config(cfg, &error);
-  EXPECT_TRUE(plan.has_value()) << error;
-  return plan ? std::move(*plan) : aggregation_plan{};
-}
-
-std::string show(const value& v) {
-  std::ostringstream os;
-  std::visit(
-      [&](const auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, std::monostate>) {
-          os << "null";
-        } else if constexpr (std::is_same_v<T, timestamp>) {
-          os << "@" << x.micros;
-        } else if constexpr (std::is_same_v<T, std::string>) {
-          os << '"' << x << '"';
-        } else {
-          os << x;
-        }
-      },
-      v);
-  return os.str();
-}
-
-std::string show(const row& r) {
-  std::string s = "[";
-  for (size_t i = 0; i < r.size(); ++i) s += (i ? ", " : "") + show(r[i]);
-  return s + "]";
 }
 
 // ---- simulation of the runtime ------------------------------------------------------------
@@ -355,22 +293,6 @@ std::vector<ref_event> random_stream(std::mt19937_64& rng, const stream_options&
     out.push_back(std::move(ev));
   }
   return out;
-}
-
-const char* kind_name(window_kind k) {
-  switch (k) {
-    case window_kind::tumbling:
-      return "tumbling";
-    case window_kind::hopping:
-      return "hopping";
-    case window_kind::session:
-      return "session";
-    case window_kind::global:
-      return "global";
-    case window_kind::none:
-      return "none";
-  }
-  return "?";
 }
 
 void configure_window(pipeline_config& cfg, window_kind kind, std::mt19937_64& rng) {
