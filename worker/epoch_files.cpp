@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "worker/crash_point.hpp"
+#include "worker/sink.hpp"
 
 namespace eddy {
 namespace {
@@ -50,37 +51,8 @@ std::string epoch_file_stem(std::string_view stem, uint64_t epoch) {
 
 std::string stage_epoch_file(const std::string& dir, uint64_t epoch, const std::string& name,
                              std::string_view content, bool sync) {
-  std::error_code ec;
-  const fs::path sdir = staging_dir(dir, epoch);
-  fs::create_directories(sdir, ec);
-  if (ec) return "cannot create directory \"" + sdir.string() + "\": " + ec.message();
-  const fs::path tmp = sdir / ("." + name + ".tmp");
-  const fs::path final_path = sdir / name;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return "cannot create \"" + tmp.string() + "\": " + errno_text(errno);
-  auto fail = [&](const std::string& what, int err) {
-    ::close(fd);
-    fs::remove(tmp, ec);
-    return what + " \"" + tmp.string() + "\": " + errno_text(err);
-  };
-  size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t w = ::write(fd, content.data() + done, content.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return fail("cannot write", errno);
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (sync && ::fsync(fd) != 0) return fail("cannot sync", errno);
-  if (::close(fd) != 0) {
-    fs::remove(tmp, ec);
-    return "cannot close \"" + tmp.string() + "\": " + errno_text(errno);
-  }
-  fs::rename(tmp, final_path, ec);
-  if (ec) return "cannot rename \"" + tmp.string() + "\": " + ec.message();
-  if (sync) return fsync_path(sdir, true);
-  return {};
+  // Temporary name + rename inside the epoch's staging directory, fsynced when `sync`.
+  return write_file_atomically(staging_dir(dir, epoch).string(), name, content, sync);
 }
 
 std::string publish_epoch_files(const std::string& dir, uint64_t epoch, bool sync) {
@@ -139,6 +111,7 @@ std::string recover_epoch_files(const std::string& dir, uint64_t last_complete, 
       if (out) out->discarded.push_back(e);
     }
   }
+  fs::remove(root, ec);  // only when empty
   return {};
 }
 

@@ -233,7 +233,7 @@ std::string unique_file_suffix() {
 }
 
 std::string write_file_atomically(const std::string& dir, const std::string& name,
-                                  std::string_view content) {
+                                  std::string_view content, bool sync) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -258,6 +258,11 @@ std::string write_file_atomically(const std::string& dir, const std::string& nam
     }
     done += static_cast<size_t>(w);
   }
+  if (sync && ::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return fail("cannot sync", err);
+  }
   if (::close(fd) != 0) return fail("cannot close", errno);
   fs::rename(tmp_path, final_path, ec);
   if (ec) {
@@ -265,6 +270,14 @@ std::string write_file_atomically(const std::string& dir, const std::string& nam
                             final_path.string() + "\": " + ec.message();
     fs::remove(tmp_path, ec);
     return msg;
+  }
+  if (sync) {
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return "cannot open \"" + dir + "\" to sync it: " + errno_message(errno);
+    const int rc = ::fsync(dfd);
+    const int err = errno;
+    ::close(dfd);
+    if (rc != 0) return "cannot sync \"" + dir + "\": " + errno_message(err);
   }
   return {};
 }

@@ -83,7 +83,8 @@ void append_json_double(std::string& out, double v);
 /// Writes `content` to `<dir>/<name>` so that readers never see a partial file: creates `dir`
 /// (and parents), writes `<dir>/.<name>.tmp`, then renames it. "" on success, else a message
 /// naming the path; the temporary file is removed on failure.
+/// With `sync`, the file is fsynced before the rename and the directory after it (durable).
 [[nodiscard]] std::string write_file_atomically(const std::string& dir, const std::string& name,
-                                                std::string_view content);
+                                                std::string_view content, bool sync = false);
 
 }  // namespace eddy

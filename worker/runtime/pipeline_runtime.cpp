@@ -68,12 +68,6 @@ struct restored_state {
   std::map<int32_t, record_counters> counters;
 };
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // ---- sink actor -------------------------------------------------------------------------------
 //
 // Without checkpoints every sink is written once per trigger interval. With checkpoints, the

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -41,6 +42,13 @@ struct run_context {
 
 /// Node-local RocksDB keys. Task of partition p: "t/<p, 10 digits>/" + "m" (offset, watermark,
 /// counters) and "a/..." (partition_aggregator state). Shard s: "s/<s, 5 digits>/...".
+/// Wall clock in microseconds since the Unix epoch (processing time).
+[[nodiscard]] inline int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 [[nodiscard]] std::string task_prefix(int32_t partition);
 [[nodiscard]] std::string shard_prefix(int shard);
 

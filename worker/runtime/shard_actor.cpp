@@ -12,12 +12,6 @@
 namespace eddy {
 namespace {
 
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 struct shard_state {
   std::shared_ptr<run_context> ctx;
   std::unique_ptr<shard_aggregator> aggregator;
