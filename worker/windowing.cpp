@@ -1,4 +1,5 @@
 #include "worker/windowing.hpp"
+#include "worker/byte_codec.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -251,161 +252,12 @@ constexpr char tag_pk = 'k';
 constexpr char tag_window = 'w';
 constexpr char tag_session = 's';
 
-void put_u8(std::string& out, uint8_t b) {
-  out.push_back(static_cast<char>(b));
+using namespace byte_codec;
+
+bool read_version(byte_reader& r) {
+  uint8_t v = 0;
+  return r.u8(&v) && v == state_version;
 }
-
-void put_varint(std::string& out, uint64_t x) {
-  while (x >= 0x80) {
-    out.push_back(static_cast<char>((x & 0x7f) | 0x80));
-    x >>= 7;
-  }
-  out.push_back(static_cast<char>(x));
-}
-
-void put_svarint(std::string& out, int64_t x) {
-  put_varint(out, (static_cast<uint64_t>(x) << 1) ^ static_cast<uint64_t>(x >> 63));
-}
-
-/// Big-endian, sign bit flipped: byte order == numeric order.
-void put_be64(std::string& out, int64_t x) {
-  const uint64_t u = static_cast<uint64_t>(x) ^ (uint64_t{1} << 63);
-  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((u >> (8 * i)) & 0xff));
-}
-
-void put_row(std::string& out, const row& r) {
-  put_varint(out, r.size());
-  for (const value& v : r) {
-    put_u8(out, static_cast<uint8_t>(v.index()));
-    switch (v.index()) {
-      case 1: {
-        const auto& str = std::get<std::string>(v);
-        put_varint(out, str.size());
-        out.append(str);
-        break;
-      }
-      case 2:
-        put_svarint(out, std::get<int64_t>(v));
-        break;
-      case 3: {
-        const auto bits = std::bit_cast<uint64_t>(std::get<double>(v));
-        for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
-        break;
-      }
-      case 4:
-        put_u8(out, std::get<bool>(v) ? 1 : 0);
-        break;
-      case 5:
-        put_svarint(out, std::get<timestamp>(v).micros);
-        break;
-      default:
-        break;
-    }
-  }
-}
-
-/// Bounds-checked reader; every getter returns false on malformed input.
-class byte_reader {
- public:
-  explicit byte_reader(std::string_view in) : in_(in) {}
-  [[nodiscard]] bool done() const { return in_.empty(); }
-  std::string_view& rest() { return in_; }
-
-  bool u8(uint8_t* b) {
-    if (in_.empty()) return false;
-    *b = static_cast<uint8_t>(in_[0]);
-    in_.remove_prefix(1);
-    return true;
-  }
-  bool varint(uint64_t* x) {
-    uint64_t r = 0;
-    for (int i = 0; i < 10; ++i) {
-      uint8_t b = 0;
-      if (!u8(&b)) return false;
-      if (i == 9 && b > 1) return false;
-      r |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
-      if ((b & 0x80) == 0) {
-        *x = r;
-        return true;
-      }
-    }
-    return false;
-  }
-  bool svarint(int64_t* x) {
-    uint64_t u = 0;
-    if (!varint(&u)) return false;
-    *x = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
-    return true;
-  }
-  bool be64(int64_t* x) {
-    if (in_.size() < 8) return false;
-    uint64_t u = 0;
-    for (int i = 0; i < 8; ++i)
-      u = (u << 8) | static_cast<unsigned char>(in_[static_cast<size_t>(i)]);
-    in_.remove_prefix(8);
-    *x = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
-    return true;
-  }
-  bool version() {
-    uint8_t v = 0;
-    return u8(&v) && v == state_version;
-  }
-  bool row_of(row* r) {
-    uint64_t n = 0;
-    if (!varint(&n) || n > in_.size()) return false;  // every value takes >= 1 byte
-    r->clear();
-    r->reserve(static_cast<size_t>(n));
-    for (uint64_t i = 0; i < n; ++i) {
-      uint8_t tag = 0;
-      if (!u8(&tag)) return false;
-      switch (tag) {
-        case 0:
-          r->emplace_back();
-          break;
-        case 1: {
-          uint64_t len = 0;
-          if (!varint(&len) || len > in_.size()) return false;
-          r->emplace_back(std::string(in_.substr(0, static_cast<size_t>(len))));
-          in_.remove_prefix(static_cast<size_t>(len));
-          break;
-        }
-        case 2: {
-          int64_t x = 0;
-          if (!svarint(&x)) return false;
-          r->emplace_back(x);
-          break;
-        }
-        case 3: {
-          if (in_.size() < 8) return false;
-          uint64_t bits = 0;
-          for (int b = 7; b >= 0; --b)
-            bits = (bits << 8) | static_cast<unsigned char>(in_[static_cast<size_t>(b)]);
-          in_.remove_prefix(8);
-          r->emplace_back(std::bit_cast<double>(bits));
-          break;
-        }
-        case 4: {
-          uint8_t b = 0;
-          if (!u8(&b) || b > 1) return false;
-          r->emplace_back(b == 1);
-          break;
-        }
-        case 5: {
-          int64_t t = 0;
-          if (!svarint(&t)) return false;
-          r->emplace_back(timestamp{t});
-          break;
-        }
-        default:
-          return false;
-      }
-    }
-    return true;
-  }
-
- private:
-  std::string_view in_;
-};
 
 std::string pk_key(const std::string& prefix, const row& pk) {
   std::string k = prefix;
@@ -459,7 +311,7 @@ bool fail_restore(std::string* error, std::string msg) {
 /// A changelog state value: [version][time][group key row][inputs row].
 bool parse_contribution(std::string_view val, const aggregation_plan& plan, contribution* c) {
   byte_reader v(val);
-  return v.version() && v.svarint(&c->time) && v.row_of(&c->key) && v.row_of(&c->inputs) &&
+  return read_version(v) && v.svarint(&c->time) && v.row_of(&c->key) && v.row_of(&c->inputs) &&
          v.done() && c->key.size() == plan.group_by.size() && c->inputs.size() == plan.aggs.size();
 }
 
@@ -1106,7 +958,7 @@ bool partition_aggregator::restore(const state_reader& reader, const std::string
         const std::string where = " in partition state key '" + printable(key) + "'";
         if (tag == tag_meta && k.done()) {
           int64_t partition = 0;
-          if (!v.version() || !v.svarint(&partition) || !v.svarint(&s.max_event_time) ||
+          if (!read_version(v) || !v.svarint(&partition) || !v.svarint(&s.max_event_time) ||
               !v.svarint(&s.last_record_us) || !v.done()) {
             return fail("malformed meta value" + where);
           }
@@ -1224,7 +1076,7 @@ struct shard_aggregator::impl {
     byte_reader v(val);
     uint8_t flags = 0;
     g.accs = make_accs(plan);
-    if (!v.version() || !v.u8(&flags) || flags > 1 || (sessions_kind() && !v.svarint(&w.end)) ||
+    if (!read_version(v) || !v.u8(&flags) || flags > 1 || (sessions_kind() && !v.svarint(&w.end)) ||
         !v.svarint(&g.rows) || !read_accs(v, g.accs) || w.end < w.start) {
       return false;
     }
@@ -1742,7 +1594,7 @@ bool shard_aggregator::restore(const state_reader& reader, const std::string& pr
     uint64_t shard = 0;
     uint64_t shard_count = 0;
     uint64_t n = 0;
-    if (!v.version() || !v.varint(&shard) || !v.varint(&shard_count) ||
+    if (!read_version(v) || !v.varint(&shard) || !v.varint(&shard_count) ||
         !v.svarint(&s.first_seen_us) || !v.svarint(&s.closed_through) ||
         !v.svarint(&s.dropped_after_close) || !v.varint(&n)) {
       return fail_restore(error,
