@@ -271,15 +271,10 @@ class shard_aggregator {
                              const std::vector<std::pair<std::string, std::string>>& entries,
                              std::string* error);
 
-  /// Backs this object with `reader` (see "Backing store" above); nullptr (the default) keeps
-  /// everything in memory. Call it on a fresh object before restore(), or right after a
-  /// checkpoint() whose ops were applied; `prefix` is the checkpoint prefix. `reader` must
-  /// outlive the object and always hold what the ops of the last checkpoint() left.
+  /// set_backing, streaming restore and backing_error: as partition_aggregator's.
   void set_backing(const state_reader* reader, const std::string& prefix);
-  /// As restore(prefix, entries, error), streaming the entries from `reader.scan(prefix)`.
   [[nodiscard]] bool restore(const state_reader& reader, const std::string& prefix,
                              std::string* error);
-  /// "" unless a read from the backing store failed or found malformed data.
   [[nodiscard]] const std::string& backing_error() const;
   /// Entries held in memory: (window or session) groups.
   [[nodiscard]] size_t resident_entries() const;

@@ -67,60 +67,6 @@ void retractable_aggregates(pipeline_config& cfg) {
   add_agg(cfg, "distinct_qty", "count_distinct", "qty");
 }
 
-struct stream_options {
-  int partitions = 1;
-  int events = 200;
-  bool changelog = false;
-  int keys = 40;
-  int64_t quantum_us = 1;
-};
-
-std::vector<ref_event> random_stream(std::mt19937_64& rng, const stream_options& o) {
-  static const char* const groups[] = {"a", "b", "c", "d"};
-  static const char* const statuses[] = {"Completed", "Incomplete", "Cancelled"};
-  std::vector<ref_event> out;
-  std::map<int64_t, row> table;
-  int64_t base = 0;
-  auto u = [&](int64_t n) { return static_cast<int64_t>(rng() % static_cast<uint64_t>(n)); };
-  for (int i = 0; i < o.events; ++i) {
-    base += u(700'000);
-    int64_t t = base;
-    if (u(100) < 25) t -= u(15 * sec);
-    t -= ((t % o.quantum_us) + o.quantum_us) % o.quantum_us;
-    ref_event ev;
-    const int64_t id = o.changelog ? u(o.keys) : i;
-    ev.partition = static_cast<int32_t>(o.changelog ? id % o.partitions : u(o.partitions));
-    row r(7);
-    r[0] = id;
-    r[1] = u(100) < 2 ? value{} : value{timestamp{t}};
-    r[2] = std::string(groups[u(4)]);
-    r[3] = u(3);
-    r[4] = u(100) < 10 ? value{} : value{static_cast<double>(u(100000)) / 100.0};
-    r[5] = u(20) - 5;
-    r[6] = std::string(statuses[u(3)]);
-    if (o.changelog) {
-      auto it = table.find(id);
-      if (it == table.end()) {
-        ev.op = u(2) ? cdc_op::create : cdc_op::read;
-      } else if (u(100) < 25) {
-        ev.op = cdc_op::del;
-        r = it->second;
-      } else {
-        ev.op = cdc_op::update;
-        if (u(2)) ev.before = it->second;
-      }
-      if (ev.op == cdc_op::del) {
-        table.erase(id);
-      } else {
-        table[id] = r;
-      }
-    }
-    ev.image = std::move(r);
-    out.push_back(std::move(ev));
-  }
-  return out;
-}
-
 // ---- the key space ----------------------------------------------------------------------------
 
 using key_space = std::map<std::string, std::string>;
