@@ -71,8 +71,20 @@ std::unique_ptr<kv_store> kv_store::open(const std::string& path, const kv_optio
 
 store_status kv_store::write_batch(
     const std::vector<std::pair<std::string, std::optional<std::string>>>& ops, bool sync) {
-  rocksdb::WriteBatch batch;
-  for (const auto& [k, v] : ops) {
+  // Applied in key order (stable: ops on one key keep their order): the memtable's skip list
+  // inserts a run of ascending keys next to the previous one instead of searching from the top
+  // for each, which made a checkpoint of ~100k fresh keys spend most of its time in the search.
+  std::vector<uint32_t> order(ops.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (ops.size() > 1) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&ops](uint32_t a, uint32_t b) { return ops[a].first < ops[b].first; });
+  }
+  size_t bytes = 0;
+  for (const auto& [k, v] : ops) bytes += k.size() + (v ? v->size() : 0) + 16;
+  rocksdb::WriteBatch batch(bytes);
+  for (const uint32_t i : order) {
+    const auto& [k, v] = ops[i];
     rocksdb::Status s = v ? batch.Put(k, *v) : batch.Delete(k);
     if (!s.ok()) return translate(s, "write batch", path_);
   }

@@ -894,16 +894,20 @@ void partition_aggregator::take_partials(std::vector<partial_batch>& out,
 
 void partition_aggregator::checkpoint(const std::string& prefix, std::vector<state_op>& ops) {
   impl& s = *impl_;
+  ops.reserve(ops.size() + s.touched.size() + 1);
   for (const auto& [pk, stored] : s.touched) {
-    std::string old_key = pk_key(prefix, pk);
     const auto it = s.state.find(pk);
     if (it == s.state.end()) {
-      if (stored) ops.emplace_back(std::move(old_key), std::nullopt);
+      if (stored) ops.emplace_back(pk_key(prefix, pk), std::nullopt);
       continue;
     }
     std::string key = pk_key(prefix, it->first);
-    if (stored && key != old_key) ops.emplace_back(std::move(old_key), std::nullopt);
+    if (stored) {  // stored under the row as it was then: equal, but maybe not bit for bit
+      std::string old_key = pk_key(prefix, pk);
+      if (key != old_key) ops.emplace_back(std::move(old_key), std::nullopt);
+    }
     std::string v;
+    v.reserve(64);
     put_u8(v, state_version);
     put_svarint(v, it->second.time);
     put_row(v, it->second.key);
