@@ -633,11 +633,12 @@ struct partition_aggregator::impl {
   /// Primary keys whose state changed since the last checkpoint -> whether the checkpoint
   /// holds them (their presence in `state` at the first change; the key is the row as stored).
   std::unordered_map<row, bool, row_hash, row_eq> touched;
+  bool tracking = true;  ///< track_changes: off when the run takes no checkpoints
   std::vector<window_bounds> scratch;
 
   /// Call before changing the state of `pk`.
   void touch(const row& pk) {
-    if (touched.find(pk) != touched.end()) return;
+    if (!tracking || touched.find(pk) != touched.end()) return;
     const auto it = state.find(pk);
     if (it != state.end()) {
       touched.emplace(it->first, true);
@@ -647,6 +648,7 @@ struct partition_aggregator::impl {
   }
   /// Call after erasing `pk` from the state: forgets it when the checkpoint never had it.
   void untouch_erased(const row& pk) {
+    if (!tracking) return;
     if (auto it = touched.find(pk); it != touched.end() && !it->second) touched.erase(it);
   }
 
@@ -998,6 +1000,10 @@ bool partition_aggregator::restore(const state_reader& reader, const std::string
   return true;
 }
 
+void partition_aggregator::track_changes(bool on) {
+  impl_->tracking = on;
+}
+
 void partition_aggregator::set_backing(const state_reader* reader, const std::string& prefix) {
   impl_->backing = reader;
   impl_->backing_prefix = prefix;
@@ -1160,18 +1166,20 @@ struct shard_aggregator::impl {
   /// the checkpoint holds the id. A live group is in here iff its `touched` flag is set; an id
   /// without a live group is in here only when the checkpoint holds it (to be deleted).
   std::unordered_map<group_id, bool, group_id_hash, group_id_eq> touched;
+  bool tracking = true;  ///< track_changes: off when the run takes no checkpoints
 
   [[nodiscard]] bool sessions_kind() const { return plan.window.kind == window_kind::session; }
 
   /// Call when group `g` (id `w`, `key`) changed; `fresh`: it was just created.
   void touch(const window_bounds& w, const row& key, group_state& g, bool fresh) {
-    if (g.touched) return;
+    if (!tracking || g.touched) return;
     g.touched = true;
     touched.try_emplace(group_id{w, key}, !fresh);  // kept when the id was stored and freed
   }
 
   /// Call before group `g` is erased.
   void untouch(const window_bounds& w, const row& key, group_state& g) {
+    if (!tracking) return;
     if (!g.touched) {
       touched.emplace(group_id{w, key}, true);  // untouched since the checkpoint: stored there
       return;
@@ -1475,6 +1483,10 @@ size_t shard_aggregator::resident_entries() const {
   }
   for (const auto& [key, m] : impl_->sessions) n += m.size();
   return n;
+}
+
+void shard_aggregator::track_changes(bool on) {
+  impl_->tracking = on;
 }
 
 void shard_aggregator::set_backing(const state_reader* reader, const std::string& prefix) {

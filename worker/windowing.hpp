@@ -221,6 +221,11 @@ class partition_aggregator {
   /// checkpoint() whose ops were applied; `prefix` is the checkpoint prefix. `reader` must
   /// outlive the object and always hold what the ops of the last checkpoint() left.
   void set_backing(const state_reader* reader, const std::string& prefix);
+  /// Whether to remember what changed since the last checkpoint (on by default). A run without
+  /// checkpoints turns it off on a fresh object: that bookkeeping holds a copy of every key
+  /// changed since the last checkpoint, i.e. of every key when no checkpoint ever comes.
+  /// checkpoint() must not be called while it is off.
+  void track_changes(bool on);
   /// As restore(prefix, entries, error), streaming the entries from `reader.scan(prefix)`.
   [[nodiscard]] bool restore(const state_reader& reader, const std::string& prefix,
                              std::string* error);
@@ -273,6 +278,8 @@ class shard_aggregator {
 
   /// set_backing, streaming restore and backing_error: as partition_aggregator's.
   void set_backing(const state_reader* reader, const std::string& prefix);
+  /// As partition_aggregator::track_changes.
+  void track_changes(bool on);
   [[nodiscard]] bool restore(const state_reader& reader, const std::string& prefix,
                              std::string* error);
   [[nodiscard]] const std::string& backing_error() const;

@@ -411,6 +411,7 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
   st.pipeline =
       source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
   auto* agg = st.pipeline->aggregator();
+  if (agg && !ctx->checkpointing) agg->track_changes(false);
   // Changelog state lives in the node-local store; memory holds what changed since the barrier.
   if (ctx->checkpointing && ctx->cfg->checkpoint.state_in_rocksdb && agg)
     agg->set_backing(&ctx->db_reader, task_prefix(partition) + "a/");

@@ -81,6 +81,7 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int 
   st.partitions = partitions.size();
   st.aligner = std::make_unique<barrier_aligner>(partitions);
   st.aggregator = std::make_unique<shard_aggregator>(*ctx->plan, shard, std::move(partitions));
+  if (!ctx->checkpointing) st.aggregator->track_changes(false);
   // Group state lives in the node-local store; memory holds what changed since the barrier.
   if (ctx->checkpointing && ctx->cfg->checkpoint.state_in_rocksdb)
     st.aggregator->set_backing(&ctx->db_reader, shard_prefix(shard));
