@@ -72,6 +72,10 @@ struct kafka_batch {
   [[nodiscard]] std::string_view value(const entry& e) const {
     return std::string_view(bytes).substr(e.value_begin, e.value_size);
   }
+  /// What this batch counts against source.max_in_flight_mb.
+  [[nodiscard]] int64_t in_flight_cost() const {
+    return static_cast<int64_t>(bytes.size() + entries.size() * sizeof(entry));
+  }
 };
 
 /// Partial aggregates from one source task to one aggregator shard. Shared pointer: CAF 0.17
@@ -90,6 +94,9 @@ struct result_batch {
   record_counters counters;  ///< this batch only
   int64_t next_offset = -1;  ///< offset after the last record processed
   bool end = false;          ///< the task is done; nothing more will come from it
+  /// In-flight bytes of the kafka_batch this came from, released when the sink takes it
+  /// (run_context::in_flight_bytes).
+  int64_t credit = 0;
 };
 
 /// Partitions the coordinator hands one worker; `generation` grows with every reassignment.

@@ -25,7 +25,8 @@ const keys top_level_keys = {"pipeline",    "source", "fields",     "query",    
 const keys pipeline_keys = {"name", "timezone", "trigger_interval_ms"};
 const keys source_keys = {
     "bootstrap_servers", "topic",  "starting_offsets",  "max_records_per_poll",
-    "group_id",          "format", "max_message_bytes", "max_records_per_second"};
+    "group_id",          "format", "max_message_bytes", "max_records_per_second",
+    "max_in_flight_mb"};
 const keys field_keys = {"name", "column",  "type", "unit", "scale", "strip_bytes_wrapper",
                          "trim", "required"};
 const keys query_keys = {"filter", "select"};
@@ -510,6 +511,7 @@ class loader {
                  1'000'000'000)) {
       return false;
     }
+    if (!get_int(t, "source", "max_in_flight_mb", s.max_in_flight_mb, 1, 1 << 20)) return false;
     s.group_id = "eddy-" + cfg.name;
     if (!get_string(t, "source", "group_id", s.group_id, true)) return false;
     std::size_t format = 0;

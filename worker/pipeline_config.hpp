@@ -60,7 +60,10 @@ struct source_config {
   std::string starting_offsets = "earliest";  ///< "earliest" | "latest"
   int max_records_per_poll = 10000;           ///< 1..1'000'000
   int64_t max_records_per_second = 0;         ///< `max_records_per_second`: read rate cap, 0 = none
-  std::string group_id;                       ///< default "eddy-" + pipeline name
+  /// `max_in_flight_mb`: fetched message bytes read from Kafka but not yet through the sink;
+  /// the poller stops fetching above it (backpressure: memory and barrier delay stay bounded).
+  int64_t max_in_flight_mb = 64;
+  std::string group_id;                                 ///< default "eddy-" + pipeline name
   message_format format = message_format::auto_detect;  ///< `format`
   int64_t max_message_bytes = 1 << 20;  ///< `max_message_bytes`: larger values are dead-lettered
 };

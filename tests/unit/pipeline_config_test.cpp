@@ -164,6 +164,7 @@ TEST(pipeline_config, fills_in_defaults) {
   EXPECT_EQ(c.source.bootstrap_servers, "");
   EXPECT_EQ(c.source.starting_offsets, "earliest");
   EXPECT_EQ(c.source.max_records_per_poll, 10000);
+  EXPECT_EQ(c.source.max_in_flight_mb, 64);
   EXPECT_EQ(c.source.group_id, "eddy-t");
   EXPECT_EQ(c.source.format, message_format::auto_detect);
   ASSERT_EQ(c.fields.size(), 1u);
@@ -332,6 +333,8 @@ TEST(pipeline_config, rejects_out_of_range_numbers) {
             "t.toml:3: pipeline.trigger_interval_ms: must be between 10 and 3600000, got 5");
   EXPECT_EQ(parse_error(with_lines(5, "max_records_per_poll = 0")),
             "t.toml:6: source.max_records_per_poll: must be between 1 and 1000000, got 0");
+  EXPECT_EQ(parse_error(with_lines(5, "max_in_flight_mb = 0")),
+            "t.toml:6: source.max_in_flight_mb: must be between 1 and 1048576, got 0");
   EXPECT_EQ(parse_error(with_lines(12, "num_rows = 0")),
             "t.toml:13: sinks[0].num_rows: must be between 1 and 1000000, got 0");
 }

@@ -300,6 +300,7 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
           maybe_finish(self);
           return;
         }
+        st.ctx->in_flight_bytes.fetch_sub(b.credit, std::memory_order_relaxed);
         st.counters[b.partition] += b.counters;
         st.pending_in += b.counters.in;
         take(self, b.partition, std::move(b.rows), std::move(b.dead_letters));
@@ -434,6 +435,7 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
         result_batch out;
         out.partition = st.partition;
         out.end = b.end;
+        out.credit = b.in_flight_cost();
         if (!st.pipeline->aggregating()) out.rows.reserve(b.entries.size());
         raw_record r;
         r.topic = b.topic;
@@ -536,6 +538,13 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
           end_partitions(self, all);
           return;
         }
+        if (st.ctx->in_flight_bytes.load(std::memory_order_relaxed) >=
+            st.ctx->cfg->source.max_in_flight_mb << 20) {
+          // Backpressure: the tasks and the sink have enough to do. librdkafka keeps
+          // prefetching into its own bounded queue meanwhile.
+          self->delayed_send(self, std::chrono::milliseconds(2), poll_atom::value);
+          return;
+        }
         size_t max = static_cast<size_t>(st.ctx->cfg->source.max_records_per_poll);
         if (const int64_t rate = st.ctx->cfg->source.max_records_per_second; rate > 0) {
           // Token bucket: fetch at most what the rate allows since the first poll; otherwise
@@ -571,7 +580,9 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
         for (auto& [p, b] : batches) {
           st.rate_records += static_cast<int64_t>(b.entries.size());
           auto it = st.tasks.find(p);
-          if (it != st.tasks.end()) self->send(it->second, std::move(b));
+          if (it == st.tasks.end()) continue;
+          st.ctx->in_flight_bytes.fetch_add(b.in_flight_cost(), std::memory_order_relaxed);
+          self->send(it->second, std::move(b));
         }
         if (!ok) {
           self->send(st.worker, failed_atom::value, err);

@@ -26,6 +26,11 @@ struct run_context {
   time_formatter fmt;
   std::optional<aggregation_plan> plan;  ///< set for aggregating pipelines
   std::atomic<bool> abort{false};        ///< a sink failed: drain and stop
+  /// Backpressure: bytes of fetched batches the sink has not taken yet (the poller adds a
+  /// batch's in_flight_cost when it sends it, the sink subtracts it). The poller does not fetch
+  /// while this is at or above source.max_in_flight_mb, so task and sink mailboxes stay bounded
+  /// and a checkpoint barrier waits behind at most that much input.
+  std::atomic<int64_t> in_flight_bytes{0};
 
   // ---- checkpoints (cfg->checkpoint.enabled()) ----
   bool checkpointing = false;
