@@ -10,6 +10,9 @@
 #   windowed+cp     the same with [checkpoint] interval = INTERVAL (default "1s"), sync on,
 #                   checkpoint storage on disk under CP_BASE (default /var/tmp)
 #   plain / plain+cp  the same without aggregation (every filtered row written)
+#   changelog / changelog+cp  deploy/pipelines/ncr_changelog.toml (the last row of every booking
+#                   id, ~570k of them, is state: the state-heavy case, where each epoch of the
+#                   catch-up writes every id it saw)
 # The order rotates every round. Prints msg/s per run, medians, and the ratios
 # with-checkpoints / without (the aim is >= 0.95) plus the epochs each checkpointed run took.
 #
@@ -24,7 +27,7 @@
 # Usage: bench/e2e_checkpoint.sh [BUILD_DIR]     (default: <repo>/build)
 # Env:   COUNT=1000000 ROUNDS=3 PARTITIONS=16 INTERVAL=1s CP_BASE=/var/tmp STEADY_COUNT=300000
 #        STEADY_RATE=30000 KEEP=0
-# Needs: python3, kcat. Stops by itself; the broker is killed on exit. ~3–4 minutes on 2 cores.
+# Needs: python3, kcat. Stops by itself; the broker is killed on exit. ~5 minutes on 2 cores.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,9 +57,9 @@ source "$here/e2e_common.sh"
 cp_root="$(mktemp -d "$CP_BASE/eddy-cp.XXXXXX")"
 trap 'cleanup; rm -rf "$cp_root"' EXIT
 
-# $1 output file, $2 awk stop marker, $3 "cp" for a [checkpoint] table.
+# $1 output file, $2 awk stop marker, $3 "cp" for a [checkpoint] table, $4 source pipeline.
 make_pipeline() {
-  awk -v stop="$2" 'index($0, stop) == 1 {exit} {print}' "$example" |
+  awk -v stop="$2" 'index($0, stop) == 1 {exit} {print}' "${4:-$example}" |
     sed -e "s|^topic = .*|topic = \"$topic\"|" \
         -e "s|^bootstrap_servers = .*|bootstrap_servers = \"$bootstrap\"|" >"$1"
   printf '\n[[sinks]]\ntype = "file"\npath = "%s/out"\n\n[dead_letter]\npath = "%s/dead"\n' \
@@ -69,6 +72,8 @@ make_pipeline "$work/windowed.toml" "# ---- sinks" ""
 make_pipeline "$work/windowed+cp.toml" "# ---- sinks" cp
 make_pipeline "$work/plain.toml" "# ---- aggregation" ""
 make_pipeline "$work/plain+cp.toml" "# ---- aggregation" cp
+make_pipeline "$work/changelog.toml" "[[sinks]]" "" "$changelog"
+make_pipeline "$work/changelog+cp.toml" "[[sinks]]" cp "$changelog"
 
 TIMEFORMAT='%R'
 run_eddy() {  # $1 = pipeline; prints "msgs_per_s epochs"
@@ -85,26 +90,29 @@ run_eddy() {  # $1 = pipeline; prints "msgs_per_s epochs"
 }
 
 declare -A rate
-names=(windowed windowed+cp plain plain+cp)
+names=(windowed windowed+cp plain plain+cp changelog changelog+cp)
 for round in $(seq "$ROUNDS"); do
   line="round $round (load $(cut -d' ' -f1 /proc/loadavg)):"
-  for i in 0 1 2 3; do
-    n="${names[$(( (i + round - 1) % 4 ))]}"
+  for i in 0 1 2 3 4 5; do
+    n="${names[$(( (i + 2 * (round - 1)) % 6 ))]}"
     read -r r e < <(run_eddy "$work/$n.toml")
     rate[$n]+="$r "
     if [[ $n == *cp ]]; then line+=" $n $r msg/s ($e epochs) |"; else line+=" $n $r msg/s |"; fi
   done
   echo "${line% |}"
 done
-python3 - "${rate[windowed]}" "${rate[windowed+cp]}" "${rate[plain]}" "${rate[plain+cp]}" <<'EOF2'
+python3 - "${rate[windowed]}" "${rate[windowed+cp]}" "${rate[plain]}" "${rate[plain+cp]}" \
+  "${rate[changelog]}" "${rate[changelog+cp]}" <<'EOF2'
 import statistics, sys
 m = statistics.median
-w, wc, p, pc = ([float(v) for v in a.split()] for a in sys.argv[1:])
+w, wc, p, pc, c, cc = ([float(v) for v in a.split()] for a in sys.argv[1:])
 print()
-print("median msg/s: windowed %.0f, windowed+cp %.0f, plain %.0f, plain+cp %.0f" % (m(w), m(wc), m(p), m(pc)))
-print("with checkpoints / without (aim >= 0.95): windowed %.3f, plain %.3f" % (m(wc) / m(w), m(pc) / m(p)))
-print("per round windowed: " + " ".join("%.2f" % (a / b) for a, b in zip(wc, w)) +
-      "; plain: " + " ".join("%.2f" % (a / b) for a, b in zip(pc, p)))
+print("median msg/s: windowed %.0f, windowed+cp %.0f, plain %.0f, plain+cp %.0f, changelog %.0f, "
+      "changelog+cp %.0f" % (m(w), m(wc), m(p), m(pc), m(c), m(cc)))
+print("with checkpoints / without (aim >= 0.95): windowed %.3f, plain %.3f, changelog %.3f"
+      % (m(wc) / m(w), m(pc) / m(p), m(cc) / m(c)))
+ratios = lambda x, y: " ".join("%.2f" % (a / b) for a, b in zip(x, y))
+print("per round windowed: %s; plain: %s; changelog: %s" % (ratios(wc, w), ratios(pc, p), ratios(cc, c)))
 EOF2
 
 # ---- part 2: state size growth under steady load, and restore -----------------------------------

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "worker/time_format.hpp"
@@ -28,8 +29,9 @@
 //   order. Changed groups are remembered in `dirty_` (pointers into node-based containers,
 //   which stay valid; the list is always drained before anything is erased).
 // * Checkpoints are incremental: both stages remember what changed since the last checkpoint
-//   (`touched`: id -> whether the checkpoint holds it) and write only that, plus a meta key of
-//   scalars. A group's `closed` flag is not stored: it is past(end) under the restored
+//   and write only that, plus a meta key of scalars. Source side: flags in each changelog entry
+//   (dirty, stored) and a set of deleted stored keys; shard side: `touched` (id -> whether the
+//   checkpoint holds it). A group's `closed` flag is not stored: it is past(end) under the restored
 //   closed_through. The key/value layout is described at "checkpoint encoding" below.
 
 namespace eddy {
@@ -624,39 +626,54 @@ struct partition_aggregator::impl {
     std::unordered_map<row, session_map, row_hash, row_eq> sessions;
   };
   std::vector<pending> shards;
+  /// A primary key's changelog state. The change tracking lives in the entry itself (one hash
+  /// lookup per record instead of a second map): `dirty` = changed since the last checkpoint,
+  /// `stored` = the last checkpoint holds this key (under this very row: an entry's key never
+  /// changes while it lives).
+  struct slot {
+    contribution c;
+    bool dirty = false;
+    bool stored = false;
+  };
   /// Changelog state: primary key -> the contribution last added for it. Unbacked: every key.
   /// Backed: only the keys read or changed since the last checkpoint (the rest is in the store).
-  std::unordered_map<row, contribution, row_hash, row_eq> state;
+  std::unordered_map<row, slot, row_hash, row_eq> state;
   const state_reader* backing = nullptr;
   std::string backing_prefix;
   std::string backing_error;
-  /// Primary keys whose state changed since the last checkpoint -> whether the checkpoint
-  /// holds them (their presence in `state` at the first change; the key is the row as stored).
-  std::unordered_map<row, bool, row_hash, row_eq> touched;
+  /// Keys the last checkpoint holds that were deleted since (each once, the row as stored).
+  /// Backed: also what must not be read back from the store.
+  std::unordered_set<row, row_hash, row_eq> deleted;
   bool tracking = true;  ///< track_changes: off when the run takes no checkpoints
   std::vector<window_bounds> scratch;
 
-  /// Call before changing the state of `pk`.
-  void touch(const row& pk) {
-    if (!tracking || touched.find(pk) != touched.end()) return;
-    const auto it = state.find(pk);
-    if (it != state.end()) {
-      touched.emplace(it->first, true);
-    } else {
-      touched.emplace(pk, false);
+  /// Sets the state of `pk` (`known`: its entry, from lookup) to `c`.
+  void put(slot* known, row&& pk, contribution&& c) {
+    if (known != nullptr) {
+      known->c = std::move(c);
+      known->dirty = true;
+      return;
     }
+    slot& sl = state[std::move(pk)];  // absent (lookup said so): a fresh entry
+    sl.c = std::move(c);
+    sl.dirty = true;
   }
-  /// Call after erasing `pk` from the state: forgets it when the checkpoint never had it.
-  void untouch_erased(const row& pk) {
-    if (!tracking) return;
-    if (auto it = touched.find(pk); it != touched.end() && !it->second) touched.erase(it);
+  /// Deletes the state of `pk` (`known`: its entry, from lookup; nullptr: nothing to delete).
+  void erase(const slot* known, const row& pk) {
+    if (known == nullptr) return;
+    const auto it = state.find(pk);
+    if (tracking && it->second.stored) {
+      deleted.insert(std::move(state.extract(it).key()));
+    } else {
+      state.erase(it);
+    }
   }
 
   /// The changelog state of `pk`, read from the backing store into `state` when it is not in
-  /// memory. A touched key absent from `state` was deleted since the checkpoint (a tombstone).
-  contribution* lookup(const row& pk) {
+  /// memory. A key in `deleted` and absent from `state` was deleted since the checkpoint.
+  slot* lookup(const row& pk) {
     if (auto it = state.find(pk); it != state.end()) return &it->second;
-    if (backing == nullptr || touched.find(pk) != touched.end()) return nullptr;
+    if (backing == nullptr || deleted.find(pk) != deleted.end()) return nullptr;
     std::string err;
     const std::string key = pk_key(backing_prefix, pk);
     const auto val = backing->get(key, &err);
@@ -665,24 +682,21 @@ struct partition_aggregator::impl {
       return nullptr;
     }
     if (!val) return nullptr;
-    contribution c;
-    if (!parse_contribution(*val, plan, &c)) {
+    slot sl;
+    if (!parse_contribution(*val, plan, &sl.c)) {
       if (backing_error.empty())
         backing_error = "malformed changelog row in key '" + printable(key) + "'";
       return nullptr;
     }
-    return &state.emplace(pk, std::move(c)).first->second;
+    sl.stored = true;
+    return &state.emplace(pk, std::move(sl)).first->second;
   }
 
   /// Backed: drops every clean entry (all of them right after a checkpoint).
   void evict() {
     if (backing == nullptr) return;
-    if (touched.empty()) {
-      state.clear();
-      return;
-    }
     for (auto it = state.begin(); it != state.end();) {
-      it = touched.find(it->first) == touched.end() ? state.erase(it) : std::next(it);
+      it = it->second.dirty ? std::next(it) : state.erase(it);
     }
   }
 
@@ -775,6 +789,7 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
   std::optional<contribution> retract;
   std::optional<contribution> add;
   std::optional<row> pk;
+  impl::slot* known = nullptr;  // the entry of pk (changelog), still valid after apply()
   if (!plan.changelog) {
     const auto t = time_of(rec.image);
     if (!t) {
@@ -784,8 +799,9 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
     add = make_contribution(plan, rec.image, *t);
   } else {
     pk = project(rec.image, plan.primary_key);
-    if (const contribution* known = s.lookup(*pk)) {
-      retract = *known;  // exactly what this partition added for the key
+    known = s.lookup(*pk);
+    if (known != nullptr) {
+      retract = known->c;  // exactly what this partition added for the key
     } else {
       // Unknown key: only what the message itself says about the previous row.
       const row* before = rec.op == cdc_op::del                      ? &rec.image
@@ -821,12 +837,10 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
                                        : min_time;
   s.max_event_time = std::max(s.max_event_time, event_time);
   if (plan.changelog) {
-    s.touch(*pk);
     if (add) {
-      s.state.insert_or_assign(std::move(*pk), std::move(*add));
+      s.put(known, std::move(*pk), std::move(*add));
     } else {
-      s.state.erase(*pk);
-      s.untouch_erased(*pk);
+      s.erase(known, *pk);
     }
   }
 
@@ -844,14 +858,12 @@ void partition_aggregator::forget(const row& image) {
   impl& s = *impl_;
   if (!s.plan.changelog) return;
   const row pk = project(image, s.plan.primary_key);
-  const contribution* known = s.lookup(pk);
+  const impl::slot* known = s.lookup(pk);
   if (known == nullptr) return;
   int windows = 0, late_windows = 0;
   std::string late_reason;
-  s.apply(*known, -1, s.watermark(), windows, late_windows, late_reason);
-  s.touch(pk);
-  s.state.erase(pk);
-  s.untouch_erased(pk);
+  s.apply(known->c, -1, s.watermark(), windows, late_windows, late_reason);
+  s.erase(known, pk);
 }
 
 void partition_aggregator::take_partials(std::vector<partial_batch>& out,
@@ -896,27 +908,22 @@ void partition_aggregator::take_partials(std::vector<partial_batch>& out,
 
 void partition_aggregator::checkpoint(const std::string& prefix, std::vector<state_op>& ops) {
   impl& s = *impl_;
-  ops.reserve(ops.size() + s.touched.size() + 1);
-  for (const auto& [pk, stored] : s.touched) {
-    const auto it = s.state.find(pk);
-    if (it == s.state.end()) {
-      if (stored) ops.emplace_back(pk_key(prefix, pk), std::nullopt);
-      continue;
-    }
-    std::string key = pk_key(prefix, it->first);
-    if (stored) {  // stored under the row as it was then: equal, but maybe not bit for bit
-      std::string old_key = pk_key(prefix, pk);
-      if (key != old_key) ops.emplace_back(std::move(old_key), std::nullopt);
-    }
+  // Deletes first: a key deleted and added again (maybe equal but not bit for bit) is deleted,
+  // then written (kv_store::write_batch keeps the order of ops on one key).
+  for (const row& pk : s.deleted) ops.emplace_back(pk_key(prefix, pk), std::nullopt);
+  s.deleted.clear();
+  for (auto& [pk, sl] : s.state) {  // unbacked: every key (a pass over memory); backed: few
+    if (!sl.dirty) continue;
     std::string v;
     v.reserve(64);
     put_u8(v, state_version);
-    put_svarint(v, it->second.time);
-    put_row(v, it->second.key);
-    put_row(v, it->second.inputs);
-    ops.emplace_back(std::move(key), std::move(v));
+    put_svarint(v, sl.c.time);
+    put_row(v, sl.c.key);
+    put_row(v, sl.c.inputs);
+    ops.emplace_back(pk_key(prefix, pk), std::move(v));
+    sl.dirty = false;
+    sl.stored = true;
   }
-  s.touched.clear();
   s.evict();  // the caller applies `ops` before the next access
   std::string meta;
   put_u8(meta, state_version);
@@ -940,6 +947,7 @@ bool partition_aggregator::restore(const state_reader& reader, const std::string
   fresh->shards.resize(impl_->shards.size());
   fresh->backing = impl_->backing;
   fresh->backing_prefix = impl_->backing_prefix;
+  fresh->tracking = impl_->tracking;
   impl& s = *fresh;
   const bool backed = s.backing != nullptr;
   bool have_meta = false;
@@ -976,13 +984,16 @@ bool partition_aggregator::restore(const state_reader& reader, const std::string
         } else if (tag == tag_pk) {
           if (!s.plan.changelog) return fail("changelog state in append mode" + where);
           row pk;
-          contribution c;
+          impl::slot sl;
           if (!k.row_of(&pk) || !k.done() || pk.size() != s.plan.primary_key.size()) {
             return fail("malformed primary key" + where);
           }
-          if (!parse_contribution(val, s.plan, &c)) return fail("malformed changelog row" + where);
+          if (!parse_contribution(val, s.plan, &sl.c)) {
+            return fail("malformed changelog row" + where);
+          }
+          sl.stored = true;
           // Backed: checked here, read again when the key is next seen.
-          if (!backed && !s.state.emplace(std::move(pk), std::move(c)).second) {
+          if (!backed && !s.state.emplace(std::move(pk), std::move(sl)).second) {
             return fail("duplicate primary key" + where);
           }
         } else {
