@@ -46,10 +46,6 @@ STEADY_RATE="${STEADY_RATE:-30000}"
 KEEP="${KEEP:-0}"
 topic="bench.e2e_checkpoint"
 
-[[ -x "$eddy" ]] || { echo "e2e_checkpoint: $eddy not built" >&2; exit 2; }
-command -v kcat >/dev/null || { echo "e2e_checkpoint: kcat not installed" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "e2e_checkpoint: python3 not installed" >&2; exit 2; }
-
 name=e2e_checkpoint
 produce_extra=()
 # shellcheck source=e2e_common.sh

@@ -1,10 +1,16 @@
 # e2e_common.sh — shared set-up of the end-to-end benchmark scripts (sourced, not run).
 #
-# Expects: name (for messages), eddy, topic, COUNT, PARTITIONS, KEEP, and optionally the array
-# produce_extra (more `eddy produce` arguments). Provides: $work (a fresh directory under
+# Expects: name (for messages), eddy (checked to be built, as kcat and python3 are checked to be
+# installed), topic, COUNT, PARTITIONS, KEEP, and optionally the array produce_extra (more
+# `eddy produce` arguments). Provides: $work (a fresh directory under
 # /dev/shm, removed on exit unless KEEP=1), a development broker on loopback at $bootstrap with
 # $topic of $PARTITIONS partitions (stopped on exit), COUNT produced messages (zstd), checked to
 # be all retained.
+
+[[ -x "$eddy" ]] || { echo "$name: $eddy not built" >&2; exit 2; }
+for tool in kcat python3; do
+  command -v "$tool" >/dev/null || { echo "$name: $tool not installed" >&2; exit 2; }
+done
 
 shm_base=/dev/shm
 [[ -d "$shm_base" && -w "$shm_base" ]] || shm_base="${TMPDIR:-/tmp}"

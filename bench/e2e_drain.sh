@@ -36,8 +36,6 @@ KEEP="${KEEP:-0}"
 EDDY_RUN_PREFIX="${EDDY_RUN_PREFIX:-}"
 topic="bench.e2e_drain"
 
-[[ -x "$eddy" ]] || { echo "e2e_drain: $eddy not built" >&2; exit 2; }
-command -v kcat >/dev/null || { echo "e2e_drain: kcat not installed" >&2; exit 2; }
 [[ -f "$example" ]] || { echo "e2e_drain: $example missing" >&2; exit 2; }
 
 name=e2e_drain

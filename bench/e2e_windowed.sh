@@ -43,9 +43,6 @@ KEEP="${KEEP:-0}"
 EDDY_RUN_PREFIX="${EDDY_RUN_PREFIX:-}"
 topic="bench.e2e_windowed"
 
-[[ -x "$eddy" ]] || { echo "e2e_windowed: $eddy not built" >&2; exit 2; }
-command -v kcat >/dev/null || { echo "e2e_windowed: kcat not installed" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "e2e_windowed: python3 not installed" >&2; exit 2; }
 [[ -f "$example" ]] || { echo "e2e_windowed: $example missing" >&2; exit 2; }
 
 name=e2e_windowed

@@ -637,7 +637,8 @@ struct partition_aggregator::impl {
   };
   /// Changelog state: primary key -> the contribution last added for it. Unbacked: every key.
   /// Backed: only the keys read or changed since the last checkpoint (the rest is in the store).
-  std::unordered_map<row, slot, row_hash, row_eq> state;
+  using state_map = std::unordered_map<row, slot, row_hash, row_eq>;
+  state_map state;
   const state_reader* backing = nullptr;
   std::string backing_prefix;
   std::string backing_error;
@@ -647,49 +648,44 @@ struct partition_aggregator::impl {
   bool tracking = true;  ///< track_changes: off when the run takes no checkpoints
   std::vector<window_bounds> scratch;
 
-  /// Sets the state of `pk` (`known`: its entry, from lookup) to `c`.
-  void put(slot* known, row&& pk, contribution&& c) {
-    if (known != nullptr) {
-      known->c = std::move(c);
-      known->dirty = true;
-      return;
-    }
-    slot& sl = state[std::move(pk)];  // absent (lookup said so): a fresh entry
-    sl.c = std::move(c);
-    sl.dirty = true;
+  /// Sets the state of `pk` (`known`: its entry from lookup, or state.end()) to `c`.
+  void put(state_map::iterator known, row&& pk, contribution&& c) {
+    if (known == state.end()) known = state.try_emplace(std::move(pk)).first;
+    known->second.c = std::move(c);
+    known->second.dirty = true;
   }
-  /// Deletes the state of `pk` (`known`: its entry, from lookup; nullptr: nothing to delete).
-  void erase(const slot* known, const row& pk) {
-    if (known == nullptr) return;
-    const auto it = state.find(pk);
-    if (tracking && it->second.stored) {
-      deleted.insert(std::move(state.extract(it).key()));
+  /// Deletes the entry `known` (from lookup; state.end(): nothing to delete).
+  void erase(state_map::iterator known) {
+    if (known == state.end()) return;
+    if (tracking && known->second.stored) {
+      deleted.insert(std::move(state.extract(known).key()));
     } else {
-      state.erase(it);
+      state.erase(known);
     }
   }
 
-  /// The changelog state of `pk`, read from the backing store into `state` when it is not in
-  /// memory. A key in `deleted` and absent from `state` was deleted since the checkpoint.
-  slot* lookup(const row& pk) {
-    if (auto it = state.find(pk); it != state.end()) return &it->second;
-    if (backing == nullptr || deleted.find(pk) != deleted.end()) return nullptr;
+  /// The changelog entry of `pk`, read from the backing store into `state` when it is not in
+  /// memory; state.end() when there is none. A key in `deleted` and absent from `state` was
+  /// deleted since the checkpoint.
+  state_map::iterator lookup(const row& pk) {
+    if (auto it = state.find(pk); it != state.end()) return it;
+    if (backing == nullptr || deleted.find(pk) != deleted.end()) return state.end();
     std::string err;
     const std::string key = pk_key(backing_prefix, pk);
     const auto val = backing->get(key, &err);
     if (!err.empty()) {
       if (backing_error.empty()) backing_error = std::move(err);
-      return nullptr;
+      return state.end();
     }
-    if (!val) return nullptr;
+    if (!val) return state.end();
     slot sl;
     if (!parse_contribution(*val, plan, &sl.c)) {
       if (backing_error.empty())
         backing_error = "malformed changelog row in key '" + printable(key) + "'";
-      return nullptr;
+      return state.end();
     }
     sl.stored = true;
-    return &state.emplace(pk, std::move(sl)).first->second;
+    return state.emplace(pk, std::move(sl)).first;
   }
 
   /// Backed: drops every clean entry (all of them right after a checkpoint).
@@ -789,7 +785,7 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
   std::optional<contribution> retract;
   std::optional<contribution> add;
   std::optional<row> pk;
-  impl::slot* known = nullptr;  // the entry of pk (changelog), still valid after apply()
+  auto known = s.state.end();  // the entry of pk (changelog), still valid after apply()
   if (!plan.changelog) {
     const auto t = time_of(rec.image);
     if (!t) {
@@ -800,8 +796,8 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
   } else {
     pk = project(rec.image, plan.primary_key);
     known = s.lookup(*pk);
-    if (known != nullptr) {
-      retract = known->c;  // exactly what this partition added for the key
+    if (known != s.state.end()) {
+      retract = known->second.c;  // exactly what this partition added for the key
     } else {
       // Unknown key: only what the message itself says about the previous row.
       const row* before = rec.op == cdc_op::del                      ? &rec.image
@@ -840,7 +836,7 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
     if (add) {
       s.put(known, std::move(*pk), std::move(*add));
     } else {
-      s.erase(known, *pk);
+      s.erase(known);
     }
   }
 
@@ -858,12 +854,12 @@ void partition_aggregator::forget(const row& image) {
   impl& s = *impl_;
   if (!s.plan.changelog) return;
   const row pk = project(image, s.plan.primary_key);
-  const impl::slot* known = s.lookup(pk);
-  if (known == nullptr) return;
+  const auto known = s.lookup(pk);
+  if (known == s.state.end()) return;
   int windows = 0, late_windows = 0;
   std::string late_reason;
-  s.apply(known->c, -1, s.watermark(), windows, late_windows, late_reason);
-  s.erase(known, pk);
+  s.apply(known->second.c, -1, s.watermark(), windows, late_windows, late_reason);
+  s.erase(known);
 }
 
 void partition_aggregator::take_partials(std::vector<partial_batch>& out,

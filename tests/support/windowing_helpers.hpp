@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/support/reference_aggregation.hpp"
 #include "worker/windowing.hpp"
@@ -36,6 +37,22 @@ inline pipeline_config base_config() {
   cfg.window.size_us = 10 * sec;
   cfg.window.time_field = "ts";
   return cfg;
+}
+
+/// A random window of `kind` (10 s size; slide, lateness, out-of-orderness and grouping drawn
+/// from `rng`). `sometimes_idle`: also draw an idle timeout (20 ms in a third of the cases), for
+/// drivers whose clock advances 1 ms per step; otherwise `rng` is not drawn for it.
+inline void configure_window(pipeline_config& cfg, window_kind kind, std::mt19937_64& rng,
+                             bool sometimes_idle = false) {
+  cfg.window.kind = kind;
+  cfg.window.size_us = 10 * sec;
+  cfg.window.slide_us = (rng() % 2) ? 5 * sec : 2 * sec;
+  cfg.window.gap_us = 3 * sec;
+  cfg.window.max_out_of_orderness_us = static_cast<int64_t>(rng() % 3) * sec;
+  cfg.window.allowed_lateness_us = (rng() % 2) ? 0 : 2 * sec;
+  if (sometimes_idle) cfg.window.idle_timeout_us = (rng() % 3 == 0) ? 20'000 : 0;
+  cfg.aggregation.group_by = (rng() % 3 == 0) ? std::vector<std::string>{"grp", "region"}
+                                              : std::vector<std::string>{"grp"};
 }
 
 inline void add_agg(pipeline_config& cfg, const std::string& alias, const std::string& fn,

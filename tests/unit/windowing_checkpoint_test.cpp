@@ -341,19 +341,6 @@ run_result run(const aggregation_plan& plan, const std::vector<ref_event>& event
   return res;
 }
 
-void configure_window(pipeline_config& cfg, window_kind kind, std::mt19937_64& rng) {
-  cfg.window.kind = kind;
-  cfg.window.size_us = 10 * sec;
-  cfg.window.slide_us = (rng() % 2) ? 5 * sec : 2 * sec;
-  cfg.window.gap_us = 3 * sec;
-  cfg.window.max_out_of_orderness_us = static_cast<int64_t>(rng() % 3) * sec;
-  cfg.window.allowed_lateness_us = (rng() % 2) ? 0 : 2 * sec;
-  // Sometimes partitions go idle (the driver's clock advances 1 ms per step).
-  cfg.window.idle_timeout_us = (rng() % 3 == 0) ? 20'000 : 0;
-  cfg.aggregation.group_by = (rng() % 3 == 0) ? std::vector<std::string>{"grp", "region"}
-                                              : std::vector<std::string>{"grp"};
-}
-
 struct totals {
   int runs = 0;
   int barriers = 0;
@@ -433,7 +420,7 @@ TEST(WindowingCheckpoint, RestoredAppendRunsEmitExactlyWhatUninterruptedRunsEmit
                                     static_cast<int>(emit) * 10 + static_cast<int>(late));
           std::mt19937_64 rng(seed ^ 0xc0ffeeULL);
           pipeline_config cfg = base_config();
-          configure_window(cfg, kind, rng);
+          configure_window(cfg, kind, rng, /*sometimes_idle=*/true);
           cfg.window.emit = emit;
           cfg.window.late = late;
           cfg.aggregation.shards = shard_counts[rng() % 3];
@@ -470,7 +457,7 @@ TEST(WindowingCheckpoint, RestoredChangelogRunsEmitExactlyWhatUninterruptedRunsE
                                     static_cast<int>(emit) * 10 + static_cast<int>(late));
           std::mt19937_64 rng(seed);
           pipeline_config cfg = base_config();
-          configure_window(cfg, kind, rng);
+          configure_window(cfg, kind, rng, /*sometimes_idle=*/true);
           cfg.window.emit = emit;
           cfg.window.late = late;
           cfg.window.processing_time = s % 4 == 3;

@@ -243,17 +243,6 @@ void expect_same_rows(const aggregation_plan& plan, std::vector<row> got, std::v
 
 // ---- random streams -----------------------------------------------------------------------
 
-void configure_window(pipeline_config& cfg, window_kind kind, std::mt19937_64& rng) {
-  cfg.window.kind = kind;
-  cfg.window.size_us = 10 * sec;
-  cfg.window.slide_us = (rng() % 2) ? 5 * sec : 2 * sec;
-  cfg.window.gap_us = 3 * sec;
-  cfg.window.max_out_of_orderness_us = static_cast<int64_t>(rng() % 3) * sec;
-  cfg.window.allowed_lateness_us = (rng() % 2) ? 0 : 2 * sec;
-  cfg.aggregation.group_by = (rng() % 3 == 0) ? std::vector<std::string>{"grp", "region"}
-                                              : std::vector<std::string>{"grp"};
-}
-
 struct run_stats {
   int runs = 0;
   int64_t late = 0;
