@@ -69,23 +69,30 @@ std::unique_ptr<kv_store> kv_store::open(const std::string& path, const kv_optio
   return std::unique_ptr<kv_store>(new kv_store(std::move(p), path));
 }
 
-store_status kv_store::write_batch(
-    const std::vector<std::pair<std::string, std::optional<std::string>>>& ops, bool sync) {
-  // Applied in key order (stable: ops on one key keep their order): the memtable's skip list
-  // inserts a run of ascending keys next to the previous one instead of searching from the top
-  // for each, which made a checkpoint of ~100k fresh keys spend most of its time in the search.
-  std::vector<uint32_t> order(ops.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  if (ops.size() > 1) {
-    std::stable_sort(order.begin(), order.end(),
-                     [&ops](uint32_t a, uint32_t b) { return ops[a].first < ops[b].first; });
-  }
+store_status kv_store::write_batch(const std::vector<kv_op>& ops, bool sync) {
+  // Range deletes first (kv_op's contract), then the rest in key order (stable: ops on one key
+  // keep their order): the memtable's skip list inserts a run of ascending keys next to the
+  // previous one instead of searching from the top for each, which made a checkpoint of ~100k
+  // fresh keys spend most of its time in the search.
+  std::vector<uint32_t> order;
+  order.reserve(ops.size());
   size_t bytes = 0;
-  for (const auto& [k, v] : ops) bytes += k.size() + (v ? v->size() : 0) + 16;
+  for (uint32_t i = 0; i < ops.size(); ++i) {
+    const kv_op& op = ops[i];
+    bytes += op.key.size() + op.range_end.size() + (op.value ? op.value->size() : 0) + 16;
+    if (!op.is_range()) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&ops](uint32_t a, uint32_t b) { return ops[a].key < ops[b].key; });
   rocksdb::WriteBatch batch(bytes);
+  for (const kv_op& op : ops) {
+    if (!op.is_range()) continue;
+    if (auto s = batch.DeleteRange(op.key, op.range_end); !s.ok())
+      return translate(s, "write batch", path_);
+  }
   for (const uint32_t i : order) {
-    const auto& [k, v] = ops[i];
-    rocksdb::Status s = v ? batch.Put(k, *v) : batch.Delete(k);
+    const kv_op& op = ops[i];
+    rocksdb::Status s = op.value ? batch.Put(op.key, *op.value) : batch.Delete(op.key);
     if (!s.ok()) return translate(s, "write batch", path_);
   }
   rocksdb::WriteOptions wo;

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "state/kv_op.hpp"
+
 namespace eddy {
 
 /// "" = ok; otherwise the reason, naming the path and the operation.
@@ -52,9 +54,9 @@ class kv_store {
                                                       store_status* status);
   ~kv_store();
 
-  /// Applies all puts (value) and deletes (nullopt) atomically; `sync` waits for the disk.
-  [[nodiscard]] store_status write_batch(
-      const std::vector<std::pair<std::string, std::optional<std::string>>>& ops, bool sync);
+  /// Applies all puts, deletes and range deletes (kv_op.hpp) atomically; `sync` waits for the
+  /// disk.
+  [[nodiscard]] store_status write_batch(const std::vector<kv_op>& ops, bool sync);
 
   /// The value of `key`, nullopt when absent (status set only on a real error).
   [[nodiscard]] std::optional<std::string> get(std::string_view key, store_status* status) const;

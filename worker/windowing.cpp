@@ -268,11 +268,17 @@ std::string pk_key(const std::string& prefix, const row& pk) {
   return k;
 }
 
-std::string window_key(const std::string& prefix, const window_bounds& w, const row& key) {
+/// The common prefix of every group key of window `w`.
+std::string window_prefix(const std::string& prefix, const window_bounds& w) {
   std::string k = prefix;
   k.push_back(tag_window);
   put_be64(k, w.start);
   put_be64(k, w.end);
+  return k;
+}
+
+std::string window_key(const std::string& prefix, const window_bounds& w, const row& key) {
+  std::string k = window_prefix(prefix, w);
   put_row(k, key);
   return k;
 }
@@ -1129,10 +1135,7 @@ struct shard_aggregator::impl {
   /// Backed: calls f(stored key, group key, value) for every stored group of window `w`.
   void scan_window(const window_bounds& w,
                    const std::function<void(std::string_view, row&, std::string_view)>& f) {
-    std::string wp = backing_prefix;
-    wp.push_back(tag_window);
-    put_be64(wp, w.start);
-    put_be64(wp, w.end);
+    const std::string wp = window_prefix(backing_prefix, w);
     std::string err;
     row key;
     const bool ok = backing->scan(
@@ -1548,13 +1551,10 @@ void shard_aggregator::checkpoint(const std::string& prefix, std::vector<state_o
     ops.emplace_back(std::move(key), group_value(end, g->dirty, g->rows, g->accs));
     g->touched = false;
   }
-  // Groups of windows freed at close that only the store held (read before `ops` apply).
-  for (const window_bounds& w : s.purge) {
-    s.scan_window(w, [&](std::string_view k, row& key, std::string_view) {
-      if (s.touched.find(group_id{w, key}) == s.touched.end())
-        ops.emplace_back(std::string(k), std::nullopt);
-    });
-  }
+  // Windows freed at close whose groups the store still holds: one range delete each, so the
+  // groups are neither read again nor listed one by one.
+  for (const window_bounds& w : s.purge)
+    ops.push_back(kv_op::delete_prefix(window_prefix(prefix, w)));
   s.purge.clear();
   s.touched.clear();
   s.evict();  // the caller applies `ops` before the next access
@@ -1686,8 +1686,9 @@ bool shard_aggregator::restore(const state_reader& reader, const std::string& pr
         g.closed = s.past(w.end);
         if (g.closed && !s.keep_closed) {
           // Freed at close under this late policy (a checkpoint of another policy): delete it at
-          // the next checkpoint.
-          if (backed) {
+          // the next checkpoint (a backed window with the rest of its range; sessions are keyed
+          // by group key, not by window, and are deleted one by one).
+          if (backed && !sessions) {
             s.purge.insert(w);
           } else {
             s.touched.emplace(

@@ -102,6 +102,7 @@
 #include <utility>
 #include <vector>
 
+#include "state/kv_op.hpp"
 #include "worker/aggregates.hpp"
 #include "worker/debezium_decoder.hpp"
 #include "worker/filter_expr.hpp"
@@ -154,9 +155,9 @@ struct partial_batch {
   std::vector<entry> entries;
 };
 
-/// One write of a state checkpoint: put (value) or delete (nullopt). Same shape as
-/// kv_store::write_batch ops.
-using state_op = std::pair<std::string, std::optional<std::string>>;
+/// One write of a state checkpoint: put, delete or range delete (state/kv_op.hpp; what
+/// kv_store::write_batch applies).
+using state_op = kv_op;
 
 /// Read access to the key space checkpoint() ops were applied to (in the runtime, the node-local
 /// RocksDB). Errors are reported through `error` (left untouched on success).

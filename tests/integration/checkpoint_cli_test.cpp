@@ -42,7 +42,7 @@ class checkpoint_cli : public ::testing::Test {
     auto store = checkpoint_store::open(opts, &st);
     ASSERT_TRUE(store) << st.error;
     for (uint64_t epoch = 1; epoch <= 2; ++epoch) {
-      std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+      std::vector<kv_op> ops;
       for (int i = 0; i < 1000; ++i)
         ops.emplace_back("k" + std::to_string(epoch) + "-" + std::to_string(i),
                          std::string(100, 'v'));

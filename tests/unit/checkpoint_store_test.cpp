@@ -34,7 +34,7 @@ std::string key_of(int i) {
 
 /// Puts keys [from, to) with value "<tag>-<i>" padded to ~100 bytes, in batches of 1000.
 void put_range(kv_store& db, int from, int to, const std::string& tag) {
-  std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+  std::vector<kv_op> ops;
   for (int i = from; i < to; ++i) {
     ops.emplace_back(key_of(i), tag + "-" + std::to_string(i) + std::string(90, 'v'));
     if (ops.size() == 1000) {
@@ -373,7 +373,7 @@ TEST(checkpoint_store, DISABLED_measure_1m_keys_1pct_per_epoch) {
     return v;
   };
   auto write = [&](const std::vector<int>& keys) {
-    std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+    std::vector<kv_op> ops;
     for (int k : keys) {
       ops.emplace_back(key_of(k), value());
       if (ops.size() == 1000) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 namespace eddy {
 namespace {
@@ -37,6 +39,30 @@ TEST(kv_store, batch_writes_survive_reopening) {
   EXPECT_EQ(offsets[1].second, "7");
 }
 
+TEST(kv_store, prefix_delete_removes_exactly_the_prefix_and_applies_before_puts) {
+  temp_dir dir;
+  store_status st;
+  auto db = kv_store::open(dir.path / "db", &st);
+  ASSERT_TRUE(db) << st.error;
+  const std::string p1 = std::string("w") + '\x01';
+  const std::string p2 = std::string("w") + '\x02';
+  const std::string ff = std::string("w") + "\xff\xff";  // ends in 0xff: its range ends at "x"
+  ASSERT_TRUE(
+      db->write_batch(
+            {{p1 + "a", "1"}, {p1 + "b", "2"}, {p1, "3"}, {p2, "4"}, {ff + "z", "5"}, {"x", "6"}},
+            false)
+          .ok());
+  // In the same batch, a put inside a deleted range stays: range deletes apply first.
+  ASSERT_TRUE(db->write_batch({{p1 + "c", "7"}, kv_op::delete_prefix(p1)}, false).ok());
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : db->scan("", &st)) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{p1 + "c", p2, ff + "z", "x"}));
+  ASSERT_TRUE(db->write_batch({kv_op::delete_prefix(ff)}, false).ok());
+  EXPECT_FALSE(db->get(ff + "z", &st).has_value());
+  EXPECT_EQ(db->get("x", &st), "6");
+  EXPECT_TRUE(st.ok());
+}
+
 TEST(kv_store, open_failure_is_an_error_naming_the_path) {
   temp_dir dir;
   std::filesystem::path file = dir.path / "not-a-dir";
@@ -63,7 +89,7 @@ TEST(kv_store, opens_within_a_memory_budget_and_round_trips) {
     const std::uint64_t empty = db->approximate_memory_bytes();
     // ~6 MB in batches of 100 keys: more than the write budget, so memtables get flushed.
     for (int b = 0; b < 60; ++b) {
-      std::vector<std::pair<std::string, std::optional<std::string>>> ops;
+      std::vector<kv_op> ops;
       for (int i = 0; i < 100; ++i) {
         ops.emplace_back("state/" + std::to_string(100000 + b * 100 + i), value);
       }
