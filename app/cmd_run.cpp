@@ -25,7 +25,7 @@ void write_summary(const std::string& path, const run_result& r) {
   out << "{\"ok\": " << (r.ok ? "true" : "false") << ", \"batches\": " << r.batches
       << ", \"in\": " << t.in << ", \"out\": " << t.out << ", \"filtered\": " << t.filtered
       << ", \"dead_lettered\": " << t.dead_lettered << ", \"late\": " << t.late
-      << ", \"partitions\": {";
+      << ", \"max_in_flight_bytes\": " << r.max_in_flight_bytes << ", \"partitions\": {";
   for (size_t i = 0; i < r.partitions.size(); ++i) {
     const auto& c = r.counters[i];
     out << (i ? ", " : "") << "\"" << r.partitions[i] << "\": {\"in\": " << c.in

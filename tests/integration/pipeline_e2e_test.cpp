@@ -49,6 +49,7 @@ struct pipeline_file {
   std::string filter = "op != \"d\"";
   std::string sink_dir;
   std::string dead_letter_dir;
+  std::string source_extra = "";  ///< more [source] lines
 };
 
 /// A pipeline file with the fields of deploy/pipelines/ncr_ride_bookings.toml plus the Kafka
@@ -57,7 +58,7 @@ std::string pipeline_toml(const pipeline_file& p) {
   std::string t;
   t += "[pipeline]\nname = \"e2e\"\ntrigger_interval_ms = 100\n\n";
   t += "[source]\nbootstrap_servers = \"127.0.0.1:1\"\n";  // always overridden by --bootstrap
-  t += "topic = \"" + p.topic + "\"\nformat = \"" + p.format + "\"\n";
+  t += "topic = \"" + p.topic + "\"\nformat = \"" + p.format + "\"\n" + p.source_extra;
   std::string select;
   t += ride_fields_toml(true, &select);
   t += "\n[query]\nfilter = '" + p.filter + "'\nselect = [" + select + "]\n";
@@ -185,6 +186,41 @@ TEST_P(drain_test, accounts_for_every_message_exactly_once) {
 
 INSTANTIATE_TEST_SUITE_P(formats, drain_test, ::testing::Values("unwrapped", "envelope", "schema"),
                          [](const auto& info) { return info.param; });
+
+// ---- backpressure: fetched input in flight stays within source.max_in_flight_mb --------------
+
+TEST_F(eddy_processes, fetched_bytes_in_flight_stay_within_max_in_flight_mb) {
+  const std::string topic = "rides_backpressure";
+  constexpr int k_count = 60000;
+  ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":4"));
+  ASSERT_TRUE(produce(topic, k_count, "unwrapped", 0.0).has_value());
+  // Small polls, so that one poll past the limit adds little: 200 messages of < 1 KiB.
+  auto max_in_flight = [&](const std::string& name, const std::string& limit) -> int64_t {
+    const std::string config = write_pipeline(
+        {.topic = topic,
+         .filter = "id is not null",  // every row goes to the file sink, the slow stage
+         .sink_dir = dir_ / (name + "-out"),
+         .dead_letter_dir = dir_ / (name + "-dead"),
+         .source_extra = "max_records_per_poll = 200\n" + limit},
+        name + ".toml");
+    const std::string summary_path = dir_ / (name + ".json");
+    auto run = run_eddy({"run", "-c", config, "--bootstrap", bootstrap_, "--exit-at-end",
+                         "--summary-json", summary_path});
+    EXPECT_TRUE(run.has_value() && run->status.ok())
+        << (run ? run->status.describe() + "; stderr: " + run->err : "did not run");
+    const json::object summary = parse_object(read_text_file(summary_path));
+    EXPECT_EQ(int_at(summary, "in"), k_count) << name;
+    return int_at(summary, "max_in_flight_bytes");
+  };
+  constexpr int64_t mib = 1 << 20;
+  const int64_t bounded = max_in_flight("bounded", "max_in_flight_mb = 1\n");
+  EXPECT_GT(bounded, 0);
+  EXPECT_LE(bounded, mib + 200 * 1100) << "one poll past the 1 MiB limit at most";
+  // The same run with the default limit (64 MiB) lets the poller get further ahead of the
+  // sink, which is what the limit above held back (else this test would show nothing).
+  const int64_t unbounded = max_in_flight("default", "");
+  EXPECT_GT(unbounded, 2 * mib) << "the poller never got 2 MiB ahead; nothing to hold back";
+}
 
 // ---- 2.-3. run fails fast on a missing topic or a bad pipeline file ------------------------
 

@@ -581,7 +581,11 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
           st.rate_records += static_cast<int64_t>(b.entries.size());
           auto it = st.tasks.find(p);
           if (it == st.tasks.end()) continue;
-          st.ctx->in_flight_bytes.fetch_add(b.in_flight_cost(), std::memory_order_relaxed);
+          const int64_t cost = b.in_flight_cost();
+          const int64_t now_in_flight =
+              st.ctx->in_flight_bytes.fetch_add(cost, std::memory_order_relaxed) + cost;
+          if (now_in_flight > st.ctx->max_in_flight_bytes.load(std::memory_order_relaxed))
+            st.ctx->max_in_flight_bytes.store(now_in_flight, std::memory_order_relaxed);
           self->send(it->second, std::move(b));
         }
         if (!ok) {
@@ -1065,6 +1069,7 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     self->send_exit(worker, caf::exit_reason::user_shutdown);
     self->send(coordinator, stop_atom::value);
   }
+  result.max_in_flight_bytes = ctx->max_in_flight_bytes.load();
   result.ok = result.error.empty();
   return result;
 }

@@ -43,6 +43,9 @@ struct run_result {
   std::vector<int32_t> partitions;        ///< partitions consumed
   std::vector<record_counters> counters;  ///< per partition, same order
   int64_t batches = 0;                    ///< output batches written
+  /// The most fetched bytes that were ever in flight at once (source.max_in_flight_mb bounds it,
+  /// give or take one poll).
+  int64_t max_in_flight_bytes = 0;
   [[nodiscard]] record_counters total() const;
 };
 

@@ -31,6 +31,7 @@ struct run_context {
   /// while this is at or above source.max_in_flight_mb, so task and sink mailboxes stay bounded
   /// and a checkpoint barrier waits behind at most that much input.
   std::atomic<int64_t> in_flight_bytes{0};
+  std::atomic<int64_t> max_in_flight_bytes{0};  ///< the highest in_flight_bytes (poller writes)
 
   // ---- checkpoints (cfg->checkpoint.enabled()) ----
   bool checkpointing = false;
