@@ -82,6 +82,7 @@ void add_checkpoint_command(CLI::App& root) {
     uint64_t e = *epoch;
     if (e == 0) {
       auto epochs = store->list(&st);
+      if (!st.ok()) throw CLI::RuntimeError(st.error, 1);
       if (epochs.empty()) throw CLI::RuntimeError("no complete epochs in " + *dir, 1);
       e = epochs.back();
     }
