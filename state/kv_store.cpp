@@ -128,10 +128,12 @@ std::vector<std::pair<std::string, std::string>> kv_store::scan(std::string_view
 
 store_status kv_store::scan_each(
     std::string_view prefix,
-    const std::function<bool(std::string_view key, std::string_view value)>& f) const {
+    const std::function<bool(std::string_view key, std::string_view value)>& f,
+    std::string_view from) const {
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
   const rocksdb::Slice p(prefix.data(), prefix.size());
-  for (it->Seek(p); it->Valid(); it->Next()) {
+  const std::string_view start = from > prefix ? from : prefix;
+  for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid(); it->Next()) {
     if (!it->key().starts_with(p)) break;
     if (!f(std::string_view(it->key().data(), it->key().size()),
            std::string_view(it->value().data(), it->value().size())))

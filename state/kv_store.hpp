@@ -66,10 +66,12 @@ class kv_store {
                                                                       store_status* status) const;
 
   /// Calls `f(key, value)` for every pair whose key starts with `prefix`, in key order, until
-  /// `f` returns false; nothing is collected (the views are valid during the call only).
+  /// `f` returns false; nothing is collected (the views are valid during the call only). With
+  /// `from`, the scan starts at the first key >= `from` (one seek, for resuming a scan).
   [[nodiscard]] store_status scan_each(
       std::string_view prefix,
-      const std::function<bool(std::string_view key, std::string_view value)>& f) const;
+      const std::function<bool(std::string_view key, std::string_view value)>& f,
+      std::string_view from = {}) const;
 
   /// Writes the memtable to SST files (waits for it). Useful to shape tests and benchmarks; a
   /// checkpoint flushes on its own.

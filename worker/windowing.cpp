@@ -1090,6 +1090,23 @@ struct shard_aggregator::impl {
   std::map<window_bounds, int64_t> evicted;  ///< per window: stored groups not in memory
   std::set<window_bounds> purge;  ///< freed at close: the next checkpoint deletes their groups
 
+  // Bounded close (chunked_close()): windows past closed_through stay in `open` until all their
+  // groups are emitted, oldest first. The oldest one's resident groups are emitted and freed
+  // first (memory copies are newer than stored ones), then its stored groups in key order; the
+  // cursor is the last stored key (after the window prefix) emitted.
+  int64_t emitted_through = min_time;  ///< windows with end + lateness <= this are all emitted
+  std::optional<window_bounds> cursor_window;  ///< the window `cursor` belongs to
+  std::string cursor;
+
+  /// on_close windows freed at close (not sessions, not kept closed) are emitted in bounded steps.
+  [[nodiscard]] bool chunked_close() const {
+    return !on_update && !keep_closed && !sessions_kind();
+  }
+  [[nodiscard]] bool past_emitted(int64_t end) const {
+    return emitted_through != min_time &&
+           add_sat(end, plan.window.allowed_lateness_us) <= emitted_through;
+  }
+
   void fail_backing(std::string msg) {
     if (backing_error.empty()) backing_error = std::move(msg);
   }
@@ -1340,10 +1357,11 @@ struct shard_aggregator::impl {
     touch({merged->first, 0}, *key, g, true);
   }
 
-  /// Closes everything with end + lateness <= wm. Dirty groups must be drained first.
-  void close_through(int64_t wm, std::vector<row>& out) {
-    if (wm <= closed_through) return;
-    closed_through = wm;
+  /// Closes everything with end + lateness <= wm: emits at most `budget` rows of chunked
+  /// windows (see chunked_close), all other rows at once. true while rows are still due. Dirty
+  /// groups must be drained first.
+  bool close_through(int64_t wm, std::vector<row>& out, size_t budget) {
+    closed_through = std::max(closed_through, wm);
     if (plan.window.kind == window_kind::session) {
       while (!session_ends.empty() && past(session_ends.begin()->first)) {
         auto node = session_ends.begin();
@@ -1362,56 +1380,130 @@ struct shard_aggregator::impl {
           if (kit->second.empty()) sessions.erase(kit);
         }
       }
-      return;
+      emitted_through = closed_through;
+      return false;
     }
     while (!open.empty() && past(open.begin()->first.end)) {
-      auto node = open.extract(open.begin());
-      int64_t stored = 0;  // groups only in the backing store
-      if (auto ev = evicted.find(node.key()); ev != evicted.end()) {
-        stored = ev->second;
-        if (!keep_closed) evicted.erase(ev);
+      if (!chunked_close()) {
+        close_at_once(out);
+      } else if (!close_step(out, budget)) {
+        return true;
       }
-      if (!on_update) {
-        for (const auto& [key, g] : node.mapped()) result_row(node.key(), key, g, out);
-        if (stored > 0) {
-          const key_map& resident = node.mapped();
-          scan_window(node.key(), [&](std::string_view k, row& key, std::string_view v) {
-            if (resident.find(key) != resident.end()) return;  // the memory copy is newer
-            window_bounds w = node.key();
-            group_state g;
-            if (!read_group(v, w, g)) {
-              fail_backing("malformed group value in shard state key '" + printable(k) + "'");
-              return;
-            }
-            result_row(w, key, g, out);
-          });
-        }
+    }
+    emitted_through = closed_through;
+    return false;
+  }
+
+  /// Closes the oldest window (past closed_through) in one go.
+  void close_at_once(std::vector<row>& out) {
+    auto node = open.extract(open.begin());
+    int64_t stored = 0;  // groups only in the backing store
+    if (auto ev = evicted.find(node.key()); ev != evicted.end()) {
+      stored = ev->second;
+      if (!keep_closed) evicted.erase(ev);
+    }
+    if (!on_update) {
+      for (const auto& [key, g] : node.mapped()) result_row(node.key(), key, g, out);
+      if (stored > 0) {
+        const key_map& resident = node.mapped();
+        scan_window(node.key(), [&](std::string_view k, row& key, std::string_view v) {
+          if (resident.find(key) != resident.end()) return;  // the memory copy is newer
+          window_bounds w = node.key();
+          group_state g;
+          if (!read_group(v, w, g)) {
+            fail_backing("malformed group value in shard state key '" + printable(k) + "'");
+            return;
+          }
+          result_row(w, key, g, out);
+        });
       }
-      if (!keep_closed) {
-        for (auto& [key, g] : node.mapped()) untouch(node.key(), key, g);
-        if (stored > 0) purge.insert(node.key());
-      }
-      if (keep_closed) {
-        // `closed` is derived from closed_through in checkpoints: no write needed.
-        for (auto& [key, g] : node.mapped()) g.closed = true;
-        key_map& into = closed[node.key()];
-        if (into.empty()) {
-          into = std::move(node.mapped());
-        } else {
-          for (auto& [key, g] : node.mapped()) {
-            auto [it, fresh] = into.try_emplace(key);
-            if (fresh) {
-              it->second = std::move(g);
-            } else {
-              merge_accs(it->second.accs, g.accs);
-              it->second.rows += g.rows;
-              it->second.touched = it->second.touched || g.touched;  // same id
-              touch(node.key(), it->first, it->second, false);
-            }
+    }
+    if (!keep_closed) {
+      for (auto& [key, g] : node.mapped()) untouch(node.key(), key, g);
+      if (stored > 0) purge.insert(node.key());
+    }
+    if (keep_closed) {
+      // `closed` is derived from closed_through in checkpoints: no write needed.
+      for (auto& [key, g] : node.mapped()) g.closed = true;
+      key_map& into = closed[node.key()];
+      if (into.empty()) {
+        into = std::move(node.mapped());
+      } else {
+        for (auto& [key, g] : node.mapped()) {
+          auto [it, fresh] = into.try_emplace(key);
+          if (fresh) {
+            it->second = std::move(g);
+          } else {
+            merge_accs(it->second.accs, g.accs);
+            it->second.rows += g.rows;
+            it->second.touched = it->second.touched || g.touched;  // same id
+            touch(node.key(), it->first, it->second, false);
           }
         }
       }
     }
+  }
+
+  /// Continues closing the oldest window (past closed_through) with at most `budget` more rows
+  /// (budget is decremented); true when the window is done and gone.
+  bool close_step(std::vector<row>& out, size_t& budget) {
+    auto wit = open.begin();
+    const window_bounds w = wit->first;
+    key_map& groups = wit->second;
+    while (!groups.empty()) {
+      if (budget == 0) return false;
+      auto it = groups.begin();
+      result_row(w, it->first, it->second, out);
+      --budget;
+      untouch(w, it->first, it->second);  // a stored copy is deleted at the next checkpoint
+      groups.erase(it);
+    }
+    auto ev = evicted.find(w);
+    if (backing != nullptr && ev != evicted.end() && ev->second > 0) {
+      const std::string wp = window_prefix(backing_prefix, w);
+      if (cursor_window != w) cursor.clear();
+      cursor_window = w;
+      // Resume after the cursor: the next possible key is the cursor + one zero byte.
+      const std::string from = cursor.empty() ? wp : wp + cursor + std::string(1, '\0');
+      bool more = false;
+      std::string err;
+      row key;
+      const bool ok = backing->scan_from(
+          wp, from,
+          [&](std::string_view k, std::string_view v) {
+            if (budget == 0) {
+              more = true;
+              return false;
+            }
+            byte_reader r(k.substr(wp.size()));
+            if (!r.row_of(&key) || !r.done()) {
+              fail_backing("malformed key in shard state key '" + printable(k) + "'");
+              return false;
+            }
+            cursor.assign(k.substr(wp.size()));
+            // Emitted from memory above; the stored copy's delete waits for the checkpoint.
+            if (tracking && touched.find(group_id{w, key}) != touched.end()) return true;
+            window_bounds wb = w;
+            group_state g;
+            if (!read_group(v, wb, g)) {
+              fail_backing("malformed group value in shard state key '" + printable(k) + "'");
+              return false;
+            }
+            result_row(w, key, g, out);
+            --budget;
+            return true;
+          },
+          &err);
+      if (!ok) fail_backing(std::move(err));
+      if (more && backing_error.empty()) return false;
+      purge.insert(w);
+    }
+    if (ev != evicted.end()) evicted.erase(ev);
+    open.erase(wit);
+    cursor_window.reset();
+    cursor.clear();
+    emitted_through = std::max(emitted_through, add_sat(w.end, plan.window.allowed_lateness_us));
+    return true;
   }
 
   [[nodiscard]] int64_t pipeline_watermark(int64_t now) const {
@@ -1459,17 +1551,17 @@ void shard_aggregator::merge(partial_batch&& batch) {
   batch.entries.clear();
 }
 
-void shard_aggregator::emit(std::vector<row>& out, int64_t processing_time_us) {
+bool shard_aggregator::emit(std::vector<row>& out, int64_t processing_time_us, size_t max_rows) {
   impl& s = *impl_;
   s.observe(processing_time_us);
   s.drain_dirty(out);
-  s.close_through(s.pipeline_watermark(processing_time_us), out);
+  return s.close_through(s.pipeline_watermark(processing_time_us), out, max_rows);
 }
 
-void shard_aggregator::finish(std::vector<row>& out) {
+bool shard_aggregator::finish(std::vector<row>& out, size_t max_rows) {
   impl& s = *impl_;
   s.drain_dirty(out);
-  s.close_through(max_time, out);
+  return s.close_through(max_time, out, max_rows);
 }
 
 int64_t shard_aggregator::pipeline_watermark(int64_t processing_time_us) const {
@@ -1571,6 +1663,15 @@ void shard_aggregator::checkpoint(const std::string& prefix, std::vector<state_o
     put_svarint(meta, info.watermark);
     put_svarint(meta, info.last_record_us);
   }
+  // Bounded close in progress: how far it got.
+  put_svarint(meta, s.emitted_through);
+  put_u8(meta, s.cursor_window ? 1 : 0);
+  if (s.cursor_window) {
+    put_svarint(meta, s.cursor_window->start);
+    put_svarint(meta, s.cursor_window->end);
+    put_varint(meta, s.cursor.size());
+    meta += s.cursor;
+  }
   ops.emplace_back(prefix + tag_meta, std::move(meta));
 }
 
@@ -1643,6 +1744,23 @@ bool shard_aggregator::restore(const state_reader& reader, const std::string& pr
         it->second = info;
       }
     }
+    {
+      uint8_t has_cursor = 0;
+      uint64_t n_cursor = 0;
+      std::string_view cursor;
+      window_bounds cw;
+      if (!v.svarint(&s.emitted_through) || !v.u8(&has_cursor) || has_cursor > 1 ||
+          (has_cursor == 1 && (!v.svarint(&cw.start) || !v.svarint(&cw.end) ||
+                               !v.varint(&n_cursor) || !v.bytes(n_cursor, &cursor))) ||
+          s.emitted_through > s.closed_through) {
+        return fail_restore(
+            error, "malformed meta value in shard state key '" + printable(meta_key) + "'");
+      }
+      if (has_cursor == 1) {
+        s.cursor_window = cw;
+        s.cursor.assign(cursor);
+      }
+    }
     if (!v.done()) {
       return fail_restore(error,
                           "malformed meta value in shard state key '" + printable(meta_key) + "'");
@@ -1684,7 +1802,17 @@ bool shard_aggregator::restore(const state_reader& reader, const std::string& pr
         group_state g;
         if (!s.read_group(val, w, g)) return fail("malformed group value" + where);
         g.closed = s.past(w.end);
-        if (g.closed && !s.keep_closed) {
+        // A window past closed_through but not all emitted is still being closed (bounded
+        // close): its groups up to the cursor were emitted, the others are still due.
+        const bool emitted =
+            s.past_emitted(w.end) ||
+            (s.cursor_window == w && key.substr(prefix.size() + 1 + 16) <= s.cursor);
+        if (emitted && backed && s.cursor_window == w && !s.past_emitted(w.end)) {
+          s.open.try_emplace(w);
+          ++s.evicted[w];  // skipped by the resumed scan, deleted with the window's range
+          return true;
+        }
+        if (emitted && !s.keep_closed) {
           // Freed at close under this late policy (a checkpoint of another policy): delete it at
           // the next checkpoint (a backed window with the rest of its range; sessions are keyed
           // by group key, not by window, and are deleted one by one).
@@ -1716,7 +1844,7 @@ bool shard_aggregator::restore(const state_reader& reader, const std::string& pr
           }
           if (dirty) s.dirty.push_back({w, kp, nullptr});
         } else {
-          auto& windows = (g.closed ? s.closed : s.open)[w];
+          auto& windows = (g.closed && s.keep_closed ? s.closed : s.open)[w];
           if (backed && !g.dirty) {
             ++s.evicted[w];  // stays in the store
             return true;
@@ -1730,6 +1858,10 @@ bool shard_aggregator::restore(const state_reader& reader, const std::string& pr
       &read_error);
   if (!read_ok) return fail_restore(error, read_error);
   if (!failure.empty()) return fail_restore(error, std::move(failure));
+  if (s.cursor_window && (s.open.empty() || s.open.begin()->first != *s.cursor_window)) {
+    s.cursor_window.reset();  // nothing of that window is left to emit
+    s.cursor.clear();
+  }
   impl_ = std::move(fresh);
   return true;
 }

@@ -77,7 +77,9 @@
 // partition_aggregator cuts its partials (take_partials) and checkpoints; every shard merges all
 // partial batches cut up to that point, and none cut later, then checkpoints. Restored objects
 // continue exactly as the originals would have (same outcomes, same rows), including groups
-// that were still waiting for an emit().
+// that were still waiting for an emit() and a bounded window close under way (the shard's meta
+// key records how far it got: windows fully emitted, and the last stored key emitted of the one
+// being closed; the groups it emitted from memory are deleted by that checkpoint).
 //
 // Backing store (set_backing): with checkpoints on, the key space of the last checkpoint is
 // readable (the runtime's RocksDB), so memory need not hold a copy of it. A backed object keeps
@@ -172,6 +174,14 @@ class state_reader {
   virtual bool scan(std::string_view prefix,
                     const std::function<bool(std::string_view key, std::string_view value)>& f,
                     std::string* error) const = 0;
+  /// As scan(), from the first key >= `from` (a resumed scan). The default skips the keys
+  /// before `from`; stores that can seek override it.
+  virtual bool scan_from(std::string_view prefix, std::string_view from,
+                         const std::function<bool(std::string_view key, std::string_view value)>& f,
+                         std::string* error) const {
+    return scan(
+        prefix, [&](std::string_view k, std::string_view v) { return k < from || f(k, v); }, error);
+  }
 };
 
 enum class aggregate_outcome : uint8_t {
@@ -250,11 +260,19 @@ class shard_aggregator {
 
   /// Appends result rows that are due at `processing_time_us`: closed windows (on_close), changed
   /// groups (on_update), corrected late rows (late policy update). Closed windows' state is freed.
-  void emit(std::vector<row>& out, int64_t processing_time_us);
+  /// Bounded close: with emit on_close and late policy drop/dead_letter, a tumbling or hopping
+  /// window emits at most `max_rows` groups per call, so a window of 1M groups never becomes 1M
+  /// rows at once. The window counts as closed from the first call (partials reaching it are
+  /// dropped, as after a close), its groups are emitted over the following calls, each once, and
+  /// a checkpoint taken in between records how far it got (restore continues from there).
+  /// Returns true while closing rows are still due: call again (merging what arrived meanwhile
+  /// is fine) to continue. The rows of all calls together are those of one unbounded call.
+  bool emit(std::vector<row>& out, int64_t processing_time_us, size_t max_rows = SIZE_MAX);
 
   /// Appends the final rows when the input ends (every open window is closed, as if the
-  /// watermark jumped to +infinity), for --exit-at-end runs and tests.
-  void finish(std::vector<row>& out);
+  /// watermark jumped to +infinity), for --exit-at-end runs and tests. `max_rows` and the
+  /// result: as emit()'s.
+  bool finish(std::vector<row>& out, size_t max_rows = SIZE_MAX);
 
   [[nodiscard]] int64_t pipeline_watermark(int64_t processing_time_us) const;
   [[nodiscard]] size_t open_groups() const;

@@ -63,6 +63,33 @@ TEST(kv_store, prefix_delete_removes_exactly_the_prefix_and_applies_before_puts)
   EXPECT_TRUE(st.ok());
 }
 
+TEST(kv_store, a_scan_resumes_from_a_key_and_stays_in_its_prefix) {
+  temp_dir dir;
+  store_status st;
+  auto db = kv_store::open(dir.path / "db", &st);
+  ASSERT_TRUE(db) << st.error;
+  ASSERT_TRUE(
+      db->write_batch({{"a/9", "0"}, {"b/1", "1"}, {"b/2", "2"}, {"b/3", "3"}, {"c/1", "4"}}, false)
+          .ok());
+  auto keys_from = [&](std::string_view from) {
+    std::vector<std::string> keys;
+    EXPECT_TRUE(db->scan_each(
+                      "b/",
+                      [&](std::string_view k, std::string_view) {
+                        keys.emplace_back(k);
+                        return true;
+                      },
+                      from)
+                    .ok());
+    return keys;
+  };
+  EXPECT_EQ(keys_from({}), (std::vector<std::string>{"b/1", "b/2", "b/3"}));
+  EXPECT_EQ(keys_from("b/2"), (std::vector<std::string>{"b/2", "b/3"}));
+  EXPECT_EQ(keys_from(std::string("b/2") + '\0'), (std::vector<std::string>{"b/3"}));
+  EXPECT_EQ(keys_from("a/"), (std::vector<std::string>{"b/1", "b/2", "b/3"}));  // before prefix
+  EXPECT_EQ(keys_from("b/4"), std::vector<std::string>{});  // past the last: nothing
+}
+
 TEST(kv_store, open_failure_is_an_error_naming_the_path) {
   temp_dir dir;
   std::filesystem::path file = dir.path / "not-a-dir";

@@ -139,8 +139,9 @@ struct run_result {
   int barriers = 0;
   int restores = 0;
   int64_t ops = 0;
-  int64_t gets = 0;   ///< backed: reads of evicted entries
-  int64_t scans = 0;  ///< backed: prefix scans (closing windows, purges, restores)
+  int64_t gets = 0;              ///< backed: reads of evicted entries
+  int64_t scans = 0;             ///< backed: prefix scans (closing windows, purges, restores)
+  int64_t unfinished_emits = 0;  ///< chunk: emit() calls that left closing rows due
 };
 
 struct run_options {
@@ -148,6 +149,9 @@ struct run_options {
   bool backed = false;     ///< with interrupt: objects backed by the key space (set_backing)
   bool restore = true;     ///< with interrupt: sometimes rebuild the objects from the key space
   bool forget = false;     ///< sometimes forget() a record's key instead of adding it
+  /// > 0: every emit()/finish() may return at most a random 1..chunk rows of closing windows
+  /// (bounded close); the run ends by calling them until nothing is due.
+  size_t chunk = 0;
 };
 
 /// Feeds `events` as the runtime would, with random barriers: at a barrier every partition cuts
@@ -158,6 +162,8 @@ run_result run(const aggregation_plan& plan, const std::vector<ref_event>& event
                uint64_t seed, const run_options& o) {
   std::mt19937_64 rng(seed);
   std::mt19937_64 crng(seed ^ 0x5eedULL);  // checkpoint-only decisions
+  std::mt19937_64 brng(seed ^ 0xb0bULL);   // emit budgets (chunk)
+  auto budget = [&]() { return o.chunk > 0 ? 1 + brng() % o.chunk : SIZE_MAX; };
   run_result res;
   const int shards = plan.shard_count;
   std::vector<std::deque<size_t>> queues(static_cast<size_t>(partitions));
@@ -203,7 +209,7 @@ run_result run(const aggregation_plan& plan, const std::vector<ref_event>& event
   };
   auto emit = [&](size_t s) {
     std::vector<row> rows;
-    sas[s]->emit(rows, now);
+    if (sas[s]->emit(rows, now, budget())) ++res.unfinished_emits;
     std::sort(rows.begin(), rows.end());
     res.emits.push_back(std::move(rows));
   };
@@ -332,8 +338,10 @@ run_result run(const aggregation_plan& plan, const std::vector<ref_event>& event
   }
   for (auto& s : sas) {
     std::vector<row> rows;
-    s->emit(rows, now);
-    s->finish(rows);
+    while (s->emit(rows, now, budget())) {
+    }
+    while (s->finish(rows, budget())) {
+    }
     std::sort(rows.begin(), rows.end());
     res.emits.push_back(std::move(rows));
     res.dropped_after_close += s->dropped_after_close();
@@ -355,7 +363,16 @@ struct totals {
   int64_t scans = 0;
   int64_t rows = 0;
   int64_t dropped_after_close = 0;
+  int64_t unfinished_emits = 0;  ///< chunked runs: emit() calls that left closing rows due
 };
+
+/// Every row of a run, sorted (a chunked run spreads a close over several emit() calls).
+std::vector<row> all_rows(const run_result& r) {
+  std::vector<row> out;
+  for (const auto& e : r.emits) out.insert(out.end(), e.begin(), e.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 /// One stream, run uninterrupted and interrupted; both must emit and decide exactly the same.
 void check_restart(const pipeline_config& cfg, const stream_options& so, const run_options& ro,
@@ -382,6 +399,31 @@ void check_restart(const pipeline_config& cfg, const stream_options& so, const r
   ASSERT_FALSE(testing::Test::HasFatalFailure()) << ctx.str();
   const run_result c = run(plan, events, so.partitions, seed * 31 + 7, backed);
   ASSERT_FALSE(testing::Test::HasFatalFailure()) << ctx.str() << " (backed)";
+  // Bounded closes (a few rows per emit call), interrupted and backed: the same rows overall.
+  run_options chunked = cut;
+  chunked.chunk = 3;
+  run_options chunked_backed = backed;
+  chunked_backed.chunk = 3;
+  const run_result d = run(plan, events, so.partitions, seed * 31 + 7, chunked);
+  ASSERT_FALSE(testing::Test::HasFatalFailure()) << ctx.str() << " (chunked)";
+  const run_result e = run(plan, events, so.partitions, seed * 31 + 7, chunked_backed);
+  ASSERT_FALSE(testing::Test::HasFatalFailure()) << ctx.str() << " (chunked, backed)";
+  const std::vector<row> want_rows = all_rows(a);
+  for (const run_result* r : {&d, &e}) {
+    const std::string variant = r == &d ? " (chunked)" : " (chunked, backed)";
+    EXPECT_EQ(r->outcomes, a.outcomes) << ctx.str() << variant;
+    EXPECT_EQ(r->dropped_after_close, a.dropped_after_close) << ctx.str() << variant;
+    const std::vector<row> got_rows = all_rows(*r);
+    if (got_rows != want_rows) {
+      std::string got;
+      std::string want;
+      for (const row& x : got_rows) got += "\n  " + show(x);
+      for (const row& x : want_rows) want += "\n  " + show(x);
+      ADD_FAILURE() << ctx.str() << variant << ": rows differ after " << r->restores
+                    << " restores\n got:" << got << "\nwant:" << want;
+      return;
+    }
+  }
   for (const run_result* r : {&b, &c}) {
     const std::string variant = r == &b ? " (restored)" : " (backed)";
     EXPECT_EQ(r->outcomes, a.outcomes) << ctx.str() << variant;
@@ -406,7 +448,8 @@ void check_restart(const pipeline_config& cfg, const stream_options& so, const r
   t.gets += c.gets;
   t.scans += c.scans;
   t.dropped_after_close += a.dropped_after_close;
-  for (const auto& e : a.emits) t.rows += static_cast<int64_t>(e.size());
+  t.unfinished_emits += d.unfinished_emits + e.unfinished_emits;
+  for (const auto& x : a.emits) t.rows += static_cast<int64_t>(x.size());
 }
 
 constexpr int partition_counts[] = {1, 2, 3, 5};
@@ -447,7 +490,10 @@ TEST(WindowingCheckpoint, RestoredAppendRunsEmitExactlyWhatUninterruptedRunsEmit
   EXPECT_GT(t.dropped_after_close, 0);  // idle partitions did wake up behind closed windows
   EXPECT_GT(t.gets, 1000) << "evicted groups read back";
   EXPECT_GT(t.scans, 1000) << "closing windows scanned";
-  std::cout << "backed runs: " << t.gets << " gets, " << t.scans << " scans\n";
+  EXPECT_GT(t.unfinished_emits, 500) << "windows closed over several emit calls";
+  std::cout << "backed runs: " << t.gets << " gets, " << t.scans
+            << " scans; chunked runs: " << t.unfinished_emits
+            << " emit calls left closing rows due\n";
 }
 
 TEST(WindowingCheckpoint, RestoredChangelogRunsEmitExactlyWhatUninterruptedRunsEmit) {
@@ -488,7 +534,10 @@ TEST(WindowingCheckpoint, RestoredChangelogRunsEmitExactlyWhatUninterruptedRunsE
   EXPECT_GT(t.restores, 4 * t.runs);
   EXPECT_GT(t.rows, 1000);
   EXPECT_GT(t.gets, 1000) << "evicted keys and groups read back";
-  std::cout << "backed runs: " << t.gets << " gets, " << t.scans << " scans\n";
+  EXPECT_GT(t.unfinished_emits, 200) << "windows closed over several emit calls";
+  std::cout << "backed runs: " << t.gets << " gets, " << t.scans
+            << " scans; chunked runs: " << t.unfinished_emits
+            << " emit calls left closing rows due\n";
 }
 
 // ---- incremental writes -----------------------------------------------------------------------
@@ -903,6 +952,101 @@ TEST(WindowingCheckpoint, ManyKeysLiveInTheBackingStoreNotInMemory) {
   // ... by one range delete (beside the new group and the meta key), not one delete per group.
   EXPECT_EQ(st.close_ops, 3u);
   std::cout << "200k keys: feed " << st.feed_s << " s, close " << st.close_s << " s\n";
+}
+
+/// A window of `n` groups, most of them only in the store and some changed since (memory copy
+/// newer), closed `max_rows` rows at a time with a checkpoint after every call and a restore
+/// into a fresh shard after every third (into an unbacked one once `switch_to_memory` calls in,
+/// as when a run changes state_backend). Every group is emitted exactly once, with its newest
+/// value, no call emits more than `max_rows`, and the window's groups leave the store.
+void close_in_steps(int n, size_t max_rows, int switch_to_memory) {
+  pipeline_config cfg = base_config();
+  cfg.aggregation.group_by = {"id"};
+  cfg.aggregation.shards = 1;
+  add_agg(cfg, "n", "count", "");
+  add_agg(cfg, "total", "sum", "qty");
+  const aggregation_plan plan = plan_of(cfg);
+  key_space ks;
+  const map_reader reader(ks);
+  partition_aggregator pa(plan, 0);
+  auto sa = std::make_unique<shard_aggregator>(plan, 0, std::vector<int32_t>{0});
+  bool backed = true;
+  sa->set_backing(&reader, "s/");
+  std::vector<partial_batch> batches;
+  std::vector<row> rows;
+  std::string reason;
+  auto checkpoint = [&]() {
+    std::vector<state_op> ops;
+    sa->checkpoint("s/", ops);
+    apply_ops(ks, ops);
+  };
+  auto feed = [&](int64_t id, int64_t t, int64_t qty) {
+    decoded_record rec;
+    rec.op = cdc_op::create;
+    rec.image =
+        row{id, timestamp{t}, std::string("a"), int64_t{0}, 1.0, qty, std::string("Completed")};
+    EXPECT_EQ(pa.add(rec, 0, reason), aggregate_outcome::contributed);
+  };
+  auto deliver = [&]() {
+    pa.take_partials(batches, 0);
+    for (auto& b : batches) sa->merge(std::move(b));
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    feed(i, (i * 7919) % (10 * sec), 1);
+    if ((i + 1) % 5000 == 0) {
+      deliver();
+      checkpoint();
+    }
+  }
+  for (int64_t i = 0; i < n; i += 7) feed(i, (i * 7919) % (10 * sec), 10);  // newer in memory
+  feed(n, 25 * sec, 1);  // watermark 25s: [0, 10s) closes
+  deliver();
+  ASSERT_GT(sa->resident_entries(), 0u);
+  std::vector<int> seen(static_cast<size_t>(n), 0);
+  int calls = 0;
+  bool more = true;
+  while (more) {
+    rows.clear();
+    more = sa->emit(rows, 0, max_rows);
+    ++calls;
+    EXPECT_LE(rows.size(), max_rows);
+    for (const row& r : rows) {
+      const int64_t id = std::get<int64_t>(r[2]);
+      ASSERT_TRUE(id >= 0 && id < n) << show(r);
+      ++seen[static_cast<size_t>(id)];
+      const bool refed = id % 7 == 0;
+      EXPECT_EQ(std::get<int64_t>(r[3]), refed ? 2 : 1) << show(r);
+      EXPECT_EQ(std::get<int64_t>(r[4]), refed ? 11 : 1) << show(r);
+    }
+    checkpoint();
+    if (calls % 3 == 0) {
+      std::string error;
+      sa = std::make_unique<shard_aggregator>(plan, 0, std::vector<int32_t>{0});
+      if (calls == switch_to_memory) backed = false;
+      if (backed) {
+        sa->set_backing(&reader, "s/");
+        ASSERT_TRUE(sa->restore(reader, "s/", &error)) << error;
+      } else {
+        ASSERT_TRUE(sa->restore("s/", scan(ks, "s/"), &error)) << error;
+      }
+    }
+    ASSERT_LT(calls, 10 * n / static_cast<int>(max_rows) + 10);
+  }
+  EXPECT_GE(calls, n / static_cast<int>(max_rows));
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(seen[static_cast<size_t>(i)], 1) << "id " << i;
+  size_t groups = 0;
+  for (const auto& [k, v] : ks) groups += k.starts_with("s/w") ? 1 : 0;
+  EXPECT_EQ(groups, 1u);  // only the group of the next window
+  EXPECT_EQ(sa->open_groups(), 1u);
+  EXPECT_EQ(sa->backing_error(), "");
+}
+
+TEST(WindowingCheckpoint, ABigWindowClosesInBoundedStepsAcrossCheckpointsAndRestores) {
+  close_in_steps(20'000, 1000, /*switch_to_memory=*/0);
+}
+
+TEST(WindowingCheckpoint, ABoundedCloseContinuesAfterARestoreWithoutBackingStore) {
+  close_in_steps(20'000, 1000, /*switch_to_memory=*/12);
 }
 
 /// The same with 1M keys in a real RocksDB (run with --gtest_also_run_disabled_tests): prints

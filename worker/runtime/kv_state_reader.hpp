@@ -28,7 +28,13 @@ class kv_state_reader final : public state_reader {
   bool scan(std::string_view prefix,
             const std::function<bool(std::string_view key, std::string_view value)>& f,
             std::string* error) const override {
-    store_status s = (*db_)->scan_each(prefix, f);
+    return scan_from(prefix, {}, f, error);
+  }
+
+  bool scan_from(std::string_view prefix, std::string_view from,
+                 const std::function<bool(std::string_view key, std::string_view value)>& f,
+                 std::string* error) const override {
+    store_status s = (*db_)->scan_each(prefix, f, from);
     if (s.ok()) return true;
     *error = std::move(s.error);
     return false;
