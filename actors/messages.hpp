@@ -34,6 +34,7 @@ using barrier_atom = caf::atom_constant<caf::atom("barrier")>;  ///< in-band, af
 using ack_atom = caf::atom_constant<caf::atom("ack")>;          ///< participant -> coordinator
 using commit_atom = caf::atom_constant<caf::atom("commit")>;    ///< epoch complete: publish
 using ended_atom = caf::atom_constant<caf::atom("ended")>;      ///< a task's input ended
+using more_atom = caf::atom_constant<caf::atom("more")>;  ///< shard to itself: next output step
 
 /// Messages of one partition fetched in one poll: one contiguous byte buffer plus an index, so
 /// a batch costs a handful of allocations however many records it holds.

@@ -94,6 +94,18 @@ void append_row(std::string& out, const std::vector<std::string>& keys, const ro
   out.push_back('}');
 }
 
+/// "part-<epoch>.jsonl" for an epoch's last part (0), "part-<epoch>-<part, 5 digits>.jsonl"
+/// for the parts staged before it: in name order those come first ('-' < '.').
+std::string epoch_part_name(uint64_t epoch, int part) {
+  std::string name = epoch_file_stem("part", epoch);
+  if (part != 0) {
+    std::array<char, 16> k{};
+    std::snprintf(k.data(), k.size(), "-%05d", part);
+    name += k.data();
+  }
+  return name + ".jsonl";
+}
+
 class file_sink final : public sink {
  public:
   file_sink(std::string dir, time_formatter fmt) : dir_(std::move(dir)), fmt_(std::move(fmt)) {}
@@ -112,11 +124,11 @@ class file_sink final : public sink {
 
   bool transactional() const override { return true; }
 
-  std::string stage_epoch(uint64_t epoch, const output_schema& schema,
+  std::string stage_epoch(uint64_t epoch, int part, const output_schema& schema,
                           const std::vector<row>& rows) override {
     if (rows.empty()) return {};
-    auto err = stage_epoch_file(dir_, epoch, epoch_file_stem("part", epoch) + ".jsonl",
-                                render(schema, rows), sync_);
+    auto err =
+        stage_epoch_file(dir_, epoch, epoch_part_name(epoch, part), render(schema, rows), sync_);
     return err.empty() ? err : "file sink: " + err;
   }
 

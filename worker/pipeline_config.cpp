@@ -22,7 +22,7 @@ using keys = std::initializer_list<std::string_view>;
 
 const keys top_level_keys = {"pipeline",    "source", "fields",     "query",     "sinks",
                              "dead_letter", "window", "aggregates", "aggregate", "checkpoint"};
-const keys pipeline_keys = {"name", "timezone", "trigger_interval_ms"};
+const keys pipeline_keys = {"name", "timezone", "trigger_interval_ms", "max_rows_per_batch"};
 const keys source_keys = {
     "bootstrap_servers", "topic",  "starting_offsets",  "max_records_per_poll",
     "group_id",          "format", "max_message_bytes", "max_records_per_second",
@@ -489,7 +489,9 @@ class loader {
                "\"Asia/Kolkata\")");
       return false;
     }
-    return get_int(t, "pipeline", "trigger_interval_ms", cfg.trigger_interval_ms, 10, 3'600'000);
+    if (!get_int(t, "pipeline", "trigger_interval_ms", cfg.trigger_interval_ms, 10, 3'600'000))
+      return false;
+    return get_int(t, "pipeline", "max_rows_per_batch", cfg.max_rows_per_batch, 1, 100'000'000);
   }
 
   bool read_source(const toml::table& t, pipeline_config& cfg) {

@@ -160,13 +160,18 @@ struct pipeline_config {
   std::string name = "pipeline";       ///< `[pipeline] name`
   std::string timezone = "UTC";        ///< `[pipeline] timezone`: "UTC", "+05:30", or an IANA name
   int64_t trigger_interval_ms = 1000;  ///< `[pipeline] trigger_interval_ms`: batch cadence
-  source_config source;                ///< `[source]`
-  std::vector<field_config> fields;    ///< `[[fields]]`, at least one
-  std::string filter;                  ///< `[query] filter`: expression text, "" = keep all
-  std::vector<std::string> select;     ///< `[query] select`: output fields, empty = all fields
-  std::vector<sink_config> sinks;      ///< `[[sinks]]`, at least one
-  dead_letter_config dead_letter;      ///< `[dead_letter]`
-  window_config window;                ///< `[window]` (kind none = no aggregation)
+  /// `[pipeline] max_rows_per_batch`: result rows per output step: a window close emits at most
+  /// this many rows at a time, and a sink writes them as a batch (console, Kafka) or a part file
+  /// (file sink, like Spark's maxRecordsPerFile) once this many are buffered; bounds memory when
+  /// one window has very many groups.
+  int64_t max_rows_per_batch = 100000;
+  source_config source;              ///< `[source]`
+  std::vector<field_config> fields;  ///< `[[fields]]`, at least one
+  std::string filter;                ///< `[query] filter`: expression text, "" = keep all
+  std::vector<std::string> select;   ///< `[query] select`: output fields, empty = all fields
+  std::vector<sink_config> sinks;    ///< `[[sinks]]`, at least one
+  dead_letter_config dead_letter;    ///< `[dead_letter]`
+  window_config window;              ///< `[window]` (kind none = no aggregation)
   std::vector<aggregate_config> aggregates;  ///< `[[aggregates]]`; non-empty = aggregating
   aggregation_config aggregation;            ///< `[aggregate]`
   checkpoint_config checkpoint;              ///< `[checkpoint]`

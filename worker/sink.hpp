@@ -25,6 +25,10 @@ struct output_schema {
   std::vector<field_type> types;
 };
 
+/// The highest part number of an epoch's output (see sink::stage_epoch): part names carry it in
+/// 5 digits, so that name order stays arrival order.
+constexpr int max_epoch_parts = 99'999;
+
 class sink {
  public:
   virtual ~sink() = default;
@@ -38,9 +42,16 @@ class sink {
   /// True for sinks that stage an epoch's output and publish it when the epoch completes (file
   /// sink). The others (console, Kafka) are written per trigger: at-least-once after a crash.
   [[nodiscard]] virtual bool transactional() const { return false; }
-  /// Durably stages the rows of `epoch` (invisible to readers until published).
-  [[nodiscard]] virtual std::string stage_epoch(uint64_t /*epoch*/, const output_schema&,
-                                                const std::vector<row>&) {
+  /// Durably stages rows of `epoch` (invisible to readers until published) as its part `part`.
+  /// An epoch's output may come in several parts, so that the sink need not hold all of an
+  /// epoch's rows: parts 1, 2, ... in arrival order while the epoch runs (each at least
+  /// `[pipeline] max_rows_per_batch` rows), then part 0, the last (or only) part, at the
+  /// epoch's barrier; at most `max_epoch_parts` parts come before part 0. Readers that list
+  /// published files in name order see the parts in that order. File names are deterministic
+  /// per (epoch, part): staging a part again replaces it. Recovery discards an incomplete
+  /// epoch's staged parts wholesale, so a re-run never mixes its parts with a crashed run's.
+  [[nodiscard]] virtual std::string stage_epoch(uint64_t /*epoch*/, int /*part*/,
+                                                const output_schema&, const std::vector<row>&) {
     return "this sink cannot stage output";
   }
   /// Makes `epoch`'s staged rows visible; idempotent.
@@ -62,6 +73,10 @@ class sink {
 /// JSON Lines, one file per non-empty batch: `<path>/part-<batch_id, 8 digits>-<unique>.jsonl`,
 /// written as `.<name>.tmp` then renamed, so readers never see a half-written file. Creates
 /// the directory. Timestamps are ISO-8601 strings in the configured zone.
+/// Transactional (with checkpoints): one file per non-empty staged part of an epoch, published
+/// with the epoch (epoch_files.hpp): part 0 (the last) as `part-<epoch, 10 digits>.jsonl`,
+/// part k >= 1 as `part-<epoch, 10 digits>-<k, 5 digits>.jsonl`, so in name order an epoch's
+/// parts 1, 2, ... come before its last part ('-' < '.'), like Spark's maxRecordsPerFile.
 [[nodiscard]] std::unique_ptr<sink> make_file_sink(const sink_config& cfg, time_formatter fmt);
 
 /// One row as a JSON object text (no newline): {"name": value, ...}; null -> null,

@@ -41,13 +41,15 @@ using namespace std::chrono_literals;
 
 /// A windowed pipeline writing files (exact aggregates only: the sketches' results depend on how
 /// rows were cut into partials, which differs between any two runs, crashed or not); `extra_source`
-/// lands in [source], `checkpoint` is the body of [checkpoint].
+/// lands in [source], `checkpoint` is the body of [checkpoint], `extra_pipeline` lands in
+/// [pipeline].
 std::string crash_toml(const std::string& topic, const fs::path& out, const fs::path& dead,
                        const std::string& checkpoint, const std::string& extra_source = "",
-                       const std::string& window_size = "1m") {
-  return "[pipeline]\nname = \"crash\"\ntimezone = \"UTC\"\ntrigger_interval_ms = 100\n"
-         "\n[source]\nbootstrap_servers = \"127.0.0.1:1\"\ntopic = \"" +
-         topic + "\"\nformat = \"auto\"\n" + extra_source + ride_fields_toml(false) +
+                       const std::string& window_size = "1m",
+                       const std::string& extra_pipeline = "") {
+  return "[pipeline]\nname = \"crash\"\ntimezone = \"UTC\"\ntrigger_interval_ms = 100\n" +
+         extra_pipeline + "\n[source]\nbootstrap_servers = \"127.0.0.1:1\"\ntopic = \"" + topic +
+         "\"\nformat = \"auto\"\n" + extra_source + ride_fields_toml(false) +
          "\n[query]\nfilter = 'op in (\"c\", \"r\")'\n"
          "\n[[aggregates]]\nalias = \"bookings\"\nfunction = \"count\"\n"
          "\n[[aggregates]]\nalias = \"avg_booking_value\"\nfunction = \"avg\"\n"
@@ -56,7 +58,7 @@ std::string crash_toml(const std::string& topic, const fs::path& out, const fs::
          "field = \"ride_distance\"\n"
          "\n[[aggregates]]\nalias = \"pickup_locations\"\nfunction = \"count_distinct\"\n"
          "field = \"pickup_location\"\n"
-         "\n[aggregate]\ngroup_by = [\"vehicle_type\"]\nshards = 3\n"
+         "\n[aggregate]\ngroup_by = [\"vehicle_type\", \"pickup_location\"]\nshards = 3\n"
          "\n[window]\ntype = \"tumbling\"\nsize = \"" +
          window_size +
          "\"\ntime_field = \"created_at_ts\"\n"
@@ -144,14 +146,17 @@ void checkpoint_recovery::crash_and_compare(const std::string& state_backend) {
   ASSERT_GT(ref_rows.size(), 10u);
   ASSERT_GT(ref_dead_letters.size(), 100u);
 
-  // The same pipeline, throttled so that kills land mid-stream, killed at least 20 times.
+  // The same pipeline, throttled so that kills land mid-stream, killed at least 20 times. It
+  // emits and writes one row at a time (max_rows_per_batch = 1): every window closes over
+  // several steps, checkpoints and kills land mid-close, and every row is a part file.
   const fs::path out = dir_ / "out", dead = dir_ / "dead";
   const std::string config = dir_ / "crash.toml";
-  write_text_file(config, crash_toml(topic, out, dead,
-                                     "dir = \"" + (dir_ / "checkpoints") +
-                                         "\"\ninterval = \"150ms\"\nstate_backend = \"" +
-                                         state_backend + "\"\n",
-                                     "max_records_per_second = 20000\n"));
+  write_text_file(
+      config,
+      crash_toml(topic, out, dead,
+                 "dir = \"" + (dir_ / "checkpoints") +
+                     "\"\ninterval = \"150ms\"\nstate_backend = \"" + state_backend + "\"\n",
+                 "max_records_per_second = 20000\n", "1m", "max_rows_per_batch = 1\n"));
   uint64_t seed = 20261125;
   if (const char* s = std::getenv("EDDY_CRASH_SEED")) seed = std::strtoull(s, nullptr, 10);
   std::mt19937_64 rng(seed);

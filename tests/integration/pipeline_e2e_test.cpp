@@ -222,6 +222,60 @@ TEST_F(eddy_processes, fetched_bytes_in_flight_stay_within_max_in_flight_mb) {
   EXPECT_GT(unbounded, 2 * mib) << "the poller never got 2 MiB ahead; nothing to hold back";
 }
 
+// ---- max_rows_per_batch: a trigger's rows written in batches of about that many --------------
+
+TEST_F(eddy_processes, a_trigger_with_max_rows_per_batch_rows_is_written_before_its_tick) {
+  const std::string topic = "rides_batches";
+  constexpr int k_count = 5000;
+  ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":4"));
+  ASSERT_TRUE(produce(topic, k_count, "unwrapped", 0.0).has_value());
+  // No checkpoints, one trigger for the whole run (the tick is an hour away): the file sink
+  // writes one file per batch. Polls of 100 messages: a task's result has at most 100 rows.
+  struct files {
+    int64_t out = 0;
+    std::vector<size_t> rows;  ///< per file
+  };
+  auto run_with = [&](const std::string& name, const std::string& pipeline_keys) {
+    std::string text = pipeline_toml({.topic = topic,
+                                      .filter = "id is not null",
+                                      .sink_dir = dir_ / (name + "-out"),
+                                      .dead_letter_dir = dir_ / (name + "-dead"),
+                                      .source_extra = "max_records_per_poll = 100\n"});
+    const std::string trigger = "trigger_interval_ms = 100\n";
+    text.replace(text.find(trigger), trigger.size(),
+                 "trigger_interval_ms = 3600000\n" + pipeline_keys);
+    const std::string config = dir_ / (name + ".toml");
+    write_text_file(config, text);
+    const std::string summary_path = dir_ / (name + ".json");
+    auto run = run_eddy({"run", "-c", config, "--bootstrap", bootstrap_, "--exit-at-end",
+                         "--summary-json", summary_path});
+    EXPECT_TRUE(run.has_value() && run->status.ok())
+        << (run ? run->status.describe() + "; stderr: " + run->err : "did not run");
+    files f;
+    const json::object summary = parse_object(read_text_file(summary_path));
+    EXPECT_EQ(int_at(summary, "in"), k_count) << name;
+    f.out = int_at(summary, "out");
+    for (const auto& file : jsonl_files(dir_ / (name + "-out"), "part-"))
+      f.rows.push_back(split_lines(read_text_file(file)).size());
+    return f;
+  };
+  const files whole = run_with("default", "");
+  ASSERT_GT(whole.out, 2000);
+  EXPECT_EQ(whole.rows, std::vector<size_t>{static_cast<size_t>(whole.out)})
+      << "the default writes the one trigger's rows as one batch";
+
+  const files batched = run_with("batched", "max_rows_per_batch = 1000\n");
+  EXPECT_EQ(batched.out, whole.out);
+  size_t total = 0;
+  for (size_t n : batched.rows) {
+    total += n;
+    EXPECT_LE(n, 1000u + 99u) << "a batch is written once 1000 rows wait (<= 100 per result)";
+  }
+  EXPECT_EQ(static_cast<int64_t>(total), batched.out);
+  EXPECT_GE(static_cast<int64_t>(batched.rows.size()), batched.out / 1100)
+      << "rows waited for the tick instead of going out in batches of about 1000";
+}
+
 // ---- 2.-3. run fails fast on a missing topic or a bad pipeline file ------------------------
 
 TEST_F(eddy_processes, run_against_a_missing_topic_fails_naming_the_topic) {

@@ -628,5 +628,141 @@ TEST_F(aggregating_pipeline, changelog_groups_end_at_the_counts_of_the_final_tab
   RecordProperty("rows", static_cast<int>(rows.size()));
 }
 
+// ---- 3. max_rows_per_batch: an epoch's rows staged in parts -----------------------------------
+
+/// 2-second tumbling windows of (vehicle_type, pickup_location) groups, count and max only (so
+/// that two runs agree to the last bit whatever the merge order), checkpoints every 100 ms, one
+/// file sink; `extra_pipeline_keys` goes into [pipeline]. The source reads 10000 messages a
+/// second, so that windows close in many epochs, not all in the final one.
+std::string spill_toml(const std::string& topic, const fs::path& run_dir,
+                       const std::string& extra_pipeline_keys) {
+  return "[pipeline]\nname = \"spill_e2e\"\ntimezone = \"UTC\"\ntrigger_interval_ms = 100\n" +
+         extra_pipeline_keys + "\n[source]\nbootstrap_servers = \"127.0.0.1:1\"\ntopic = \"" +
+         topic + "\"\nmax_records_per_second = 10000\n" + ride_fields_toml(false) +
+         "\n[query]\nfilter = 'op in (\"c\", \"r\")'\n"
+         "\n[[aggregates]]\nalias = \"bookings\"\nfunction = \"count\"\n"
+         "\n[[aggregates]]\nalias = \"max_ride_distance\"\nfunction = \"max\"\n"
+         "field = \"ride_distance\"\n"
+         "\n[aggregate]\ngroup_by = [\"vehicle_type\", \"pickup_location\"]\nmode = \"append\"\n"
+         "shards = 3\n"
+         "\n[window]\ntype = \"tumbling\"\nsize = \"2s\"\ntime_field = \"created_at_ts\"\n"
+         "max_out_of_orderness = \"1s\"\nallowed_lateness = \"0s\"\nemit = \"on_close\"\n"
+         "late = \"dead_letter\"\n"
+         "\n[[sinks]]\ntype = \"file\"\npath = \"" +
+         (run_dir / "out").string() + "\"\n\n[dead_letter]\npath = \"" +
+         (run_dir / "dead").string() + "\"\n\n[checkpoint]\ndir = \"" +
+         (run_dir / "checkpoints").string() + "\"\ninterval = \"100ms\"\nsync = false\n";
+}
+
+/// An epoch output file name: "part-<epoch, 10 digits>.jsonl" (part 0, the epoch's last part)
+/// or "part-<epoch, 10 digits>-<part, 5 digits>.jsonl". False for any other name.
+bool parse_epoch_part_name(std::string_view name, uint64_t* epoch, int* part) {
+  auto digits = [&](size_t count, uint64_t* out) {
+    if (name.size() < count) return false;
+    *out = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (name[i] < '0' || name[i] > '9') return false;
+      *out = *out * 10 + static_cast<uint64_t>(name[i] - '0');
+    }
+    name.remove_prefix(count);
+    return true;
+  };
+  if (!name.starts_with("part-")) return false;
+  name.remove_prefix(5);
+  if (!digits(10, epoch)) return false;
+  *part = 0;
+  if (name.starts_with("-")) {
+    name.remove_prefix(1);
+    uint64_t k = 0;
+    if (!digits(5, &k) || k == 0) return false;
+    *part = static_cast<int>(k);
+  }
+  return name == ".jsonl";
+}
+
+/// Every line of the part-*.jsonl files of `dir`, sorted.
+std::vector<std::string> sorted_output_lines(const fs::path& dir) {
+  std::vector<std::string> lines;
+  for (const auto& file : jsonl_files(dir, "part-")) {
+    for (auto& line : split_lines(read_text_file(file))) lines.push_back(std::move(line));
+  }
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+TEST_F(aggregating_pipeline, an_epoch_spilled_in_parts_writes_the_same_rows_as_one_file_per_epoch) {
+  const std::string topic = "rides_spill";
+  constexpr int k_count = 20000;  // 1 ms of event time apart: ~10 windows of 2 s
+  ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":4"));
+  auto produced = produce({"--topic", topic, "--count", std::to_string(k_count), "--format",
+                           "unwrapped", "--seed", "17"});
+  ASSERT_TRUE(produced.has_value());
+  ASSERT_EQ(int_at(*produced, "produced"), k_count);
+
+  struct run {
+    fs::path dir;
+    std::vector<std::string> lines;
+    std::map<uint64_t, std::vector<int>> parts;  ///< epoch -> its part numbers, in name order
+    std::map<std::string, size_t> rows_in;       ///< file name -> lines
+  };
+  auto run_with = [&](const std::string& name, const std::string& pipeline_keys) {
+    run r;
+    r.dir = dir_ / name;
+    const std::string config_path = dir_ / (name + ".toml");
+    write_text_file(config_path, spill_toml(topic, r.dir, pipeline_keys));
+    auto summary = run_pipeline_file(config_path);
+    EXPECT_TRUE(summary.has_value()) << name;
+    if (summary) {
+      EXPECT_EQ(int_at(*summary, "in"), k_count) << name;
+    }
+    r.lines = sorted_output_lines(r.dir / "out");
+    for (const auto& file : jsonl_files(r.dir / "out", "part-")) {
+      const std::string file_name = file.filename().string();
+      uint64_t epoch = 0;
+      int part = 0;
+      EXPECT_TRUE(parse_epoch_part_name(file_name, &epoch, &part))
+          << name << ": unexpected output file " << file_name;
+      r.parts[epoch].push_back(part);
+      r.rows_in[file_name] = split_lines(read_text_file(file)).size();
+    }
+    return r;
+  };
+  const run whole = run_with("default", "");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const run spilled = run_with("spilled", "max_rows_per_batch = 2\n");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+
+  // Same rows, whatever files they are in.
+  ASSERT_GT(whole.lines.size(), 100u) << "too few groups to spill anything";
+  EXPECT_EQ(spilled.lines.size(), whole.lines.size());
+  EXPECT_TRUE(spilled.lines == whole.lines) << "the spilled run wrote other rows";
+
+  // The default holds each epoch in one file; with 2 rows per batch, epochs came in parts:
+  // 1, 2, ... in name order before the epoch's last part (if that had rows left).
+  for (const auto& [epoch, parts] : whole.parts) {
+    EXPECT_EQ(parts, std::vector<int>{0}) << "default run, epoch " << epoch;
+  }
+  size_t spilled_parts = 0;
+  for (const auto& [epoch, parts] : spilled.parts) {
+    std::vector<int> want;
+    for (int k = 1; k <= static_cast<int>(parts.size()); ++k) want.push_back(k);
+    if (parts.back() == 0) want.back() = 0;
+    EXPECT_EQ(parts, want) << "spilled run, epoch " << epoch;
+    spilled_parts += parts.size() - (parts.back() == 0 ? 1 : 0);
+  }
+  EXPECT_GE(spilled_parts, 1u) << "max_rows_per_batch = 2 staged no part before a barrier";
+  for (const auto& [file_name, rows] : spilled.rows_in) {
+    uint64_t epoch = 0;
+    int part = 0;
+    if (parse_epoch_part_name(file_name, &epoch, &part) && part != 0) {
+      EXPECT_GE(rows, 2u) << file_name << ": a part is staged once 2 rows are buffered";
+    }
+  }
+  EXPECT_GE(spilled.parts.size(), 3u) << "windows closed in too few epochs";
+  RecordProperty("rows", static_cast<int>(whole.lines.size()));
+  RecordProperty("epochs_with_output", static_cast<int>(spilled.parts.size()));
+  RecordProperty("spilled_parts", static_cast<int>(spilled_parts));
+}
+
 }  // namespace
 }  // namespace eddy::test

@@ -157,6 +157,7 @@ TEST(checkpoint_compat, allows_compatible_changes) {
       {"filter = \"amount > 1\"", "filter = \"amount > 2 and note is not null\""},
       {"type = \"console\"", "type = \"file\"\npath = \"out\""},
       {"trigger_interval_ms = 1000", "trigger_interval_ms = 200"},
+      {"trigger_interval_ms = 1000", "trigger_interval_ms = 1000\nmax_rows_per_batch = 10"},
       {"timezone = \"UTC\"", "timezone = \"+05:30\""},
       {"path = \"dl\"", "path = \"dl2\"\ntopic = \"dlq\""},
       {"interval = \"1s\"", "interval = \"10s\""},

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -178,6 +179,73 @@ TEST_F(file_sink_test, writes_timestamps_in_the_configured_zone) {
   EXPECT_NE(lines.at(0).find("\"created_at_ts\":\"2025-11-07T16:59:32.953131+05:30\""),
             std::string::npos)
       << lines.at(0);
+}
+
+/// Rows whose ids are `ids`, otherwise like the second sample row.
+std::vector<row> rows_with_ids(std::initializer_list<int64_t> ids) {
+  std::vector<row> rows;
+  for (int64_t id : ids)
+    rows.push_back({id, std::string("c"), std::monostate{}, 1.5, true, std::monostate{}});
+  return rows;
+}
+
+/// The "id" of each line of `file`.
+std::vector<int64_t> ids_in(const fs::path& file) {
+  std::vector<int64_t> ids;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    ids.push_back(boost::json::parse(line).as_object().at("id").as_int64());
+  return ids;
+}
+
+/// Published part files of `dir` (not the _staging directory), in name order.
+std::vector<std::string> part_files_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST_F(file_sink_test, stages_the_parts_of_an_epoch_so_that_name_order_is_arrival_order) {
+  auto s = make_file_sink(config(root_), time_formatter{});
+  s->set_sync(false);
+  ASSERT_TRUE(s->transactional());
+  ASSERT_EQ(s->stage_epoch(12, 1, rides_schema, rows_with_ids({1, 2})), "");
+  ASSERT_EQ(s->stage_epoch(12, 2, rides_schema, rows_with_ids({3, 4})), "");
+  ASSERT_EQ(s->stage_epoch(12, 0, rides_schema, rows_with_ids({5})), "");
+  EXPECT_TRUE(part_files_in(root_).empty()) << "staged parts are invisible until published";
+  ASSERT_EQ(s->publish_epoch(12), "");
+  const auto names = part_files_in(root_);
+  ASSERT_EQ(names,
+            (std::vector<std::string>{"part-0000000012-00001.jsonl", "part-0000000012-00002.jsonl",
+                                      "part-0000000012.jsonl"}));
+  EXPECT_EQ(ids_in(root_ / names[0]), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(ids_in(root_ / names[1]), (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(ids_in(root_ / names[2]), (std::vector<int64_t>{5}));
+}
+
+TEST_F(file_sink_test, names_an_epoch_of_one_part_as_before_and_skips_empty_parts) {
+  auto s = make_file_sink(config(root_), time_formatter{});
+  s->set_sync(false);
+  ASSERT_EQ(s->stage_epoch(3, 0, rides_schema, rows_with_ids({7})), "");
+  ASSERT_EQ(s->stage_epoch(4, 1, rides_schema, rows_with_ids({8})), "");
+  ASSERT_EQ(s->stage_epoch(4, 0, rides_schema, {}), "");  // everything went into part 1
+  ASSERT_EQ(s->publish_epoch(3), "");
+  ASSERT_EQ(s->publish_epoch(4), "");
+  EXPECT_EQ(part_files_in(root_),
+            (std::vector<std::string>{"part-0000000003.jsonl", "part-0000000004-00001.jsonl"}));
+}
+
+TEST_F(file_sink_test, replaces_a_part_staged_again_for_the_same_epoch) {
+  auto s = make_file_sink(config(root_), time_formatter{});
+  s->set_sync(false);
+  ASSERT_EQ(s->stage_epoch(5, 1, rides_schema, rows_with_ids({1})), "");
+  ASSERT_EQ(s->stage_epoch(5, 1, rides_schema, rows_with_ids({2, 3})), "");
+  ASSERT_EQ(s->publish_epoch(5), "");
+  const auto names = part_files_in(root_);
+  ASSERT_EQ(names, std::vector<std::string>{"part-0000000005-00001.jsonl"});
+  EXPECT_EQ(ids_in(root_ / names[0]), (std::vector<int64_t>{2, 3}));
 }
 
 TEST(row_to_json, renders_every_type_compactly_in_schema_order) {

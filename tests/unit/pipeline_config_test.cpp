@@ -161,6 +161,7 @@ TEST(pipeline_config, fills_in_defaults) {
   EXPECT_EQ(c.file_name, "t.toml");
   EXPECT_EQ(c.timezone, "UTC");
   EXPECT_EQ(c.trigger_interval_ms, 1000);
+  EXPECT_EQ(c.max_rows_per_batch, 100000);
   EXPECT_EQ(c.source.bootstrap_servers, "");
   EXPECT_EQ(c.source.starting_offsets, "earliest");
   EXPECT_EQ(c.source.max_records_per_poll, 10000);
@@ -206,6 +207,7 @@ TEST(pipeline_config, reads_every_key) {
 name = "full"
 timezone = "Asia/Kolkata"
 trigger_interval_ms = 250
+max_rows_per_batch = 500
 [source]
 bootstrap_servers = "b:1"
 topic = "t1"
@@ -252,6 +254,7 @@ topic = "dlq"
 )");
   EXPECT_EQ(c.timezone, "Asia/Kolkata");
   EXPECT_EQ(c.trigger_interval_ms, 250);
+  EXPECT_EQ(c.max_rows_per_batch, 500);
   EXPECT_EQ(c.source.bootstrap_servers, "b:1");
   EXPECT_EQ(c.source.starting_offsets, "latest");
   EXPECT_EQ(c.source.max_records_per_poll, 5);
@@ -486,6 +489,21 @@ TEST(pipeline_config, reads_max_message_bytes_within_its_range) {
             "1073741825");
   EXPECT_EQ(parse_error(with_lines(5, "max_message_bytes = \"1MB\"")),
             "t.toml:6: source.max_message_bytes: expected an integer, got string");
+}
+
+TEST(pipeline_config, reads_max_rows_per_batch_within_its_range) {
+  EXPECT_EQ(parsed(minimal).max_rows_per_batch, 100000);
+  EXPECT_EQ(parsed(with_lines(2, "max_rows_per_batch = 1")).max_rows_per_batch, 1);
+  EXPECT_EQ(parsed(with_lines(2, "max_rows_per_batch = 2500")).max_rows_per_batch, 2500);
+  EXPECT_EQ(parsed(with_lines(2, "max_rows_per_batch = 100000000")).max_rows_per_batch,
+            100'000'000);
+  EXPECT_EQ(parse_error(with_lines(2, "max_rows_per_batch = 0")),
+            "t.toml:3: pipeline.max_rows_per_batch: must be between 1 and 100000000, got 0");
+  EXPECT_EQ(parse_error(with_lines(2, "max_rows_per_batch = 100000001")),
+            "t.toml:3: pipeline.max_rows_per_batch: must be between 1 and 100000000, got "
+            "100000001");
+  EXPECT_EQ(parse_error(with_lines(2, "max_rows_per_batch = \"1k\"")),
+            "t.toml:3: pipeline.max_rows_per_batch: expected an integer, got string");
 }
 
 // ---- aggregation: the example files ------------------------------------------------------------

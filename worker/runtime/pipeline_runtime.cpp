@@ -75,6 +75,11 @@ struct restored_state {
 // are filed under the epoch their input's barrier says, staged when every input's barrier is
 // in (then the sink acks), and published when the coordinator says the epoch is complete.
 // Console and Kafka outputs stay per trigger (at-least-once).
+//
+// Memory: the sink holds at most about `[pipeline] max_rows_per_batch` result rows (plus what
+// one result batch brings). A trigger's rows that reach it are written as a batch right away;
+// an epoch's rows that reach it are staged right away as a part of the epoch (sink::stage_epoch:
+// parts 1, 2, ..., then the rest as part 0 at the barrier).
 
 struct epoch_bucket {
   std::vector<row> rows;
@@ -101,6 +106,9 @@ struct sink_state {
   bool has_transactional = false, has_per_trigger = false;
   std::unique_ptr<barrier_aligner> aligner;
   epoch_bucket current, next;
+  uint64_t current_epoch = 0;  ///< the epoch `current` belongs to (ctx->first_epoch, then +1)
+  int current_parts = 0;       ///< parts of current_epoch staged before its barrier
+  std::string part_error;      ///< staging one of those failed: the epoch must fail
   static inline const char* name = "eddy.sink";
 };
 
@@ -184,12 +192,40 @@ void maybe_finish(sink_ptr self) {
   finish(self);
 }
 
+/// The per-trigger rows reached max_rows_per_batch: write them as a batch now, not at the tick.
+void flush_if_full(sink_ptr self) {
+  auto& st = self->state;
+  if (static_cast<int64_t>(st.pending_rows.size()) >= st.ctx->cfg->max_rows_per_batch) flush(self);
+}
+
+/// The current epoch's rows reached max_rows_per_batch: stage them now as the epoch's next part
+/// (1, 2, ...), keeping its dead letters for the barrier. `next` is never spilled: it holds rows
+/// only while a barrier is being aligned.
+void spill_if_full(sink_ptr self) {
+  auto& st = self->state;
+  if (!st.has_transactional || st.current_parts >= max_epoch_parts ||
+      static_cast<int64_t>(st.current.rows.size()) < st.ctx->cfg->max_rows_per_batch)
+    return;
+  sort_rows(self, st.current.rows);
+  ++st.current_parts;
+  for (auto& s : st.sinks) {
+    if (!s->transactional()) continue;
+    auto err = s->stage_epoch(st.current_epoch, st.current_parts, st.schema, st.current.rows);
+    if (!err.empty() && st.part_error.empty()) {
+      st.part_error = "sink: " + err;
+      fail(self, st.part_error);
+    }
+  }
+  st.current.rows.clear();
+}
+
 /// Files rows and dead letters of one result batch from input `in`.
 void take(sink_ptr self, int32_t in, std::vector<row>&& rows, std::vector<dead_letter>&& dead) {
   auto& st = self->state;
   if (!st.ctx->checkpointing) {
     std::move(rows.begin(), rows.end(), std::back_inserter(st.pending_rows));
     std::move(dead.begin(), dead.end(), std::back_inserter(st.pending_dead));
+    flush_if_full(self);
     return;
   }
   epoch_bucket& b = st.aligner->blocked(in) ? st.next : st.current;
@@ -202,18 +238,25 @@ void take(sink_ptr self, int32_t in, std::vector<row>&& rows, std::vector<dead_l
   if (st.has_transactional) std::move(rows.begin(), rows.end(), std::back_inserter(b.rows));
   if (st.dead_kafka) st.pending_dead.insert(st.pending_dead.end(), dead.begin(), dead.end());
   std::move(dead.begin(), dead.end(), std::back_inserter(b.dead));
+  if (st.has_per_trigger) flush_if_full(self);
+  spill_if_full(self);
 }
 
-/// Every input's barrier of `epoch` is in: stage the epoch's output durably, then ack.
+/// Every input's barrier of `epoch` is in: stage the epoch's output durably (what is left after
+/// the parts staged before, as its last part), then ack.
 void stage(sink_ptr self, uint64_t epoch) {
   auto& st = self->state;
   checkpoint_ack ack;
   ack.epoch = epoch;
+  if (epoch != st.current_epoch)  // epochs are consecutive from ctx->first_epoch
+    ack.error = "sink: barrier " + std::to_string(epoch) + " while expecting epoch " +
+                std::to_string(st.current_epoch);
+  if (!st.part_error.empty()) ack.error = st.part_error;
   sort_rows(self, st.current.rows);
   const bool sync = st.ctx->cfg->checkpoint.sync;
   for (auto& s : st.sinks) {
     if (!s->transactional()) continue;
-    if (auto err = s->stage_epoch(epoch, st.schema, st.current.rows); !err.empty())
+    if (auto err = s->stage_epoch(epoch, 0, st.schema, st.current.rows); !err.empty())
       ack.error = "sink: " + err;
   }
   if (auto err = st.dead_file->stage_epoch(epoch, st.current.dead, sync); !err.empty())
@@ -221,6 +264,9 @@ void stage(sink_ptr self, uint64_t epoch) {
   crash_point("stage");
   st.current = std::move(st.next);
   st.next = {};
+  st.current_epoch = epoch + 1;
+  st.current_parts = 0;
+  st.part_error.clear();
   if (!ack.error.empty()) fail(self, ack.error);
   self->send(st.coordinator, std::move(ack));
 }
@@ -244,6 +290,7 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
   st.schema = std::move(schema);
   st.listener = std::move(listener);
   st.counters = std::move(counters);
+  st.current_epoch = ctx->first_epoch;
   std::ostream& console = ctx->opts.console ? *ctx->opts.console : std::cout;
   for (const auto& sc : ctx->cfg->sinks) {
     switch (sc.kind) {
@@ -295,6 +342,8 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
       [self](result_batch& b) {
         auto& st = self->state;
         if (b.shard >= 0) {
+          st.ctx->result_rows_in_flight.fetch_sub(static_cast<int64_t>(b.rows.size()),
+                                                  std::memory_order_relaxed);
           take(self, -1 - b.shard, std::move(b.rows), {});
           if (b.end) ++st.ended_shards;
           maybe_finish(self);
@@ -1032,6 +1081,7 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
       result.error = e;
       return result;
     }
+    ctx->first_epoch = restored.next_epoch;  // the coordinator starts there, too
   }
 
   caf::actor_system_config sys_cfg;

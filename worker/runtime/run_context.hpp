@@ -32,11 +32,20 @@ struct run_context {
   /// and a checkpoint barrier waits behind at most that much input.
   std::atomic<int64_t> in_flight_bytes{0};
   std::atomic<int64_t> max_in_flight_bytes{0};  ///< the highest in_flight_bytes (poller writes)
+  /// Backpressure on results: rows shards have sent to the sink that the sink has not taken yet
+  /// (a shard adds a result batch's rows.size() when it sends it, the sink subtracts it when it
+  /// takes the batch). With window closes emitting at most cfg->max_rows_per_batch rows at a
+  /// time, this tells a shard how far the sink is behind, so that the rows waiting in the sink's
+  /// mailbox stay bounded too.
+  std::atomic<int64_t> result_rows_in_flight{0};
 
   // ---- checkpoints (cfg->checkpoint.enabled()) ----
   bool checkpointing = false;
   std::shared_ptr<kv_store> db;  ///< node-local task state, restored from the last epoch
   uint64_t restored_epoch = 0;   ///< 0 = a new pipeline
+  /// The first epoch number this run takes (epochs are consecutive from there): the sink files
+  /// the parts it stages before an epoch's barrier under it.
+  uint64_t first_epoch = 1;
   /// `db` as the aggregators' backing store: task and shard state lives there, memory holds
   /// only what changed since the last checkpoint (see windowing.hpp, "Backing store").
   kv_state_reader db_reader{&db};

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <deque>
+#include <utility>
 
 #include "actors/messages.hpp"
 #include "worker/barrier_aligner.hpp"
@@ -21,22 +22,59 @@ struct shard_state {
   int shard = 0;
   size_t partitions = 0, ended = 0;
   bool finished = false;
+  /// A window close (or the final drain) is emitting in steps of max_rows_per_batch rows; the
+  /// next step is a `more` message to self, so input and barriers get in between.
+  bool closing = false, finishing = false;
+  /// Barriers that came in during the final drain: taken when it is done, so that the final
+  /// checkpoint follows every final row.
+  std::vector<std::pair<uint64_t, int32_t>> deferred_barriers;
   std::string restore_error;
   static inline const char* name = "eddy.shard";
 };
 
 using shard_ptr = caf::stateful_actor<shard_state>*;
 
+void on_barrier(shard_ptr self, uint64_t epoch, int32_t partition);
+
+/// One step of output: due rows, at most max_rows_per_batch of a closing window. When more are
+/// due, the next step follows as soon as the sink has taken about a step's worth of rows
+/// (result_rows_in_flight), so neither this shard nor the sink's mailbox holds a whole window.
 void emit(shard_ptr self, bool finish) {
   auto& st = self->state;
+  const auto max_rows = static_cast<size_t>(st.ctx->cfg->max_rows_per_batch);
   result_batch out;
   out.shard = st.shard;
-  if (finish)
-    st.aggregator->finish(out.rows);
-  else
-    st.aggregator->emit(out.rows, now_us());
-  out.end = finish;
-  if (!out.rows.empty() || finish) self->send(st.sink, std::move(out));
+  const bool more = finish ? st.aggregator->finish(out.rows, max_rows)
+                           : st.aggregator->emit(out.rows, now_us(), max_rows);
+  out.end = finish && !more;
+  if (!out.rows.empty() || out.end) {
+    st.ctx->result_rows_in_flight.fetch_add(static_cast<int64_t>(out.rows.size()),
+                                            std::memory_order_relaxed);
+    self->send(st.sink, std::move(out));
+  }
+  st.closing = more;
+  st.finishing = finish && more;
+  if (more) {
+    self->send(self, more_atom::value);
+    return;
+  }
+  if (!finish) return;
+  st.finished = true;
+  for (const auto& [epoch, partition] : std::exchange(st.deferred_barriers, {}))
+    on_barrier(self, epoch, partition);
+  if (!st.ctx->checkpointing) self->quit();
+}
+
+/// The next step of a close, once the sink has caught up (else a little later).
+void continue_close(shard_ptr self) {
+  auto& st = self->state;
+  if (!st.closing) return;
+  if (st.ctx->result_rows_in_flight.load(std::memory_order_relaxed) >=
+      st.ctx->cfg->max_rows_per_batch) {
+    self->delayed_send(self, std::chrono::milliseconds(1), more_atom::value);
+    return;
+  }
+  emit(self, st.finishing);
 }
 
 void merge(shard_ptr self, partials_msg& m) {
@@ -45,9 +83,10 @@ void merge(shard_ptr self, partials_msg& m) {
   st.aggregator->merge(std::move(*m.batch));
   if (m.end && ++st.ended == st.partitions) {
     if (st.ctx->drain.load()) {
-      // Every partition ended for good: close all windows (like Flink's stop --drain).
+      // Every partition ended for good: close all windows (like Flink's stop --drain), in steps
+      // (emit() quits without checkpoints once the last one is out).
       emit(self, true);
-      st.finished = true;
+      return;
     }
     if (!st.ctx->checkpointing) self->quit();
   }
@@ -68,6 +107,29 @@ void snapshot(shard_ptr self, uint64_t epoch) {
   // In-band: the sink sees this after every row the shard emitted before the snapshot.
   self->send(st.sink, barrier_atom::value, epoch, -1 - st.shard);
   self->send(st.coordinator, std::move(ack));
+}
+
+void on_barrier(shard_ptr self, uint64_t epoch, int32_t partition) {
+  auto& st = self->state;
+  std::string err;
+  if (!st.aligner->on_barrier(partition, epoch, &err)) {
+    if (!err.empty()) {
+      checkpoint_ack ack;
+      ack.epoch = epoch;
+      ack.shard = st.shard;
+      ack.error = "shard " + std::to_string(st.shard) + ": " + err;
+      self->send(st.coordinator, std::move(ack));
+    }
+    return;
+  }
+  // A close in progress is checkpointed where it is (the restore continues it).
+  snapshot(self, epoch);
+  st.aligner->release();
+  while (!st.held.empty()) {
+    partials_msg m = std::move(st.held.front());
+    st.held.pop_front();
+    merge(self, m);
+  }
 }
 
 caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int shard,
@@ -104,28 +166,16 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int 
       },
       [self](barrier_atom, uint64_t epoch, int32_t partition) {
         auto& st = self->state;
-        std::string err;
-        if (!st.aligner->on_barrier(partition, epoch, &err)) {
-          if (!err.empty()) {
-            checkpoint_ack ack;
-            ack.epoch = epoch;
-            ack.shard = st.shard;
-            ack.error = "shard " + std::to_string(st.shard) + ": " + err;
-            self->send(st.coordinator, std::move(ack));
-          }
+        if (st.finishing) {
+          st.deferred_barriers.emplace_back(epoch, partition);
           return;
         }
-        snapshot(self, epoch);
-        st.aligner->release();
-        while (!st.held.empty()) {
-          partials_msg m = std::move(st.held.front());
-          st.held.pop_front();
-          merge(self, m);
-        }
+        on_barrier(self, epoch, partition);
       },
+      [self](more_atom) { continue_close(self); },
       [self](tick_atom) {
         auto& st = self->state;
-        if (!st.finished) emit(self, false);
+        if (!st.finished && !st.closing) emit(self, false);
         self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg->trigger_interval_ms),
                            tick_atom::value);
       },
