@@ -5,6 +5,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -24,6 +25,7 @@ struct kv_store::impl {
   std::shared_ptr<rocksdb::Cache> block_cache;  // declared before db: outlives it
   std::unique_ptr<rocksdb::DB> db;
   bool disable_wal = false;
+  bool write_mostly = false;
 };
 
 kv_store::kv_store(std::unique_ptr<impl> p, std::string path)
@@ -39,6 +41,7 @@ std::unique_ptr<kv_store> kv_store::open(const std::string& path, const kv_optio
   constexpr std::size_t min_bytes = std::size_t{1} << 20;
   auto p = std::make_unique<impl>();
   p->disable_wal = options.disable_wal;
+  p->write_mostly = options.write_mostly;
   p->block_cache = rocksdb::NewLRUCache(std::max(options.block_cache_bytes, min_bytes));
 
   rocksdb::BlockBasedTableOptions table;
@@ -58,8 +61,13 @@ std::unique_ptr<kv_store> kv_store::open(const std::string& path, const kv_optio
   opts.max_write_buffer_number = 2;
   opts.target_file_size_base = std::uint64_t{4} << 20;
   opts.level_compaction_dynamic_level_bytes = true;
-  opts.memtable_prefix_bloom_size_ratio = 0.05;  // a bloom filter over the memtable's keys too
-  opts.memtable_whole_key_filtering = true;
+  if (options.write_mostly) {
+    opts.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    opts.allow_concurrent_memtable_write = false;  // the vector memtable is not concurrent
+  } else {
+    opts.memtable_prefix_bloom_size_ratio = 0.05;  // a bloom filter over the memtable's keys too
+    opts.memtable_whole_key_filtering = true;
+  }
 
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(opts, path, &db);
@@ -82,8 +90,10 @@ store_status kv_store::write_batch(const std::vector<kv_op>& ops, bool sync) {
     bytes += op.key.size() + op.range_end.size() + (op.value ? op.value->size() : 0) + 16;
     if (!op.is_range()) order.push_back(i);
   }
-  std::stable_sort(order.begin(), order.end(),
-                   [&ops](uint32_t a, uint32_t b) { return ops[a].key < ops[b].key; });
+  if (!impl_->write_mostly) {  // a vector memtable is sorted once, at flush
+    std::stable_sort(order.begin(), order.end(),
+                     [&ops](uint32_t a, uint32_t b) { return ops[a].key < ops[b].key; });
+  }
   rocksdb::WriteBatch batch(bytes);
   for (const kv_op& op : ops) {
     if (!op.is_range()) continue;

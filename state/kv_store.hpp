@@ -39,6 +39,11 @@ struct kv_options {
   /// checkpoint_to() (which flushes the memtables first) and is rebuilt from a checkpoint after a
   /// crash — the task DB of eddy's checkpoints. A crash loses every write since the last flush.
   bool disable_wal = false;
+  /// The store is written, not read, while it is open (except by scans before the first write):
+  /// memtables are plain vectors sorted once at flush, instead of skip lists kept sorted on every
+  /// insert, and write_batch() does not sort its ops. Reads stay correct but sort the memtable.
+  /// For the task DB when aggregation state lives in memory (state_backend = "memory").
+  bool write_mostly = false;
 };
 
 class kv_store {

@@ -90,6 +90,40 @@ TEST(kv_store, a_scan_resumes_from_a_key_and_stays_in_its_prefix) {
   EXPECT_EQ(keys_from("b/4"), std::vector<std::string>{});  // past the last: nothing
 }
 
+TEST(kv_store, a_write_mostly_store_applies_unsorted_batches_like_a_sorted_one) {
+  temp_dir dir;
+  store_status st;
+  kv_options options;
+  options.write_mostly = true;  // vector memtable; write_batch does not sort
+  auto db = kv_store::open(dir.path / "db", options, &st);
+  ASSERT_TRUE(db) << st.error;
+  ASSERT_TRUE(
+      db->write_batch({{"k/3", "3"}, {"k/1", "1"}, {"r/b", "x"}, {"k/2", "2"}}, false).ok());
+  // Out of key order; a delete then a put of one key (the put wins), a put then a delete of
+  // another (the delete wins), a range delete (applied before the puts of its batch).
+  ASSERT_TRUE(db->write_batch({{"k/9", "9"},
+                               {"k/1", std::nullopt},
+                               {"k/1", "one"},
+                               {"k/2", "two"},
+                               {"k/2", std::nullopt},
+                               {"r/c", "y"},
+                               kv_op::delete_prefix("r/")},
+                              false)
+                  .ok());
+  auto all = [&]() {
+    std::vector<std::string> kv;
+    for (const auto& [k, v] : db->scan("", &st)) kv.push_back(k + "=" + v);
+    return kv;
+  };
+  const std::vector<std::string> want = {"k/1=one", "k/3=3", "k/9=9", "r/c=y"};
+  EXPECT_EQ(all(), want);  // read from the (unsorted) memtable
+  EXPECT_EQ(db->get("k/1", &st), "one");
+  EXPECT_FALSE(db->get("k/2", &st).has_value());
+  ASSERT_TRUE(db->flush().ok());
+  EXPECT_EQ(all(), want);  // and from the SST it was sorted into
+  EXPECT_TRUE(st.ok());
+}
+
 TEST(kv_store, open_failure_is_an_error_naming_the_path) {
   temp_dir dir;
   std::filesystem::path file = dir.path / "not-a-dir";

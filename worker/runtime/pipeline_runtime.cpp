@@ -969,6 +969,7 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   kvo.block_cache_bytes = static_cast<size_t>(cc.block_cache_mb) << 20;
   kvo.write_buffer_bytes = static_cast<size_t>(cc.write_buffer_mb) << 20;
   kvo.disable_wal = true;  // rebuilt from checkpoint storage after any crash: no WAL needed
+  kvo.write_mostly = !cc.state_in_rocksdb;  // read only by the restore
   std::shared_ptr<kv_store> db = kv_store::open(local, kvo, &s);
   if (!db) return "checkpoint.local_dir: " + s.error;
   for (int32_t p : partitions) {
