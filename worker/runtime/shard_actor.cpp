@@ -84,8 +84,12 @@ void merge(shard_ptr self, partials_msg& m) {
   if (m.end && ++st.ended == st.partitions) {
     if (st.ctx->drain.load()) {
       // Every partition ended for good: close all windows (like Flink's stop --drain), in steps
-      // (emit() quits without checkpoints once the last one is out).
-      emit(self, true);
+      // (emit() quits without checkpoints once the last one is out). A close under way goes on
+      // as the drain.
+      if (st.closing)
+        st.finishing = true;
+      else
+        emit(self, true);
       return;
     }
     if (!st.ctx->checkpointing) self->quit();
