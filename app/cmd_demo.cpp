@@ -113,6 +113,7 @@ void add_demo_command(CLI::App& root) {
     producer.join();
     if (timer.joinable()) timer.join();
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
+    print_dropped_after_close(std::cerr, r);
     if (!r.ok) throw CLI::RuntimeError(r.error, 1);
     if (!produce_error.empty()) throw CLI::RuntimeError("producer: " + produce_error, 1);
   });

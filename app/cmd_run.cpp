@@ -25,7 +25,8 @@ void write_summary(const std::string& path, const run_result& r) {
   out << "{\"ok\": " << (r.ok ? "true" : "false") << ", \"batches\": " << r.batches
       << ", \"in\": " << t.in << ", \"out\": " << t.out << ", \"filtered\": " << t.filtered
       << ", \"dead_lettered\": " << t.dead_lettered << ", \"late\": " << t.late
-      << ", \"max_in_flight_bytes\": " << r.max_in_flight_bytes << ", \"partitions\": {";
+      << ", \"max_in_flight_bytes\": " << r.max_in_flight_bytes
+      << ", \"dropped_after_close\": " << r.dropped_after_close << ", \"partitions\": {";
   for (size_t i = 0; i < r.partitions.size(); ++i) {
     const auto& c = r.counters[i];
     out << (i ? ", " : "") << "\"" << r.partitions[i] << "\": {\"in\": " << c.in
@@ -85,6 +86,7 @@ void add_run_command(CLI::App& root) {
     opts.stats_requested = &signals.stats;
     run_result r = run_pipeline(cfg, opts);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
+    print_dropped_after_close(std::cerr, r);
     if (!args->summary_json.empty()) write_summary(args->summary_json, r);
     if (!r.ok) throw CLI::RuntimeError(r.error, 1);
   });

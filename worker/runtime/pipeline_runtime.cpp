@@ -40,6 +40,14 @@ record_counters run_result::total() const {
   return t;
 }
 
+void print_dropped_after_close(std::ostream& out, const run_result& result) {
+  if (result.dropped_after_close == 0) return;
+  out << "eddy: warning: " << result.dropped_after_close
+      << " partial aggregate(s) reached windows that had already closed and were dropped: a "
+         "partition idle for longer than window.idle_timeout woke up behind the watermark (their "
+         "rows count as out above; a longer idle_timeout waits for such partitions)\n";
+}
+
 void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
                     const std::vector<record_counters>& counters) {
   out << "partition          in         out    filtered  dead-lettered        late\n";
@@ -1121,6 +1129,7 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     self->send(coordinator, stop_atom::value);
   }
   result.max_in_flight_bytes = ctx->max_in_flight_bytes.load();
+  result.dropped_after_close = ctx->dropped_after_close.load();
   result.ok = result.error.empty();
   return result;
 }

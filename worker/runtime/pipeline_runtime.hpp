@@ -46,6 +46,10 @@ struct run_result {
   /// The most fetched bytes that were ever in flight at once (source.max_in_flight_mb bounds it,
   /// give or take one poll).
   int64_t max_in_flight_bytes = 0;
+  /// Partial aggregates that reached a window the shards had already closed, so their rows (counted
+  /// as out) are in no result: a partition idle for longer than window.idle_timeout woke up
+  /// behind the pipeline watermark. Since the pipeline started (checkpoints included).
+  int64_t dropped_after_close = 0;
   [[nodiscard]] record_counters total() const;
 };
 
@@ -55,5 +59,8 @@ struct run_result {
 /// The counters table printed at exit and on SIGUSR1.
 void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
                     const std::vector<record_counters>& counters);
+
+/// At exit, after the counters: a line explaining result.dropped_after_close when it is not 0.
+void print_dropped_after_close(std::ostream& out, const run_result& result);
 
 }  // namespace eddy

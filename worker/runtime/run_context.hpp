@@ -38,6 +38,11 @@ struct run_context {
   /// time, this tells a shard how far the sink is behind, so that the rows waiting in the sink's
   /// mailbox stay bounded too.
   std::atomic<int64_t> result_rows_in_flight{0};
+  /// Partials the shards dropped because their window had already closed (only possible after a
+  /// partition idle beyond window.idle_timeout woke up behind it; shard_aggregator::
+  /// dropped_after_close), since the pipeline started: a restored shard adds its checkpointed
+  /// count. Their records are counted as out by their partition.
+  std::atomic<int64_t> dropped_after_close{0};
 
   // ---- checkpoints (cfg->checkpoint.enabled()) ----
   bool checkpointing = false;

@@ -29,6 +29,7 @@ struct shard_state {
   /// checkpoint follows every final row.
   std::vector<std::pair<uint64_t, int32_t>> deferred_barriers;
   std::string restore_error;
+  int64_t reported_dropped = 0;  ///< of aggregator->dropped_after_close(), added to the context
   static inline const char* name = "eddy.shard";
 };
 
@@ -77,10 +78,20 @@ void continue_close(shard_ptr self) {
   emit(self, st.finishing);
 }
 
+/// Adds what the aggregator dropped since the last call to run_context::dropped_after_close.
+void report_dropped(shard_ptr self) {
+  auto& st = self->state;
+  const int64_t now = st.aggregator->dropped_after_close();
+  if (now == st.reported_dropped) return;
+  st.ctx->dropped_after_close.fetch_add(now - st.reported_dropped, std::memory_order_relaxed);
+  st.reported_dropped = now;
+}
+
 void merge(shard_ptr self, partials_msg& m) {
   auto& st = self->state;
   if (st.finished) return;
   st.aggregator->merge(std::move(*m.batch));
+  report_dropped(self);
   if (m.end && ++st.ended == st.partitions) {
     if (st.ctx->drain.load()) {
       // Every partition ended for good: close all windows (like Flink's stop --drain), in steps
@@ -156,6 +167,7 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int 
     if (!st.aggregator->restore(ctx->db_reader, shard_prefix(shard), &err))
       st.restore_error = "shard " + std::to_string(shard) + ": cannot restore its state: " + err;
     if (!st.restore_error.empty()) self->send(st.coordinator, failed_atom::value, st.restore_error);
+    report_dropped(self);
   }
   self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
                      tick_atom::value);
