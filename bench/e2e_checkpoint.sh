@@ -50,8 +50,7 @@ name=e2e_checkpoint
 produce_extra=()
 # shellcheck source=e2e_common.sh
 source "$here/e2e_common.sh"
-cp_root="$(mktemp -d "$CP_BASE/eddy-cp.XXXXXX")"
-trap 'cleanup; rm -rf "$cp_root"' EXIT
+make_cp_root
 
 # $1 output file, $2 awk stop marker, $3 "cp" for a [checkpoint] table, $4 source pipeline.
 make_pipeline() {

@@ -36,8 +36,7 @@ name=e2e_close
 produce_extra=()
 # shellcheck source=e2e_common.sh
 source "$here/e2e_common.sh"
-cp_root="$(mktemp -d "$CP_BASE/eddy-close.XXXXXX")"
-trap 'cleanup; rm -rf "$cp_root"' EXIT
+make_cp_root
 
 for run in bounded at_once; do
   rows=$BOUNDED

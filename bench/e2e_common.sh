@@ -5,7 +5,7 @@
 # `eddy produce` arguments). Provides: $work (a fresh directory under
 # /dev/shm, removed on exit unless KEEP=1), a development broker on loopback at $bootstrap with
 # $topic of $PARTITIONS partitions (stopped on exit), COUNT produced messages (zstd), checked to
-# be all retained.
+# be all retained, and make_cp_root (sets $cp_root: checkpoint storage under CP_BASE).
 
 [[ -x "$eddy" ]] || { echo "$name: $eddy not built" >&2; exit 2; }
 for tool in kcat python3; do
@@ -29,6 +29,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
+
+# Checkpoint storage on disk (CP_BASE, default /var/tmp; not /dev/shm, so that fsyncs cost what
+# they cost): sets $cp_root to a fresh directory there, removed on exit with the rest.
+make_cp_root() {
+  cp_root="$(mktemp -d "${CP_BASE:-/var/tmp}/eddy-$name.XXXXXX")"
+  trap 'cleanup; rm -rf "$cp_root"' EXIT
+}
 
 # ---- broker -------------------------------------------------------------------------------------
 "$eddy" broker --topic "$topic:$PARTITIONS" >"$work/broker.out" 2>"$work/broker.err" &

@@ -39,8 +39,7 @@ name=e2e_memory
 produce_extra=()
 # shellcheck source=e2e_common.sh
 source "$here/e2e_common.sh"
-cp_root="$(mktemp -d "$CP_BASE/eddy-mem.XXXXXX")"
-trap 'cleanup; rm -rf "$cp_root"' EXIT
+make_cp_root
 
 for backend in memory rocksdb; do
   sed -e "s|^topic = .*|topic = \"$topic\"|" \

@@ -31,17 +31,17 @@ fs::path staging_dir(const std::string& dir, uint64_t epoch) {
   return staging_root(dir) / name;
 }
 
-std::string fsync_path(const fs::path& p, bool directory) {
-  const int fd = ::open(p.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) return "cannot open \"" + p.string() + "\" to sync it: " + errno_text(errno);
+}  // namespace
+
+std::string sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return "cannot open \"" + dir + "\" to sync it: " + errno_text(errno);
   const int rc = ::fsync(fd);
   const int err = errno;
   ::close(fd);
-  if (rc != 0) return "cannot sync \"" + p.string() + "\": " + errno_text(err);
+  if (rc != 0) return "cannot sync \"" + dir + "\": " + errno_text(err);
   return {};
 }
-
-}  // namespace
 
 std::string epoch_file_stem(std::string_view stem, uint64_t epoch) {
   char digits[24];
@@ -78,7 +78,7 @@ std::string publish_epoch_files(const std::string& dir, uint64_t epoch, bool syn
     first = false;
   }
   if (sync) {
-    if (auto err = fsync_path(dir, true); !err.empty()) return err;
+    if (auto err = sync_directory(dir); !err.empty()) return err;
   }
   fs::remove_all(sdir, ec);
   if (ec) return "cannot remove \"" + sdir.string() + "\": " + ec.message();

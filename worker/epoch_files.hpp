@@ -43,6 +43,9 @@ struct epoch_recovery {
 [[nodiscard]] std::string recover_epoch_files(const std::string& dir, uint64_t last_complete,
                                               epoch_recovery* out = nullptr, bool sync = true);
 
+/// fsync of directory `dir` (makes renames and creations in it durable); "" or a message.
+[[nodiscard]] std::string sync_directory(const std::string& dir);
+
 /// "part-0000000012" style prefix: `stem` + '-' + the epoch in 10 digits.
 [[nodiscard]] std::string epoch_file_stem(std::string_view stem, uint64_t epoch);
 

@@ -283,15 +283,7 @@ std::string write_file_atomically(const std::string& dir, const std::string& nam
     fs::remove(tmp_path, ec);
     return msg;
   }
-  if (sync) {
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return "cannot open \"" + dir + "\" to sync it: " + errno_message(errno);
-    const int rc = ::fsync(dfd);
-    const int err = errno;
-    ::close(dfd);
-    if (rc != 0) return "cannot sync \"" + dir + "\": " + errno_message(err);
-  }
-  return {};
+  return sync ? sync_directory(dir) : std::string();
 }
 
 std::unique_ptr<sink> make_file_sink(const sink_config& cfg, time_formatter fmt) {

@@ -1,5 +1,4 @@
 #include "worker/windowing.hpp"
-#include "worker/byte_codec.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -11,6 +10,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "worker/byte_codec.hpp"
 #include "worker/time_format.hpp"
 
 // Implementation notes (the semantics are in windowing.hpp):
@@ -267,6 +267,9 @@ std::string pk_key(const std::string& prefix, const row& pk) {
   put_row(k, pk);
   return k;
 }
+
+/// Bytes window_prefix() adds to the checkpoint prefix: the tag and two be64 bounds.
+constexpr size_t window_prefix_bytes = 1 + 8 + 8;
 
 /// The common prefix of every group key of window `w`.
 std::string window_prefix(const std::string& prefix, const window_bounds& w) {
@@ -1149,25 +1152,41 @@ struct shard_aggregator::impl {
     return groups.emplace(key, std::move(g)).first;
   }
 
-  /// Backed: calls f(stored key, group key, value) for every stored group of window `w`.
-  void scan_window(const window_bounds& w,
-                   const std::function<void(std::string_view, row&, std::string_view)>& f) {
+  /// Backed: calls f(stored key, group key, value) for the stored groups of window `w` in key
+  /// order, those after group key suffix `after` only (when not empty), until f returns false.
+  void scan_window(const window_bounds& w, std::string_view after,
+                   const std::function<bool(std::string_view, row&, std::string_view)>& f) {
     const std::string wp = window_prefix(backing_prefix, w);
+    // The first key after `after` is `after` + one zero byte.
+    const std::string from = after.empty() ? wp : wp + std::string(after) + std::string(1, '\0');
     std::string err;
     row key;
-    const bool ok = backing->scan(
-        wp,
+    const bool ok = backing->scan_from(
+        wp, from,
         [&](std::string_view k, std::string_view v) {
           byte_reader r(k.substr(wp.size()));
           if (!r.row_of(&key) || !r.done()) {
             fail_backing("malformed key in shard state key '" + printable(k) + "'");
             return false;
           }
-          f(k, key, v);
-          return true;
+          return f(k, key, v);
         },
         &err);
     if (!ok) fail_backing(std::move(err));
+  }
+
+  /// Appends the result row of the stored group `v` (key `k`) of window `w`; false when the
+  /// value is malformed (backing_error set).
+  bool emit_stored(const window_bounds& w, std::string_view k, const row& key, std::string_view v,
+                   std::vector<row>& out) {
+    window_bounds wb = w;
+    group_state g;
+    if (!read_group(v, wb, g)) {
+      fail_backing("malformed group value in shard state key '" + printable(k) + "'");
+      return false;
+    }
+    result_row(w, key, g, out);
+    return true;
   }
 
   /// Backed: drops the groups that are neither changed since the checkpoint nor to be emitted.
@@ -1406,15 +1425,9 @@ struct shard_aggregator::impl {
       for (const auto& [key, g] : node.mapped()) result_row(node.key(), key, g, out);
       if (stored > 0) {
         const key_map& resident = node.mapped();
-        scan_window(node.key(), [&](std::string_view k, row& key, std::string_view v) {
-          if (resident.find(key) != resident.end()) return;  // the memory copy is newer
-          window_bounds w = node.key();
-          group_state g;
-          if (!read_group(v, w, g)) {
-            fail_backing("malformed group value in shard state key '" + printable(k) + "'");
-            return;
-          }
-          result_row(w, key, g, out);
+        scan_window(node.key(), {}, [&](std::string_view k, row& key, std::string_view v) {
+          if (resident.find(key) != resident.end()) return true;  // the memory copy is newer
+          return emit_stored(node.key(), k, key, v, out);
         });
       }
     }
@@ -1460,41 +1473,22 @@ struct shard_aggregator::impl {
     }
     auto ev = evicted.find(w);
     if (backing != nullptr && ev != evicted.end() && ev->second > 0) {
-      const std::string wp = window_prefix(backing_prefix, w);
       if (cursor_window != w) cursor.clear();
       cursor_window = w;
-      // Resume after the cursor: the next possible key is the cursor + one zero byte.
-      const std::string from = cursor.empty() ? wp : wp + cursor + std::string(1, '\0');
       bool more = false;
-      std::string err;
-      row key;
-      const bool ok = backing->scan_from(
-          wp, from,
-          [&](std::string_view k, std::string_view v) {
-            if (budget == 0) {
-              more = true;
-              return false;
-            }
-            byte_reader r(k.substr(wp.size()));
-            if (!r.row_of(&key) || !r.done()) {
-              fail_backing("malformed key in shard state key '" + printable(k) + "'");
-              return false;
-            }
-            cursor.assign(k.substr(wp.size()));
-            // Emitted from memory above; the stored copy's delete waits for the checkpoint.
-            if (tracking && touched.find(group_id{w, key}) != touched.end()) return true;
-            window_bounds wb = w;
-            group_state g;
-            if (!read_group(v, wb, g)) {
-              fail_backing("malformed group value in shard state key '" + printable(k) + "'");
-              return false;
-            }
-            result_row(w, key, g, out);
-            --budget;
-            return true;
-          },
-          &err);
-      if (!ok) fail_backing(std::move(err));
+      // A fresh copy: scan_window reads `cursor` to seek while the callback moves it.
+      scan_window(w, std::string(cursor), [&](std::string_view k, row& key, std::string_view v) {
+        if (budget == 0) {
+          more = true;
+          return false;
+        }
+        cursor.assign(k.substr(backing_prefix.size() + window_prefix_bytes));
+        // Emitted from memory above; the stored copy's delete waits for the checkpoint.
+        if (tracking && touched.find(group_id{w, key}) != touched.end()) return true;
+        if (!emit_stored(w, k, key, v, out)) return false;
+        --budget;
+        return true;
+      });
       if (more && backing_error.empty()) return false;
       purge.insert(w);
     }
@@ -1804,14 +1798,11 @@ bool shard_aggregator::restore(const state_reader& reader, const std::string& pr
         g.closed = s.past(w.end);
         // A window past closed_through but not all emitted is still being closed (bounded
         // close): its groups up to the cursor were emitted, the others are still due.
+        // (Backed, they stay in the store like every other group: the resumed scan starts
+        // after the cursor.)
         const bool emitted =
-            s.past_emitted(w.end) ||
-            (s.cursor_window == w && key.substr(prefix.size() + 1 + 16) <= s.cursor);
-        if (emitted && backed && s.cursor_window == w && !s.past_emitted(w.end)) {
-          s.open.try_emplace(w);
-          ++s.evicted[w];  // skipped by the resumed scan, deleted with the window's range
-          return true;
-        }
+            s.past_emitted(w.end) || (!backed && s.cursor_window == w &&
+                                      key.substr(prefix.size() + window_prefix_bytes) <= s.cursor);
         if (emitted && !s.keep_closed) {
           // Freed at close under this late policy (a checkpoint of another policy): delete it at
           // the next checkpoint (a backed window with the rest of its range; sessions are keyed

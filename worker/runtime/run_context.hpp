@@ -60,8 +60,6 @@ struct run_context {
   std::atomic<bool> drain{true};
 };
 
-/// Node-local RocksDB keys. Task of partition p: "t/<p, 10 digits>/" + "m" (offset, watermark,
-/// counters) and "a/..." (partition_aggregator state). Shard s: "s/<s, 5 digits>/...".
 /// Wall clock in microseconds since the Unix epoch (processing time).
 [[nodiscard]] inline int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -69,6 +67,8 @@ struct run_context {
       .count();
 }
 
+/// Node-local RocksDB keys. Task of partition p: "t/<p, 10 digits>/" + "m" (offset, watermark,
+/// counters) and "a/..." (partition_aggregator state). Shard s: "s/<s, 5 digits>/...".
 [[nodiscard]] std::string task_prefix(int32_t partition);
 [[nodiscard]] std::string shard_prefix(int shard);
 
