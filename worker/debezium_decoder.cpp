@@ -50,11 +50,13 @@ std::optional<int64_t> parse_int(std::string_view s) {
   return std::nullopt;
 }
 
+// A finite double. std::from_chars also reads "nan", "inf" and "infinity", which no field
+// takes: one NaN makes every aggregate over it NaN.
 std::optional<double> parse_double(std::string_view s) {
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
   double v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec == std::errc{} && p == s.data() + s.size()) return v;
+  if (ec == std::errc{} && p == s.data() + s.size() && std::isfinite(v)) return v;
   return std::nullopt;
 }
 
@@ -126,9 +128,18 @@ logical logical_from_name(std::string_view n) {
   return logical::none;
 }
 
+// A Decimal scale parameter that is present but not an int64 ("abc", 1e300, 2^64).
+constexpr int64_t unreadable_scale = std::numeric_limits<int64_t>::min();
+
+// A schema's "parameters.scale" value (a string in Kafka Connect, a number in some converters).
+int64_t scale_from_text(std::string_view s) {
+  auto v = parse_int(s);
+  return v ? *v : unreadable_scale;
+}
+
 struct column_schema {
   logical type = logical::none;
-  int scale = 0;
+  int64_t scale = 0;  // full range: decimal conversion bounds it, nothing truncates it
 };
 
 std::string format_time_of_day(int64_t micros) {
@@ -147,6 +158,9 @@ std::string format_time_of_day(int64_t micros) {
   }
   return out;
 }
+
+constexpr int64_t max_timestamp_days =
+    std::numeric_limits<int64_t>::max() / 86'400'000'000LL;  // 106,751,991
 
 std::string format_date(int64_t days) {
   // civil_from_days (proleptic Gregorian).
@@ -275,22 +289,88 @@ std::optional<std::string> decode_base64(std::string_view text) {
   return out;
 }
 
-double decimal_from_bytes(std::string_view be, int scale) {
-  if (be.empty()) return 0.0;
-  // Two's complement, big-endian, arbitrary length: accumulate in long double.
-  bool negative = (static_cast<unsigned char>(be[0]) & 0x80) != 0;
-  long double acc = 0;
-  for (char c : be) {
-    unsigned char b = static_cast<unsigned char>(c);
-    if (negative) b = static_cast<unsigned char>(~b);
-    acc = acc * 256 + b;
+namespace {
+
+__extension__ typedef __int128 int128;
+__extension__ typedef unsigned __int128 uint128;
+
+// The unscaled value of a Decimal's big-endian two's-complement bytes (at most 16).
+std::optional<int128> decimal_unscaled(std::string_view be) {
+  if (be.size() > 16) return std::nullopt;
+  if (be.empty()) return int128{0};
+  const bool negative = (static_cast<unsigned char>(be[0]) & 0x80) != 0;
+  uint128 acc = negative ? ~uint128{0} : uint128{0};  // sign extension
+  for (char c : be) acc = (acc << 8) | static_cast<unsigned char>(c);
+  return static_cast<int128>(acc);
+}
+
+// 10^0 .. 10^max_decimal_scale as long doubles (exact up to 10^27), built once.
+const std::array<long double, max_decimal_scale + 1>& pow10_long_double() {
+  static const auto table = [] {
+    std::array<long double, max_decimal_scale + 1> t{};
+    long double p = 1;
+    for (auto& e : t) {
+      e = p;
+      p *= 10;
+    }
+    return t;
+  }();
+  return table;
+}
+
+// 10^0 .. 10^38: every power of ten an int128 holds.
+const std::array<int128, 39>& pow10_int128() {
+  static const auto table = [] {
+    std::array<int128, 39> t{};
+    int128 p = 1;
+    for (auto& e : t) {
+      e = p;
+      if (&e != &t.back()) p *= 10;
+    }
+    return t;
+  }();
+  return table;
+}
+
+bool scale_in_range(int64_t scale) {
+  return scale >= -max_decimal_scale && scale <= max_decimal_scale;
+}
+
+}  // namespace
+
+std::optional<double> decimal_from_bytes(std::string_view be, int64_t scale) {
+  auto unscaled = decimal_unscaled(be);
+  if (!unscaled || !scale_in_range(scale)) return std::nullopt;
+  if (*unscaled == 0) return 0.0;
+  // long double: a 64-bit mantissa (exact for unscaled values below 2^64) and a range to 1e4932,
+  // so neither the quotient nor the product can overflow before the range check below.
+  const auto& p10 = pow10_long_double();
+  const long double acc = static_cast<long double>(*unscaled);
+  const long double v =
+      scale >= 0 ? acc / p10[static_cast<size_t>(scale)] : acc * p10[static_cast<size_t>(-scale)];
+  if (!(std::fabs(v) <= static_cast<long double>(std::numeric_limits<double>::max())))
+    return std::nullopt;
+  const double d = static_cast<double>(v);
+  if (d == 0) return std::nullopt;  // a non-zero value that underflows
+  return d;
+}
+
+std::optional<int64_t> decimal_to_int64(std::string_view be, int64_t scale) {
+  auto unscaled = decimal_unscaled(be);
+  if (!unscaled || !scale_in_range(scale)) return std::nullopt;
+  const auto& p10 = pow10_int128();
+  int128 v = 0;
+  if (scale >= 0) {
+    // |unscaled| < 2^127 < 10^39: any larger divisor leaves 0.
+    v = scale < static_cast<int64_t>(p10.size()) ? *unscaled / p10[static_cast<size_t>(scale)] : 0;
+  } else if (*unscaled != 0) {
+    if (-scale >= static_cast<int64_t>(p10.size())) return std::nullopt;
+    if (__builtin_mul_overflow(*unscaled, p10[static_cast<size_t>(-scale)], &v))
+      return std::nullopt;
   }
-  if (negative) acc = -(acc + 1);
-  // Exact for unscaled values below 2^64 (long double has a 64-bit mantissa on x86-64).
-  long double p = 1;
-  for (int i = 0; i < scale; ++i) p *= 10;
-  for (int i = 0; i > scale; --i) p /= 10;
-  return static_cast<double>(acc / p);
+  if (v < std::numeric_limits<int64_t>::min() || v > std::numeric_limits<int64_t>::max())
+    return std::nullopt;
+  return static_cast<int64_t>(v);
 }
 
 // ---- the decoder ------------------------------------------------------------------------------
@@ -307,16 +387,14 @@ struct record_decoder::impl {
   std::vector<field_plan> plan;
   std::vector<column_schema> col_schema;  // per field; filled from the message's schema
   alignas(16) unsigned char arena_buffer[64 * 1024];
-  json::monotonic_resource arena;
+  // Constructed afresh for every DOM parse: monotonic_resource::release() keeps the doubled
+  // next-block size (Boost 1.81), so a reused one asks for 2^k-sized blocks after k large messages.
+  std::optional<json::monotonic_resource> arena;
   json::parser parser;
   std::string scratch;
 
   impl(const pipeline_config& c, bool before)
-      : cfg(c),
-        with_before(before),
-        arena(arena_buffer, sizeof arena_buffer),
-        parser(make_parser()),
-        sax(parse_opts(), this) {
+      : cfg(c), with_before(before), parser(make_parser()), sax(parse_opts(), this) {
     for (const auto& f : cfg.fields)
       plan.push_back({&f, pseudo_from(f.column), std::string_view(f.column)});
     col_schema.resize(plan.size());
@@ -349,8 +427,10 @@ struct record_decoder::impl {
                               " bytes > source.max_message_bytes = " +
                               std::to_string(cfg.source.max_message_bytes));
 
-    arena.release();
-    parser.reset(json::storage_ptr(&arena));
+    parser.reset();  // drops what the last parse left while its arena still exists
+    arena.reset();
+    arena.emplace(arena_buffer, sizeof arena_buffer);
+    parser.reset(json::storage_ptr(&*arena));
     boost::system::error_code ec;
     size_t used = parser.write_some(in.value.data(), in.value.size(), ec);
     if (!ec && used < in.value.size()) {
@@ -414,8 +494,11 @@ struct record_decoder::impl {
       image = &img->get_object();
       if (before && before->is_object()) before_image = &before->get_object();
       if (const json::value* src = top->if_contains("source"); src && src->is_object()) {
-        if (const json::value* ts = src->get_object().if_contains("ts_ms"); ts && ts->is_number())
-          out.source_ts_ms = ts->to_number<int64_t>(ec);
+        if (const json::value* ts = src->get_object().if_contains("ts_ms"); ts && ts->is_number()) {
+          boost::system::error_code nec;
+          out.source_ts_ms = ts->to_number<int64_t>(nec);
+          if (nec) return fail(reason, bad_source_ts("source.ts_ms", *ts));
+        }
       }
     } else {
       image = top;
@@ -433,14 +516,22 @@ struct record_decoder::impl {
             (del->is_bool() && del->get_bool()))
           out.op = cdc_op::del;
       }
-      if (const json::value* ts = top->if_contains("__source_ts_ms"); ts && ts->is_number())
-        out.source_ts_ms = ts->to_number<int64_t>(ec);
+      if (const json::value* ts = top->if_contains("__source_ts_ms"); ts && ts->is_number()) {
+        boost::system::error_code nec;
+        out.source_ts_ms = ts->to_number<int64_t>(nec);
+        if (nec) return fail(reason, bad_source_ts("__source_ts_ms", *ts));
+      }
     }
 
     load_column_schema(schema_obj, is_envelope);
     return convert_images(image, before_image, out, reason, [&](const json::object& img, row& dst) {
       return convert_image(img, in, out, dst, reason);
     });
+  }
+
+  // Why a source timestamp that is a JSON number but no int64 (1e300, 1.5, 2^64) is unusable.
+  static std::string bad_source_ts(std::string_view key, const json::value& v) {
+    return std::string(key) + ": cannot read " + json::serialize(v) + " as integer milliseconds";
   }
 
   // The record's image into out.image and, for updates in changelog mode, its before image into
@@ -494,11 +585,10 @@ struct record_decoder::impl {
         col_schema[i].type = logical_from_name(lname->get_string());
         if (auto* params = fo.if_contains("parameters"); params && params->is_object()) {
           if (auto* sc = params->get_object().if_contains("scale"); sc) {
-            if (sc->is_string()) {
-              if (auto v = parse_int(sc->get_string())) col_schema[i].scale = static_cast<int>(*v);
-            } else if (sc->is_int64()) {
-              col_schema[i].scale = static_cast<int>(sc->get_int64());
-            }
+            if (sc->is_string())
+              col_schema[i].scale = scale_from_text(sc->get_string());
+            else if (sc->is_number())
+              col_schema[i].scale = sc->is_int64() ? sc->get_int64() : unreadable_scale;
           }
         }
       }
@@ -585,7 +675,9 @@ struct record_decoder::impl {
         reason = "cannot read " + std::to_string(v) + " as bool";
         return false;
       case field_type::timestamp: {
-        time_unit u = f.unit != time_unit::auto_detect ? f.unit : unit_hint;
+        // The value's own unit (its schema's logical type, or a pseudo-column's) wins; the
+        // declared unit is for values that carry none.
+        time_unit u = unit_hint != time_unit::auto_detect ? unit_hint : f.unit;
         if (u == time_unit::auto_detect) u = time_unit::micros;
         if (u == time_unit::iso) {
           reason = "expected an ISO-8601 string, got the number " + std::to_string(v);
@@ -621,13 +713,9 @@ struct record_decoder::impl {
           dst = std::monostate{};
           return true;
         }
-        if (cs.type == logical::decimal || (f.scale && !parse_int(s))) {
-          double d = 0;
-          if (!decimal_text(s, cs.type == logical::decimal ? cs.scale : *f.scale, d, reason))
-            return false;
-          dst = static_cast<int64_t>(d);
-          return true;
-        }
+        if (cs.type == logical::decimal || (f.scale && !parse_int(s)))
+          return decimal_text(s, cs.type == logical::decimal ? cs.scale : *f.scale, f.type, dst,
+                              reason);
         if (auto v = parse_int(s)) {
           dst = *v;
           return true;
@@ -640,13 +728,9 @@ struct record_decoder::impl {
           dst = std::monostate{};
           return true;
         }
-        if (cs.type == logical::decimal || (f.scale && !parse_double(s))) {
-          double d = 0;
-          if (!decimal_text(s, cs.type == logical::decimal ? cs.scale : *f.scale, d, reason))
-            return false;
-          dst = d;
-          return true;
-        }
+        if (cs.type == logical::decimal || (f.scale && !parse_double(s)))
+          return decimal_text(s, cs.type == logical::decimal ? cs.scale : *f.scale, f.type, dst,
+                              reason);
         if (auto v = parse_double(s)) {
           dst = *v;
           return true;
@@ -671,11 +755,10 @@ struct record_decoder::impl {
           dst = std::monostate{};
           return true;
         }
-        time_unit u = f.unit;
-        if (u == time_unit::auto_detect) {
-          u = unit_from_logical(cs.type);
-          if (u == time_unit::auto_detect) u = parse_int(s) ? time_unit::micros : time_unit::iso;
-        }
+        // As in assign_number: the schema's logical type, else the declared unit, else a guess.
+        time_unit u = unit_from_logical(cs.type);
+        if (u == time_unit::auto_detect) u = f.unit;
+        if (u == time_unit::auto_detect) u = parse_int(s) ? time_unit::micros : time_unit::iso;
         if (u == time_unit::iso) {
           if (auto t = parse_iso_timestamp(s)) {
             dst = *t;
@@ -712,7 +795,11 @@ struct record_decoder::impl {
     }
   }
 
-  bool decimal_text(std::string_view b64, int scale, double& out, std::string& reason) {
+  // A base64 Decimal into an int field (truncated toward zero, exactly), a double field, or a
+  // string field (the double, printed). Each check is O(1) in the scale: the scale comes from
+  // the message and may be anything.
+  bool decimal_text(std::string_view b64, int64_t scale, field_type type, value& dst,
+                    std::string& reason) {
     // Kafka Connect writes Decimal bytes as padded standard base64 (Java's Base64 encoder).
     auto bytes = b64.size() % 4 == 0 ? decode_base64(b64) : std::nullopt;
     if (!bytes) {
@@ -723,7 +810,37 @@ struct record_decoder::impl {
       reason = "Decimal wider than 128 bits";
       return false;
     }
-    out = decimal_from_bytes(*bytes, scale);
+    if (scale == unreadable_scale) {
+      reason = "Decimal scale is not an integer";
+      return false;
+    }
+    if (scale < -max_decimal_scale || scale > max_decimal_scale) {
+      reason = "Decimal scale " + std::to_string(scale) + " out of range (|scale| at most " +
+               std::to_string(max_decimal_scale) + ")";
+      return false;
+    }
+    if (type == field_type::int64) {
+      if (auto v = decimal_to_int64(*bytes, scale)) {
+        dst = *v;
+        return true;
+      }
+      reason = "Decimal " + quoted_excerpt(b64) + " with scale " + std::to_string(scale) +
+               " out of range for int";
+      return false;
+    }
+    auto d = decimal_from_bytes(*bytes, scale);
+    if (!d) {
+      reason = "Decimal " + quoted_excerpt(b64) + " with scale " + std::to_string(scale) +
+               " out of range for double";
+      return false;
+    }
+    if (type == field_type::string) {
+      char buf[64];
+      auto [p, ec] = std::to_chars(buf, buf + sizeof buf, *d);
+      dst = std::string(buf, p);
+    } else {
+      dst = *d;
+    }
     return true;
   }
 
@@ -744,23 +861,16 @@ struct record_decoder::impl {
       const auto& o = v.get_object();
       auto* sc = o.if_contains("scale");
       auto* val = o.if_contains("value");
-      if (sc && val && sc->is_int64() && val->is_string() &&
+      if (sc && val && (sc->is_number() || sc->is_string()) && val->is_string() &&
           (f.type == field_type::float64 || f.type == field_type::int64 ||
            f.type == field_type::string)) {
-        double d = 0;
-        if (!decimal_text(std::string_view(val->get_string().data(), val->get_string().size()),
-                          static_cast<int>(sc->get_int64()), d, reason))
-          return false;
-        if (f.type == field_type::float64)
-          dst = d;
-        else if (f.type == field_type::int64)
-          dst = static_cast<int64_t>(d);
-        else {
-          char buf[64];
-          auto [p, ec] = std::to_chars(buf, buf + sizeof buf, d);
-          dst = std::string(buf, p);
-        }
-        return true;
+        int64_t scale = unreadable_scale;
+        if (sc->is_int64())
+          scale = sc->get_int64();
+        else if (sc->is_string())
+          scale = scale_from_text(sc->get_string());
+        return decimal_text(std::string_view(val->get_string().data(), val->get_string().size()),
+                            scale, f.type, dst, reason);
       }
     }
     if (v.is_object() || v.is_array()) {
@@ -804,6 +914,11 @@ struct record_decoder::impl {
         return assign_text(v.s, f, cs, dst, reason);
       case json::kind::int64:
         if (f.type == field_type::string && cs.type == logical::date_days) {
+          // The days a timestamp can hold (±292,000 years); beyond, the date arithmetic overflows.
+          if (v.i < -max_timestamp_days || v.i > max_timestamp_days) {
+            reason = "Date " + std::to_string(v.i) + " days out of range";
+            return false;
+          }
           dst = format_date(v.i);
           return true;
         }
@@ -811,7 +926,12 @@ struct record_decoder::impl {
             (cs.type == logical::time_ms || cs.type == logical::micro_time ||
              cs.type == logical::nano_time)) {
           bool overflow = false;
-          dst = format_time_of_day(scale_to_micros(v.i, unit_from_logical(cs.type), &overflow));
+          const int64_t us = scale_to_micros(v.i, unit_from_logical(cs.type), &overflow);
+          if (overflow) {
+            reason = "time " + std::to_string(v.i) + " out of range";
+            return false;
+          }
+          dst = format_time_of_day(us);
           return true;
         }
         return assign_number(v.i, f, unit_from_logical(cs.type), dst, reason);
@@ -827,6 +947,10 @@ struct record_decoder::impl {
         return assign_number(static_cast<int64_t>(v.u), f, unit_from_logical(cs.type), dst, reason);
       case json::kind::double_: {
         double d = v.d;
+        if (!std::isfinite(d)) {  // a JSON number beyond a double's range, such as 1e400
+          reason = "number out of range for a double";
+          return false;
+        }
         switch (f.type) {
           case field_type::float64:
             dst = d;
@@ -994,12 +1118,13 @@ struct record_decoder::impl {
     bool deleted = false;
     bool srcts_num = false, ts_num = false;
     int64_t srcts = 0, ts = 0;
+    std::optional<json::value> srcts_bad, ts_bad;  // a number that is no int64
   };
 
   // A column descriptor in the schema: {"field": ..., "name": ..., "parameters": {"scale"}}.
   struct descriptor {
     bool field_str = false, name_str = false, has_scale = false;
-    int scale = 0;
+    int64_t scale = 0;
     std::string field, name;  // name is mapped to a logical type only for declared columns
     void reset() {
       field_str = name_str = has_scale = false;
@@ -1389,12 +1514,17 @@ struct record_decoder::impl {
     return true;
   }
 
-  // json::value::to_number<int64_t> semantics: 0 when not exactly representable.
-  static int64_t to_int64(const scalar& x) {
+  // The scalar as a json::value (numbers only; for to_number and messages).
+  static json::value number_value(const scalar& x) {
+    if (x.k == json::kind::int64) return json::value(x.i);
+    if (x.k == json::kind::uint64) return json::value(x.u);
+    return json::value(x.d);
+  }
+  // json::value::to_number<int64_t> semantics: false when not exactly representable.
+  static bool to_int64(const scalar& x, int64_t& out) {
     boost::system::error_code ec;
-    if (x.k == json::kind::int64) return json::value(x.i).to_number<int64_t>(ec);
-    if (x.k == json::kind::uint64) return json::value(x.u).to_number<int64_t>(ec);
-    return json::value(x.d).to_number<int64_t>(ec);
+    out = number_value(x).to_number<int64_t>(ec);
+    return !ec;
   }
   static bool is_num(json::kind k) {
     return k == json::kind::int64 || k == json::kind::uint64 || k == json::kind::double_;
@@ -1435,7 +1565,7 @@ struct record_decoder::impl {
           case mk_srcts:
             if (is_num(x.k)) {
               m.srcts_num = true;
-              m.srcts = to_int64(x);
+              if (!to_int64(x, m.srcts)) m.srcts_bad = number_value(x);
             }
             break;
           case mk_after:
@@ -1460,7 +1590,7 @@ struct record_decoder::impl {
       case ft::source:
         if (is_num(x.k)) {
           m.ts_num = true;
-          m.ts = to_int64(x);
+          if (!to_int64(x, m.ts)) m.ts_bad = number_value(x);
         }
         break;
       case ft::schema_entry:
@@ -1480,13 +1610,11 @@ struct record_decoder::impl {
       case ft::params_col: {
         descriptor& d = p.type == ft::params_entry ? d_entry : d_col;
         if (x.k == json::kind::string) {
-          if (auto v = parse_int(x.s)) {
-            d.has_scale = true;
-            d.scale = static_cast<int>(*v);
-          }
-        } else if (x.k == json::kind::int64) {
           d.has_scale = true;
-          d.scale = static_cast<int>(x.i);
+          d.scale = scale_from_text(x.s);
+        } else if (is_num(x.k)) {
+          d.has_scale = true;
+          d.scale = x.k == json::kind::int64 ? x.i : unreadable_scale;
         }
         break;
       }
@@ -1592,8 +1720,10 @@ struct record_decoder::impl {
       image = &rows[c * 3 + (del ? 2 : 1)];
       if ((m.seen & bit(mk_before)) && m.before_kind == json::kind::object)
         before_image = &rows[c * 3 + 2];
-      if ((m.seen & bit(mk_source)) && m.source_kind == json::kind::object && m.ts_num)
+      if ((m.seen & bit(mk_source)) && m.source_kind == json::kind::object && m.ts_num) {
+        if (m.ts_bad) return fail(reason, bad_source_ts("source.ts_ms", *m.ts_bad));
         out.source_ts_ms = m.ts;
+      }
     } else {
       image = &rows[c * 3];
       out.op = cdc_op::create;
@@ -1606,7 +1736,10 @@ struct record_decoder::impl {
           return fail(reason, "unknown op \"" + std::string(1, m.uop_ch) + "\"");
       }
       if (m.deleted) out.op = cdc_op::del;
-      if (m.srcts_num) out.source_ts_ms = m.srcts;
+      if (m.srcts_num) {
+        if (m.srcts_bad) return fail(reason, bad_source_ts("__source_ts_ms", *m.srcts_bad));
+        out.source_ts_ms = m.srcts;
+      }
     }
 
     return convert_images(image, before_image, out, reason, [&](scratch_row& img, row& dst) {

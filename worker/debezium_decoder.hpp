@@ -9,9 +9,11 @@
 // job's quirks (b'...' wrappers, numeric strings, odd column names mapped by the pipeline file).
 //
 // Errors are values: a record that cannot be used yields decode_status::dead_letter and a
-// human-readable reason; nothing throws. A decoder reuses one Boost.JSON parser and a
-// monotonic arena across records, so steady-state decoding does not allocate per record
-// beyond the strings it stores in rows. Not thread-safe: one decoder per source task.
+// human-readable reason; nothing throws. A decoder reuses one Boost.JSON parser and a 64 KiB
+// arena buffer across records (the DOM fallback puts a fresh monotonic_resource over it per
+// message, so memory stays bounded by the largest message), so steady-state decoding does not
+// allocate per record beyond the strings it stores in rows. Not thread-safe: one decoder per
+// source task.
 #pragma once
 
 #include <array>
@@ -79,7 +81,18 @@ class record_decoder {
 /// Decodes standard base64 (with or without padding); nullopt when malformed.
 [[nodiscard]] std::optional<std::string> decode_base64(std::string_view text);
 
-/// Value of a Debezium Decimal: big-endian two's-complement unscaled bytes, divided by 10^scale.
-[[nodiscard]] double decimal_from_bytes(std::string_view big_endian, int scale);
+/// Largest |scale| a Decimal may carry. Beyond it no unscaled value of at most 128 bits is a
+/// finite non-zero double (10^-400 underflows, 10^309 overflows), so such a message is
+/// dead-lettered instead of costing a loop of `scale` steps.
+inline constexpr int64_t max_decimal_scale = 400;
+
+/// Value of a Debezium Decimal: big-endian two's-complement unscaled bytes (at most 16), divided
+/// by 10^scale. nullopt when there are more than 16 bytes, |scale| > max_decimal_scale, or the
+/// value is not a finite double (overflow, or a non-zero value that rounds to 0). O(bytes).
+[[nodiscard]] std::optional<double> decimal_from_bytes(std::string_view big_endian, int64_t scale);
+
+/// The same Decimal truncated toward zero, computed exactly in integers; nullopt when there are
+/// more than 16 bytes, |scale| > max_decimal_scale, or the result is outside int64.
+[[nodiscard]] std::optional<int64_t> decimal_to_int64(std::string_view big_endian, int64_t scale);
 
 }  // namespace eddy
