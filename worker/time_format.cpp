@@ -437,10 +437,20 @@ void append_padded(std::string& out, int64_t v, int width) {
   out.append(buf.data() + n, buf.size() - n);
 }
 
-/// "yyyy-MM-dd<sep>HH:mm:ss[.ffffff]" of local time `local_micros`, fraction trimmed.
-void append_local(std::string& out, int64_t local_micros, char sep) {
-  const int64_t secs = floor_div(local_micros, micros_per_second);
-  int64_t frac = local_micros - secs * micros_per_second;
+/// Whole seconds and the microseconds past them (in [0, 1e6)) of `t`, for every int64 (the
+/// seconds, unlike the microseconds, leave room for an offset to be added).
+struct split_time {
+  int64_t secs;
+  int64_t frac;
+};
+split_time split_seconds(timestamp t) {
+  int64_t frac = t.micros % micros_per_second;
+  if (frac < 0) frac += micros_per_second;
+  return {floor_div(t.micros, micros_per_second), frac};
+}
+
+/// "yyyy-MM-dd<sep>HH:mm:ss[.ffffff]" of local time `secs` + `frac` µs, fraction trimmed.
+void append_local(std::string& out, int64_t secs, int64_t frac, char sep) {
   const int64_t days = floor_div(secs, seconds_per_day);
   const int64_t sod = secs - days * seconds_per_day;
   const civil_date d = civil_from_days(days);
@@ -517,12 +527,14 @@ int64_t time_formatter::offset_seconds(timestamp t) const {
 }
 
 void time_formatter::append_console(std::string& out, timestamp t) const {
-  append_local(out, t.micros + offset_seconds(t) * micros_per_second, ' ');
+  const split_time st = split_seconds(t);
+  append_local(out, st.secs + offset_seconds(t), st.frac, ' ');
 }
 
 void time_formatter::append_iso(std::string& out, timestamp t) const {
   const int64_t off = offset_seconds(t);
-  append_local(out, t.micros + off * micros_per_second, 'T');
+  const split_time st = split_seconds(t);
+  append_local(out, st.secs + off, st.frac, 'T');
   if (off == 0) {
     out.push_back('Z');
     return;

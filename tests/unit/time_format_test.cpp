@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,25 @@ TEST(time_formatter, formats_instants_before_1970) {
   EXPECT_EQ(utc.format_iso(timestamp{-86'400'000'000}), "1969-12-31T00:00:00Z");
   EXPECT_EQ(utc.format_iso(timestamp{-2'208'988'800'000'000}), "1900-01-01T00:00:00Z");
   EXPECT_EQ(utc.format_iso(timestamp{-62'135'596'800'000'000}), "0001-01-01T00:00:00Z");
+}
+
+TEST(time_formatter, formats_the_whole_int64_range_in_any_zone) {
+  // A timestamp is any int64 of microseconds (an updated_at of INT64_MIN is a valid row value).
+  // Adding the offset in microseconds overflowed: UB, and year -290308 for a +14:00 zone.
+  constexpr timestamp max{std::numeric_limits<int64_t>::max()};
+  constexpr timestamp min{std::numeric_limits<int64_t>::min()};
+  time_formatter utc;
+  EXPECT_EQ(utc.format_iso(max), "294247-01-10T04:00:54.775807Z");
+  EXPECT_EQ(utc.format_console(max), "294247-01-10 04:00:54.775807");
+  EXPECT_EQ(utc.format_iso(min), "-290308-12-21T19:59:05.224192Z");
+  EXPECT_EQ(utc.format_console(min), "-290308-12-21 19:59:05.224192");
+  EXPECT_EQ(zone("+14:00").format_iso(max), "294247-01-10T18:00:54.775807+14:00");
+  EXPECT_EQ(zone("-12:00").format_iso(min), "-290308-12-21T07:59:05.224192-12:00");
+  EXPECT_EQ(zone("-12:00").format_console(max), "294247-01-09 16:00:54.775807");
+  EXPECT_EQ(zone("+14:00").format_console(min), "-290308-12-22 09:59:05.224192");
+  // IANA zones: the POSIX rule far in the future, the first offset (LMT) far in the past.
+  EXPECT_EQ(zone("Europe/Paris").format_iso(max), "294247-01-10T05:00:54.775807+01:00");
+  EXPECT_EQ(zone("Europe/Paris").format_iso(min), "-290308-12-21T20:08:26.224192+00:09:21");
 }
 
 TEST(time_formatter, applies_a_fixed_offset) {
