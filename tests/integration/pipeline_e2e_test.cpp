@@ -350,6 +350,76 @@ TEST_F(eddy_processes, decode_cleans_the_seed_example_and_dead_letters_a_truncat
   EXPECT_FALSE(str_at(second, "reason").empty()) << lines[1];
 }
 
+TEST_F(eddy_processes, decode_treats_empty_lines_as_tombstones_and_bounds_long_lines) {
+  const std::string seed_line =
+      R"({"id": 75204, "ncr_ride_bookings.csv/booking+value": "b'1138.0'", "__op": "r"})";
+  // A tombstone as kcat prints it (an empty line), a 2 MiB line (over the 1 MiB
+  // max_message_bytes), then a good line without a final newline.
+  const std::string input = dir_ / "input.jsonl";
+  write_text_file(input, seed_line + "\n\n" + std::string(2 << 20, 'x') + "\n" + seed_line);
+  const std::string example = (k_source_dir / "deploy/pipelines/ncr_ride_bookings.toml").string();
+
+  auto r = run_eddy({"decode", "-c", example}, 30s, redirect::file(input));
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << "; stderr: " << r->err;
+  const auto lines = split_lines(r->out);
+  ASSERT_EQ(lines.size(), 4u) << r->out;
+  EXPECT_EQ(str_at(parse_object(lines[0]), "outcome"), "out") << lines[0];
+  const json::object tombstone = parse_object(lines[1]);
+  EXPECT_EQ(str_at(tombstone, "outcome"), "filtered") << lines[1];
+  EXPECT_EQ(str_at(tombstone, "reason"), "tombstone") << lines[1];
+  const json::object big = parse_object(lines[2]);
+  EXPECT_EQ(str_at(big, "outcome"), "dead_letter") << lines[2];
+  EXPECT_EQ(str_at(big, "reason"),
+            "message too large: 2097152 bytes > source.max_message_bytes = 1048576");
+  EXPECT_EQ(str_at(parse_object(lines[3]), "outcome"), "out") << lines[3];
+  EXPECT_NE(r->err.find("decoded 4 messages: 2 out, 1 filtered, 1 dead-lettered"),
+            std::string::npos)
+      << r->err;
+}
+
+TEST_F(eddy_processes, decode_refuses_binary_input_and_exits_non_zero) {
+  const std::string example = (k_source_dir / "deploy/pipelines/ncr_ride_bookings.toml").string();
+  // /dev/zero never ends and has no newline: it was read into memory without bound, and a
+  // finite NUL-filled file was "decoded" with exit status 0.
+  auto r = run_eddy({"decode", "-c", example}, 30s, redirect::file("/dev/zero"));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->status.exited && r->status.code == 1) << r->status.describe();
+  EXPECT_NE(r->err.find("line 1: a NUL byte at byte 0: the input is not text"), std::string::npos)
+      << r->err;
+
+  const std::string input = dir_ / "binary.jsonl";
+  write_text_file(input, std::string(R"({"id": 1})") + "\n" + std::string("{\"id\": 2\0}\n", 11));
+  r = run_eddy({"decode", "-c", example}, 30s, redirect::file(input));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->status.exited && r->status.code == 1) << r->status.describe();
+  EXPECT_EQ(split_lines(r->out).size(), 1u) << r->out;  // the text line before it was decoded
+  EXPECT_NE(r->err.find("line 2: a NUL byte at byte 8"), std::string::npos) << r->err;
+}
+
+TEST_F(eddy_processes, decode_survives_many_large_messages_on_the_dom_path) {
+  // 40 messages of ~100 KB with a VariableScaleDecimal (PostgreSQL NUMERIC without precision)
+  // asked the decoder for a 32 GiB block: std::bad_alloc, exit 134.
+  const std::string line =
+      R"({"id": 1, "ncr_ride_bookings.csv/booking+status": ")" + std::string(100'000, 'x') +
+      R"(", "ncr_ride_bookings.csv/booking+value": {"scale": 2, "value": "AQ=="}})";
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += line + "\n";
+  const std::string input = dir_ / "large.jsonl";
+  write_text_file(input, text);
+  const std::string example = (k_source_dir / "deploy/pipelines/ncr_ride_bookings.toml").string();
+  auto r = run_eddy({"decode", "-c", example}, 60s, redirect::file(input));
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << "; stderr: " << r->err;
+  const auto lines = split_lines(r->out);
+  ASSERT_EQ(lines.size(), 40u);
+  for (const auto& l : lines) {
+    const json::object o = parse_object(l);
+    ASSERT_EQ(str_at(o, "outcome"), "out") << l.substr(0, 300);
+    EXPECT_DOUBLE_EQ(o.at("row").as_object().at("booking_value").to_number<double>(), 0.01);
+  }
+}
+
 // ---- 5. SIGTERM drains and reports ------------------------------------------------------
 
 TEST_F(eddy_processes, sigterm_stops_a_running_pipeline_cleanly_with_its_counters) {
