@@ -427,7 +427,8 @@ TEST_F(decode_fixture, a_hostile_decimal_scale_is_dead_lettered_in_microseconds)
     const auto took = std::chrono::steady_clock::now() - start;
     EXPECT_NE(why.find("field 'booking_value'"), std::string::npos) << why;
     EXPECT_NE(why.find(want), std::string::npos) << why;
-    EXPECT_LT(took, std::chrono::milliseconds(50)) << msg;  // was 3-9 s of CPU each
+    // Was 3-9 s of CPU each (Release); the bound leaves room for sanitizer builds on a busy box.
+    EXPECT_LT(took, std::chrono::milliseconds(500)) << msg;
   }
   // In range, both ways, and the schema's scale as a number.
   ASSERT_EQ(decode(decimal_schema_message("\"-3\"", "MDk=")), decode_status::row) << reason;
