@@ -37,20 +37,23 @@ void assign_kind(const std::vector<unit_id>& units, const std::vector<worker_cap
 
   // Quotas: floor(n*s/S) each, and one more for `rest` of the workers with a fractional share —
   // first those that already hold more than their floor (each such +1 keeps one unit in place),
-  // then the largest fractions, then by name.
-  std::vector<uint64_t> quota(w), frac(w);
+  // then the largest fractions, then those holding fewest units of the kinds placed before (so
+  // the shards' round-ups go to other workers than the partitions'), then by name.
+  std::vector<uint64_t> quota(w), frac(w), other(w, 0);
   uint64_t rest = n;
   for (size_t i = 0; i < w; ++i) {
     quota[i] = n * workers[i].slots / total_slots;
     frac[i] = n * workers[i].slots % total_slots;
     rest -= quota[i];
   }
+  for (const auto& [_, owner] : out)
+    if (size_t i = worker_index(owner); i < w) ++other[i];
   std::vector<size_t> candidates;
   for (size_t i = 0; i < w; ++i)
     if (frac[i] > 0) candidates.push_back(i);
   std::sort(candidates.begin(), candidates.end(), [&](size_t a, size_t b) {
-    return std::make_tuple(prev_count[b] > quota[b], frac[b], a) <
-           std::make_tuple(prev_count[a] > quota[a], frac[a], b);
+    return std::make_tuple(prev_count[b] > quota[b], frac[b], other[a], a) <
+           std::make_tuple(prev_count[a] > quota[a], frac[a], other[b], b);
   });
   for (size_t c = 0; c < rest; ++c) ++quota[candidates[c]];
 

@@ -239,6 +239,17 @@ TEST(unit_assignment, a_worker_with_no_slots_hands_everything_over) {
   EXPECT_TRUE(assign_units(units, {{"a", 0}}, {}).empty());
 }
 
+TEST(unit_assignment, the_shards_round_up_on_other_workers_than_the_partitions) {
+  std::vector<unit_id> units;
+  for (int p = 0; p < 16; ++p) units.push_back(unit_id::partition(p));
+  for (int x = 0; x < 4; ++x) units.push_back(unit_id::shard(x));
+  auto owners = assign_units(units, {{"a", 1}, {"b", 1}, {"c", 1}}, {});
+  for (const char* w : {"a", "b", "c"}) {
+    const size_t n = units_of(owners, w).size();
+    EXPECT_TRUE(n == 6 || n == 7) << w << " holds " << n << " of 20 units";
+  }
+}
+
 TEST(unit_assignment, units_print_as_p_and_s_with_their_index) {
   EXPECT_EQ(unit_id::partition(12).to_string(), "p12");
   EXPECT_EQ(unit_id::shard(3).to_string(), "s3");
