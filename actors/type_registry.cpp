@@ -2,12 +2,16 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
 
 namespace eddy {
 
 void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<assignment>("eddy::assignment");
+  cfg.add_message_type<worker_hello>("eddy::worker_hello");
+  cfg.add_message_type<join_reply>("eddy::join_reply");
+  cfg.add_message_type<unit_assignment>("eddy::unit_assignment");
 }
 
 }  // namespace eddy

@@ -13,5 +13,6 @@ void add_run_command(CLI::App& root);         // eddy run      (app/cmd_run.cpp)
 void add_decode_command(CLI::App& root);      // eddy decode   (app/cmd_decode.cpp)
 void add_demo_command(CLI::App& root);        // eddy demo     (app/cmd_demo.cpp)
 void add_checkpoint_command(CLI::App& root);  // eddy checkpoint (app/cmd_checkpoint.cpp)
+void add_cluster_commands(CLI::App& root);    // eddy coordinator, eddy worker (app/cmd_cluster.cpp)
 
 }  // namespace eddy::app

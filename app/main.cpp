@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   eddy::app::add_broker_command(app);
   eddy::app::add_produce_command(app);
   eddy::app::add_checkpoint_command(app);
+  eddy::app::add_cluster_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

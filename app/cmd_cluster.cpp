@@ -1,0 +1,278 @@
+// eddy coordinator / eddy worker — the processes of a multi-node eddy cluster.
+//
+// Scope today: membership, failure detection and the assignment of units (partitions and
+// aggregator shards) to workers, with generations; the units are not yet run on the workers
+// (docs/cluster.md). `eddy run` runs a pipeline in one process.
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "actors/type_registry.hpp"
+#include "actors/version.hpp"
+#include "app/commands.hpp"
+#include "app/signals.hpp"
+#include "coordinator/cluster_coordinator.hpp"
+#include "worker/kafka/consumer.hpp"
+#include "worker/pipeline_config.hpp"
+#include "worker/runtime/worker_node.hpp"
+#include "worker/windowing.hpp"
+
+namespace eddy::app {
+
+namespace {
+
+struct host_port {
+  std::string host;
+  uint16_t port = 0;
+};
+
+host_port parse_host_port(const std::string& text, const std::string& option, bool allow_zero) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    throw CLI::RuntimeError(option + ": expected HOST:PORT, got '" + text + "'", 2);
+  host_port hp{text.substr(0, colon), 0};
+  const std::string port = text.substr(colon + 1);
+  long v = -1;
+  try {
+    size_t used = 0;
+    v = std::stol(port, &used);
+    if (used != port.size()) v = -1;
+  } catch (const std::exception&) {
+    v = -1;
+  }
+  if (v < (allow_zero ? 0 : 1) || v > 65535)
+    throw CLI::RuntimeError(
+        option + ": port must be " + (allow_zero ? "0" : "1") + "..65535, got '" + port + "'", 2);
+  hp.port = static_cast<uint16_t>(v);
+  return hp;
+}
+
+std::string this_host() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+struct heartbeat_cli {
+  int heartbeat_ms = 500;
+  int timeout_ms = 2000;
+};
+
+void add_heartbeat_options(CLI::App* cmd, heartbeat_cli& hb) {
+  cmd->add_option("--heartbeat-ms", hb.heartbeat_ms,
+                  "Heartbeat interval between nodes in ms (default 500)")
+      ->check(CLI::Range(50, 60000));
+  cmd->add_option("--connection-timeout-ms", hb.timeout_ms,
+                  "A node whose heartbeats stop for this long is taken as lost (default 2000;\n"
+                  "a killed process is seen at once from its dropped connection)")
+      ->check(CLI::Range(100, 600000));
+}
+
+void configure(caf::actor_system_config& cfg, const heartbeat_cli& hb) {
+  cfg.load<caf::io::middleman>();
+  cfg.set("middleman.heartbeat-interval",
+          caf::timespan{std::chrono::milliseconds(hb.heartbeat_ms)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::milliseconds(hb.timeout_ms)});
+  cfg.set("logger.console", caf::atom("none"));
+  register_message_types(cfg);
+}
+
+// ---- eddy coordinator ------------------------------------------------------------------------
+
+struct coordinator_cli {
+  std::string config, listen, state_dir, bootstrap;
+  heartbeat_cli hb;
+};
+
+void run_coordinator(const coordinator_cli& o) {
+  if (o.hb.timeout_ms <= o.hb.heartbeat_ms)
+    throw CLI::RuntimeError("--connection-timeout-ms must be larger than --heartbeat-ms", 2);
+  const host_port listen = parse_host_port(o.listen, "--listen", true);
+  auto loaded = load_pipeline_config(o.config);
+  if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
+  const pipeline_config& cfg = *loaded.config;
+  const std::string bootstrap = o.bootstrap.empty() ? cfg.source.bootstrap_servers : o.bootstrap;
+  if (bootstrap.empty())
+    throw CLI::RuntimeError("no Kafka bootstrap servers: set source.bootstrap_servers in " +
+                                o.config + " or pass --bootstrap",
+                            2);
+  int32_t shards = 0;
+  if (!cfg.aggregates.empty()) {
+    std::string error;
+    auto plan = aggregation_plan::from_config(cfg, &error);
+    if (!plan) throw CLI::RuntimeError(o.config + ": " + error, 2);
+    shards = plan->shard_count;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(o.state_dir, ec);
+  if (ec || !std::filesystem::is_directory(o.state_dir))
+    throw CLI::RuntimeError("--state-dir " + o.state_dir + ": cannot create the directory" +
+                                (ec ? ": " + ec.message() : std::string()),
+                            2);
+  std::ostringstream text;
+  text << std::ifstream(o.config).rdbuf();
+
+  signal_watch signals;
+  std::string error;
+  auto consumer = kafka_consumer::create(bootstrap, cfg.source.group_id, {}, &error);
+  std::vector<int32_t> partitions;
+  if (consumer) partitions = consumer->partitions(cfg.source.topic, 10000, &error);
+  if (partitions.empty())
+    throw CLI::RuntimeError("cannot read the partitions of topic " + cfg.source.topic + " from " +
+                                bootstrap + ": " + error,
+                            1);
+  consumer.reset();
+
+  caf::actor_system_config sys_cfg;
+  configure(sys_cfg, o.hb);
+  caf::actor_system sys{sys_cfg};
+  cluster_coordinator_options copts;
+  copts.pipeline_name = cfg.name;
+  copts.pipeline_toml = text.str();
+  copts.bootstrap = bootstrap;
+  copts.partitions = partitions;
+  copts.shards = shards;
+  copts.state_dir = o.state_dir;
+  auto coordinator = spawn_cluster_coordinator(sys, std::move(copts));
+  auto port = sys.middleman().publish(coordinator, listen.port, listen.host.c_str(), true);
+  if (!port) {
+    caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
+    throw CLI::RuntimeError("--listen " + o.listen + ": " + sys.render(port.error()), 1);
+  }
+  std::cout << "listening=" << listen.host << ":" << *port << std::endl;
+  std::cerr << "eddy coordinator: pipeline " << cfg.name << ", topic " << cfg.source.topic << " ("
+            << partitions.size() << " partitions, " << shards << " shards), listening on "
+            << listen.host << ":" << *port << "; heartbeats every " << o.hb.heartbeat_ms
+            << " ms, a silent worker is lost after " << o.hb.timeout_ms << " ms\n";
+  signals.wait();
+  std::cerr << "eddy coordinator: stopping\n";
+  caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
+}
+
+// ---- eddy worker -----------------------------------------------------------------------------
+
+struct worker_cli {
+  std::string join, name, local_dir;
+  int slots = 1;
+  heartbeat_cli hb;
+};
+
+void run_worker(const worker_cli& o) {
+  if (o.hb.timeout_ms <= o.hb.heartbeat_ms)
+    throw CLI::RuntimeError("--connection-timeout-ms must be larger than --heartbeat-ms", 2);
+  const host_port coord = parse_host_port(o.join, "--join", false);
+  std::error_code ec;
+  std::filesystem::create_directories(o.local_dir, ec);
+  if (ec || !std::filesystem::is_directory(o.local_dir))
+    throw CLI::RuntimeError("--local-dir " + o.local_dir + ": cannot create the directory" +
+                                (ec ? ": " + ec.message() : std::string()),
+                            2);
+  const std::string host = this_host();
+  const std::string name = o.name.empty() ? host + "-" + std::to_string(getpid()) : o.name;
+  // Tests only: pretend to be another eddy version, to see the coordinator refuse it.
+  const char* version_override = std::getenv("EDDY_TEST_VERSION");
+
+  signal_watch signals;
+  auto backoff = std::chrono::milliseconds(100);
+  bool said_unreachable = false;
+  while (!signals.stop) {
+    // A fresh actor system for every membership: a new node id, so the coordinator never takes
+    // a returning worker for the connection it already dropped (platform notes).
+    caf::actor_system_config cfg;
+    configure(cfg, o.hb);
+    caf::actor_system sys{cfg};
+    auto handle = sys.middleman().remote_actor(coord.host, coord.port);
+    if (!handle) {
+      if (!said_unreachable) {
+        std::cerr << "eddy worker " << name << ": coordinator " << o.join << " not reachable ("
+                  << sys.render(handle.error()) << "); retrying with backoff\n";
+        said_unreachable = true;
+      }
+      signals.wait(static_cast<double>(backoff.count()) / 1000.0);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(100);
+    said_unreachable = false;
+    worker_node_options nopts;
+    nopts.name = name;
+    nopts.slots = static_cast<uint32_t>(o.slots);
+    nopts.host = host;
+    nopts.coordinator_label = o.join;
+    if (version_override) nopts.version = version_override;
+    auto outcome = std::make_shared<worker_node_outcome>();
+    auto node = spawn_worker_node(sys, *handle, nopts, outcome);
+    caf::scoped_actor self{sys};
+    self->monitor(node);
+    bool done = false, leaving = false;
+    while (!done) {
+      self->receive([&](caf::down_msg&) { done = true; },
+                    caf::after(std::chrono::milliseconds(50)) >>
+                        [&] {
+                          if (signals.stop && !leaving) {
+                            leaving = true;
+                            leave_cluster(sys, node, 2000);
+                          }
+                        });
+    }
+    if (outcome->how == worker_node_outcome::kind::refused)
+      throw CLI::RuntimeError("", 1);  // the node said why
+    if (outcome->how == worker_node_outcome::kind::left) {
+      std::cerr << "eddy worker " << name << ": left the cluster\n";
+      return;
+    }
+    // Lost: join again as a new member.
+  }
+}
+
+}  // namespace
+
+void add_cluster_commands(CLI::App& root) {
+  auto c = std::make_shared<coordinator_cli>();
+  CLI::App* cc = root.add_subcommand(
+      "coordinator",
+      "The coordinator of a multi-node cluster (one per pipeline): reads the topic's partitions\n"
+      "from Kafka, takes workers as they join (eddy worker --join), assigns partitions and\n"
+      "aggregator shards to them (balanced by slots, moving as few as possible), notices a\n"
+      "killed worker at once and a hung one after --connection-timeout-ms, and moves its units\n"
+      "to the others. Logs every membership change and every move. PREVIEW: membership and\n"
+      "assignment only; the workers do not process records yet — use `eddy run`.");
+  cc->add_option("-c,--config", c->config, "Pipeline file (TOML); sent to every worker")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cc->add_option("--listen", c->listen,
+                 "HOST:PORT to accept workers on (PORT 0: any free port,\n"
+                 "printed as listening=HOST:PORT)")
+      ->required();
+  cc->add_option("--state-dir", c->state_dir,
+                 "Directory for the coordinator's own state (assignment.json)")
+      ->required();
+  cc->add_option("--bootstrap", c->bootstrap,
+                 "Kafka bootstrap servers, overriding source.bootstrap_servers");
+  add_heartbeat_options(cc, c->hb);
+  cc->callback([c] { run_coordinator(*c); });
+
+  auto w = std::make_shared<worker_cli>();
+  CLI::App* wc = root.add_subcommand(
+      "worker",
+      "A worker of a multi-node cluster: joins the coordinator at --join (retrying with backoff\n"
+      "until it is up), receives the pipeline and its units from it, and joins again as a new\n"
+      "member when it loses the coordinator. SIGTERM leaves the cluster cleanly (exit 0).\n"
+      "PREVIEW: membership and assignment only; units are not processed yet.");
+  wc->add_option("--join", w->join, "The coordinator's HOST:PORT")->required();
+  wc->add_option("--slots", w->slots, "This worker's share of the work (1-1024, default 1)")
+      ->check(CLI::Range(1, 1024));
+  wc->add_option("--name", w->name, "Unique worker name (default HOSTNAME-PID)");
+  wc->add_option("--local-dir", w->local_dir, "Node-local directory (state cache)")->required();
+  add_heartbeat_options(wc, w->hb);
+  wc->callback([w] { run_worker(*w); });
+}
+
+}  // namespace eddy::app

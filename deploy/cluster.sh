@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A local eddy cluster on loopback, for trying membership and failover by hand (PREVIEW: the
+# workers take their partitions and shards but do not process records yet; docs/cluster.md).
+#   deploy/cluster.sh [WORKERS]        # default 3 workers; Ctrl-C stops everything
+# Starts a development broker (16 partitions of the example topic), `eddy coordinator` with the
+# windowed example pipeline and WORKERS `eddy worker`s, prints their PIDs and log files, then
+# follows the coordinator's log. Kill a worker (kill -9 PID, or kill -STOP PID) and watch its
+# units move; start it again with the printed command and watch it rejoin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workers=${1:-3}
+case "$workers" in
+  ''|*[!0-9]*) echo "usage: deploy/cluster.sh [WORKERS]  (a number of workers, 1-32)" >&2; exit 2 ;;
+esac
+if [ "$workers" -lt 1 ] || [ "$workers" -gt 32 ]; then
+  echo "deploy/cluster.sh: WORKERS must be 1-32, got $workers" >&2
+  exit 2
+fi
+deploy/setup.sh
+eddy=$PWD/build/app/eddy
+run_dir=$(mktemp -d /tmp/eddy-cluster-XXXXXX)
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "cluster stopped; logs kept in $run_dir"
+}
+trap cleanup EXIT INT TERM
+
+topic=business_postgres.public.business_ncr_ride_bookings
+"$eddy" broker --topic "$topic:16" >"$run_dir/broker.out" 2>"$run_dir/broker.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q bootstrap= "$run_dir/broker.out" && break; sleep 0.1; done
+bootstrap=$(sed -n 's/bootstrap=//p' "$run_dir/broker.out")
+[ -n "$bootstrap" ] || { echo "the broker did not start; see $run_dir/broker.log" >&2; exit 1; }
+
+"$eddy" coordinator -c deploy/pipelines/ncr_windowed.toml --listen 127.0.0.1:0 \
+  --state-dir "$run_dir/coordinator" --bootstrap "$bootstrap" \
+  >"$run_dir/coordinator.out" 2>"$run_dir/coordinator.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening= "$run_dir/coordinator.out" && break; sleep 0.1; done
+address=$(sed -n 's/listening=//p' "$run_dir/coordinator.out")
+[ -n "$address" ] || { echo "the coordinator did not start; see $run_dir/coordinator.log" >&2; exit 1; }
+
+echo "broker       $bootstrap (pid ${pids[0]})"
+echo "coordinator  $address (pid ${pids[1]}), state in $run_dir/coordinator/assignment.json"
+for i in $(seq "$workers"); do
+  "$eddy" worker --join "$address" --name "worker-$i" --local-dir "$run_dir/worker-$i" \
+    2>"$run_dir/worker-$i.log" &
+  pids+=($!)
+  echo "worker-$i     pid $!, log $run_dir/worker-$i.log"
+done
+cat <<TXT
+
+Try: kill -9 <worker pid>     (its units move at once)
+     kill -STOP <worker pid>  (lost after the 2 s heartbeat bound; kill -CONT: it rejoins)
+     restart a worker:  $eddy worker --join $address --name worker-N --local-dir $run_dir/worker-N
+Ctrl-C stops the cluster. The coordinator's log follows.
+
+TXT
+tail -n +1 -f "$run_dir/coordinator.log" &
+pids+=($!)
+wait "${pids[1]}"

@@ -1,0 +1,55 @@
+// worker_node.hpp — a worker process's membership in an eddy cluster.
+//
+// The node actor asks the coordinator to join (worker_hello), monitors it, and takes the unit
+// assignments it sends, dropping any older than the newest generation it has seen. It ends when
+// its membership ends, with the reason in `outcome`:
+//   refused       the coordinator refused it (another version, a name already in use): do not
+//                 retry;
+//   lost          the coordinator's connection dropped or its heartbeats stopped: the node's
+//                 units are stopped and nothing more is published; join again;
+//   left          it left on request (leave()).
+// Logging: one line per join, assignment and loss.
+//
+// Scope today: membership and assignment; the units are not yet run here (docs/cluster.md).
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "actors/version.hpp"
+
+namespace eddy {
+
+struct worker_node_options {
+  std::string name;
+  std::string version = eddy_version;  ///< what the node reports when it joins
+  uint32_t slots = 1;
+  std::string host;               ///< this host, for the coordinator's logs
+  std::string coordinator_label;  ///< HOST:PORT, for logs
+  std::ostream* log = nullptr;    ///< nullptr = std::cerr
+};
+
+/// How a node's membership ended; written by the node before it quits.
+struct worker_node_outcome {
+  enum class kind { running, refused, lost, left };
+  kind how = kind::running;
+  std::string detail;                       ///< the refusal or loss reason
+  uint64_t generation = 0;                  ///< newest assignment seen
+  std::vector<int32_t> partitions, shards;  ///< units held at the end
+};
+
+/// Spawns the node, which joins `coordinator` at once. `outcome` is filled when it quits.
+[[nodiscard]] caf::actor spawn_worker_node(caf::actor_system& sys, caf::actor coordinator,
+                                           worker_node_options opts,
+                                           std::shared_ptr<worker_node_outcome> outcome);
+
+/// Asks the node to leave the cluster cleanly; it quits once the coordinator confirmed (or after
+/// `timeout_ms`).
+void leave_cluster(caf::actor_system& sys, const caf::actor& node, int timeout_ms);
+
+}  // namespace eddy
