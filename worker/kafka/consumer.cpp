@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <deque>
 #include <utility>
 
@@ -238,8 +239,46 @@ std::string kafka_consumer::commit(const std::string& topic,
       rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
   for (const auto& [p, off] : offsets)
     rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = off;
-  const rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk, list, wait ? 0 : 1);
+  if (!wait) {
+    const rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk, list, 1);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return "kafka: offset commit: " + kafka_error_text(err);
+    return {};
+  }
+  // The answer comes to a queue of our own, awaited with a deadline. The callback is only called
+  // while this function serves that queue, so `result` outlives every call of it.
+  struct commit_result {
+    bool done = false;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  } result;
+  auto on_commit = [](rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
+                      void* opaque) {
+    auto* r = static_cast<commit_result*>(opaque);
+    r->done = true;
+    r->err = err;
+  };
+  rd_kafka_queue_t* q = rd_kafka_queue_new(impl_->rk);
+  rd_kafka_resp_err_t err = rd_kafka_commit_queue(impl_->rk, list, q, on_commit, &result);
   rd_kafka_topic_partition_list_destroy(list);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (err == RD_KAFKA_RESP_ERR_NO_ERROR && !result.done) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) {
+      rd_kafka_queue_destroy(q);
+      return "kafka: offset commit: no answer within 5 s";
+    }
+    if (rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(left))) {
+      if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+        result.done = true;
+        result.err = rd_kafka_event_error(ev);
+      }
+      rd_kafka_event_destroy(ev);
+    }
+  }
+  rd_kafka_queue_destroy(q);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = result.err;
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return "kafka: offset commit: " + kafka_error_text(err);
   return {};
 }

@@ -96,7 +96,8 @@ class kafka_consumer {
   [[nodiscard]] std::vector<std::string> take_errors();
 
   /// Commits `offset` (the next to read) per partition for lag monitoring: asynchronously, or
-  /// waiting for the broker's answer when `wait` ("" or the error).
+  /// waiting for the broker's answer when `wait` ("" or the error), but at most 5 s (librdkafka
+  /// itself would wait for good while no broker can be reached).
   std::string commit(const std::string& topic,
                      const std::vector<std::pair<int32_t, int64_t>>& offsets, bool wait = false);
 
