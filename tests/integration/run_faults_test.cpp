@@ -221,11 +221,12 @@ class brokers_gone : public run_faults {
  protected:
   /// A 1-partition topic of 20000 messages read at 2000 a second with 1 MiB in flight (so
   /// librdkafka cannot have prefetched it all), the run started, then the broker killed.
-  void start_and_kill_broker(const std::vector<std::string>& extra_args = {}) {
+  void start_and_kill_broker(const std::vector<std::string>& extra_args = {},
+                             const std::string& pipeline_tail = "") {
     ASSERT_NO_FATAL_FAILURE(start_broker("rides:1"));
     ASSERT_TRUE(produce_with({"--topic", "rides", "--count", "20000", "--seed", "7"}).has_value());
-    const std::string config =
-        write_pipeline("rides", false, "max_records_per_second = 2000\nmax_in_flight_mb = 1\n");
+    const std::string config = write_pipeline(
+        "rides", false, "max_records_per_second = 2000\nmax_in_flight_mb = 1\n", pipeline_tail);
     std::vector<std::string> args = {
         "-c", config, "--bootstrap", bootstrap_, "--exit-at-end", "--summary-json", summary_path()};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
@@ -268,6 +269,24 @@ TEST_F(brokers_gone, sigterm_before_the_end_offsets_exits_3_naming_what_is_missi
                           " of end offset 20000"),
             std::string::npos)
       << end->err;
+}
+
+TEST_F(brokers_gone, with_checkpoints_sigterm_ends_the_run_without_waiting_for_the_offset_commit) {
+  // The final checkpoint commits offsets to Kafka and waits for the answer; with no broker to
+  // answer, that wait must not hold the run until --stop-timeout abandons it.
+  ASSERT_NO_FATAL_FAILURE(start_and_kill_broker(
+      {"--stop-timeout", "40"},
+      "\n[checkpoint]\ndir = \"" + (dir_ / "checkpoints") + "\"\ninterval = \"200ms\"\n"));
+  ASSERT_TRUE(wait_for_stderr("eddy: Kafka brokers unreachable", 30s))
+      << read_text_file(err_path());
+  run_->send_signal(SIGTERM);
+  auto end = wait_end(*run_, 60s);
+  ASSERT_TRUE(end.has_value()) << "eddy run ignored SIGTERM";
+  EXPECT_LT(end->took, 25s) << end->err;
+  EXPECT_TRUE(end->status.exited && end->status.code == 3)
+      << end->status.describe() << "; stderr: " << end->err;
+  EXPECT_NE(end->err.find("eddy: final checkpoint"), std::string::npos) << end->err;
+  EXPECT_NE(end->err.find("offset commit: no answer within 5 s"), std::string::npos) << end->err;
 }
 
 TEST_F(brokers_gone, max_unreachable_fails_the_run_once_they_were_down_that_long) {
