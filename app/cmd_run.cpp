@@ -1,4 +1,6 @@
 // eddy run — runs a pipeline file against Kafka until stopped (or the topic's end).
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -17,15 +19,47 @@ struct run_args {
   std::string summary_json;
   bool exit_at_end = false;
   bool reset = false;
+  double stop_timeout = 60;
+  double max_unreachable = 0;
 };
+
+/// `eddy run`'s exit status for a --exit-at-end run that ended before the end offsets.
+constexpr int k_exit_incomplete = 3;
+
+/// A JSON string literal of `s`.
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
 
 void write_summary(const std::string& path, const run_result& r) {
   std::ofstream out(path);
   auto t = r.total();
-  out << "{\"ok\": " << (r.ok ? "true" : "false") << ", \"batches\": " << r.batches
-      << ", \"in\": " << t.in << ", \"out\": " << t.out << ", \"filtered\": " << t.filtered
-      << ", \"dead_lettered\": " << t.dead_lettered << ", \"late\": " << t.late
-      << ", \"max_in_flight_bytes\": " << r.max_in_flight_bytes
+  out << "{\"ok\": " << (r.ok ? "true" : "false");
+  if (!r.error.empty()) out << ", \"error\": " << json_string(r.error);
+  if (!r.incomplete.empty()) {
+    out << ", \"incomplete\": {";
+    for (size_t i = 0; i < r.incomplete.size(); ++i)
+      out << (i ? ", " : "") << "\"" << r.incomplete[i].partition
+          << "\": {\"read_to\": " << r.incomplete[i].read_to
+          << ", \"end_offset\": " << r.incomplete[i].end_offset << "}";
+    out << "}";
+  }
+  out << ", \"batches\": " << r.batches << ", \"in\": " << t.in << ", \"out\": " << t.out
+      << ", \"filtered\": " << t.filtered << ", \"dead_lettered\": " << t.dead_lettered
+      << ", \"late\": " << t.late << ", \"max_in_flight_bytes\": " << r.max_in_flight_bytes
       << ", \"dropped_after_close\": " << r.dropped_after_close << ", \"partitions\": {";
   for (size_t i = 0; i < r.partitions.size(); ++i) {
     const auto& c = r.counters[i];
@@ -44,8 +78,10 @@ void add_run_command(CLI::App& root) {
       "run",
       "Run a pipeline: read the Kafka topic named in the pipeline file, decode and clean each\n"
       "Debezium record, filter, and write results to the configured sinks. Runs until\n"
-      "Ctrl-C/SIGTERM (draining what was read first) or, with --exit-at-end, until every\n"
-      "partition reached the end it had when eddy started. SIGUSR1 prints the counters.\n"
+      "Ctrl-C/SIGTERM (draining what was read first, for at most --stop-timeout; a second\n"
+      "signal exits at once) or, with --exit-at-end, until every partition reached the end it\n"
+      "had when eddy started (stopped before that: exit status 3). SIGUSR1 prints the counters.\n"
+      "A failing actor ends the run with its error (exit status 1).\n"
       "With a [checkpoint] table, state and offsets are checkpointed every interval and a\n"
       "restarted run resumes from the last complete checkpoint (file output exactly once).");
   cmd->add_option("-c,--config", args->config, "Pipeline file (TOML)")
@@ -60,6 +96,16 @@ void add_run_command(CLI::App& root) {
                 "pipeline: state, offsets and staged output are dropped; published output stays");
   cmd->add_option("--summary-json", args->summary_json,
                   "Write the final counters as JSON to this file");
+  cmd->add_option("--stop-timeout", args->stop_timeout,
+                  "Seconds the drain after Ctrl-C/SIGTERM may take; then the run is abandoned\n"
+                  "(exit status 1, what was read but not written is not written)")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--max-unreachable", args->max_unreachable,
+                  "Fail the run (exit status 1) when the Kafka brokers have been unreachable this\n"
+                  "many seconds (0 = keep retrying; eddy says every 10 s that they are down)")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
   cmd->callback([args] {
     auto loaded = load_pipeline_config(args->config);
     if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
@@ -84,11 +130,32 @@ void add_run_command(CLI::App& root) {
           "--reset: " + args->config + " has no [checkpoint] dir, so there is nothing to reset", 2);
     opts.stop = &signals.stop;
     opts.stats_requested = &signals.stats;
+    opts.stop_timeout = std::chrono::milliseconds(static_cast<int64_t>(args->stop_timeout * 1000));
+    opts.max_unreachable =
+        std::chrono::milliseconds(static_cast<int64_t>(args->max_unreachable * 1000));
+    // The run bounds its own shutdown (stop_timeout, then 5 s for its threads); this is for a
+    // main thread stuck elsewhere (a restore blocked in I/O, say).
+    signals.exit_after_stop(opts.stop_timeout + std::chrono::seconds(15),
+                            [path = args->summary_json] {
+                              if (path.empty()) return;
+                              std::ofstream(path) << "{\"ok\": false, \"error\": "
+                                                     "\"still running after the stop signal\"}\n";
+                            });
     run_result r = run_pipeline(cfg, opts);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
     print_dropped_after_close(std::cerr, r);
+    print_incomplete(std::cerr, r);
     if (!args->summary_json.empty()) write_summary(args->summary_json, r);
-    if (!r.ok) throw CLI::RuntimeError(r.error, 1);
+    const int status = !r.error.empty() ? 1 : !r.incomplete.empty() ? k_exit_incomplete : 0;
+    if (r.threads_left) {
+      // Actor threads are still running (blocked): exit without destroying what they use.
+      if (!r.error.empty()) std::cerr << "eddy: " << r.error << "\n";
+      std::cerr.flush();
+      std::cout.flush();
+      std::_Exit(status);
+    }
+    if (!r.error.empty()) throw CLI::RuntimeError(r.error, 1);
+    if (status != 0) throw CLI::RuntimeError("", status);
   });
 }
 

@@ -194,14 +194,15 @@ TEST_F(eddy_processes, fetched_bytes_in_flight_stay_within_max_in_flight_mb) {
   constexpr int k_count = 60000;
   ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":4"));
   ASSERT_TRUE(produce(topic, k_count, "unwrapped", 0.0).has_value());
-  // Small polls, so that one poll past the limit adds little: 200 messages of < 1 KiB.
+  // Polls of up to 10000 messages (the default) of < 1 KiB: the poller must take from a poll only
+  // what fits under the limit, not the whole poll.
   auto max_in_flight = [&](const std::string& name, const std::string& limit) -> int64_t {
     const std::string config = write_pipeline(
         {.topic = topic,
          .filter = "id is not null",  // every row goes to the file sink, the slow stage
          .sink_dir = dir_ / (name + "-out"),
          .dead_letter_dir = dir_ / (name + "-dead"),
-         .source_extra = "max_records_per_poll = 200\n" + limit},
+         .source_extra = limit},
         name + ".toml");
     const std::string summary_path = dir_ / (name + ".json");
     auto run = run_eddy({"run", "-c", config, "--bootstrap", bootstrap_, "--exit-at-end",
@@ -215,7 +216,7 @@ TEST_F(eddy_processes, fetched_bytes_in_flight_stay_within_max_in_flight_mb) {
   constexpr int64_t mib = 1 << 20;
   const int64_t bounded = max_in_flight("bounded", "max_in_flight_mb = 1\n");
   EXPECT_GT(bounded, 0);
-  EXPECT_LE(bounded, mib + 200 * 1100) << "one poll past the 1 MiB limit at most";
+  EXPECT_LE(bounded, mib + 1100) << "one message (< 1 KiB) past the 1 MiB limit at most";
   // The same run with the default limit (64 MiB) lets the poller get further ahead of the
   // sink, which is what the limit above held back (else this test would show nothing).
   const int64_t unbounded = max_in_flight("default", "");

@@ -7,6 +7,7 @@
 // not eddy's source of truth. Not thread-safe: use one consumer from one thread (the poller).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +31,17 @@ struct fetched_message {
   const char* value = nullptr;  ///< nullptr for a tombstone
   size_t value_size = 0;
 };
+
+/// librdkafka properties that bound its prefetch queue by eddy's `source.max_in_flight_mb`
+/// (`max_in_flight_mb` MiB): queued.max.messages.kbytes = the same bytes (payload of fetched
+/// messages not yet polled, over all assigned partitions), and queued.min.messages = one message
+/// per 256 bytes of it (1000 .. 200000), since librdkafka keeps a few hundred bytes per queued
+/// message besides its payload that the byte limit does not count. fetch.max.bytes follows
+/// librdkafka's own rule (min(50 MB, the queue limit), at least message.max.bytes). So the
+/// fetched input in memory is about twice the setting: the prefetch queue plus eddy's in-flight
+/// batches, plus one fetch response.
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> consumer_queue_properties(
+    int64_t max_in_flight_mb);
 
 class kafka_consumer {
  public:
@@ -56,13 +68,36 @@ class kafka_consumer {
   /// Waits up to `timeout_ms` for messages, then hands up to `max` of them to `on_message`
   /// and partition-EOF events to `on_eof`. Returns the number of messages handed over;
   /// fatal consumer errors are reported through `error` (and a false `*ok`).
+  /// Byte budget: once the messages handed over in this call cost `max_bytes` or more (key and
+  /// value bytes plus `bytes_per_message` each), the rest of what was fetched stays held in this
+  /// consumer, in order, and comes first in the next call; so a call hands over at most
+  /// `max_bytes` plus one message. Held messages are at most one fetched batch (`max`).
   size_t poll(int timeout_ms, size_t max,
               const std::function<void(const fetched_message&)>& on_message,
               const std::function<void(int32_t partition, int64_t next_offset)>& on_eof,
-              std::string* error, bool* ok);
+              std::string* error, bool* ok, size_t max_bytes = SIZE_MAX,
+              size_t bytes_per_message = 0);
+
+  /// Whether the brokers can be reached, as far as this consumer knows: `all_down` is set when
+  /// librdkafka reports that every broker is down (RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, served
+  /// by poll() before it hands over messages) and cleared only by a probe_brokers() that
+  /// succeeds (messages handed over after the report may have been fetched before it).
+  /// `reason` is librdkafka's last connection error text.
+  struct broker_state {
+    bool all_down = false;
+    std::string reason;
+  };
+  [[nodiscard]] broker_state brokers() const;
+  /// Asks a broker for `topic`'s metadata (waits up to `timeout_ms`); true and `all_down`
+  /// cleared when one answered.
+  bool probe_brokers(const std::string& topic, int timeout_ms);
+  /// Other errors librdkafka reported through its error callback since the last call (at most
+  /// 16 kept), as text; connection errors are in brokers() instead.
+  [[nodiscard]] std::vector<std::string> take_errors();
 
   /// Commits `offset` (the next to read) per partition for lag monitoring: asynchronously, or
-  /// waiting for the broker's answer when `wait` ("" or the error).
+  /// waiting for the broker's answer when `wait` ("" or the error), but at most 5 s (librdkafka
+  /// itself would wait for good while no broker can be reached).
   std::string commit(const std::string& topic,
                      const std::vector<std::pair<int32_t, int64_t>>& offsets, bool wait = false);
 

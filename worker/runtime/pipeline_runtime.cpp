@@ -15,17 +15,20 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "state/checkpoint_store.hpp"
 #include "worker/barrier_aligner.hpp"
+#include "worker/broker_watch.hpp"
 #include "worker/checkpoint_compat.hpp"
 #include "worker/crash_point.hpp"
 #include "worker/epoch_files.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/kafka_sink.hpp"
+#include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/runtime/shard_actor.hpp"
 #include "worker/sink.hpp"
@@ -46,6 +49,17 @@ void print_dropped_after_close(std::ostream& out, const run_result& result) {
       << " partial aggregate(s) reached windows that had already closed and were dropped: a "
          "partition idle for longer than window.idle_timeout woke up behind the watermark (their "
          "rows count as out above; a longer idle_timeout waits for such partitions)\n";
+}
+
+void print_incomplete(std::ostream& out, const run_result& result) {
+  if (result.incomplete.empty()) return;
+  for (const auto& s : result.incomplete)
+    out << "eddy: partition " << s.partition << ": read to offset " << s.read_to
+        << " of end offset " << s.end_offset << " (" << s.end_offset - s.read_to
+        << " offsets not read)\n";
+  out << "eddy: the run ended before reaching the end offsets it was asked for (--exit-at-end): "
+      << result.incomplete.size() << " partition(s) not read to their end\n";
+  out.flush();
 }
 
 void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
@@ -185,6 +199,7 @@ void report(sink_ptr self) {
 void finish(sink_ptr self) {
   auto& st = self->state;
   if (st.finished) return;
+  fault_point("sink_finish");
   st.finished = true;
   flush(self);
   for (auto& s : st.sinks)
@@ -293,11 +308,13 @@ void publish(sink_ptr self, uint64_t epoch) {
 
 caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output_schema schema,
                          caf::actor listener, std::map<int32_t, record_counters> counters) {
+  fail_run_on_exception(self, ctx, "sink");
   auto& st = self->state;
   st.ctx = ctx;
   st.schema = std::move(schema);
   st.listener = std::move(listener);
   st.counters = std::move(counters);
+  for (const auto& [p, c] : st.counters) ctx->note_taken(p, c, -1);
   st.current_epoch = ctx->first_epoch;
   std::ostream& console = ctx->opts.console ? *ctx->opts.console : std::cout;
   for (const auto& sc : ctx->cfg->sinks) {
@@ -342,12 +359,14 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
         for (int32_t p : partitions) {
           st.expected.insert(p);
           st.counters[p];  // partitions with no records still show up
+          st.ctx->note_taken(p, {}, -1);
           inputs.push_back(p);
         }
         for (int i = 0; i < shards; ++i) inputs.push_back(-1 - i);
         st.aligner = std::make_unique<barrier_aligner>(std::move(inputs));
       },
       [self](result_batch& b) {
+        fault_point("sink");
         auto& st = self->state;
         if (b.shard >= 0) {
           st.ctx->result_rows_in_flight.fetch_sub(static_cast<int64_t>(b.rows.size()),
@@ -359,6 +378,7 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
         }
         st.ctx->in_flight_bytes.fetch_sub(b.credit, std::memory_order_relaxed);
         st.counters[b.partition] += b.counters;
+        st.ctx->note_taken(b.partition, b.counters, b.next_offset);
         st.pending_in += b.counters.in;
         take(self, b.partition, std::move(b.rows), std::move(b.dead_letters));
         if (b.end) st.ended.insert(b.partition);
@@ -459,6 +479,7 @@ void task_checkpoint(task_ptr self, uint64_t epoch) {
 
 caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32_t partition,
                           caf::actor sink, std::vector<caf::actor> shards, caf::actor coordinator) {
+  fail_run_on_exception(self, ctx, "source task of partition " + std::to_string(partition));
   auto& st = self->state;
   st.ctx = ctx;
   st.partition = partition;
@@ -488,6 +509,7 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
   }
   return {
       [self](const kafka_batch& b) {
+        fault_point("source_task");
         auto& st = self->state;
         result_batch out;
         out.partition = st.partition;
@@ -532,9 +554,45 @@ struct poller_state {
   int64_t rate_records = 0;  ///< records fetched since rate_start (source.max_records_per_second)
   std::shared_ptr<kafka_consumer> consumer;
   std::map<int32_t, caf::actor> tasks;
+  std::map<int32_t, int64_t> fetched_to;  ///< per partition: after the last record handed over
   caf::actor worker;
+  broker_watch brokers;
+  std::chrono::steady_clock::time_point last_probe{};
+  bool unreachable_failed = false;
   static inline const char* name = "eddy.poller";
 };
+
+/// After a poll: logs librdkafka's errors and whether the brokers can be reached (broker_watch),
+/// and with --max-unreachable fails the run once they have been unreachable that long. While
+/// they are down, asks for metadata every 2 s (0.5 s at most), so that their return shows even
+/// when no message arrives.
+void watch_brokers(caf::stateful_actor<poller_state>* self) {
+  auto& st = self->state;
+  std::ostream& log = st.ctx->opts.log ? *st.ctx->opts.log : std::cerr;
+  for (const auto& e : st.consumer->take_errors())
+    log << "eddy: warning: Kafka consumer: " << e << "\n";
+  const auto now = std::chrono::steady_clock::now();
+  kafka_consumer::broker_state b = st.consumer->brokers();
+  if (b.all_down && now - st.last_probe >= std::chrono::seconds(2)) {
+    st.last_probe = now;
+    if (st.consumer->probe_brokers(st.ctx->cfg->source.topic, 500)) b = st.consumer->brokers();
+  }
+  if (auto line = st.brokers.update(b.all_down, b.reason, now)) {
+    log << "eddy: " << *line << "\n";
+    log.flush();
+  }
+  const auto limit = st.ctx->opts.max_unreachable;
+  if (limit.count() > 0 && !st.unreachable_failed && st.brokers.down_for(now) >= limit) {
+    st.unreachable_failed = true;
+    self->send(st.worker, failed_atom::value,
+               "Kafka brokers unreachable for " +
+                   std::to_string(
+                       std::chrono::duration_cast<std::chrono::seconds>(st.brokers.down_for(now))
+                           .count()) +
+                   " s (--max-unreachable " + std::to_string(limit.count() / 1000) + ")" +
+                   (st.brokers.reason().empty() ? "" : ": " + st.brokers.reason()));
+  }
+}
 
 void end_partitions(caf::stateful_actor<poller_state>* self, const std::set<int32_t>& which) {
   auto& st = self->state;
@@ -554,6 +612,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
                            std::shared_ptr<run_context> ctx,
                            std::shared_ptr<kafka_consumer> consumer, caf::actor worker,
                            std::map<int32_t, int64_t> resume) {
+  fail_run_on_exception(self, ctx, "Kafka poller");
   auto& st = self->state;
   st.ctx = ctx;
   st.consumer = std::move(consumer);
@@ -585,8 +644,9 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
       [self](poll_atom) {
         auto& st = self->state;
         if (st.tasks.empty()) return;
+        fault_point("poller");
         const bool stop = st.ctx->opts.stop && st.ctx->opts.stop->load();
-        if (stop || st.ctx->abort.load()) {
+        if (stop || st.ctx->abort.load() || st.unreachable_failed) {
           // With checkpoints, a stopped pipeline keeps its windows open in the final checkpoint
           // and continues them on the next run.
           if (st.ctx->checkpointing) st.ctx->drain = false;
@@ -595,10 +655,12 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
           end_partitions(self, all);
           return;
         }
-        if (st.ctx->in_flight_bytes.load(std::memory_order_relaxed) >=
-            st.ctx->cfg->source.max_in_flight_mb << 20) {
+        const int64_t max_in_flight = st.ctx->cfg->source.max_in_flight_mb << 20;
+        const int64_t in_flight = st.ctx->in_flight_bytes.load(std::memory_order_relaxed);
+        if (in_flight >= max_in_flight - max_in_flight / 4) {
           // Backpressure: the tasks and the sink have enough to do. librdkafka keeps
-          // prefetching into its own bounded queue meanwhile.
+          // prefetching into its own bounded queue meanwhile. Fetching resumes with a quarter of
+          // the limit free, so that a poll is not a message or two.
           self->delayed_send(self, std::chrono::milliseconds(2), poll_atom::value);
           return;
         }
@@ -633,7 +695,17 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
               b.add(m.offset, m.timestamp_ms, std::string_view(m.key ? m.key : "", m.key_size),
                     m.value, m.value_size);
             },
-            [&](int32_t p, int64_t) { eof.insert(p); }, &err, &ok);
+            [&](int32_t p, int64_t) { eof.insert(p); }, &err, &ok,
+            // At most the room left under max_in_flight_mb (plus one message): the rest of the
+            // fetched batch waits in the consumer.
+            static_cast<size_t>(max_in_flight - in_flight), sizeof(kafka_batch::entry));
+        for (auto& [p, b] : batches)
+          if (!b.entries.empty()) st.fetched_to[p] = b.entries.back().offset + 1;
+        for (int32_t p : eof) {
+          auto it = st.fetched_to.find(p);
+          st.ctx->note_reached_end(p, it == st.fetched_to.end() ? -1 : it->second);
+        }
+        watch_brokers(self);
         for (auto& [p, b] : batches) {
           st.rate_records += static_cast<int64_t>(b.entries.size());
           auto it = st.tasks.find(p);
@@ -708,6 +780,7 @@ void coordinator_fail(coord_ptr self, const std::string& error) {
 void start_epoch(coord_ptr self) {
   auto& st = self->state;
   if (st.in_progress != 0 || st.done) return;
+  fault_point("checkpoint_coordinator");
   st.final_epoch = st.ended.size() == st.tasks.size();
   st.in_progress = st.next_epoch++;
   st.acks = 0;
@@ -789,6 +862,7 @@ caf::behavior checkpoint_coordinator(coord_ptr self, std::shared_ptr<run_context
                                      std::shared_ptr<checkpoint_store> store,
                                      checkpoint_metadata compat, uint64_t next_epoch,
                                      caf::actor worker) {
+  fail_run_on_exception(self, ctx, "checkpoint coordinator");
   auto& st = self->state;
   st.ctx = ctx;
   st.store = std::move(store);
@@ -849,13 +923,40 @@ struct worker_state {
   output_schema schema;
   restored_state restored;
   bool assigned = false;
+  /// Every actor the worker started, with what to call it in a message: monitored, so that one
+  /// dying of an error fails the run (is_fault), and killed when the worker is shut down.
+  std::map<caf::actor_addr, std::string> children;
+  std::vector<caf::actor> handles;
   static inline const char* name = "eddy.worker";
 };
 
-caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
-                           std::shared_ptr<run_context> ctx,
+using worker_ptr = caf::stateful_actor<worker_state>*;
+
+void adopt(worker_ptr self, const caf::actor& child, std::string what) {
+  self->monitor(child);
+  self->state.children.emplace(child.address(), std::move(what));
+  self->state.handles.push_back(child);
+}
+
+caf::behavior worker_actor(worker_ptr self, std::shared_ptr<run_context> ctx,
                            std::shared_ptr<kafka_consumer> consumer, caf::actor coordinator,
                            caf::actor listener, output_schema schema, restored_state restored) {
+  fail_run_on_exception(self, ctx, "worker");
+  // A child that dies of an error (not one shut down) fails the run; an exception's handler
+  // (fail_run_on_exception) has already recorded its message, which stays the first.
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!is_fault(dm.reason)) return;
+    auto it = st.children.find(dm.source);
+    st.ctx->fault((it == st.children.end() ? std::string("an actor") : it->second) +
+                  " ended with an error: " + self->system().render(dm.reason));
+  });
+  // Shut down (run_pipeline's teardown, or the end of the run): take every child with it,
+  // whatever it is doing; one that is blocked ends when it returns.
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    for (const auto& child : self->state.handles) self->send_exit(child, caf::exit_reason::kill);
+    self->quit(m.reason);
+  });
   auto& st = self->state;
   st.ctx = ctx;
   st.consumer = std::move(consumer);
@@ -874,18 +975,25 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
           st.checkpointer =
               self->spawn<caf::detached>(checkpoint_coordinator, st.ctx, r.store, r.compat,
                                          r.next_epoch, caf::actor_cast<caf::actor>(self));
+        if (st.checkpointer) adopt(self, st.checkpointer, "checkpoint coordinator");
         st.sink = self->spawn(sink_actor, st.ctx, st.schema, st.listener, r.counters);
+        adopt(self, st.sink, "sink");
         int shard_count = st.ctx->plan ? st.ctx->plan->shard_count : 0;
         self->send(st.sink, assign_atom::value, a.partitions, shard_count, st.checkpointer);
         std::vector<caf::actor> shards;
-        for (int i = 0; i < shard_count; ++i)
+        for (int i = 0; i < shard_count; ++i) {
           shards.push_back(
               spawn_shard(self->system(), st.ctx, i, a.partitions, st.sink, st.checkpointer));
+          adopt(self, shards.back(), "aggregation shard " + std::to_string(i));
+        }
         std::vector<caf::actor> tasks;
-        for (int32_t p : a.partitions)
+        for (int32_t p : a.partitions) {
           tasks.push_back(self->spawn(source_task, st.ctx, p, st.sink, shards, st.checkpointer));
+          adopt(self, tasks.back(), "source task of partition " + std::to_string(p));
+        }
         st.poller = self->spawn<caf::detached>(poller_actor, st.ctx, st.consumer,
                                                caf::actor_cast<caf::actor>(self), r.offsets);
+        adopt(self, st.poller, "Kafka poller");
         self->send(st.poller, assign_atom::value, a.partitions, tasks);
         if (st.checkpointer)
           self->send(st.checkpointer, assign_atom::value, a.partitions, tasks, shards, st.sink,
@@ -1072,7 +1180,8 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
   }
   // Metadata first: assign() before it makes the "beginning" lookup wait on a retry timer.
   std::shared_ptr<kafka_consumer> consumer =
-      kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id, {}, &err);
+      kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id,
+                             consumer_queue_properties(cfg.source.max_in_flight_mb), &err);
   if (!consumer) {
     result.error = err;
     return result;
@@ -1081,6 +1190,18 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
   if (partitions.empty()) {
     result.error = err;
     return result;
+  }
+  // --exit-at-end reads to the ends the partitions have now: a run that stops short says so.
+  std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // [low, high) per partition
+  if (opts.exit_at_end) {
+    for (int32_t p : partitions) {
+      int64_t low = 0, high = 0;
+      if (!consumer->watermarks(cfg.source.topic, p, &low, &high, 10'000, &err)) {
+        result.error = err;
+        return result;
+      }
+      bounds[p] = {low, high};
+    }
   }
 
   restored_state restored;
@@ -1092,45 +1213,115 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     }
     ctx->first_epoch = restored.next_epoch;  // the coordinator starts there, too
   }
+  const std::map<int32_t, int64_t> resumed_offsets = restored.offsets;
 
-  caf::actor_system_config sys_cfg;
-  if (opts.scheduler_threads > 0) sys_cfg.set("scheduler.max-threads", opts.scheduler_threads);
-  sys_cfg.set("logger.verbosity", caf::atom("quiet"));
-  register_message_types(sys_cfg);
-  caf::actor_system sys{sys_cfg};
+  // On the heap: a run abandoned with a thread still blocked leaves them running (threads_left).
+  auto sys_cfg = std::make_unique<caf::actor_system_config>();
+  if (opts.scheduler_threads > 0) sys_cfg->set("scheduler.max-threads", opts.scheduler_threads);
+  sys_cfg->set("logger.verbosity", caf::atom("quiet"));
+  register_message_types(*sys_cfg);
+  auto sys = std::make_unique<caf::actor_system>(*sys_cfg);
+  std::ostream& log = opts.log ? *opts.log : std::cerr;
+  bool reported = false;
   {
-    caf::scoped_actor self{sys};
-    auto coordinator = spawn_coordinator(sys, cfg.source.topic, partitions);
-    auto worker = sys.spawn(worker_actor, ctx, consumer, coordinator,
-                            caf::actor_cast<caf::actor>(self), schema, std::move(restored));
-    bool running = true, failed = false;
+    caf::scoped_actor self{*sys};
+    auto coordinator = spawn_coordinator(*sys, cfg.source.topic, partitions);
+    auto worker = sys->spawn(worker_actor, ctx, consumer, coordinator,
+                             caf::actor_cast<caf::actor>(self), schema, std::move(restored));
+    self->monitor(worker);
+    self->monitor(coordinator);
+    bool running = true;
+    using clock = std::chrono::steady_clock;
+    std::optional<clock::time_point> failed_at, stop_at;
     auto on_done = [&](done_atom, worker_report& r, int64_t batches) {
       result.partitions = std::move(r.partitions);
       result.counters = std::move(r.counters);
       result.batches = batches;
       if (!r.error.empty() && result.error.empty()) result.error = r.error;
       running = false;
+      reported = true;
     };
     auto on_failed = [&](failed_atom, const std::string& e) {
       // The poller ends every partition after a fatal error; keep waiting (bounded) for the sink
       // so that what was read is still written.
       if (result.error.empty()) result.error = e;
-      failed = true;
+      if (!failed_at) failed_at = clock::now();
     };
+    auto on_down = [&](caf::down_msg& dm) {
+      if (is_fault(dm.reason))
+        ctx->fault(std::string(dm.source == worker.address() ? "the worker" : "the coordinator") +
+                   " ended with an error: " + sys->render(dm.reason));
+    };
+    // Wakes every 50 ms to watch for faults and for a drain that takes too long.
     while (running) {
-      if (!failed) {
-        self->receive(on_done, on_failed);
-      } else {
-        self->receive(
-            on_done, on_failed, caf::after(std::chrono::seconds(10)) >> [&] { running = false; });
+      self->receive(
+          on_done, on_failed, on_down, caf::after(std::chrono::milliseconds(50)) >> [] {});
+      if (!running) break;
+      const auto now = clock::now();
+      if (ctx->faulted.load()) {
+        // An actor died: the drain cannot complete (its input or output is gone). End now.
+        const std::string fault = ctx->fault_message();
+        result.error = result.error.empty() ? fault : result.error + "; " + fault;
+        break;
       }
+      if (!stop_at && opts.stop && opts.stop->load()) stop_at = now;
+      if (stop_at && now - *stop_at >= opts.stop_timeout) {
+        const std::string timeout =
+            "the drain after the stop signal did not finish within " +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(opts.stop_timeout).count()) +
+            " s (--stop-timeout), so it was abandoned: records read but not yet written were "
+            "not written" +
+            (ctx->checkpointing ? " (the next run resumes from the last complete checkpoint)" : "");
+        result.error = result.error.empty() ? timeout : result.error + "; " + timeout;
+        break;
+      }
+      if (failed_at && now - *failed_at >= std::chrono::seconds(10)) break;
     }
-    self->send_exit(worker, caf::exit_reason::user_shutdown);
+    self->send_exit(worker, caf::exit_reason::user_shutdown);  // takes every actor of the run
     self->send(coordinator, stop_atom::value);
+  }
+  // Every actor should end promptly now (the worker killed them); one blocked in I/O does not,
+  // and waiting for it would hang: leave it and the actor system behind.
+  const auto teardown_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (sys->registry().running() > 0 && std::chrono::steady_clock::now() < teardown_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (const size_t left = sys->registry().running(); left > 0) {
+    log << "eddy: " << left
+        << " actor(s) of the run did not end within 5 s after it (blocked, e.g. in I/O); "
+           "leaving them behind\n";
+    result.threads_left = true;
+    (void)sys.release();
+    (void)sys_cfg.release();
+  } else {
+    sys.reset();
+  }
+  if (!reported) {
+    // No final report from the sink: what it had taken, as far as it got.
+    for (const auto& [p, progress] : ctx->progress()) {
+      result.partitions.push_back(p);
+      result.counters.push_back(progress.counters);
+    }
+  }
+  if (opts.exit_at_end) {
+    const auto progress = ctx->progress();
+    for (int32_t p : partitions) {
+      const auto [low, high] = bounds[p];
+      auto it = progress.find(p);
+      if (it != progress.end() && it->second.read_to_end()) continue;
+      int64_t read_to = low;  // where reading started, if nothing was read
+      if (it != progress.end() && it->second.next_offset >= 0)
+        read_to = it->second.next_offset;
+      else if (auto r = resumed_offsets.find(p); r != resumed_offsets.end() && r->second >= 0)
+        read_to = r->second;
+      else if (ctx->restored_epoch == 0 && cfg.source.starting_offsets == "latest")
+        read_to = high;
+      if (read_to < high) result.incomplete.push_back({p, read_to, high});
+    }
   }
   result.max_in_flight_bytes = ctx->max_in_flight_bytes.load();
   result.dropped_after_close = ctx->dropped_after_close.load();
-  result.ok = result.error.empty();
+  result.ok = result.error.empty() && result.incomplete.empty();
   return result;
 }
 

@@ -7,6 +7,13 @@
 // input is exhausted (`exit_at_end`), when `*stop` becomes true, or on a fatal error, after
 // every record taken from Kafka has been written to a sink, filtered or dead-lettered.
 //
+// Bounded ends: an actor that dies (an exception escapes one of its handlers, or it ends with an
+// error) ends the run at once with that error: what was read but not yet written is not
+// written (with checkpoints, the next run resumes from the last complete one). A stop (`*stop`)
+// whose drain has not finished within `stop_timeout` is abandoned the same way. Actors that do
+// not end within a few seconds after that (a thread blocked in I/O) are left running and
+// run_result::threads_left says so: the caller must then end the process with std::_Exit.
+//
 // With `[checkpoint]` in the pipeline file the run takes epoch checkpoints with aligned
 // barriers (docs/architecture.md): each source task writes {aggregator state, next offset,
 // watermark, counters} and each shard its state in one RocksDB WriteBatch of a node-local DB,
@@ -17,6 +24,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <iosfwd>
 #include <string>
@@ -35,6 +43,18 @@ struct run_options {
   std::ostream* log = nullptr;                   ///< progress and counters (default std::cerr)
   int scheduler_threads = 0;                     ///< 0 = CAF's default
   bool reset = false;  ///< drop the checkpoints (checkpoint.dir) and start as a new pipeline
+  /// How long the drain after a stop may take before the run is abandoned (run_result::error).
+  std::chrono::milliseconds stop_timeout{std::chrono::seconds(60)};
+  /// > 0: fail the run when the Kafka brokers have been unreachable this long (else eddy keeps
+  /// retrying, saying so every 10 s).
+  std::chrono::milliseconds max_unreachable{0};
+};
+
+/// --exit-at-end: a partition the run did not read to the end it had when the run started.
+struct partition_shortfall {
+  int32_t partition = 0;
+  int64_t read_to = 0;     ///< the offset after the last record read (or where reading started)
+  int64_t end_offset = 0;  ///< the partition's end (high watermark) when the run started
 };
 
 struct run_result {
@@ -50,6 +70,13 @@ struct run_result {
   /// as out) are in no result: a partition idle for longer than window.idle_timeout woke up
   /// behind the pipeline watermark. Since the pipeline started (checkpoints included).
   int64_t dropped_after_close = 0;
+  /// exit_at_end only: partitions not read to the end offsets they had when the run started (it
+  /// was stopped, or failed, first). Not empty makes `ok` false even when `error` is empty.
+  std::vector<partition_shortfall> incomplete;
+  /// Some actor threads did not end after the run was abandoned (one blocked in I/O, say): the
+  /// actor system was left running, and the caller must end the process with std::_Exit (normal
+  /// exit would destroy objects those threads still use).
+  bool threads_left = false;
   [[nodiscard]] record_counters total() const;
 };
 
@@ -59,6 +86,11 @@ struct run_result {
 /// The counters table printed at exit and on SIGUSR1.
 void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
                     const std::vector<record_counters>& counters);
+
+/// At exit, after the counters (--exit-at-end): "eddy: partition 3: read to offset X of end
+/// offset Y (N not read)" per partition in result.incomplete, then a line saying the run ended
+/// short. Nothing when it is empty.
+void print_incomplete(std::ostream& out, const run_result& result);
 
 /// At exit, after the counters: a line explaining result.dropped_after_close when it is not 0.
 void print_dropped_after_close(std::ostream& out, const run_result& result);

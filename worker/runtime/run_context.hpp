@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,23 @@ struct run_context {
   time_formatter fmt;
   std::optional<aggregation_plan> plan;  ///< set for aggregating pipelines
   std::atomic<bool> abort{false};        ///< a sink failed: drain and stop
+  /// An actor of the run died (an exception escaped one of its handlers, or it ended with an
+  /// error): the run cannot drain, it ends at once with fault_message(). run_pipeline's loop
+  /// watches this flag.
+  std::atomic<bool> faulted{false};
+  /// Records a fault (the first one's message wins) and sets `faulted` and `abort`.
+  void fault(const std::string& message) {
+    {
+      std::lock_guard<std::mutex> lock(fault_mutex_);
+      if (fault_message_.empty()) fault_message_ = message;
+    }
+    abort = true;
+    faulted = true;
+  }
+  [[nodiscard]] std::string fault_message() const {
+    std::lock_guard<std::mutex> lock(fault_mutex_);
+    return fault_message_;
+  }
   /// Backpressure: bytes of fetched batches the sink has not taken yet (the poller adds a
   /// batch's in_flight_cost when it sends it, the sink subtracts it). The poller does not fetch
   /// while this is at or above source.max_in_flight_mb, so task and sink mailboxes stay bounded
@@ -44,6 +62,38 @@ struct run_context {
   /// count. Their records are counted as out by their partition.
   std::atomic<int64_t> dropped_after_close{0};
 
+  /// What the sink has taken of one partition: cumulative counters (restored ones included) and
+  /// the offset after the last record (-1: none taken in this run).
+  struct partition_progress {
+    record_counters counters;
+    int64_t next_offset = -1;
+    /// The poller saw the partition's end (EOF) in this run, having handed over the records
+    /// before `end_fetched_to` (-1: none in this run); read to its end once the sink took them.
+    bool reached_end = false;
+    int64_t end_fetched_to = -1;
+    [[nodiscard]] bool read_to_end() const {
+      return reached_end && (end_fetched_to < 0 || next_offset >= end_fetched_to);
+    }
+  };
+  /// The sink records every task result it takes here (one lock per batch), so that a run that
+  /// ends without the sink's final report (a fault, an abandoned drain) still reports counters,
+  /// and --exit-at-end can say how far each partition was read.
+  void note_taken(int32_t partition, const record_counters& counters, int64_t next_offset) {
+    std::lock_guard<std::mutex> lock(fault_mutex_);
+    auto& p = progress_[partition];
+    p.counters += counters;
+    if (next_offset >= 0) p.next_offset = next_offset;
+  }
+  void note_reached_end(int32_t partition, int64_t fetched_to) {
+    std::lock_guard<std::mutex> lock(fault_mutex_);
+    progress_[partition].reached_end = true;
+    progress_[partition].end_fetched_to = fetched_to;
+  }
+  [[nodiscard]] std::map<int32_t, partition_progress> progress() const {
+    std::lock_guard<std::mutex> lock(fault_mutex_);
+    return progress_;
+  }
+
   // ---- checkpoints (cfg->checkpoint.enabled()) ----
   bool checkpointing = false;
   std::shared_ptr<kv_store> db;  ///< node-local task state, restored from the last epoch
@@ -58,6 +108,11 @@ struct run_context {
   /// when the tasks end, like Flink's stop --drain. false (SIGTERM with checkpoints): keep
   /// windows open in the final checkpoint; the next run continues them.
   std::atomic<bool> drain{true};
+
+ private:
+  mutable std::mutex fault_mutex_;
+  std::string fault_message_;
+  std::map<int32_t, partition_progress> progress_;
 };
 
 /// Wall clock in microseconds since the Unix epoch (processing time).

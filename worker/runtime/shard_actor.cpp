@@ -8,6 +8,8 @@
 
 #include "actors/messages.hpp"
 #include "worker/barrier_aligner.hpp"
+#include "worker/crash_point.hpp"
+#include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/run_context.hpp"
 
 namespace eddy {
@@ -88,6 +90,7 @@ void report_dropped(shard_ptr self) {
 }
 
 void merge(shard_ptr self, partials_msg& m) {
+  fault_point("shard");
   auto& st = self->state;
   if (st.finished) return;
   st.aggregator->merge(std::move(*m.batch));
@@ -150,6 +153,7 @@ void on_barrier(shard_ptr self, uint64_t epoch, int32_t partition) {
 caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int shard,
                           std::vector<int32_t> partitions, caf::actor sink,
                           caf::actor coordinator) {
+  fail_run_on_exception(self, ctx, "aggregation shard " + std::to_string(shard));
   auto& st = self->state;
   st.ctx = ctx;
   st.shard = shard;
