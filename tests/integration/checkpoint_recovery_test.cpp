@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "state/epoch_log.hpp"
 #include "tests/support/eddy_fixture.hpp"
 #include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
@@ -185,6 +186,85 @@ TEST_F(checkpoint_recovery, a_windowed_fallback_past_published_epochs_replays_th
   replay_after_fallback(true);
 }
 
+/// Replayed epochs that cover the whole input must not swallow the final drain: the run was
+/// killed after two epochs had read everything (no drain: no --exit-at-end), the epochs from the
+/// first of those on are damaged, and the restart with --exit-at-end replays them; the drain's
+/// rows (every window still open) belong to the new final epoch, not to a replayed one, whose
+/// output is not written.
+TEST_F(checkpoint_recovery, the_drain_after_a_replayed_epoch_is_published) {
+  const std::string topic = "rides_replay_drain";
+  constexpr int k_count = 20000;
+  ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":2"));
+  ASSERT_TRUE(produce_with({"--topic", topic, "--count", std::to_string(k_count), "--format",
+                            "unwrapped", "--disorder-ms", "3000", "--seed", "5"})
+                  .has_value());
+  auto write_config = [&](const std::string& name) {
+    const std::string config = dir_ / (name + ".toml");
+    write_text_file(config, crash_toml(topic, dir_ / (name + "-out"), dir_ / (name + "-dead"),
+                                       "dir = \"" + (dir_ / (name + "-cp")) +
+                                           "\"\ninterval = \"100ms\"\nretain = 20\n",
+                                       "", "1m"));
+    return config;
+  };
+  ASSERT_TRUE(run_to_end(write_config("ref")).has_value());
+  const auto ref_rows = published_lines(dir_ / "ref-out", "part-");
+  ASSERT_GT(ref_rows.size(), 100u);
+
+  const std::string config = write_config("run");
+  const std::string cp = dir_ / "run-cp";
+  const std::string base = dir_ / "endless";
+  child_process proc({.argv = run_args(config, /*exit_at_end=*/false),
+                      .out = redirect::file(base + ".stdout"),
+                      .err = redirect::file(base + ".stderr")});
+  // Wait until two complete epochs after the last one that had not read everything ended at the
+  // end of the input (each with an epoch log entry).
+  auto read_everything = [&](uint64_t e) {
+    std::string err;
+    auto entry = read_epoch_log(cp, e, &err);
+    int64_t sum = 0;
+    if (entry)
+      for (const auto& [p, off] : entry->end_offsets) sum += off;
+    return sum == k_count;
+  };
+  auto full_after_partial = [&](const std::vector<uint64_t>& epochs, uint64_t* partial) {
+    size_t full = 0;
+    for (size_t i = epochs.size(); i-- > 0;) {
+      if (!read_everything(epochs[i])) {
+        *partial = epochs[i];
+        return full;
+      }
+      ++full;
+    }
+    return size_t{0};  // the partial epoch is not known (yet)
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  uint64_t partial = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(fs::path(cp) / "epochs") &&
+        full_after_partial(complete_epochs(cp), &partial) >= 2)
+      break;
+    std::this_thread::sleep_for(5ms);
+  }
+  proc.send_signal(SIGKILL);
+  ASSERT_TRUE(proc.wait_for(10s).has_value());
+  const auto epochs = complete_epochs(cp);
+  ASSERT_GE(full_after_partial(epochs, &partial), 2u) << read_text_file(base + ".stderr");
+  const uint64_t newest = epochs.back();
+  for (uint64_t e = partial + 1; e <= newest; ++e)
+    flip_first_byte(fs::path(cp) / "epochs" / std::to_string(e) / "db/CURRENT");
+
+  std::string err;
+  ASSERT_TRUE(run_to_end(config, &err).has_value());
+  EXPECT_NE(
+      err.find("replaying epoch(s) " + std::to_string(partial + 1) + ".." + std::to_string(newest)),
+      std::string::npos)
+      << err;
+  const auto rows = published_lines(dir_ / "run-out", "part-");
+  EXPECT_EQ(rows.size(), ref_rows.size());
+  EXPECT_EQ(missing(ref_rows, rows), std::vector<std::string>{}) << "rows missing";
+  EXPECT_EQ(missing(rows, ref_rows), std::vector<std::string>{}) << "rows twice";
+}
+
 /// Issue 10, point 7: the newest epoch L published its files, then its state is damaged; the
 /// restart falls back to L-1 and (slower, so that a re-cut epoch L would cover fewer offsets than
 /// the published one) is killed mid-replay, restarted, killed after new epochs published, and
@@ -299,7 +379,8 @@ void checkpoint_recovery::crash_and_compare(const std::string& state_backend) {
 
   // The same pipeline, throttled so that kills land mid-stream, killed at least 20 times. It
   // emits and writes one row at a time (max_rows_per_batch = 1): every window closes over
-  // several steps, checkpoints and kills land mid-close, and every row is a part file.
+  // several steps, kills land mid-close (a checkpoint waits for the close to finish), and every
+  // row is a part file.
   const fs::path out = dir_ / "out", dead = dir_ / "dead";
   const std::string config = dir_ / "crash.toml";
   write_text_file(

@@ -545,6 +545,18 @@ bool consume(task_ptr self, kafka_batch& b, size_t from, bool credited) {
     st.pipeline->process(r, now, out.rows, out.dead_letters, out.counters);
     out.next_offset = e.offset + 1;
   }
+  // The end of input comes after every replayed epoch: a drain (--exit-at-end) must not emit
+  // into an epoch whose output is not written again.
+  while (b.end && cut) {
+    send_out(false);
+    if (st.pending_cut == 0) {
+      hold(self, std::move(b), b.entries.size(), credited);
+      return false;
+    }
+    task_checkpoint(self, std::exchange(st.pending_cut, 0));
+    ++st.cut;
+    cut = cut_offset(self);
+  }
   send_out(true);
   if (b.end) {
     st.ended = true;
