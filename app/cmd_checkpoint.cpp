@@ -5,6 +5,7 @@
 
 #include "app/commands.hpp"
 #include "state/checkpoint_store.hpp"
+#include "state/epoch_log.hpp"
 
 namespace eddy::app {
 
@@ -42,6 +43,25 @@ void print_epoch(std::ostream& out, const epoch_info& e, bool files) {
         << f.size << "  crc32c " << f.crc32c << (f.added ? "  (new)" : "") << "\n";
 }
 
+/// The epoch log's entry of `epoch` (state/epoch_log.hpp): where each partition ended and what
+/// the epoch published (file names with `files`, else counts per directory).
+void print_epoch_log(std::ostream& out, const std::string& dir, uint64_t epoch, bool files) {
+  std::string err;
+  auto entry = read_epoch_log(dir, epoch, &err);
+  if (!entry) {
+    out << "  epoch log: " << (err.empty() ? "no entry" : err) << "\n";
+    return;
+  }
+  out << "  epoch log: end offsets";
+  for (const auto& [p, off] : entry->end_offsets) out << " " << p << "=" << off;
+  out << "\n";
+  for (const auto& [d, names] : entry->files) {
+    out << "  published " << names.size() << " file(s) in " << d << "\n";
+    if (files)
+      for (const auto& n : names) out << "    " << n << "\n";
+  }
+}
+
 }  // namespace
 
 void add_checkpoint_command(CLI::App& root) {
@@ -72,7 +92,8 @@ void add_checkpoint_command(CLI::App& root) {
     }
   });
 
-  CLI::App* inspect = cmd->add_subcommand("inspect", "Metadata, sizes and files of one epoch");
+  CLI::App* inspect = cmd->add_subcommand(
+      "inspect", "Metadata, sizes and files of one epoch, and its epoch log entry");
   inspect->add_option("--dir", *dir, "Checkpoint directory")->required();
   inspect->add_option("--epoch", *epoch, "Epoch (default: the newest complete one)");
   inspect->add_flag("--files", *files, "List every file with its size and checksum");
@@ -89,6 +110,7 @@ void add_checkpoint_command(CLI::App& root) {
     auto info = store->inspect(e, &st);
     if (!info) throw CLI::RuntimeError(st.error, 1);
     print_epoch(std::cout, *info, *files);
+    print_epoch_log(std::cout, *dir, e, *files);
   });
 
   CLI::App* verify = cmd->add_subcommand(
@@ -101,6 +123,11 @@ void add_checkpoint_command(CLI::App& root) {
     store_status st;
     auto problems = store->verify(&st);
     if (!st.ok()) throw CLI::RuntimeError(st.error, 1);
+    std::string err;
+    for (uint64_t e : list_epoch_log(*dir, &err))
+      if (std::string lerr; !read_epoch_log(*dir, e, &lerr) && !lerr.empty())
+        problems.push_back(lerr);
+    if (!err.empty()) problems.push_back(err);
     auto epochs = store->list(&st);
     for (const auto& p : problems) std::cout << "damaged: " << p << "\n";
     if (!problems.empty())

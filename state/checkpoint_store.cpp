@@ -6,6 +6,8 @@
 
 #include <rocksdb/file_checksum.h>
 
+#include <boost/json.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -21,6 +23,7 @@
 namespace eddy {
 
 namespace fs = std::filesystem;
+namespace json = boost::json;
 
 namespace {
 
@@ -189,275 +192,42 @@ bool is_shared_file(const std::string& name) {
   return ends_with(".sst") || ends_with(".blob");
 }
 
-// ---- a minimal JSON reader and writer for manifest.json -----------------------------------
-
-void json_string(std::string& out, std::string_view s) {
-  static constexpr char digits[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    } else {
-      out += ch;  // bytes >= 0x80 pass through: metadata round-trips byte for byte
-    }
-  }
-  out += '"';
-}
-
-struct json_value {
-  enum class kind { null, boolean, number, string, array, object };
-  kind k = kind::null;
-  bool boolean = false;
-  std::string text;  // string contents, or the number as written
-  std::vector<json_value> items;
-  std::vector<std::pair<std::string, json_value>> members;
-
-  [[nodiscard]] const json_value* find(std::string_view key) const {
-    for (const auto& [k2, v] : members)
-      if (k2 == key) return &v;
-    return nullptr;
-  }
-};
-
-class json_reader {
- public:
-  explicit json_reader(std::string_view s) : s_(s) {}
-
-  bool parse(json_value* out, std::string* error) {
-    if (!value(out, 0)) {
-      *error = error_ + " at byte " + std::to_string(pos_);
-      return false;
-    }
-    skip_ws();
-    if (pos_ != s_.size()) {
-      *error = "trailing characters at byte " + std::to_string(pos_);
-      return false;
-    }
-    return true;
-  }
-
- private:
-  bool fail(std::string msg) {
-    error_ = std::move(msg);
-    return false;
-  }
-  void skip_ws() {
-    while (pos_ < s_.size() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t'))
-      ++pos_;
-  }
-  bool literal(std::string_view word) {
-    if (s_.substr(pos_, word.size()) != word) return fail("invalid literal");
-    pos_ += word.size();
-    return true;
-  }
-  bool value(json_value* out, int depth) {
-    if (depth > 32) return fail("nesting too deep");
-    skip_ws();
-    if (pos_ >= s_.size()) return fail("unexpected end");
-    char c = s_[pos_];
-    if (c == '{') {
-      out->k = json_value::kind::object;
-      ++pos_;
-      skip_ws();
-      if (pos_ < s_.size() && s_[pos_] == '}') return ++pos_, true;
-      for (;;) {
-        skip_ws();
-        std::string key;
-        if (!string(&key)) return false;
-        skip_ws();
-        if (pos_ >= s_.size() || s_[pos_] != ':') return fail("expected ':'");
-        ++pos_;
-        json_value v;
-        if (!value(&v, depth + 1)) return false;
-        out->members.emplace_back(std::move(key), std::move(v));
-        skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (pos_ < s_.size() && s_[pos_] == '}') return ++pos_, true;
-        return fail("expected ',' or '}'");
-      }
-    }
-    if (c == '[') {
-      out->k = json_value::kind::array;
-      ++pos_;
-      skip_ws();
-      if (pos_ < s_.size() && s_[pos_] == ']') return ++pos_, true;
-      for (;;) {
-        json_value v;
-        if (!value(&v, depth + 1)) return false;
-        out->items.push_back(std::move(v));
-        skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (pos_ < s_.size() && s_[pos_] == ']') return ++pos_, true;
-        return fail("expected ',' or ']'");
-      }
-    }
-    if (c == '"') {
-      out->k = json_value::kind::string;
-      return string(&out->text);
-    }
-    if (c == 't') return out->k = json_value::kind::boolean, out->boolean = true, literal("true");
-    if (c == 'f') return out->k = json_value::kind::boolean, literal("false");
-    if (c == 'n') return literal("null");
-    if (c == '-' || (c >= '0' && c <= '9')) {
-      out->k = json_value::kind::number;
-      std::size_t start = pos_++;
-      while (pos_ < s_.size() &&
-             std::string_view("0123456789+-.eE").find(s_[pos_]) != std::string_view::npos)
-        ++pos_;
-      out->text = std::string(s_.substr(start, pos_ - start));
-      return true;
-    }
-    return fail("unexpected character");
-  }
-  static void put_utf8(std::string* out, std::uint32_t cp) {
-    if (cp < 0x80) {
-      *out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      *out += static_cast<char>(0xC0 | (cp >> 6));
-      *out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      *out += static_cast<char>(0xE0 | (cp >> 12));
-      *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      *out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      *out += static_cast<char>(0xF0 | (cp >> 18));
-      *out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      *out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      *out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  bool hex4(std::uint32_t* v) {
-    if (pos_ + 4 > s_.size()) return fail("short \\u escape");
-    *v = 0;
-    for (int i = 0; i < 4; ++i) {
-      char h = s_[pos_++];
-      *v <<= 4;
-      if (h >= '0' && h <= '9')
-        *v |= static_cast<std::uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f')
-        *v |= static_cast<std::uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F')
-        *v |= static_cast<std::uint32_t>(h - 'A' + 10);
-      else
-        return fail("bad \\u escape");
-    }
-    return true;
-  }
-  bool string(std::string* out) {
-    if (pos_ >= s_.size() || s_[pos_] != '"') return fail("expected string");
-    ++pos_;
-    while (pos_ < s_.size()) {
-      char c = s_[pos_++];
-      if (c == '"') return true;
-      if (c != '\\') {
-        *out += c;
-        continue;
-      }
-      if (pos_ >= s_.size()) break;
-      char e = s_[pos_++];
-      switch (e) {
-        case '"':
-          *out += '"';
-          break;
-        case '\\':
-          *out += '\\';
-          break;
-        case '/':
-          *out += '/';
-          break;
-        case 'b':
-          *out += '\b';
-          break;
-        case 'f':
-          *out += '\f';
-          break;
-        case 'n':
-          *out += '\n';
-          break;
-        case 'r':
-          *out += '\r';
-          break;
-        case 't':
-          *out += '\t';
-          break;
-        case 'u': {
-          std::uint32_t cp = 0;
-          if (!hex4(&cp)) return false;
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(pos_, 2) == "\\u") {
-            pos_ += 2;
-            std::uint32_t lo = 0;
-            if (!hex4(&lo)) return false;
-            if (lo < 0xDC00 || lo > 0xDFFF) return fail("bad surrogate pair");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          put_utf8(out, cp);
-          break;
-        }
-        default:
-          return fail("bad escape");
-      }
-    }
-    return fail("unterminated string");
-  }
-
-  std::string_view s_;
-  std::size_t pos_ = 0;
-  std::string error_;
-};
-
-template <class Int>
-bool to_int(const json_value* v, Int* out) {
-  if (!v || v->k != json_value::kind::number) return false;
-  auto [p, ec] = std::from_chars(v->text.data(), v->text.data() + v->text.size(), *out);
-  return ec == std::errc{} && p == v->text.data() + v->text.size();
-}
+// ---- manifest.json (Boost.JSON) ------------------------------------------------------------
+//
+// Layout (format 1): one top-level member per line, one file entry per line, so that a manifest
+// stays readable and diffable. Strings are written byte for byte (bytes >= 0x80 are not
+// validated), and read back the same way.
 
 std::string manifest_to_json(const epoch_info& m) {
+  json::object metadata;
+  for (const auto& [k, v] : m.metadata) metadata[k] = v;
   std::string out = "{\n  \"format\": " + std::to_string(manifest_format) +
                     ",\n  \"epoch\": " + std::to_string(m.epoch) +
                     ",\n  \"created_unix_ms\": " + std::to_string(m.created_unix_ms) +
-                    ",\n  \"lineage\": ";
-  json_string(out, m.lineage);
-  out += ",\n  \"metadata\": {";
+                    ",\n  \"lineage\": " + json::serialize(json::string(m.lineage)) +
+                    ",\n  \"metadata\": " + json::serialize(metadata) + ",\n  \"files\": [";
   bool first = true;
-  for (const auto& [k, v] : m.metadata) {
+  for (const auto& f : m.files) {
+    json::object o;
+    o["name"] = f.name;
+    o["path"] = f.path;
+    o["size"] = f.size;
+    o["crc32c"] = f.crc32c;
+    o["added"] = f.added;
     out += first ? "\n    " : ",\n    ";
     first = false;
-    json_string(out, k);
-    out += ": ";
-    json_string(out, v);
-  }
-  out += first ? "},\n  \"files\": [" : "\n  },\n  \"files\": [";
-  first = true;
-  for (const auto& f : m.files) {
-    out += first ? "\n    {\"name\": " : ",\n    {\"name\": ";
-    first = false;
-    json_string(out, f.name);
-    out += ", \"path\": ";
-    json_string(out, f.path);
-    out += ", \"size\": " + std::to_string(f.size) + ", \"crc32c\": ";
-    json_string(out, f.crc32c);
-    out += f.added ? ", \"added\": true}" : ", \"added\": false}";
+    out += json::serialize(o);
   }
   out += first ? "]\n}\n" : "\n  ]\n}\n";
   return out;
+}
+
+template <class Int>
+bool to_int(const json::value* v, Int* out) {
+  if (!v || !(v->is_int64() || v->is_uint64())) return false;
+  std::error_code ec;
+  *out = v->to_number<Int>(ec);
+  return !ec;
 }
 
 void add_sizes(epoch_info* m) {
@@ -478,10 +248,17 @@ bool safe_relative(const std::string& p) {
 }
 
 bool manifest_from_json(std::string_view text, epoch_info* m, std::string* error) {
-  json_value root;
-  if (!json_reader(text).parse(&root, error)) return false;
+  json::parse_options opts;
+  opts.allow_invalid_utf8 = true;  // metadata round-trips byte for byte
+  std::error_code ec;
+  const json::value parsed = json::parse(text, ec, {}, opts);
+  if (ec) {
+    *error = "invalid JSON: " + ec.message();
+    return false;
+  }
+  const json::object* root = parsed.if_object();
   int format = 0;
-  if (root.k != json_value::kind::object || !to_int(root.find("format"), &format)) {
+  if (!root || !to_int(root->if_contains("format"), &format)) {
     *error = "not a manifest";
     return false;
   }
@@ -489,41 +266,42 @@ bool manifest_from_json(std::string_view text, epoch_info* m, std::string* error
     *error = "unsupported manifest format " + std::to_string(format);
     return false;
   }
-  const json_value* lineage = root.find("lineage");
-  const json_value* metadata = root.find("metadata");
-  const json_value* files = root.find("files");
-  if (!to_int(root.find("epoch"), &m->epoch) ||
-      !to_int(root.find("created_unix_ms"), &m->created_unix_ms) || !lineage ||
-      lineage->k != json_value::kind::string || !metadata ||
-      metadata->k != json_value::kind::object || !files || files->k != json_value::kind::array) {
+  const json::value* lineage = root->if_contains("lineage");
+  const json::value* metadata = root->if_contains("metadata");
+  const json::value* files = root->if_contains("files");
+  if (!to_int(root->if_contains("epoch"), &m->epoch) ||
+      !to_int(root->if_contains("created_unix_ms"), &m->created_unix_ms) || !lineage ||
+      !lineage->is_string() || !metadata || !metadata->is_object() || !files ||
+      !files->is_array()) {
     *error = "manifest lacks epoch, created_unix_ms, lineage, metadata or files";
     return false;
   }
-  m->lineage = lineage->text;
-  for (const auto& [k, v] : metadata->members) {
-    if (v.k != json_value::kind::string) {
-      *error = "metadata value of " + k + " is not a string";
+  m->lineage = std::string(lineage->as_string());
+  for (const auto& [k, v] : metadata->as_object()) {
+    if (!v.is_string()) {
+      *error = "metadata value of " + std::string(k) + " is not a string";
       return false;
     }
-    m->metadata[k] = v.text;
+    m->metadata[std::string(k)] = std::string(v.as_string());
   }
-  for (const auto& item : files->items) {
+  for (const auto& item : files->as_array()) {
+    const json::object* o = item.if_object();
     checkpoint_file f;
-    const json_value* name = item.find("name");
-    const json_value* path = item.find("path");
-    const json_value* crc = item.find("crc32c");
-    const json_value* added = item.find("added");
-    if (!name || name->k != json_value::kind::string || !path ||
-        path->k != json_value::kind::string || !crc || crc->k != json_value::kind::string ||
-        !to_int(item.find("size"), &f.size) || !safe_relative(path->text) ||
-        name->text.find('/') != std::string::npos) {
+    const json::value* name = o ? o->if_contains("name") : nullptr;
+    const json::value* path = o ? o->if_contains("path") : nullptr;
+    const json::value* crc = o ? o->if_contains("crc32c") : nullptr;
+    const json::value* added = o ? o->if_contains("added") : nullptr;
+    if (!name || !name->is_string() || !path || !path->is_string() || !crc || !crc->is_string() ||
+        !to_int(o->if_contains("size"), &f.size) ||
+        !safe_relative(std::string(path->as_string())) ||
+        name->as_string().find('/') != json::string::npos) {
       *error = "malformed file entry";
       return false;
     }
-    f.name = name->text;
-    f.path = path->text;
-    f.crc32c = crc->text;
-    f.added = added && added->boolean;
+    f.name = std::string(name->as_string());
+    f.path = std::string(path->as_string());
+    f.crc32c = std::string(crc->as_string());
+    f.added = added && added->is_bool() && added->as_bool();
     m->files.push_back(std::move(f));
   }
   add_sizes(m);

@@ -55,6 +55,22 @@ std::string stage_epoch_file(const std::string& dir, uint64_t epoch, const std::
   return write_file_atomically(staging_dir(dir, epoch).string(), name, content, sync);
 }
 
+std::vector<std::string> staged_epoch_files(const std::string& dir, uint64_t epoch,
+                                            std::string* error) {
+  error->clear();
+  std::vector<std::string> names;
+  std::error_code ec;
+  const fs::path sdir = staging_dir(dir, epoch);
+  if (!fs::exists(sdir, ec)) return names;
+  for (const auto& e : fs::directory_iterator(sdir, ec)) {
+    std::string n = e.path().filename().string();
+    if (!n.starts_with(".")) names.push_back(std::move(n));  // not a half-written temporary
+  }
+  if (ec) *error = "cannot list \"" + sdir.string() + "\": " + ec.message();
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::string publish_epoch_files(const std::string& dir, uint64_t epoch, bool sync) {
   std::error_code ec;
   const fs::path sdir = staging_dir(dir, epoch);

@@ -43,6 +43,11 @@ struct epoch_recovery {
 [[nodiscard]] std::string recover_epoch_files(const std::string& dir, uint64_t last_complete,
                                               epoch_recovery* out = nullptr, bool sync = true);
 
+/// Names of the files staged for `epoch` in `dir`, sorted (empty when nothing is staged); the
+/// epoch log records them before the epoch publishes. "" or the error in `error`.
+[[nodiscard]] std::vector<std::string> staged_epoch_files(const std::string& dir, uint64_t epoch,
+                                                          std::string* error);
+
 /// fsync of directory `dir` (makes renames and creations in it durable); "" or a message.
 [[nodiscard]] std::string sync_directory(const std::string& dir);
 

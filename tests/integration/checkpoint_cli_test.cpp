@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "state/checkpoint_store.hpp"
+#include "state/epoch_log.hpp"
 #include "tests/support/process.hpp"
 
 namespace eddy::test {
@@ -90,6 +91,40 @@ TEST_F(checkpoint_cli, verify_passes_then_names_a_damaged_file) {
   EXPECT_TRUE(bad.status.exited);
   EXPECT_EQ(bad.status.code, 1);
   EXPECT_NE(bad.out.find(victim.filename().string()), std::string::npos) << bad.out;
+}
+
+TEST_F(checkpoint_cli, inspect_shows_the_epoch_log_entry_and_verify_checks_it) {
+  epoch_log_entry e;
+  e.epoch = 2;
+  e.end_offsets = {{0, 200}, {1, -1}};
+  e.files["/data/out"] = {"part-0000000002-00001.jsonl", "part-0000000002.jsonl"};
+  ASSERT_EQ(write_epoch_log(dir_ / "checkpoints", e, false), "");
+  auto r = run_eddy(dir_, {"checkpoint", "inspect", "--dir", dir_ / "checkpoints", "--files"});
+  ASSERT_TRUE(r.status.ok()) << r.status.describe() << r.err;
+  EXPECT_NE(r.out.find("epoch log: end offsets 0=200 1=-1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("published 2 file(s) in /data/out\n    part-0000000002-00001.jsonl\n"),
+            std::string::npos)
+      << r.out;
+  auto one =
+      run_eddy(dir_, {"checkpoint", "inspect", "--dir", dir_ / "checkpoints", "--epoch", "1"});
+  EXPECT_NE(one.out.find("epoch log: no entry"), std::string::npos) << one.out;
+  auto ok = run_eddy(dir_, {"checkpoint", "verify", "--dir", dir_ / "checkpoints"});
+  EXPECT_TRUE(ok.status.ok()) << ok.out;
+
+  {
+    std::fstream f(epoch_log_path(dir_ / "checkpoints", 2),
+                   std::ios::in | std::ios::out | std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const auto at = text.find("200");
+    ASSERT_NE(at, std::string::npos);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.put('3');
+  }
+  auto bad = run_eddy(dir_, {"checkpoint", "verify", "--dir", dir_ / "checkpoints"});
+  EXPECT_EQ(bad.status.code, 1);
+  EXPECT_NE(bad.out.find("damaged: epoch-log/00000000000000000002.json: checksum mismatch"),
+            std::string::npos)
+      << bad.out;
 }
 
 TEST_F(checkpoint_cli, a_directory_that_is_not_a_checkpoint_is_an_error) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -21,6 +22,7 @@
 #include "actors/type_registry.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "state/checkpoint_store.hpp"
+#include "state/epoch_log.hpp"
 #include "worker/barrier_aligner.hpp"
 #include "worker/broker_watch.hpp"
 #include "worker/checkpoint_compat.hpp"
@@ -226,6 +228,11 @@ void flush_if_full(sink_ptr self) {
 /// only while a barrier is being aligned.
 void spill_if_full(sink_ptr self) {
   auto& st = self->state;
+  if (st.ctx->replay.contains(st.current_epoch)) {  // a replayed epoch: published already
+    st.current.rows.clear();
+    st.current.dead.clear();
+    return;
+  }
   if (!st.has_transactional || st.current_parts >= max_epoch_parts ||
       static_cast<int64_t>(st.current.rows.size()) < st.ctx->cfg->max_rows_per_batch)
     return;
@@ -275,15 +282,18 @@ void stage(sink_ptr self, uint64_t epoch) {
     ack.error = "sink: barrier " + std::to_string(epoch) + " while expecting epoch " +
                 std::to_string(st.current_epoch);
   if (!st.part_error.empty()) ack.error = st.part_error;
-  sort_rows(self, st.current.rows);
-  const bool sync = st.ctx->cfg->checkpoint.sync;
-  for (auto& s : st.sinks) {
-    if (!s->transactional()) continue;
-    if (auto err = s->stage_epoch(epoch, 0, st.schema, st.current.rows); !err.empty())
-      ack.error = "sink: " + err;
+  // A replayed epoch (ctx->replay) published its output in an earlier run: not written again.
+  if (!st.ctx->replay.contains(epoch)) {
+    sort_rows(self, st.current.rows);
+    const bool sync = st.ctx->cfg->checkpoint.sync;
+    for (auto& s : st.sinks) {
+      if (!s->transactional()) continue;
+      if (auto err = s->stage_epoch(epoch, 0, st.schema, st.current.rows); !err.empty())
+        ack.error = "sink: " + err;
+    }
+    if (auto err = st.dead_file->stage_epoch(epoch, st.current.dead, sync); !err.empty())
+      ack.error = "dead-letter output: " + err;
   }
-  if (auto err = st.dead_file->stage_epoch(epoch, st.current.dead, sync); !err.empty())
-    ack.error = "dead-letter output: " + err;
   crash_point("stage");
   st.current = std::move(st.next);
   st.next = {};
@@ -304,6 +314,7 @@ void publish(sink_ptr self, uint64_t epoch) {
   if (auto err = publish_epoch_files(st.dead_file->dir(), epoch, st.ctx->cfg->checkpoint.sync);
       !err.empty())
     fail(self, "dead-letter output: " + err);
+  crash_point("published");  // the epoch's output is visible
 }
 
 caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output_schema schema,
@@ -432,6 +443,13 @@ struct task_state {
   int64_t next_offset = -1;  ///< after the last record processed (or restored)
   record_counters totals;    ///< cumulative over the pipeline's life (restored + this run)
   bool ended = false;
+  /// Replay (ctx->replay): the next replayed epoch this task has not cut yet. Input from its
+  /// logged end offset on waits in `waiting` (its in-flight bytes given back) until the
+  /// coordinator starts that epoch; `pending_cut`: the coordinator started it before the input
+  /// got there.
+  std::map<uint64_t, std::map<int32_t, int64_t>>::const_iterator cut;
+  std::deque<std::pair<kafka_batch, size_t>> waiting;  ///< batch, first entry not processed
+  uint64_t pending_cut = 0;
   static inline const char* name = "eddy.source_task";
 };
 
@@ -477,6 +495,104 @@ void task_checkpoint(task_ptr self, uint64_t epoch) {
   self->send(st.coordinator, std::move(ack));
 }
 
+/// The end offset of the next replayed epoch for this partition (-1: it read nothing in that
+/// epoch's run); nullopt when no replayed epoch is left.
+std::optional<int64_t> cut_offset(task_ptr self) {
+  auto& st = self->state;
+  if (st.cut == st.ctx->replay.end()) return std::nullopt;
+  auto it = st.cut->second.find(st.partition);
+  return it == st.cut->second.end() ? -1 : it->second;
+}
+
+/// The input reached the next replayed epoch's end (or ended before it: a truncated topic).
+bool at_cut(task_ptr self) {
+  auto& st = self->state;
+  const auto c = cut_offset(self);
+  return !c || st.ended || !st.waiting.empty() || st.next_offset >= *c;
+}
+
+/// Keeps `b` from entry `from` on for after the next cut (in front of what waits already).
+void hold(task_ptr self, kafka_batch&& b, size_t from, bool credited) {
+  auto& st = self->state;
+  if (!credited)  // waiting input must not stop the poller: other partitions need theirs
+    st.ctx->in_flight_bytes.fetch_sub(b.in_flight_cost(), std::memory_order_relaxed);
+  st.waiting.emplace_front(std::move(b), from);
+}
+
+/// Processes `b` from entry `from` on. Stops before the first record at or past the cut of a
+/// replayed epoch the coordinator has not started yet and holds the rest; takes the barrier there
+/// when it has. `credited`: the batch's in-flight bytes were given back already. Returns false
+/// when it held input.
+bool consume(task_ptr self, kafka_batch& b, size_t from, bool credited) {
+  auto& st = self->state;
+  result_batch out;
+  out.partition = st.partition;
+  if (!st.pipeline->aggregating()) out.rows.reserve(b.entries.size() - from);
+  raw_record r;
+  r.topic = b.topic;
+  r.partition = b.partition;
+  int64_t now = now_us();
+  auto cut = cut_offset(self);
+  // What was processed so far goes to the sink (before a barrier, or as the batch's result).
+  auto send_out = [&](bool last) {
+    if (!last && out.counters.in == 0 && out.rows.empty() && out.dead_letters.empty()) return;
+    if (out.next_offset >= 0) st.next_offset = out.next_offset;
+    st.totals += out.counters;
+    out.end = last && b.end;
+    out.credit = last && !credited ? b.in_flight_cost() : 0;
+    if (st.pipeline->aggregating() && last) send_partials(self, b.end);
+    self->send(st.sink, std::move(out));
+    out = result_batch{};
+    out.partition = st.partition;
+  };
+  for (size_t i = from; i < b.entries.size(); ++i) {
+    const auto& e = b.entries[i];
+    while (cut && e.offset >= *cut) {
+      send_out(false);
+      if (st.pending_cut == 0) {
+        hold(self, std::move(b), i, credited);
+        return false;
+      }
+      task_checkpoint(self, std::exchange(st.pending_cut, 0));
+      ++st.cut;
+      cut = cut_offset(self);
+    }
+    r.offset = e.offset;
+    r.timestamp_ms = e.timestamp_ms;
+    r.key = b.key(e);
+    r.value = b.value(e);
+    r.value_is_null = e.value_is_null;
+    st.pipeline->process(r, now, out.rows, out.dead_letters, out.counters);
+    out.next_offset = e.offset + 1;
+  }
+  // The end of input comes after every replayed epoch: a drain (--exit-at-end) must not emit
+  // into an epoch whose output is not written again.
+  while (b.end && cut) {
+    send_out(false);
+    if (st.pending_cut == 0) {
+      hold(self, std::move(b), b.entries.size(), credited);
+      return false;
+    }
+    task_checkpoint(self, std::exchange(st.pending_cut, 0));
+    ++st.cut;
+    cut = cut_offset(self);
+  }
+  send_out(true);
+  if (b.end) {
+    st.ended = true;
+    // With checkpoints the task stays for the final epoch; the coordinator ends it.
+    if (st.ctx->checkpointing)
+      self->send(st.coordinator, ended_atom::value, st.partition);
+    else
+      self->quit();
+  }
+  if (st.pending_cut != 0 && at_cut(self)) {
+    task_checkpoint(self, std::exchange(st.pending_cut, 0));
+    ++st.cut;
+  }
+  return true;
+}
+
 caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32_t partition,
                           caf::actor sink, std::vector<caf::actor> shards, caf::actor coordinator) {
   fail_run_on_exception(self, ctx, "source task of partition " + std::to_string(partition));
@@ -489,6 +605,7 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
   std::string err;  // the config was validated before any actor started
   st.pipeline =
       source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
+  st.cut = ctx->replay.begin();
   auto* agg = st.pipeline->aggregator();
   if (agg && !ctx->checkpointing) agg->track_changes(false);
   // Changelog state lives in the node-local store; memory holds what changed since the barrier.
@@ -508,41 +625,33 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
           "partition " + std::to_string(partition) + ": cannot restore its state: " + s.error);
   }
   return {
-      [self](const kafka_batch& b) {
+      [self](kafka_batch& b) {
         fault_point("source_task");
         auto& st = self->state;
-        result_batch out;
-        out.partition = st.partition;
-        out.end = b.end;
-        out.credit = b.in_flight_cost();
-        if (!st.pipeline->aggregating()) out.rows.reserve(b.entries.size());
-        raw_record r;
-        r.topic = b.topic;
-        r.partition = b.partition;
-        int64_t now = now_us();
-        for (const auto& e : b.entries) {
-          r.offset = e.offset;
-          r.timestamp_ms = e.timestamp_ms;
-          r.key = b.key(e);
-          r.value = b.value(e);
-          r.value_is_null = e.value_is_null;
-          st.pipeline->process(r, now, out.rows, out.dead_letters, out.counters);
-          out.next_offset = e.offset + 1;
+        if (!st.waiting.empty()) {  // behind input that waits for a replayed epoch's barrier
+          st.ctx->in_flight_bytes.fetch_sub(b.in_flight_cost(), std::memory_order_relaxed);
+          st.waiting.emplace_back(std::move(b), 0);
+          return;
         }
-        if (out.next_offset >= 0) st.next_offset = out.next_offset;
-        st.totals += out.counters;
-        if (st.pipeline->aggregating()) send_partials(self, b.end);
-        self->send(st.sink, std::move(out));
-        if (b.end) {
-          st.ended = true;
-          // With checkpoints the task stays for the final epoch; the coordinator ends it.
-          if (st.ctx->checkpointing)
-            self->send(st.coordinator, ended_atom::value, st.partition);
-          else
-            self->quit();
+        consume(self, b, 0, false);
+      },
+      [self](checkpoint_atom, uint64_t epoch) {
+        auto& st = self->state;
+        if (st.cut == st.ctx->replay.end() || st.cut->first != epoch) {
+          task_checkpoint(self, epoch);
+          return;
+        }
+        // A replayed epoch: cut exactly at its logged end offset.
+        st.pending_cut = epoch;
+        if (!at_cut(self)) return;  // consume() takes it when the input gets there
+        task_checkpoint(self, std::exchange(st.pending_cut, 0));
+        ++st.cut;
+        while (!st.waiting.empty()) {
+          auto [b, from] = std::move(st.waiting.front());
+          st.waiting.pop_front();
+          if (!consume(self, b, from, true)) break;
         }
       },
-      [self](checkpoint_atom, uint64_t epoch) { task_checkpoint(self, epoch); },
   };
 }
 
@@ -754,6 +863,7 @@ struct coordinator_state {
   size_t acks = 0;
   checkpoint_metadata meta;
   std::vector<std::pair<int32_t, int64_t>> offsets;
+  std::map<int32_t, int64_t> end_offsets;  ///< of every task (-1: read nothing yet), epoch log
   std::set<int32_t> ended;
   std::chrono::steady_clock::time_point started;
   static inline const char* name = "eddy.checkpoint_coordinator";
@@ -786,6 +896,7 @@ void start_epoch(coord_ptr self) {
   st.acks = 0;
   st.meta = st.compat;
   st.offsets.clear();
+  st.end_offsets.clear();
   st.started = std::chrono::steady_clock::now();
   for (const auto& [_, t] : st.tasks) self->send(t, checkpoint_atom::value, st.in_progress);
 }
@@ -817,19 +928,58 @@ void commit_offsets(coord_ptr self, bool wait) {
   }
 }
 
+/// Epoch `e`'s entry in the epoch log: every task's end offset and the files the sink staged for
+/// it (it acked: they are all staged), per output directory.
+epoch_log_entry epoch_log_of(coord_ptr self, uint64_t e) {
+  auto& st = self->state;
+  epoch_log_entry entry;
+  entry.epoch = e;
+  entry.end_offsets = st.end_offsets;
+  std::vector<std::string> dirs;
+  for (const auto& sc : st.ctx->cfg->sinks)
+    if (sc.kind == sink_kind::file) dirs.push_back(sc.path);
+  dirs.push_back(st.ctx->cfg->dead_letter.path);
+  for (const auto& d : dirs) {
+    std::string err;
+    auto names = staged_epoch_files(d, e, &err);
+    if (!names.empty()) entry.files[d] = std::move(names);
+  }
+  return entry;
+}
+
 void complete_epoch(coord_ptr self) {
   auto& st = self->state;
   const uint64_t e = st.in_progress;
   crash_point("checkpoint");  // every snapshot is written, the epoch is not complete yet
   const auto acked = std::chrono::steady_clock::now();
+  std::ostream& log = st.ctx->opts.log ? *st.ctx->opts.log : std::cerr;
+  const std::string& dir = st.store->options().dir;
+  if (auto it = st.ctx->replay.find(e); it != st.ctx->replay.end()) {
+    // A replayed epoch keeps its entry (and its published output).
+    if (st.end_offsets != it->second)
+      log << "eddy: warning: replayed epoch " << e
+          << " ended at other offsets than the epoch log says (records deleted from the topic "
+             "meanwhile?): its output may differ from what it published\n";
+  } else if (auto err = write_epoch_log(dir, epoch_log_of(self, e), st.ctx->cfg->checkpoint.sync);
+             !err.empty()) {
+    // Written before the state commit: once an epoch's output may be published, the log
+    // knows where it ended, so that a fallback past it replays it exactly.
+    coordinator_fail(self, "checkpoint " + std::to_string(e) + " failed: epoch log: " + err);
+    return;
+  }
   st.meta["pipeline.name"] = st.ctx->cfg->name;
   commit_report report;
   if (auto s = st.store->commit_epoch(*st.ctx->db, e, st.meta, &report); !s.ok()) {
     coordinator_fail(self, "checkpoint " + std::to_string(e) + " failed: " + s.error);
     return;
   }
-  std::ostream& log = st.ctx->opts.log ? *st.ctx->opts.log : std::cerr;
   for (const auto& w : report.warnings) log << "eddy: warning: " << w << "\n";
+  // Retention: entries of every retained epoch and newer stay (a fallback to the oldest
+  // retained epoch replays every newer one).
+  store_status ls;
+  if (auto listed = st.store->list(&ls); ls.ok() && !listed.empty())
+    if (auto err = prune_epoch_log(dir, listed.front()); !err.empty())
+      log << "eddy: warning: epoch log retention: " << err << "\n";
   st.in_progress = 0;
   if (st.final_epoch) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -850,8 +1000,8 @@ void complete_epoch(coord_ptr self) {
   }
   self->send(st.sink, commit_atom::value, e, false);
   commit_offsets(self, false);
-  if (st.ended.size() == st.tasks.size()) {
-    start_epoch(self);  // the input ended meanwhile: the final epoch, right away
+  if (st.ended.size() == st.tasks.size() || st.ctx->replay.contains(st.next_epoch)) {
+    start_epoch(self);  // the input ended meanwhile (the final epoch), or a replay: right away
     return;
   }
   self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg->checkpoint.interval_ms),
@@ -878,8 +1028,11 @@ caf::behavior checkpoint_coordinator(coord_ptr self, std::shared_ptr<run_context
         st.shards = shards;
         st.sink = sink;
         st.poller = poller;
-        self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg->checkpoint.interval_ms),
-                           tick_atom::value);
+        if (st.ctx->replay.contains(st.next_epoch))
+          start_epoch(self);  // replayed epochs end at their logged offsets, not by time
+        else
+          self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg->checkpoint.interval_ms),
+                             tick_atom::value);
       },
       [self](tick_atom) { start_epoch(self); },
       [self](ended_atom, int32_t partition) {
@@ -907,6 +1060,7 @@ caf::behavior checkpoint_coordinator(coord_ptr self, std::shared_ptr<run_context
                                      " dead_lettered=" + std::to_string(c.dead_lettered) +
                                      " late=" + std::to_string(c.late);
           if (ack.next_offset >= 0) st.offsets.emplace_back(ack.partition, ack.next_offset);
+          st.end_offsets[ack.partition] = ack.next_offset;
         }
         if (++st.acks == st.tasks.size() + st.shards.size() + 1) complete_epoch(self);
       },
@@ -1039,6 +1193,7 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   fs::remove_all(local, ec);  // may hold writes of an epoch that never completed
   if (ec) return "checkpoint.local_dir: cannot clear " + local + ": " + ec.message();
   std::vector<std::string> warnings;
+  std::map<uint64_t, std::map<std::string, std::vector<std::string>>> replay_files;
   const auto restore_start = std::chrono::steady_clock::now();
   auto restored = store->restore_latest(local, &warnings, &s);
   const auto restore_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1098,17 +1253,69 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
       out.counters[p] = c;
     }
   }
-  // Output staged by epochs that completed is published; that of epochs that did not, dropped.
+  // Epochs the epoch log holds after the restored one (their state was damaged, or the process
+  // died between the log and the state commit) may have published output: they are replayed to
+  // their logged end offsets, and their output is not written again.
+  if (restored || cfg.source.starting_offsets != "latest") {
+    std::string lerr;
+    const auto logged = list_epoch_log(cc.dir, &lerr);
+    if (!lerr.empty()) return "checkpoint.dir: " + lerr;
+    uint64_t expect = ctx.restored_epoch + 1;
+    for (uint64_t e : logged) {
+      if (e < expect) continue;
+      if (e != expect) {
+        log << "eddy: warning: the epoch log has no entry for epoch " << expect << " but one for "
+            << e << ": epochs from " << expect
+            << " on are not replayed, and output they published may be written again\n";
+        break;
+      }
+      auto entry = read_epoch_log(cc.dir, e, &lerr);
+      if (!entry) {
+        log << "eddy: warning: epoch log of epoch " << e << ": " << lerr << ": epochs from " << e
+            << " on are not replayed, and output they published may be written again\n";
+        break;
+      }
+      ctx.replay[e] = std::move(entry->end_offsets);
+      replay_files[e] = std::move(entry->files);
+      ++expect;
+    }
+  }
+  const uint64_t last_output = ctx.replay.empty() ? ctx.restored_epoch : ctx.replay.rbegin()->first;
+  // Output staged by epochs that completed (or were logged) is published; that of epochs that did
+  // not, dropped.
   epoch_recovery rec;
   for (const auto& sc : cfg.sinks) {
     if (sc.kind != sink_kind::file) continue;
     auto fs_sink = make_file_sink(sc, ctx.fmt);
     fs_sink->set_sync(cc.sync);
-    if (auto e = fs_sink->recover(ctx.restored_epoch, &rec); !e.empty()) return e;
+    if (auto e = fs_sink->recover(last_output, &rec); !e.empty()) return e;
   }
-  if (auto e = recover_epoch_files(cfg.dead_letter.path, ctx.restored_epoch, &rec, cc.sync);
-      !e.empty())
+  if (auto e = recover_epoch_files(cfg.dead_letter.path, last_output, &rec, cc.sync); !e.empty())
     return "dead-letter output: " + e;
+  if (!ctx.replay.empty()) {
+    // Their published files are recognised by name: the replay writes none of them again.
+    size_t files = 0, absent = 0;
+    for (const auto& [e, dirs] : replay_files)
+      for (const auto& [d, names] : dirs)
+        for (const auto& n : names) {
+          ++files;
+          if (!fs::exists(fs::path(d) / n, ec)) {
+            ++absent;
+            log << "eddy: warning: " << (fs::path(d) / n).string() << ", published by epoch " << e
+                << ", is missing (deleted?): the replay does not write it again\n";
+          }
+        }
+    log << "eddy: warning: replaying epoch(s) " << ctx.replay.begin()->first << ".." << last_output
+        << " from the epoch log to the offsets they ended at: their output (" << files - absent
+        << " published file(s)) is kept and not written again";
+    const window_config& w = cfg.window;
+    if (w.kind != window_kind::none &&
+        (w.processing_time || w.idle_timeout_us > 0 || w.emit == emit_mode::on_update))
+      log << "; this pipeline's results depend on when rows arrive (processing time, "
+             "idle_timeout or emit = on_update), so the replay may not reproduce them: rows of "
+             "those epochs may be missing or repeated";
+    log << "\n";
+  }
   if (restored) {
     log << "eddy: resuming from checkpoint " << restored->epoch << " in " << cc.dir
         << " (restored in " << restore_ms << " ms)";

@@ -101,6 +101,12 @@ struct run_context {
   /// The first epoch number this run takes (epochs are consecutive from there): the sink files
   /// the parts it stages before an epoch's barrier under it.
   uint64_t first_epoch = 1;
+  /// Epochs to replay (state/epoch_log.hpp): the epoch log holds them, but the restored
+  /// checkpoint is older (their state was damaged or never committed). Epoch -> partition ->
+  /// end offset. Tasks cut these epochs at exactly those offsets, the coordinator starts them
+  /// without waiting for the interval, and the sink writes none of their output (it was
+  /// published, or staged and published by the restart, already).
+  std::map<uint64_t, std::map<int32_t, int64_t>> replay;
   /// `db` as the aggregators' backing store: task and shard state lives there, memory holds
   /// only what changed since the last checkpoint (see windowing.hpp, "Backing store").
   kv_state_reader db_reader{&db};

@@ -30,6 +30,9 @@ struct shard_state {
   /// Barriers that came in during the final drain: taken when it is done, so that the final
   /// checkpoint follows every final row.
   std::vector<std::pair<uint64_t, int32_t>> deferred_barriers;
+  /// Every input's barrier of this epoch is in, but a close due at the barrier is still being
+  /// emitted: the snapshot follows its last step (0 = none waits).
+  uint64_t snapshot_after_close = 0;
   std::string restore_error;
   int64_t reported_dropped = 0;  ///< of aggregator->dropped_after_close(), added to the context
   static inline const char* name = "eddy.shard";
@@ -38,6 +41,7 @@ struct shard_state {
 using shard_ptr = caf::stateful_actor<shard_state>*;
 
 void on_barrier(shard_ptr self, uint64_t epoch, int32_t partition);
+void snapshot_and_release(shard_ptr self, uint64_t epoch);
 
 /// One step of output: due rows, at most max_rows_per_batch of a closing window. When more are
 /// due, the next step follows as soon as the sink has taken about a step's worth of rows
@@ -61,6 +65,8 @@ void emit(shard_ptr self, bool finish) {
     self->send(self, more_atom::value);
     return;
   }
+  if (st.snapshot_after_close != 0)
+    snapshot_and_release(self, std::exchange(st.snapshot_after_close, 0));
   if (!finish) return;
   st.finished = true;
   for (const auto& [epoch, partition] : std::exchange(st.deferred_barriers, {}))
@@ -140,7 +146,20 @@ void on_barrier(shard_ptr self, uint64_t epoch, int32_t partition) {
     }
     return;
   }
-  // A close in progress is checkpointed where it is (the restore continues it).
+  // Everything due at the barrier is emitted before the snapshot, in steps as usual (held input
+  // waits meanwhile): an epoch's results then depend only on its input, not on when the trigger
+  // ticked, so a replay of the epoch after a fallback (state/epoch_log.hpp) reproduces them.
+  // (A close in progress in an older checkpoint is still continued by the restore.)
+  if (!st.finished && !st.closing) emit(self, false);
+  if (st.closing) {
+    st.snapshot_after_close = epoch;
+    return;
+  }
+  snapshot_and_release(self, epoch);
+}
+
+void snapshot_and_release(shard_ptr self, uint64_t epoch) {
+  auto& st = self->state;
   snapshot(self, epoch);
   st.aligner->release();
   while (!st.held.empty()) {
