@@ -1,4 +1,10 @@
 // eddy run — runs a pipeline file against Kafka until stopped (or the topic's end).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -19,8 +25,23 @@ struct run_args {
   bool reset = false;
 };
 
-void write_summary(const std::string& path, const run_result& r) {
+/// "" when --summary-json `path` can be written (checked before the run starts: a file in an
+/// existing directory that we may create or write; a file created here is removed again),
+/// otherwise why not.
+std::string check_summary_path(const std::string& path) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(path, ec);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return "--summary-json " + path + ": cannot write it: " + std::strerror(errno);
+  ::close(fd);
+  if (!existed) std::filesystem::remove(path, ec);
+  return {};
+}
+
+/// Writes the summary; "" on success, otherwise why it failed.
+std::string write_summary(const std::string& path, const run_result& r) {
   std::ofstream out(path);
+  if (!out) return "--summary-json " + path + ": cannot write it: " + std::strerror(errno);
   auto t = r.total();
   out << "{\"ok\": " << (r.ok ? "true" : "false") << ", \"batches\": " << r.batches
       << ", \"in\": " << t.in << ", \"out\": " << t.out << ", \"filtered\": " << t.filtered
@@ -34,6 +55,9 @@ void write_summary(const std::string& path, const run_result& r) {
         << ", \"dead_lettered\": " << c.dead_lettered << ", \"late\": " << c.late << "}";
   }
   out << "}}\n";
+  out.close();
+  if (!out) return "--summary-json " + path + ": writing it failed: " + std::strerror(errno);
+  return {};
 }
 
 }  // namespace
@@ -59,7 +83,8 @@ void add_run_command(CLI::App& root) {
                 "Delete the pipeline's checkpoints (checkpoint.dir) and start over as a new\n"
                 "pipeline: state, offsets and staged output are dropped; published output stays");
   cmd->add_option("--summary-json", args->summary_json,
-                  "Write the final counters as JSON to this file");
+                  "Write the final counters as JSON to this file (checked before the run starts:\n"
+                  "exit 2 when it cannot be written; exit 1 when writing it at the end fails)");
   cmd->callback([args] {
     auto loaded = load_pipeline_config(args->config);
     if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
@@ -75,6 +100,10 @@ void add_run_command(CLI::App& root) {
       throw CLI::RuntimeError("no Kafka bootstrap servers: set source.bootstrap_servers in " +
                                   args->config + " or pass --bootstrap",
                               2);
+    if (!args->summary_json.empty()) {
+      if (std::string e = check_summary_path(args->summary_json); !e.empty())
+        throw CLI::RuntimeError(e, 2);
+    }
     signal_watch signals;
     run_options opts;
     opts.exit_at_end = args->exit_at_end;
@@ -87,8 +116,13 @@ void add_run_command(CLI::App& root) {
     run_result r = run_pipeline(cfg, opts);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
     print_dropped_after_close(std::cerr, r);
-    if (!args->summary_json.empty()) write_summary(args->summary_json, r);
-    if (!r.ok) throw CLI::RuntimeError(r.error, 1);
+    std::string summary_error;
+    if (!args->summary_json.empty()) summary_error = write_summary(args->summary_json, r);
+    if (!r.ok) {
+      if (!summary_error.empty()) std::cerr << "eddy: " << summary_error << "\n";
+      throw CLI::RuntimeError(r.error, 1);
+    }
+    if (!summary_error.empty()) throw CLI::RuntimeError(summary_error, 1);
   });
 }
 
