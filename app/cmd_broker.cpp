@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "app/cli_checks.hpp"
 #include "app/commands.hpp"
 #include "worker/kafka/dev_broker.hpp"
 
@@ -75,7 +76,7 @@ void add_broker_command(CLI::App& root) {
       "asks for them. Compress with zstd (`eddy produce --compression zstd`, the default) to fit "
       "about 10x more messages per partition.");
   cmd->add_option("--brokers", o->brokers, "Number of brokers (1..16)")
-      ->check(CLI::Range(1, dev_broker::max_brokers))
+      ->check(int_range(1, dev_broker::max_brokers))
       ->capture_default_str();
   cmd->add_option("--topic", o->topics,
                   "Topic to create, as NAME:PARTITIONS (repeatable), e.g. "
@@ -90,7 +91,7 @@ void add_broker_command(CLI::App& root) {
   cmd->add_option("--port", o->port,
                   "Also accept bootstrap connections on 127.0.0.1:PORT (0 = only the random "
                   "broker ports)")
-      ->check(CLI::Range(0, 65535))
+      ->check(int_range(0, 65535))
       ->capture_default_str();
   cmd->callback([o] { run_broker(*o); });
 }

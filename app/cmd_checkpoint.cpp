@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "app/cli_checks.hpp"
 #include "app/commands.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/epoch_log.hpp"
@@ -95,7 +96,8 @@ void add_checkpoint_command(CLI::App& root) {
   CLI::App* inspect = cmd->add_subcommand(
       "inspect", "Metadata, sizes and files of one epoch, and its epoch log entry");
   inspect->add_option("--dir", *dir, "Checkpoint directory")->required();
-  inspect->add_option("--epoch", *epoch, "Epoch (default: the newest complete one)");
+  inspect->add_option("--epoch", *epoch, "Epoch (default: the newest complete one)")
+      ->check(int_range<uint64_t>(0, UINT64_MAX));
   inspect->add_flag("--files", *files, "List every file with its size and checksum");
   inspect->callback([dir, epoch, files] {
     auto store = open_existing(*dir);

@@ -9,11 +9,16 @@
 #include <thread>
 #include <vector>
 
+#include "app/cli_checks.hpp"
 #include "app/commands.hpp"
 #include "app/produce.hpp"
+#include "worker/windowing.hpp"
 
 namespace eddy::app {
 namespace {
+
+/// --disorder-ms at most ten years (the generator works in microseconds).
+constexpr int64_t max_disorder_ms = 3650LL * 86'400'000;
 
 struct produce_cli {
   produce_options options;
@@ -95,34 +100,40 @@ void add_produce_command(CLI::App& root) {
   cmd->add_option("--count", o.count,
                   "Kafka messages to write, tombstones and malformed records included "
                   "(0 = until SIGINT/SIGTERM)")
+      ->check(int_range<uint64_t>(0, UINT64_MAX))
       ->capture_default_str();
   cmd->add_option("--rate", o.rate, "Messages per second (0 = as fast as possible)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(number_range(0, 1e9))
       ->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Seed of the generated stream")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of the generated stream")
+      ->check(int_range<uint64_t>(0, UINT64_MAX))
+      ->capture_default_str();
   cmd->add_option("--format", cli->format,
                   "Value shape: unwrapped (ExtractNewRecordState), envelope (before/after/"
                   "source/op), schema (JsonConverter schemas.enable=true)")
       ->check(CLI::IsMember({"unwrapped", "envelope", "schema"}))
       ->capture_default_str();
   cmd->add_option("--disorder-ms", o.disorder_ms,
-                  "Move each event time back by a random 0..N ms (out-of-order events)")
-      ->check(CLI::NonNegativeNumber)
+                  "Move each event time back by a random 0..N ms (out-of-order events; at most "
+                  "3650 days)")
+      ->check(int_range<int64_t>(0, max_disorder_ms))
       ->capture_default_str();
   cmd->add_option("--bad-ratio", o.bad_ratio,
                   "Fraction of messages (0..1) that are malformed records for the dead-letter "
                   "path")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(number_range(0, 1))
       ->capture_default_str();
   cmd->add_option("--compression", o.compression, "Producer compression codec")
       ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}))
       ->capture_default_str();
   cmd->add_option("--partition", o.partition,
                   "Write every message to this partition (-1 = by key hash, as Debezium)")
-      ->check(CLI::Range(-1, 1 << 20))
+      ->check(int_range<int32_t>(-1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--start-time-us", o.start_time_us,
-                  "Event time of the first message, microseconds since the epoch")
+                  "Event time of the first message, microseconds since the epoch, within what "
+                  "windows accept (years 0001 to 9999)")
+      ->check(int_range<int64_t>(min_event_time_us, max_event_time_us))
       ->capture_default_str();
   cmd->add_option("-X,--producer-property", cli->properties,
                   "Extra librdkafka producer property KEY=VALUE (repeatable), e.g. linger.ms=50")

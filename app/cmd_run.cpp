@@ -1,6 +1,12 @@
 // eddy run — runs a pipeline file against Kafka until stopped (or the topic's end).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -44,8 +50,23 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-void write_summary(const std::string& path, const run_result& r) {
+/// "" when --summary-json `path` can be written (checked before the run starts: a file in an
+/// existing directory that we may create or write; a file created here is removed again),
+/// otherwise why not.
+std::string check_summary_path(const std::string& path) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(path, ec);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return "--summary-json " + path + ": cannot write it: " + std::strerror(errno);
+  ::close(fd);
+  if (!existed) std::filesystem::remove(path, ec);
+  return {};
+}
+
+/// Writes the summary; "" on success, otherwise why it failed.
+std::string write_summary(const std::string& path, const run_result& r) {
   std::ofstream out(path);
+  if (!out) return "--summary-json " + path + ": cannot write it: " + std::strerror(errno);
   auto t = r.total();
   out << "{\"ok\": " << (r.ok ? "true" : "false");
   if (!r.error.empty()) out << ", \"error\": " << json_string(r.error);
@@ -68,6 +89,9 @@ void write_summary(const std::string& path, const run_result& r) {
         << ", \"dead_lettered\": " << c.dead_lettered << ", \"late\": " << c.late << "}";
   }
   out << "}}\n";
+  out.close();
+  if (!out) return "--summary-json " + path + ": writing it failed: " + std::strerror(errno);
+  return {};
 }
 
 }  // namespace
@@ -95,7 +119,8 @@ void add_run_command(CLI::App& root) {
                 "Delete the pipeline's checkpoints (checkpoint.dir) and start over as a new\n"
                 "pipeline: state, offsets and staged output are dropped; published output stays");
   cmd->add_option("--summary-json", args->summary_json,
-                  "Write the final counters as JSON to this file");
+                  "Write the final counters as JSON to this file (checked before the run starts:\n"
+                  "exit 2 when it cannot be written; exit 1 when writing it at the end fails)");
   cmd->add_option("--stop-timeout", args->stop_timeout,
                   "Seconds the drain after Ctrl-C/SIGTERM may take; then the run is abandoned\n"
                   "(exit status 1, what was read but not written is not written)")
@@ -121,6 +146,10 @@ void add_run_command(CLI::App& root) {
       throw CLI::RuntimeError("no Kafka bootstrap servers: set source.bootstrap_servers in " +
                                   args->config + " or pass --bootstrap",
                               2);
+    if (!args->summary_json.empty()) {
+      if (std::string e = check_summary_path(args->summary_json); !e.empty())
+        throw CLI::RuntimeError(e, 2);
+    }
     signal_watch signals;
     run_options opts;
     opts.exit_at_end = args->exit_at_end;
@@ -145,16 +174,23 @@ void add_run_command(CLI::App& root) {
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
     print_dropped_after_close(std::cerr, r);
     print_incomplete(std::cerr, r);
-    if (!args->summary_json.empty()) write_summary(args->summary_json, r);
-    const int status = !r.error.empty() ? 1 : !r.incomplete.empty() ? k_exit_incomplete : 0;
+    std::string summary_error;
+    if (!args->summary_json.empty()) summary_error = write_summary(args->summary_json, r);
+    int status = !r.error.empty() ? 1 : !r.incomplete.empty() ? k_exit_incomplete : 0;
+    if (status == 0 && !summary_error.empty()) status = 1;
     if (r.threads_left) {
       // Actor threads are still running (blocked): exit without destroying what they use.
       if (!r.error.empty()) std::cerr << "eddy: " << r.error << "\n";
+      if (!summary_error.empty()) std::cerr << "eddy: " << summary_error << "\n";
       std::cerr.flush();
       std::cout.flush();
       std::_Exit(status);
     }
-    if (!r.error.empty()) throw CLI::RuntimeError(r.error, 1);
+    if (!r.error.empty()) {
+      if (!summary_error.empty()) std::cerr << "eddy: " << summary_error << "\n";
+      throw CLI::RuntimeError(r.error, 1);
+    }
+    if (!summary_error.empty()) throw CLI::RuntimeError(summary_error, 1);
     if (status != 0) throw CLI::RuntimeError("", status);
   });
 }

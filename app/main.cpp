@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
     if (e.what() && *e.what()) std::cerr << "eddy: " << e.what() << "\n";
     return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help is a ParseError with status 0; every bad option or value is a usage error: 2.
+    return app.exit(e) == 0 ? 0 : 2;
   }
   return 0;
 }

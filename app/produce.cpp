@@ -1,6 +1,7 @@
 // produce.cpp — see produce.hpp.
 #include "app/produce.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -45,15 +46,17 @@ produce_result run_produce(const produce_options& options, const std::atomic<boo
 
   using clock = std::chrono::steady_clock;
   const auto started = clock::now();
-  const double ns_per_message = options.rate > 0 ? 1e9 / options.rate : 0;
+  // Capped so that a tiny rate (1e-300) cannot overflow the time arithmetic below: ~127 years.
+  constexpr double max_wait_ns = 4e18;
+  const double ns_per_message = options.rate > 0 ? std::min(1e9 / options.rate, max_wait_ns) : 0;
   bool ok = true;
   for (uint64_t i = 0; options.count == 0 || i < options.count; ++i) {
     if (stop && stop->load(std::memory_order_relaxed)) break;
     if (ns_per_message > 0) {
       // Message i is due at started + i / rate. Sleep only when more than 1 ms ahead, so high
       // rates are paced in small bursts instead of many tiny sleeps.
-      const auto due = started + std::chrono::nanoseconds(
-                                     static_cast<int64_t>(static_cast<double>(i) * ns_per_message));
+      const auto due = started + std::chrono::nanoseconds(static_cast<int64_t>(std::min(
+                                     static_cast<double>(i) * ns_per_message, max_wait_ns)));
       const auto now = clock::now();
       if (due - now > std::chrono::milliseconds(1)) {
         producer->poll(0);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <limits>
 #include <vector>
 
 namespace eddy::app {
@@ -462,6 +463,27 @@ std::string decimal_bytes(int64_t unscaled) {
 
 // ---- the generator --------------------------------------------------------------------------
 
+namespace {
+
+constexpr int64_t max_i64 = std::numeric_limits<int64_t>::max();
+constexpr int64_t min_i64 = std::numeric_limits<int64_t>::min();
+
+/// a + b, saturating at the int64 bounds.
+int64_t add_sat(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? max_i64 : min_i64;
+  return r;
+}
+/// n * b for b >= 0, saturating at INT64_MAX.
+int64_t mul_sat(uint64_t n, int64_t b) {
+  int64_t r = 0;
+  if (n > static_cast<uint64_t>(max_i64) || __builtin_mul_overflow(static_cast<int64_t>(n), b, &r))
+    return max_i64;
+  return r;
+}
+
+}  // namespace
+
 struct sample_generator::impl {
   sample_options opt;
   sample_stats stats;
@@ -477,6 +499,7 @@ struct sample_generator::impl {
     if (opt.id_space < 1) opt.id_space = 1;
     if (opt.event_spacing_us < 0) opt.event_spacing_us = 0;
     if (opt.disorder_ms < 0) opt.disorder_ms = 0;
+    if (opt.disorder_ms > max_i64 / 1000) opt.disorder_ms = max_i64 / 1000;
     if (!(opt.bad_ratio > 0)) opt.bad_ratio = 0;  // also maps NaN to 0
     if (opt.bad_ratio > 1) opt.bad_ratio = 1;
     if (opt.format == sample_format::schema) value_schema = make_value_schema();
@@ -618,12 +641,11 @@ struct sample_generator::impl {
       ++stats.tombstones;
       return t;
     }
-    const int64_t nominal_us =
-        opt.start_time_us + static_cast<int64_t>(events) * opt.event_spacing_us;
+    const int64_t nominal_us = add_sat(opt.start_time_us, mul_sat(events, opt.event_spacing_us));
     const int64_t nominal_ms = nominal_us / 1000;
     const int64_t jitter_us =
         opt.disorder_ms > 0 ? r.between(0, opt.disorder_ms * 1000) : int64_t{0};
-    const int64_t event_us = nominal_us - jitter_us;
+    const int64_t event_us = add_sat(nominal_us, -jitter_us);
     const int64_t source_ts_ms = event_us / 1000;
 
     bad_credit += opt.bad_ratio;
@@ -669,7 +691,7 @@ struct sample_generator::impl {
             break;  // re-rating a completed ride, or touching a cancelled one
         }
         ++row.version;
-        row.updated_us = std::max(event_us, row.updated_us + 1);
+        row.updated_us = std::max(event_us, add_sat(row.updated_us, 1));
         const row_image after = make_image(opt.seed, row);
         msg.op = 'u';
         msg.key = make_key(row.id);

@@ -41,6 +41,8 @@ struct sample_options {
   uint64_t seed = 42;
   sample_format format = sample_format::unwrapped;
   /// Event time of the first message, microseconds since the epoch (2025-11-07T00:00:00Z).
+  /// Event times saturate at the int64 bounds: any value is safe, though windows accept only
+  /// years 0001..9999 (eddy::min_event_time_us..max_event_time_us).
   int64_t start_time_us = 1762473600000000;
   /// Event time advances by this much per message (tombstones share their delete's time).
   int64_t event_spacing_us = 1000;

@@ -23,8 +23,8 @@
 // sinks): the filter, select, having, sinks, pipeline name, trigger interval, time zone,
 // dead-letter settings, checkpoint settings (interval, retain, ...), starting_offsets (a resumed
 // pipeline starts from its checkpoint's offsets), bootstrap servers, group_id, format,
-// max_records_per_poll, max_message_bytes, window.idle_timeout, and fields the state does not use
-// (including trim, strip_bytes_wrapper and required of every field).
+// max_records_per_poll, max_message_bytes, window.idle_timeout, window.max_event_time_skew, and
+// fields the state does not use (including trim, strip_bytes_wrapper and required of every field).
 //
 // Pure code: no I/O.
 #pragma once

@@ -44,13 +44,20 @@ const keys window_keys = {"type",
                           "late",
                           "max_out_of_orderness",
                           "allowed_lateness",
-                          "idle_timeout"};
+                          "idle_timeout",
+                          "max_event_time_skew"};
 // The [window] keys a window type does not take.
 const keys not_tumbling_keys = {"slide", "gap"};
 const keys not_hopping_keys = {"gap"};
 const keys not_session_keys = {"size", "slide"};
-const keys not_global_keys = {
-    "size", "slide", "gap", "late", "max_out_of_orderness", "allowed_lateness", "idle_timeout"};
+const keys not_global_keys = {"size",
+                              "slide",
+                              "gap",
+                              "late",
+                              "max_out_of_orderness",
+                              "allowed_lateness",
+                              "idle_timeout",
+                              "max_event_time_skew"};
 const keys checkpoint_keys = {
     "dir",           "interval", "retain", "local_dir", "block_cache_mb", "write_buffer_mb",
     "state_backend", "sync"};
@@ -134,8 +141,15 @@ bool is_identifier(std::string_view s) {
   });
 }
 
+constexpr std::size_t max_pipeline_name = 128;
+
+/// A safe path component (the default dead-letter directory is "dead-letter/" + name) and
+/// group id: 1..128 letters, digits, '_', '-', '.', starting with a letter, digit or '_' (so
+/// never "." or "..", a hidden name, or something that reads as an option).
 bool is_valid_pipeline_name(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+  if (s.empty() || s.size() > max_pipeline_name) return false;
+  if (std::isalnum(static_cast<unsigned char>(s[0])) == 0 && s[0] != '_') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
   });
 }
@@ -182,8 +196,9 @@ bool is_within(const std::filesystem::path& inner, const std::filesystem::path& 
 
 constexpr int64_t us_per_ms = 1000;
 constexpr int64_t us_per_day = 86'400'000'000;
-/// Longest duration accepted anywhere (ten years), far from int64 overflow.
-constexpr int64_t max_duration_us = 3650 * us_per_day;
+static_assert(max_duration_us == 3650 * us_per_day);
+/// window.max_event_time_skew when the file does not say.
+constexpr int64_t default_max_event_time_skew_us = 365 * us_per_day;
 
 /// "250ms", "10s", "1m", "2h", "1d" (digits, then a unit) in microseconds; nullopt otherwise, with
 /// *too_long set when the text is well-formed but longer than `max_duration_us`.
@@ -478,7 +493,10 @@ class loader {
     if (!get_string(t, "pipeline", "name", cfg.name, true)) return false;
     if (!is_valid_pipeline_name(cfg.name)) {
       fail(line_of(*t.get("name")),
-           "pipeline.name: \"" + cfg.name + "\" may only use letters, digits, '_', '-' and '.'");
+           "pipeline.name: \"" + cfg.name + "\" is not a valid name: use 1 to " +
+               std::to_string(max_pipeline_name) +
+               " letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (it "
+               "names the default dead-letter directory)");
       return false;
     }
     if (!get_string(t, "pipeline", "timezone", cfg.timezone)) return false;
@@ -846,6 +864,14 @@ class loader {
                                            format_duration(w.size_us));
         return false;
       }
+      if (w.size_us / w.slide_us > max_windows_per_row) {
+        fail(line_of(*t.get("slide")),
+             "window.slide: " + format_duration(w.slide_us) + " puts every row in " +
+                 std::to_string(w.size_us / w.slide_us) + " windows of size " +
+                 format_duration(w.size_us) + "; at most " + std::to_string(max_windows_per_row) +
+                 " are allowed (size / slide <= " + std::to_string(max_windows_per_row) + ")");
+        return false;
+      }
     }
     if (w.kind == window_kind::session) {
       if (t.get("gap") == nullptr) {
@@ -891,6 +917,16 @@ class loader {
     }
     if (!get_duration(t, "window", "allowed_lateness", w.allowed_lateness_us)) return false;
     if (!get_duration(t, "window", "idle_timeout", w.idle_timeout_us)) return false;
+    if (const toml::node* skew = t.get("max_event_time_skew"); skew && w.processing_time) {
+      fail(line_of(*skew), "window.max_event_time_skew: not used with time = \"processing\"");
+      return false;
+    }
+    if (w.kind != window_kind::global && !w.processing_time) {
+      w.max_event_time_skew_us = default_max_event_time_skew_us;
+      if (!get_duration(t, "window", "max_event_time_skew", w.max_event_time_skew_us)) {
+        return false;
+      }
+    }
 
     w.emit = w.kind == window_kind::global ? emit_mode::on_update : emit_mode::on_close;
     std::size_t emit = static_cast<std::size_t>(w.emit);

@@ -20,6 +20,14 @@
 
 namespace eddy {
 
+/// Longest duration a pipeline file accepts anywhere: ten years (3650d), far from int64
+/// overflow, in microseconds.
+inline constexpr int64_t max_duration_us = 3650LL * 86'400'000'000LL;
+
+/// Most windows one row may fall in: a hopping window's size / slide (each window costs a
+/// partial group per row; 1d / 1ms would be 86.4M). Checked at load time.
+inline constexpr int64_t max_windows_per_row = 10'000;
+
 /// Which Debezium message shape the topic carries.
 enum class message_format : uint8_t {
   auto_detect,  ///< "auto": detect per message (schema wrapper, envelope, else unwrapped)
@@ -111,6 +119,11 @@ struct window_config {
   int64_t max_out_of_orderness_us = 0;   ///< `max_out_of_orderness` (default "0s")
   int64_t allowed_lateness_us = 0;       ///< `allowed_lateness` (default "0s")
   int64_t idle_timeout_us = 0;           ///< `idle_timeout`, 0 = partitions never idle
+  /// `max_event_time_skew`: rows whose event time is further than this ahead of the processing
+  /// time are dead-lettered (they would move the watermark past every real row). 0 = off, the
+  /// default here; a pipeline file's event-time tumbling/hopping/session window defaults to
+  /// "365d" (`"0s"` turns it off).
+  int64_t max_event_time_skew_us = 0;
   emit_mode emit = emit_mode::on_close;  ///< `emit`: on_close|on_update
   late_policy late = late_policy::drop;  ///< `late`: drop|dead_letter|update
 };

@@ -50,11 +50,15 @@ int64_t sub_sat(int64_t a, int64_t b) {
   return a < min_time + b ? min_time : a - b;
 }
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if (a % b != 0 && ((a < 0) != (b < 0))) --q;
-  return q;
+/// a mod b in [0, b), for b > 0 (no overflow: |a % b| < b).
+int64_t pos_mod(int64_t a, int64_t b) {
+  const int64_t r = a % b;
+  return r < 0 ? r + b : r;
 }
+
+static_assert(min_event_time_us - 4 * max_duration_us > min_time / 2 &&
+                  max_event_time_us + 4 * max_duration_us < max_time / 2,
+              "window arithmetic on accepted event times must stay far from int64 overflow");
 
 // ---- stable hashing and key equality ------------------------------------------------------
 
@@ -213,21 +217,22 @@ contribution make_contribution(const aggregation_plan& plan, const row& r, int64
   return c;
 }
 
-/// The windows of a row at `t` (not sessions).
+/// The windows of a row at `t` (not sessions), oldest first. Exact for accepted event times
+/// (check_event_time); saturating (never overflowing) for any other.
 void windows_of(const window_config& w, int64_t t, std::vector<window_bounds>& out) {
   out.clear();
   switch (w.kind) {
     case window_kind::tumbling: {
-      const int64_t start = floor_div(t, w.size_us) * w.size_us;
+      const int64_t start = sub_sat(t, pos_mod(t, w.size_us));
       out.push_back({start, add_sat(start, w.size_us)});
       break;
     }
     case window_kind::hopping: {
-      // every k with k*slide <= t < k*slide + size
-      const int64_t last = floor_div(t, w.slide_us);
-      const int64_t n = w.size_us / w.slide_us;
-      for (int64_t k = last - n + 1; k <= last; ++k) {
-        const int64_t start = k * w.slide_us;
+      // every start = k*slide with start <= t < start + size: the last one and n-1 before it
+      const int64_t last = sub_sat(t, pos_mod(t, w.slide_us));
+      const int64_t n = w.size_us / w.slide_us;  // <= max_windows_per_row (from_config)
+      for (int64_t i = n - 1; i >= 0; --i) {
+        const int64_t start = sub_sat(last, i * w.slide_us);  // i * slide < size: no overflow
         out.push_back({start, add_sat(start, w.size_us)});
       }
       break;
@@ -399,6 +404,22 @@ bool is_numeric(field_type t) {
 
 }  // namespace
 
+std::string check_event_time(const window_config& w, int64_t t, int64_t processing_time_us) {
+  const std::string of = w.time_field.empty() ? std::string() : " (field '" + w.time_field + "')";
+  if (t < min_event_time_us || t > max_event_time_us) {
+    // Not printed as a date: the value may be beyond what a calendar can show.
+    return "event time " + std::to_string(t) + " us since the epoch" + of +
+           " is outside the supported range " + iso(min_event_time_us) + " to " +
+           iso(max_event_time_us);
+  }
+  const int64_t skew = w.max_event_time_skew_us;
+  if (skew > 0 && t > add_sat(processing_time_us, skew)) {
+    return "event time " + iso(t) + of + " is more than " + format_duration(skew) +
+           " ahead of the clock (" + iso(processing_time_us) + "; window.max_event_time_skew)";
+  }
+  return {};
+}
+
 // ---- aggregation_plan -----------------------------------------------------------------------
 
 std::optional<aggregation_plan> aggregation_plan::from_config(const pipeline_config& cfg,
@@ -445,6 +466,11 @@ std::optional<aggregation_plan> aggregation_plan::from_config(const pipeline_con
       if (w.slide_us <= 0) return fail("window.slide: must be positive");
       if (w.size_us % w.slide_us != 0)
         return fail("window.slide: size must be a multiple of slide");
+      if (w.size_us / w.slide_us > max_windows_per_row) {
+        return fail("window.slide: size / slide must be at most " +
+                    std::to_string(max_windows_per_row) + " (windows per row), got " +
+                    std::to_string(w.size_us / w.slide_us));
+      }
       break;
     case window_kind::session:
       if (w.gap_us <= 0) return fail("window.gap: must be positive");
@@ -457,6 +483,19 @@ std::optional<aggregation_plan> aggregation_plan::from_config(const pipeline_con
     return fail("window.max_out_of_orderness: must not be negative");
   if (w.allowed_lateness_us < 0) return fail("window.allowed_lateness: must not be negative");
   if (w.idle_timeout_us < 0) return fail("window.idle_timeout: must not be negative");
+  if (w.max_event_time_skew_us < 0) return fail("window.max_event_time_skew: must not be negative");
+  for (const auto& [name, us] : {std::pair<const char*, int64_t>{"size", w.size_us},
+                                 {"slide", w.slide_us},
+                                 {"gap", w.gap_us},
+                                 {"max_out_of_orderness", w.max_out_of_orderness_us},
+                                 {"allowed_lateness", w.allowed_lateness_us},
+                                 {"idle_timeout", w.idle_timeout_us},
+                                 {"max_event_time_skew", w.max_event_time_skew_us}}) {
+    if (us > max_duration_us) {
+      return fail(std::string("window.") + name + ": must be at most " +
+                  format_duration(max_duration_us));
+    }
+  }
 
   // output columns
   std::vector<field_config> result_fields;
@@ -794,7 +833,8 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
   std::optional<contribution> retract;
   std::optional<contribution> add;
   std::optional<row> pk;
-  auto known = s.state.end();  // the entry of pk (changelog), still valid after apply()
+  auto known = s.state.end();         // the entry of pk (changelog), still valid after apply()
+  bool retract_from_message = false;  // retract comes from the message's before-image
   if (!plan.changelog) {
     const auto t = time_of(rec.image);
     if (!t) {
@@ -813,7 +853,10 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
                           : (rec.op == cdc_op::update && rec.before) ? &*rec.before
                                                                      : nullptr;
       if (before != nullptr && !proc) {
-        if (const auto t = row_time(plan, *before)) retract = make_contribution(plan, *before, *t);
+        if (const auto t = row_time(plan, *before)) {
+          retract = make_contribution(plan, *before, *t);
+          retract_from_message = true;
+        }
       }
     }
     if (rec.op != cdc_op::del) {
@@ -826,6 +869,22 @@ aggregate_outcome partition_aggregator::add(const decoded_record& rec, int64_t p
     } else if (!retract && !time_of(rec.image)) {
       reason = "null event time";
       return aggregate_outcome::dead_letter;
+    }
+  }
+
+  // Event times the windows cannot take: dead-lettered before anything moves (watermark,
+  // windows, state). A retraction of what state holds was checked when it was added.
+  if (!proc) {
+    if (add) {
+      reason = check_event_time(plan.window, add->time, processing_time_us);
+      if (!reason.empty()) return aggregate_outcome::dead_letter;
+    }
+    if (retract && retract_from_message) {
+      reason = check_event_time(plan.window, retract->time, processing_time_us);
+      if (!reason.empty()) {
+        reason = (rec.op == cdc_op::del ? "deleted row: " : "before image: ") + reason;
+        return aggregate_outcome::dead_letter;
+      }
     }
   }
 
@@ -1510,7 +1569,7 @@ struct shard_aggregator::impl {
     for (const auto& [p, info] : partitions) {
       hi = std::max(hi, info.watermark);
       const int64_t active = std::max(info.last_record_us, origin);
-      if (timeout > 0 && now - active > timeout) continue;  // idle
+      if (timeout > 0 && now > add_sat(active, timeout)) continue;  // idle
       any_active = true;
       lo = std::min(lo, info.watermark);
     }

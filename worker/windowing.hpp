@@ -12,7 +12,14 @@
 //
 // Semantics (deterministic — independent of partition count and of message interleaving):
 //   * event time = the row's `time_field` (or processing time); a row whose event time is null is
-//     dead-lettered with reason "null event time".
+//     dead-lettered with reason "null event time". So is a row whose event time lies outside
+//     [min_event_time_us, max_event_time_us] (years 0001..9999: every window bound, lateness and
+//     watermark computed from such a time fits in int64 with room to spare), or, with
+//     `max_event_time_skew` set, more than that far ahead of the processing time the caller
+//     passes (check_event_time() gives the reasons). Such a row moves no watermark, touches no
+//     window and leaves changelog state alone; a changelog before-image (used only for keys not
+//     in state) is checked the same way. One hostile time cannot push the watermark to year
+//     294247 and make every later row late.
 //   * partition watermark = max event time seen in that partition − max_out_of_orderness
 //     (starts at INT64_MIN). A row is LATE for a window when, at its arrival, its own partition's
 //     watermark >= window end + allowed_lateness. A row contributes to every window it is not late
@@ -113,6 +120,18 @@
 #include "worker/sink.hpp"
 
 namespace eddy {
+
+/// Earliest event time a window accepts: 0001-01-01T00:00:00Z, in microseconds since the epoch.
+inline constexpr int64_t min_event_time_us = -62'135'596'800'000'000;
+/// Latest event time a window accepts: 9999-12-31T23:59:59.999999Z.
+inline constexpr int64_t max_event_time_us = 253'402'300'799'999'999;
+
+/// Why a row with event time `t` cannot be windowed under `w`, at wall clock
+/// `processing_time_us`: "" when it can; otherwise the dead-letter reason — `t` outside
+/// [min_event_time_us, max_event_time_us], or, when w.max_event_time_skew_us > 0, more than that
+/// ahead of `processing_time_us`. Not called for processing-time windows. Never overflows.
+[[nodiscard]] std::string check_event_time(const window_config& w, int64_t t,
+                                           int64_t processing_time_us);
 
 /// A window [start, end) in microseconds; global windows are [INT64_MIN, INT64_MAX).
 struct window_bounds {

@@ -449,8 +449,25 @@ TEST(pipeline_config, validates_the_time_zone) {
 
 TEST(pipeline_config, rejects_bad_pipeline_names) {
   EXPECT_EQ(parse_error(replaced("\"t\"", "\"a b\"")),
-            "t.toml:2: pipeline.name: \"a b\" may only use letters, digits, '_', '-' and '.'");
+            "t.toml:2: pipeline.name: \"a b\" is not a valid name: use 1 to 128 letters, digits, "
+            "'_', '-' and '.', starting with a letter, digit or '_' (it names the default "
+            "dead-letter directory)");
   EXPECT_EQ(parse_error(replaced("\"t\"", "\"\"")), "t.toml:2: pipeline.name: must not be empty");
+  // ".." would make the default dead-letter directory "dead-letter/..", the working directory.
+  for (const char* bad : {"..", ".", ".hidden", "-x", "a/b", "../x"}) {
+    const std::string e = parse_error(replaced("\"t\"", "\"" + std::string(bad) + "\""));
+    EXPECT_EQ(
+        e.rfind("t.toml:2: pipeline.name: \"" + std::string(bad) + "\" is not a valid name", 0), 0u)
+        << e;
+  }
+  EXPECT_NE(parse_error(replaced("\"t\"", "\"" + std::string(129, 'a') + "\"")).find("1 to 128"),
+            std::string::npos);
+  for (const char* good : {"orders", "a.b-c_d", "_x", "9lives", "v1.2"}) {
+    const auto c = parsed(replaced("\"t\"", "\"" + std::string(good) + "\""));
+    EXPECT_EQ(c.name, good);
+    EXPECT_EQ(c.dead_letter.path, "dead-letter/" + std::string(good));
+  }
+  EXPECT_EQ(parsed(replaced("\"t\"", "\"" + std::string(128, 'a') + "\"")).name.size(), 128u);
 }
 
 TEST(pipeline_config, rejects_an_option_of_another_sink_type) {
@@ -701,7 +718,7 @@ TEST(pipeline_config, reads_session_and_processing_time_windows) {
   EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"", "type = \"session\"")),
             "t.toml:21: window.size: not an option of session windows (they take: type, gap, "
             "time_field, time, emit, late, max_out_of_orderness, allowed_lateness, "
-            "idle_timeout)");
+            "idle_timeout, max_event_time_skew)");
   auto c = parsed(
       windowed_replaced("type = \"tumbling\"\nsize = \"1m\"", "type = \"session\"\ngap = \"30m\""));
   EXPECT_EQ(c.window.kind, window_kind::session);
@@ -792,11 +809,11 @@ TEST(pipeline_config, rejects_window_keys_that_are_unknown_or_of_another_window_
   EXPECT_EQ(parse_error(windowed_with(22, "gap = \"1m\"")),
             "t.toml:23: window.gap: not an option of tumbling windows (they take: type, size, "
             "time_field, time, emit, late, max_out_of_orderness, allowed_lateness, "
-            "idle_timeout)");
+            "idle_timeout, max_event_time_skew)");
   EXPECT_EQ(parse_error(windowed_with(22, "slide = \"1m\"")),
             "t.toml:23: window.slide: not an option of tumbling windows (they take: type, size, "
             "time_field, time, emit, late, max_out_of_orderness, allowed_lateness, "
-            "idle_timeout)");
+            "idle_timeout, max_event_time_skew)");
   EXPECT_EQ(parse_error(windowed_with(18, "[windows]\ntype = \"global\"")),
             "t.toml:19: unknown table [windows]; did you mean 'window'?");
 }
@@ -835,6 +852,41 @@ TEST(pipeline_config, requires_the_hop_to_divide_the_window) {
   EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
                                           "type = \"hopping\"\nsize = \"1m\"\nslide = \"0ms\"")),
             "t.toml:22: window.slide: must be greater than 0s");
+}
+
+TEST(pipeline_config, bounds_the_windows_a_hopping_row_falls_in) {
+  // 1d / 1ms would put every row in 86.4M windows (bad_alloc on the first record).
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"1d\"\nslide = \"1ms\"")),
+            "t.toml:22: window.slide: 1ms puts every row in 86400000 windows of size 1d; at most "
+            "10000 are allowed (size / slide <= 10000)");
+  const auto c = parsed(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"10000s\"\nslide = \"1s\""));
+  EXPECT_EQ(c.window.size_us / c.window.slide_us, max_windows_per_row);
+  EXPECT_EQ(parse_error(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"",
+                                          "type = \"hopping\"\nsize = \"10001s\"\nslide = \"1s\""))
+                .rfind("t.toml:22: window.slide: 1s puts every row in 10001 windows", 0),
+            0u);
+}
+
+TEST(pipeline_config, reads_max_event_time_skew) {
+  EXPECT_EQ(parsed(windowed).window.max_event_time_skew_us, 365 * 86'400'000'000);  // default
+  EXPECT_EQ(parsed(windowed_with(22, "max_event_time_skew = \"1h\"")).window.max_event_time_skew_us,
+            3'600'000'000);
+  EXPECT_EQ(parsed(windowed_with(22, "max_event_time_skew = \"0s\"")).window.max_event_time_skew_us,
+            0);  // off
+  EXPECT_EQ(parse_error(windowed_with(22, "max_event_time_skew = \"soon\"")),
+            "t.toml:23: window.max_event_time_skew: expected a duration such as \"1m\" or "
+            "\"500ms\", got \"soon\"");
+  EXPECT_EQ(parse_error(windowed_replaced("time_field = \"ts\"",
+                                          "time = \"processing\"\nmax_event_time_skew = \"1h\"")),
+            "t.toml:23: window.max_event_time_skew: not used with time = \"processing\"");
+  EXPECT_EQ(parsed(windowed_replaced("time_field = \"ts\"", "time = \"processing\""))
+                .window.max_event_time_skew_us,
+            0);
+  const auto global =
+      parsed(windowed_replaced("type = \"tumbling\"\nsize = \"1m\"", "type = \"global\""));
+  EXPECT_EQ(global.window.max_event_time_skew_us, 0);  // no watermark to protect
 }
 
 TEST(pipeline_config, requires_an_event_time_field_that_is_a_timestamp) {

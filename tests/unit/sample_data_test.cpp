@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -456,6 +457,29 @@ TEST(sample_generator, event_time_starts_and_advances_as_configured) {
   sample_generator g(o);
   EXPECT_EQ(g.next().timestamp_ms, 1'000'000'000'000);
   EXPECT_EQ(g.next().timestamp_ms, 1'000'000'000'010);
+}
+
+TEST(sample_generator, event_times_saturate_at_the_int64_bounds) {
+  // `produce --start-time-us 9223372036854775807` was signed overflow (UBSan) here.
+  sample_options o;
+  o.start_time_us = std::numeric_limits<int64_t>::max();
+  o.disorder_ms = std::numeric_limits<int64_t>::max();
+  o.event_spacing_us = std::numeric_limits<int64_t>::max();
+  sample_generator g(o);
+  for (int i = 0; i < 200; ++i) {
+    const sample_message m = g.next();
+    EXPECT_EQ(m.timestamp_ms, std::numeric_limits<int64_t>::max() / 1000);
+    if (m.op == 't') continue;
+    const json::value v = parse_or_fail(*m.value);
+    if (m.op == 'x') continue;
+    const json::object& row = v.as_object();
+    EXPECT_LE(row.at("created_at").as_int64(), row.at("updated_at").as_int64());
+  }
+  o.start_time_us = std::numeric_limits<int64_t>::min();
+  o.disorder_ms = 1;
+  o.event_spacing_us = 0;
+  sample_generator low(o);
+  for (int i = 0; i < 50; ++i) EXPECT_LE(low.next().timestamp_ms, 0);
 }
 
 TEST(sample_format, names_round_trip) {

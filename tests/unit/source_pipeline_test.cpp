@@ -77,6 +77,66 @@ struct harness {
   std::map<std::string, int64_t> last;
 };
 
+// count per 10 s tumbling window of event time `ts` (integer microseconds), late rows
+// dead-lettered.
+pipeline_config windowed_config() {
+  pipeline_config cfg;
+  cfg.source.topic = "t";
+  cfg.fields = {field("id", field_type::int64), field("ts", field_type::timestamp)};
+  cfg.fields[1].unit = time_unit::micros;
+  cfg.window.kind = window_kind::tumbling;
+  cfg.window.size_us = 10'000'000;
+  cfg.window.time_field = "ts";
+  cfg.window.late = late_policy::dead_letter;
+  aggregate_config n;
+  n.alias = "n";
+  n.function = "count";
+  cfg.aggregates = {n};
+  cfg.aggregation.shards = 1;
+  return cfg;
+}
+
+TEST(source_pipeline, a_hostile_event_time_is_dead_lettered_and_later_rows_are_on_time) {
+  harness h(windowed_config());
+  h.feed(R"({"id": 1, "ts": 25000000})");
+  h.feed(R"({"id": 2, "ts": 9223372036854775807})");
+  h.feed(R"({"id": 3, "ts": -9223372036854775808})");
+  h.feed(R"({"id": 4, "ts": 26000000})");  // not late: the hostile rows moved no watermark
+  EXPECT_EQ(h.counters.in, 4);
+  EXPECT_EQ(h.counters.out, 2);
+  EXPECT_EQ(h.counters.dead_lettered, 2);
+  EXPECT_EQ(h.counters.late, 0);
+  EXPECT_TRUE(h.counters.reconciles());
+  ASSERT_EQ(h.dead.size(), 2u);
+  EXPECT_EQ(h.dead[0].offset, 1);
+  EXPECT_EQ(h.dead[1].offset, 2);
+  for (const auto& d : h.dead) EXPECT_FALSE(d.reason.empty());
+  std::vector<partial_batch> partials;
+  h.source->take_partials(partials, 0);
+  for (auto& p : partials) h.shard.merge(std::move(p));
+  std::vector<row> out;
+  h.shard.finish(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::get<timestamp>(out[0][0]).micros, 20'000'000);
+  EXPECT_EQ(std::get<int64_t>(out[0][2]), 2);
+}
+
+TEST(source_pipeline, an_event_time_too_far_ahead_of_the_clock_is_dead_lettered) {
+  pipeline_config cfg = windowed_config();
+  cfg.window.max_event_time_skew_us = 60'000'000;  // the harness' clock is ~1 s
+  harness h(cfg);
+  h.feed(R"({"id": 1, "ts": 25000000})");
+  h.feed(R"({"id": 2, "ts": 3600000000})");  // an hour ahead
+  h.feed(R"({"id": 3, "ts": 26000000})");
+  EXPECT_EQ(h.counters.out, 2);
+  EXPECT_EQ(h.counters.dead_lettered, 1);
+  EXPECT_EQ(h.counters.late, 0);
+  EXPECT_TRUE(h.counters.reconciles());
+  ASSERT_EQ(h.dead.size(), 1u);
+  EXPECT_NE(h.dead[0].reason.find("is more than 1m ahead of the clock"), std::string::npos)
+      << h.dead[0].reason;
+}
+
 TEST(source_pipeline, an_update_failing_the_filter_retracts_the_earlier_contribution) {
   harness h(changelog_config("status = \"Completed\""));
   h.feed(R"({"id": 1, "__op": "c", "status": "Completed", "pickup": "A"})");

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -864,6 +865,193 @@ TEST(WindowingPlan, ErrorsNameTheKey) {
               c.aggregates[1].field = "zzzzzz";
             }),
             "p.toml:12: aggregates[1].field: unknown field 'zzzzzz'");
+}
+
+// ---- event-time range and skew ------------------------------------------------------------
+
+constexpr int64_t i64_max = std::numeric_limits<int64_t>::max();
+constexpr int64_t i64_min = std::numeric_limits<int64_t>::min();
+
+/// One partition and one shard of `cfg` (count per window), fed rows at event times.
+struct time_run {
+  aggregation_plan plan;
+  partition_aggregator pa;
+  shard_aggregator sa;
+  std::string reason;
+  int64_t id = 0;
+  explicit time_run(const pipeline_config& cfg)
+      : plan(plan_of(cfg)), pa(plan, 0), sa(plan, 0, {0}) {}
+
+  aggregate_outcome feed(int64_t t, int64_t now = 0) {
+    decoded_record rec;
+    rec.image = booking(++id, "x", 1, t);
+    reason.clear();
+    return pa.add(rec, now, reason);
+  }
+  /// Every row at the end (finish), sorted.
+  std::vector<row> finish() {
+    std::vector<partial_batch> batches;
+    pa.take_partials(batches, 0);
+    for (auto& b : batches) sa.merge(std::move(b));
+    std::vector<row> out;
+    sa.finish(out);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+pipeline_config count_config(window_kind kind) {
+  pipeline_config cfg = base_config();
+  cfg.window.kind = kind;
+  cfg.window.slide_us = 5 * sec;
+  cfg.window.gap_us = 3 * sec;
+  cfg.window.late = late_policy::dead_letter;
+  cfg.aggregation.shards = 1;
+  add_agg(cfg, "n", "count", "");
+  return cfg;
+}
+
+TEST(WindowingEventTime, HostileTimesAreDeadLetteredAndLeaveTheWatermark) {
+  for (const window_kind kind :
+       {window_kind::tumbling, window_kind::hopping, window_kind::session, window_kind::global}) {
+    SCOPED_TRACE(kind_name(kind));
+    time_run r(count_config(kind));
+    ASSERT_EQ(r.feed(25 * sec), aggregate_outcome::contributed);
+    const int64_t wm = r.pa.watermark();
+    for (const int64_t hostile : {i64_max, i64_min, i64_max - 1, i64_min + 1}) {
+      EXPECT_EQ(r.feed(hostile), aggregate_outcome::dead_letter) << hostile;
+      EXPECT_EQ(r.reason, "event time " + std::to_string(hostile) +
+                              " us since the epoch (field 'ts') is outside the supported range "
+                              "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z");
+      EXPECT_EQ(r.pa.watermark(), wm);
+    }
+    // A later valid row is on time: the hostile ones moved nothing.
+    EXPECT_EQ(r.feed(26 * sec), aggregate_outcome::contributed) << r.reason;
+    const auto rows = r.finish();
+    int64_t total = 0;
+    for (const row& x : rows) total += std::get<int64_t>(x.back());
+    // Each valid row counts once per window it falls in (hopping: 2 windows each).
+    EXPECT_EQ(total, kind == window_kind::hopping ? 4 : 2);
+  }
+}
+
+TEST(WindowingEventTime, TimesAtTheBoundsAreWindowedExactly) {
+  constexpr int64_t ten_years = max_duration_us;
+  for (const window_kind kind :
+       {window_kind::tumbling, window_kind::hopping, window_kind::session}) {
+    SCOPED_TRACE(kind_name(kind));
+    pipeline_config cfg = count_config(kind);
+    // The longest durations a pipeline file allows, so every sum is at its largest.
+    cfg.window.size_us = ten_years;
+    cfg.window.slide_us = ten_years / 2;
+    cfg.window.gap_us = ten_years;
+    cfg.window.max_out_of_orderness_us = ten_years;
+    cfg.window.allowed_lateness_us = ten_years;
+    time_run lo(cfg);
+    EXPECT_EQ(lo.feed(min_event_time_us - 1), aggregate_outcome::dead_letter);
+    EXPECT_EQ(lo.feed(min_event_time_us), aggregate_outcome::contributed) << lo.reason;
+    EXPECT_EQ(lo.pa.watermark(), min_event_time_us - ten_years);
+    const auto lo_rows = lo.finish();
+    ASSERT_FALSE(lo_rows.empty());
+    for (const row& x : lo_rows) {
+      const int64_t start = std::get<timestamp>(x[0]).micros;
+      const int64_t end = std::get<timestamp>(x[1]).micros;
+      EXPECT_LE(start, min_event_time_us);
+      EXPECT_GT(end, min_event_time_us);
+      if (kind != window_kind::session) {
+        EXPECT_EQ(end - start, ten_years);
+        EXPECT_EQ(start % cfg.window.slide_us, 0);  // aligned to the epoch, not saturated
+      }
+    }
+    time_run hi(cfg);
+    EXPECT_EQ(hi.feed(max_event_time_us + 1), aggregate_outcome::dead_letter);
+    EXPECT_EQ(hi.feed(max_event_time_us), aggregate_outcome::contributed) << hi.reason;
+    const auto hi_rows = hi.finish();
+    ASSERT_FALSE(hi_rows.empty());
+    for (const row& x : hi_rows) {
+      EXPECT_LE(std::get<timestamp>(x[0]).micros, max_event_time_us);
+      EXPECT_GT(std::get<timestamp>(x[1]).micros, max_event_time_us);
+      EXPECT_LT(std::get<timestamp>(x[1]).micros, i64_max);  // a real end, not "+infinity"
+    }
+  }
+}
+
+TEST(WindowingEventTime, OldDataStillWorks) {
+  time_run r(count_config(window_kind::tumbling));
+  EXPECT_EQ(r.feed(-1), aggregate_outcome::contributed);  // 1969-12-31T23:59:59.999999Z
+  EXPECT_EQ(r.feed(0), aggregate_outcome::contributed);   // the epoch
+  EXPECT_EQ(r.finish(), (std::vector<row>{row{timestamp{-10 * sec}, timestamp{0}, int64_t{1}},
+                                          row{timestamp{0}, timestamp{10 * sec}, int64_t{1}}}));
+}
+
+TEST(WindowingEventTime, MaxEventTimeSkewBoundsTimesAheadOfTheClock) {
+  pipeline_config cfg = count_config(window_kind::tumbling);
+  cfg.window.max_event_time_skew_us = 3600 * sec;
+  time_run r(cfg);
+  const int64_t now = 1'762'473'600 * sec;  // 2025-11-07T00:00:00Z
+  EXPECT_EQ(r.feed(now - 3600 * sec, now), aggregate_outcome::contributed);
+  EXPECT_EQ(r.feed(now + 3600 * sec, now), aggregate_outcome::contributed);  // exactly at the bound
+  const int64_t wm = r.pa.watermark();
+  EXPECT_EQ(r.feed(now + 3600 * sec + 1, now), aggregate_outcome::dead_letter);
+  EXPECT_EQ(r.reason,
+            "event time 2025-11-07T01:00:00.000001Z (field 'ts') is more than 1h ahead of the "
+            "clock (2025-11-07T00:00:00Z; window.max_event_time_skew)");
+  EXPECT_EQ(r.feed(max_event_time_us, now), aggregate_outcome::dead_letter);
+  EXPECT_EQ(r.pa.watermark(), wm);
+  // The clock moved on: the same time is fine now.
+  EXPECT_EQ(r.feed(now + 3600 * sec + 1, now + sec), aggregate_outcome::contributed);
+  // Off (0): only the supported range applies.
+  cfg.window.max_event_time_skew_us = 0;
+  time_run off(cfg);
+  EXPECT_EQ(off.feed(max_event_time_us, now), aggregate_outcome::contributed);
+}
+
+TEST(WindowingEventTime, ChangelogImagesAreCheckedAndStateIsLeftAlone) {
+  pipeline_config cfg = base_config();
+  cfg.aggregation.mode = "changelog";
+  cfg.aggregation.shards = 1;
+  add_agg(cfg, "n", "count", "");
+  table_run t(plan_of(cfg));
+  EXPECT_EQ(t.feed(cdc_op::create, booking(1, "x", 1, 5 * sec)), aggregate_outcome::contributed);
+  // A new image out of range: dead-lettered, key 1 keeps its row.
+  EXPECT_EQ(t.feed(cdc_op::update, booking(1, "x", 1, i64_max)), aggregate_outcome::dead_letter);
+  EXPECT_EQ(t.reason.rfind("event time 9223372036854775807 us since the epoch", 0), 0u) << t.reason;
+  // Unknown key 2: its before-image (update) or deleted image is what is retracted: checked too.
+  EXPECT_EQ(t.feed(cdc_op::update, booking(2, "x", 1, 6 * sec), booking(2, "x", 1, i64_min)),
+            aggregate_outcome::dead_letter);
+  EXPECT_EQ(t.reason.rfind("before image: event time -9223372036854775808", 0), 0u) << t.reason;
+  EXPECT_EQ(t.feed(cdc_op::del, booking(3, "x", 1, i64_max)), aggregate_outcome::dead_letter);
+  EXPECT_EQ(t.reason.rfind("deleted row: event time 9223372036854775807", 0), 0u) << t.reason;
+  EXPECT_EQ(t.pa.watermark(), 5 * sec);
+  // Key 1's update retracts the row kept in state (window [0, 10s)) and adds the new one.
+  EXPECT_EQ(t.feed(cdc_op::update, booking(1, "x", 1, 15 * sec)), aggregate_outcome::contributed);
+  std::vector<row> out;
+  std::vector<partial_batch> batches;
+  t.pa.take_partials(batches, 0);
+  for (auto& b : batches) t.sa.merge(std::move(b));
+  t.sa.finish(out);
+  EXPECT_EQ(out, (std::vector<row>{row{timestamp{10 * sec}, timestamp{20 * sec}, int64_t{1}}}));
+}
+
+TEST(WindowingEventTime, HoppingWindowsPerRowAreBounded) {
+  pipeline_config cfg = count_config(window_kind::hopping);
+  cfg.window.size_us = 86'400 * sec;
+  cfg.window.slide_us = 1000;  // 1ms: 86.4M windows per row
+  EXPECT_EQ(plan_error(cfg),
+            "window.slide: size / slide must be at most 10000 (windows per row), got 86400000");
+  cfg.window.slide_us = cfg.window.size_us / max_windows_per_row;
+  time_run r(cfg);
+  EXPECT_EQ(r.feed(25 * sec), aggregate_outcome::contributed);
+  EXPECT_EQ(r.finish().size(), static_cast<size_t>(max_windows_per_row));
+}
+
+TEST(WindowingEventTime, DurationsAreBounded) {
+  pipeline_config cfg = count_config(window_kind::tumbling);
+  cfg.window.allowed_lateness_us = max_duration_us + 1;
+  EXPECT_EQ(plan_error(cfg), "window.allowed_lateness: must be at most 3650d");
+  cfg.window.allowed_lateness_us = 0;
+  cfg.window.max_event_time_skew_us = -1;
+  EXPECT_EQ(plan_error(cfg), "window.max_event_time_skew: must not be negative");
 }
 
 }  // namespace
