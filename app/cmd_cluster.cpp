@@ -60,6 +60,16 @@ std::string this_host() {
   return buf;
 }
 
+/// Creates `dir` (and its parents) or throws the CLI error naming `option`.
+void make_directory(const std::string& dir, const std::string& option) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir))
+    throw CLI::RuntimeError(option + " " + dir + ": cannot create the directory" +
+                                (ec ? ": " + ec.message() : std::string()),
+                            2);
+}
+
 struct heartbeat_cli {
   int heartbeat_ms = 500;
   int timeout_ms = 2000;
@@ -110,12 +120,7 @@ void run_coordinator(const coordinator_cli& o) {
     if (!plan) throw CLI::RuntimeError(o.config + ": " + error, 2);
     shards = plan->shard_count;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(o.state_dir, ec);
-  if (ec || !std::filesystem::is_directory(o.state_dir))
-    throw CLI::RuntimeError("--state-dir " + o.state_dir + ": cannot create the directory" +
-                                (ec ? ": " + ec.message() : std::string()),
-                            2);
+  make_directory(o.state_dir, "--state-dir");
   std::ostringstream text;
   text << std::ifstream(o.config).rdbuf();
 
@@ -168,12 +173,7 @@ void run_worker(const worker_cli& o) {
   if (o.hb.timeout_ms <= o.hb.heartbeat_ms)
     throw CLI::RuntimeError("--connection-timeout-ms must be larger than --heartbeat-ms", 2);
   const host_port coord = parse_host_port(o.join, "--join", false);
-  std::error_code ec;
-  std::filesystem::create_directories(o.local_dir, ec);
-  if (ec || !std::filesystem::is_directory(o.local_dir))
-    throw CLI::RuntimeError("--local-dir " + o.local_dir + ": cannot create the directory" +
-                                (ec ? ": " + ec.message() : std::string()),
-                            2);
+  make_directory(o.local_dir, "--local-dir");
   const std::string host = this_host();
   const std::string name = o.name.empty() ? host + "-" + std::to_string(getpid()) : o.name;
   // Tests only: pretend to be another eddy version, to see the coordinator refuse it.
