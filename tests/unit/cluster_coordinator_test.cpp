@@ -54,9 +54,13 @@ class cluster_actors : public ::testing::Test {
 
   /// A stand-in worker that records the assignments it receives.
   caf::actor fake_worker(std::shared_ptr<assignments> got) {
-    return sys_.spawn([got](caf::event_based_actor*) -> caf::behavior {
-      return {[got](assign_atom, const unit_assignment& a) { got->push_back(a); }};
-    });
+    // The state travels as a spawn argument: CAF 0.17 binds a null reference (UBSan) when it
+    // spawns a function actor without arguments.
+    return sys_.spawn(
+        [](caf::event_based_actor*, std::shared_ptr<assignments> got) -> caf::behavior {
+          return {[got](assign_atom, const unit_assignment& a) { got->push_back(a); }};
+        },
+        std::move(got));
   }
 
   join_reply join(const caf::actor& coordinator, worker_hello hello, const caf::actor& worker) {
@@ -136,14 +140,16 @@ TEST_F(cluster_actors, other_versions_and_taken_names_are_refused_with_the_reaso
 
 TEST_F(cluster_actors, a_node_drops_an_assignment_older_than_the_newest_it_holds) {
   // A stand-in coordinator that accepts every join.
-  auto coordinator = sys_.spawn([](caf::event_based_actor*) -> caf::behavior {
-    return {[](register_atom, const worker_hello&, const caf::actor&) {
-      join_reply r;
-      r.accepted = true;
-      r.pipeline_name = "p";
-      return r;
-    }};
-  });
+  auto coordinator = sys_.spawn(
+      [](caf::event_based_actor*, std::string name) -> caf::behavior {
+        return {[name](register_atom, const worker_hello&, const caf::actor&) {
+          join_reply r;
+          r.accepted = true;
+          r.pipeline_name = name;
+          return r;
+        }};
+      },
+      std::string("p"));
   auto outcome = std::make_shared<worker_node_outcome>();
   worker_node_options o;
   o.name = "n";
