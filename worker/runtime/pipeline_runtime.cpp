@@ -693,13 +693,14 @@ void watch_brokers(caf::stateful_actor<poller_state>* self) {
   const auto limit = st.ctx->opts.max_unreachable;
   if (limit.count() > 0 && !st.unreachable_failed && st.brokers.down_for(now) >= limit) {
     st.unreachable_failed = true;
-    self->send(st.worker, failed_atom::value,
-               "Kafka brokers unreachable for " +
-                   std::to_string(
-                       std::chrono::duration_cast<std::chrono::seconds>(st.brokers.down_for(now))
-                           .count()) +
-                   " s (--max-unreachable " + std::to_string(limit.count() / 1000) + ")" +
-                   (st.brokers.reason().empty() ? "" : ": " + st.brokers.reason()));
+    const std::string error =
+        "Kafka brokers unreachable for " +
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::seconds>(st.brokers.down_for(now)).count()) +
+        " s (--max-unreachable " + std::to_string(limit.count() / 1000) + ")" +
+        (st.brokers.reason().empty() ? "" : ": " + st.brokers.reason());
+    st.ctx->note_failure(error);
+    self->send(st.worker, failed_atom::value, error);
   }
 }
 
@@ -745,6 +746,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
         }
         std::string err;
         if (!st.consumer->assign(st.ctx->cfg->source.topic, start, &err)) {
+          st.ctx->note_failure(err);
           self->send(st.worker, failed_atom::value, err);
           return;
         }
@@ -827,6 +829,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
           self->send(it->second, std::move(b));
         }
         if (!ok) {
+          st.ctx->note_failure(err);
           self->send(st.worker, failed_atom::value, err);
           std::set<int32_t> all;
           for (const auto& [p, _] : st.tasks) all.insert(p);
@@ -882,6 +885,7 @@ void end_run(coord_ptr self) {
 void coordinator_fail(coord_ptr self, const std::string& error) {
   auto& st = self->state;
   if (st.done) return;
+  st.ctx->note_failure(error);
   self->send(st.worker, failed_atom::value, error);
   self->send(st.sink, stop_atom::value);
   end_run(self);
@@ -1488,6 +1492,7 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     self->send_exit(worker, caf::exit_reason::user_shutdown);  // takes every actor of the run
     self->send(coordinator, stop_atom::value);
   }
+  if (result.error.empty()) result.error = ctx->failure_message();
   // Every actor should end promptly now (the worker killed them); one blocked in I/O does not,
   // and waiting for it would hang: leave it and the actor system behind.
   const auto teardown_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

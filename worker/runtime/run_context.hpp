@@ -44,6 +44,17 @@ struct run_context {
     std::lock_guard<std::mutex> lock(fault_mutex_);
     return fault_message_;
   }
+  /// Records why the run fails after its drain (the first reason wins), next to the failed_atom
+  /// that carries it to run_pipeline: the drain's end can overtake that message, and the run
+  /// must still report the failure.
+  void note_failure(const std::string& message) {
+    std::lock_guard<std::mutex> lock(fault_mutex_);
+    if (failure_message_.empty()) failure_message_ = message;
+  }
+  [[nodiscard]] std::string failure_message() const {
+    std::lock_guard<std::mutex> lock(fault_mutex_);
+    return failure_message_;
+  }
   /// Backpressure: bytes of fetched batches the sink has not taken yet (the poller adds a
   /// batch's in_flight_cost when it sends it, the sink subtracts it). The poller does not fetch
   /// while this is at or above source.max_in_flight_mb, so task and sink mailboxes stay bounded
@@ -118,6 +129,7 @@ struct run_context {
  private:
   mutable std::mutex fault_mutex_;
   std::string fault_message_;
+  std::string failure_message_;
   std::map<int32_t, partition_progress> progress_;
 };
 
