@@ -121,7 +121,8 @@ void drop_member(cluster_ptr self, std::map<std::string, member>::iterator it,
   const auto up = std::chrono::steady_clock::now() - it->second.joined;
   const std::string name = it->first;
   st.members.erase(it);
-  log_of(self) << "eddy coordinator: worker " << name << " " << why << " after "
+  // "a member for N s": how long it was in the cluster, not how long detecting the loss took.
+  log_of(self) << "eddy coordinator: worker " << name << " " << why << ", a member for "
                << std::chrono::duration_cast<std::chrono::seconds>(up).count() << " s; "
                << describe_members(st) << "\n";
   rebalance(self);
