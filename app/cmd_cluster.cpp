@@ -206,6 +206,7 @@ void run_worker(const worker_cli& o) {
     nopts.slots = static_cast<uint32_t>(o.slots);
     nopts.host = host;
     nopts.coordinator_label = o.join;
+    nopts.local_dir = o.local_dir;
     if (version_override) nopts.version = version_override;
     auto outcome = std::make_shared<worker_node_outcome>();
     auto node = spawn_worker_node(sys, *handle, nopts, outcome);

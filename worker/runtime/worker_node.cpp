@@ -4,6 +4,8 @@
 
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
+#include "worker/runtime/actor_faults.hpp"
+#include "worker/runtime/unit_host.hpp"
 
 namespace eddy {
 
@@ -14,6 +16,9 @@ struct node_state {
   caf::actor coordinator;
   std::shared_ptr<worker_node_outcome> outcome;
   bool joined = false;
+  std::shared_ptr<const pipeline_config> pipeline;  ///< from the join reply
+  caf::actor host;                                  ///< this generation's units
+  uint64_t host_generation = 0;
   static inline const char* name = "eddy.worker_node";
 };
 
@@ -34,6 +39,7 @@ void finish(node_ptr self, worker_node_outcome::kind how, std::string detail) {
   if (o.how != worker_node_outcome::kind::running) return;
   o.how = how;
   o.detail = std::move(detail);
+  if (self->state.host) self->send_exit(self->state.host, caf::exit_reason::kill);
   self->quit();
 }
 
@@ -46,6 +52,14 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
   self->monitor(st.coordinator);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
+    if (st.host && dm.source == st.host.address()) {
+      if (!is_fault(dm.reason)) return;
+      const std::string why = self->system().render(dm.reason);
+      log_of(self) << "eddy worker " << st.opts.name << ": generation " << st.host_generation
+                   << ": its units failed (" << why << "); leaving so that the others take over\n";
+      finish(self, worker_node_outcome::kind::lost, "units failed: " + why);
+      return;
+    }
     if (dm.source != st.coordinator.address()) return;
     const std::string why = dm.reason == caf::exit_reason::remote_link_unreachable
                                 ? std::string("connection dropped or heartbeats stopped")
@@ -71,6 +85,18 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
               return;
             }
             st.joined = true;
+            if (!st.opts.local_dir.empty()) {
+              auto parsed = parse_pipeline_config(r.pipeline_toml, "pipeline from the coordinator");
+              if (!parsed.config) {
+                const std::string e = "the coordinator's pipeline does not parse here: " +
+                                      parsed.error;
+                log_of(self) << "eddy worker " << st.opts.name << ": " << e << "\n";
+                finish(self, worker_node_outcome::kind::refused, e);
+                return;
+              }
+              if (!r.bootstrap.empty()) parsed.config->source.bootstrap_servers = r.bootstrap;
+              st.pipeline = std::make_shared<const pipeline_config>(std::move(*parsed.config));
+            }
             log_of(self) << "eddy worker " << st.opts.name << ": joined the coordinator "
                          << st.opts.coordinator_label << " (pipeline " << r.pipeline_name << ", "
                          << st.opts.slots << (st.opts.slots == 1 ? " slot" : " slots") << ")\n";
@@ -92,6 +118,41 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         units += shards;
         log_of(self) << "eddy worker " << self->state.opts.name << ": generation " << a.generation
                      << ": holds " << (units.empty() ? "no units" : units) << "\n";
+        auto& st = self->state;
+        if (!st.pipeline) return;
+        if (st.host) {
+          self->demonitor(st.host);
+          self->send_exit(st.host, caf::exit_reason::kill);
+        }
+        unit_host_options h;
+        h.cfg = st.pipeline;
+        h.worker_name = st.opts.name;
+        h.local_dir = st.opts.local_dir;
+        h.assignment = a;
+        h.coordinator = st.coordinator;
+        h.node = caf::actor_cast<caf::actor>(self);
+        h.log = st.opts.log;
+        st.host = spawn_unit_host(self->system(), std::move(h));
+        st.host_generation = a.generation;
+        self->monitor(st.host);
+      },
+      [self](ready_atom a, uint64_t generation, const std::vector<int32_t>& ids,
+             const std::vector<caf::actor>& handles) {
+        auto& st = self->state;
+        if (st.host && generation == st.host_generation)
+          self->send(st.coordinator, a, generation, ids, handles);
+      },
+      [self](start_atom a, uint64_t generation, const std::vector<caf::actor>& table) {
+        auto& st = self->state;
+        if (st.host && generation == st.host_generation) self->send(st.host, a, generation, table);
+      },
+      [self](checkpoint_atom a, uint64_t generation, uint64_t epoch) {
+        auto& st = self->state;
+        if (st.host && generation == st.host_generation) self->send(st.host, a, generation, epoch);
+      },
+      [self](commit_atom a, uint64_t generation, uint64_t epoch) {
+        auto& st = self->state;
+        if (st.host && generation == st.host_generation) self->send(st.host, a, generation, epoch);
       },
       [self](leave_atom, int timeout_ms) {
         auto& st = self->state;

@@ -10,12 +10,17 @@
 //   left          it left on request (leave()).
 // Logging: one line per join, assignment and loss.
 //
-// Scope today: membership and assignment; the units are not yet run here (docs/cluster.md).
+// Running units: the join reply carries the pipeline; for every assignment the node kills the
+// previous generation's unit host (unit_host.hpp) and spawns a new one, and it forwards the
+// coordinator's start, checkpoint and commit messages to it. A host that fails ends the
+// membership (`lost`, with its error): the coordinator sees the worker go and restarts the
+// generation without it, and the process joins again.
 #pragma once
 
 #include <caf/fwd.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -32,6 +37,9 @@ struct worker_node_options {
   std::string host;               ///< this host, for the coordinator's logs
   std::string coordinator_label;  ///< HOST:PORT, for logs
   std::ostream* log = nullptr;    ///< nullptr = std::cerr
+  /// Where the units' node-local state goes (--local-dir); empty = hold units without running
+  /// them (membership tests).
+  std::filesystem::path local_dir;
 };
 
 /// How a node's membership ended; written by the node before it quits.

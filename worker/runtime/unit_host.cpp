@@ -1,0 +1,317 @@
+#include "worker/runtime/unit_host.hpp"
+
+#include <boost/json.hpp>
+#include <caf/all.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "actors/messages.hpp"
+#include "state/unit_snapshot.hpp"
+#include "worker/epoch_files.hpp"
+#include "worker/kafka/consumer.hpp"
+#include "worker/runtime/actor_faults.hpp"
+#include "worker/runtime/poller_actor.hpp"
+#include "worker/runtime/run_context.hpp"
+#include "worker/runtime/shard_actor.hpp"
+#include "worker/runtime/sink_actor.hpp"
+#include "worker/runtime/source_task.hpp"
+
+namespace eddy {
+
+namespace fs = std::filesystem;
+
+std::filesystem::path unit_snapshot_path(const std::string& checkpoint_dir, const std::string& unit,
+                                         uint64_t epoch, uint64_t generation) {
+  char name[64];
+  std::snprintf(name, sizeof name, "%020llu-g%llu.snap", static_cast<unsigned long long>(epoch),
+                static_cast<unsigned long long>(generation));
+  return fs::path(checkpoint_dir) / "cluster" / "units" / unit / name;
+}
+
+namespace {
+
+struct host_state {
+  unit_host_options opts;
+  std::shared_ptr<run_context> ctx;
+  output_schema schema;
+  std::string tag;  ///< output name tag: <worker>-g<generation>
+  std::map<int32_t, int64_t> offsets;
+  std::map<int32_t, record_counters> counters;
+  caf::actor sink, poller;
+  std::map<int32_t, caf::actor> tasks;
+  std::map<int32_t, caf::actor> shards;  ///< local shards by id
+  std::map<caf::actor_addr, std::string> children;
+  std::vector<caf::actor> handles;
+  bool started = false;
+  uint64_t open_epoch = 0;
+  static inline const char* name = "eddy.unit_host";
+};
+
+using host_ptr = caf::stateful_actor<host_state>*;
+
+std::ostream& log_of(host_ptr self) {
+  return self->state.opts.log ? *self->state.opts.log : std::cerr;
+}
+
+std::string prefix_of(const std::string& unit) {
+  return unit[0] == 'p' ? task_prefix(std::stoi(unit.substr(1)))
+                        : shard_prefix(std::stoi(unit.substr(1)));
+}
+
+void adopt(host_ptr self, const caf::actor& child, std::string what) {
+  self->monitor(child);
+  self->state.children.emplace(child.address(), std::move(what));
+  self->state.handles.push_back(child);
+}
+
+/// Opens the local DB and loads the units' snapshots of the restore epoch. "" or the error.
+std::string restore_units(host_ptr self) {
+  auto& st = self->state;
+  const auto& a = st.opts.assignment;
+  const checkpoint_config& cc = st.ctx->cfg->checkpoint;
+  const fs::path local = st.opts.local_dir / ("g" + std::to_string(a.generation));
+  std::error_code ec;
+  // Older generations' DBs: their actors are gone or going (files stay valid while open).
+  for (const auto& e : fs::directory_iterator(st.opts.local_dir, ec))
+    if (e.path().filename().string().starts_with("g")) fs::remove_all(e.path(), ec);
+  kv_options kvo;
+  kvo.block_cache_bytes = static_cast<size_t>(cc.block_cache_mb) << 20;
+  kvo.write_buffer_bytes = static_cast<size_t>(cc.write_buffer_mb) << 20;
+  kvo.disable_wal = true;  // rebuilt from checkpoint storage after any crash
+  kvo.write_mostly = !cc.state_in_rocksdb;
+  store_status s;
+  std::shared_ptr<kv_store> db = kv_store::open(local.string(), kvo, &s);
+  if (!db) return "--local-dir: " + s.error;
+  st.ctx->db = db;
+  if (a.restore_epoch == 0) return {};
+  char name[32];
+  std::snprintf(name, sizeof name, "%020llu.json",
+                static_cast<unsigned long long>(a.restore_epoch));
+  const fs::path manifest = fs::path(cc.dir) / "cluster" / "epochs" / name;
+  std::ifstream in(manifest);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return "cannot read the manifest of epoch " + std::to_string(a.restore_epoch) + ": " +
+                  manifest.string();
+  boost::system::error_code jec;
+  boost::json::value doc = boost::json::parse(text.str(), jec);
+  if (jec || !doc.is_object() || !doc.as_object().contains("units") ||
+      !doc.at("units").is_object())
+    return manifest.string() + ": not a cluster manifest";
+  const auto& units = doc.at("units").as_object();
+  std::vector<std::string> mine;
+  for (int32_t p : a.partitions) mine.push_back("p" + std::to_string(p));
+  for (int32_t sh : a.shards) mine.push_back("s" + std::to_string(sh));
+  for (const auto& u : mine) {
+    auto it = units.find(u);
+    if (it == units.end() || !it->value().is_object()) continue;  // new unit (new partition)
+    const auto& o = it->value().as_object();
+    auto snap = o.find("snapshot");
+    if (snap == o.end() || !snap->value().is_string()) continue;
+    std::string crc;
+    if (auto c = o.find("crc32c"); c != o.end() && c->value().is_string())
+      crc = std::string(c->value().as_string());
+    fs::path path(std::string(snap->value().as_string()));
+    if (path.is_relative()) path = fs::path(cc.dir) / path;
+    if (auto err = load_unit_snapshot(path.string(), crc, *db); !err.empty())
+      return "unit " + u + ": " + err;
+  }
+  return {};
+}
+
+/// Reads each partition's restored offset and counters from the local DB.
+std::string read_task_meta(host_ptr self) {
+  auto& st = self->state;
+  for (int32_t p : st.opts.assignment.partitions) {
+    store_status s;
+    auto meta = st.ctx->db->get(task_prefix(p) + "m", &s);
+    if (!s.ok()) return "--local-dir: " + s.error;
+    int64_t off = -1, wm = 0;
+    record_counters c;
+    if (meta && decode_task_meta(*meta, &off, &wm, &c)) {
+      st.offsets[p] = off;
+      st.counters[p] = c;
+    }
+  }
+  return {};
+}
+
+void send_ack(host_ptr self, unit_ack ack) {
+  auto& st = self->state;
+  ack.generation = st.opts.assignment.generation;
+  self->send(st.opts.coordinator, ack_atom::value, std::move(ack));
+}
+
+void on_local_ack(host_ptr self, const checkpoint_ack& in) {
+  auto& st = self->state;
+  unit_ack ack;
+  ack.epoch = in.epoch;
+  ack.error = in.error;
+  const auto& cc = st.ctx->cfg->checkpoint;
+  if (in.partition >= 0 || in.shard >= 0) {
+    ack.unit = in.partition >= 0 ? "p" + std::to_string(in.partition)
+                                 : "s" + std::to_string(in.shard);
+    ack.next_offset = in.next_offset;
+    ack.watermark = in.watermark;
+    ack.counters = in.counters;
+    if (ack.error.empty()) {
+      const fs::path path =
+          unit_snapshot_path(cc.dir, ack.unit, in.epoch, st.opts.assignment.generation);
+      auto r = write_unit_snapshot(*st.ctx->db, prefix_of(ack.unit), path.string(), cc.sync);
+      if (!r.error.empty()) {
+        ack.error = "unit " + ack.unit + ": " + r.error;
+      } else {
+        ack.snapshot = fs::relative(path, cc.dir).string();
+        ack.snapshot_bytes = r.bytes;
+        ack.snapshot_crc32c = r.crc32c;
+      }
+    }
+  } else {
+    ack.unit = "sink:" + st.opts.worker_name;
+    std::vector<std::string> dirs;
+    for (const auto& sc : st.ctx->cfg->sinks)
+      if (sc.kind == sink_kind::file) dirs.push_back(sc.path);
+    dirs.push_back(st.ctx->cfg->dead_letter.path);
+    for (const auto& d : dirs) {
+      std::string err;
+      auto paths = staged_epoch_paths(d, in.epoch, st.tag, &err);
+      if (!err.empty() && ack.error.empty()) ack.error = "sink: " + err;
+      for (auto& p : paths) ack.staged.push_back(std::move(p));
+    }
+  }
+  send_ack(self, std::move(ack));
+}
+
+void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
+  auto& st = self->state;
+  st.started = true;
+  const auto& cfg = *st.ctx->cfg;
+  if (st.opts.assignment.partitions.empty()) return;
+  std::string err;
+  std::shared_ptr<kafka_consumer> consumer =
+      kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id,
+                             consumer_queue_properties(cfg.source.max_in_flight_mb), &err);
+  if (!consumer) {
+    self->quit(caf::make_error(caf::sec::runtime_error, "Kafka consumer: " + err));
+    return;
+  }
+  std::vector<caf::actor> tasks;
+  for (int32_t p : st.opts.assignment.partitions) {
+    auto t = self->spawn(source_task, st.ctx, p, st.sink, shard_table,
+                         caf::actor_cast<caf::actor>(self));
+    adopt(self, t, "source task of partition " + std::to_string(p));
+    st.tasks[p] = t;
+    tasks.push_back(t);
+  }
+  st.poller = self->spawn<caf::detached>(poller_actor, st.ctx, consumer,
+                                         caf::actor_cast<caf::actor>(self), st.offsets);
+  adopt(self, st.poller, "Kafka poller");
+  self->send(st.poller, assign_atom::value, st.opts.assignment.partitions, tasks);
+}
+
+caf::behavior unit_host(host_ptr self, unit_host_options opts) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  const auto& a = st.opts.assignment;
+  st.ctx = std::make_shared<run_context>();
+  auto& ctx = *st.ctx;
+  ctx.cfg = st.opts.cfg.get();
+  ctx.opts.log = st.opts.log;
+  ctx.checkpointing = true;
+  ctx.restored_epoch = a.restore_epoch;
+  ctx.first_epoch = a.first_epoch;
+  st.tag = st.opts.worker_name + "-g" + std::to_string(a.generation);
+  ctx.output_tag = st.tag;
+  auto fail_now = [self](const std::string& e) -> caf::behavior {
+    self->quit(caf::make_error(caf::sec::runtime_error, e));
+    return {};
+  };
+  std::string err;
+  auto fmt = time_formatter::for_zone(ctx.cfg->timezone, &err);
+  if (!fmt) return fail_now("pipeline.timezone: " + err);
+  ctx.fmt = *fmt;
+  auto probe = record_processor::create(*ctx.cfg, &err);
+  if (!probe) return fail_now(err);
+  st.schema = probe->schema();
+  if (!ctx.cfg->aggregates.empty()) {
+    ctx.plan = aggregation_plan::from_config(*ctx.cfg, &err);
+    if (!ctx.plan) return fail_now(err);
+    st.schema = ctx.plan->schema;
+  }
+  if (auto e = restore_units(self); !e.empty()) return fail_now(e);
+  if (auto e = read_task_meta(self); !e.empty()) return fail_now(e);
+
+  // A unit that fails fails the host (and so this worker's membership).
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!is_fault(dm.reason)) return;
+    auto it = st.children.find(dm.source);
+    const std::string what = it == st.children.end() ? "an actor" : it->second;
+    self->quit(caf::make_error(caf::sec::runtime_error,
+                               what + " failed: " + self->system().render(dm.reason)));
+  });
+  self->set_exit_handler([self](caf::exit_msg& m) {
+    for (const auto& child : self->state.handles) self->send_exit(child, caf::exit_reason::kill);
+    self->quit(m.reason);
+  });
+  st.sink = self->spawn(sink_actor, st.ctx, st.schema, caf::actor_cast<caf::actor>(self),
+                        st.counters);
+  adopt(self, st.sink, "sink");
+  self->send(st.sink, assign_atom::value, a.partitions, a.shards,
+             caf::actor_cast<caf::actor>(self));
+  std::vector<int32_t> ids;
+  std::vector<caf::actor> handles;
+  for (int32_t s : a.shards) {
+    auto h = spawn_shard(self->system(), st.ctx, s, a.all_partitions, st.sink,
+                         caf::actor_cast<caf::actor>(self));
+    adopt(self, h, "aggregation shard " + std::to_string(s));
+    st.shards[s] = h;
+    ids.push_back(s);
+    handles.push_back(h);
+  }
+  self->send(st.opts.node, ready_atom::value, a.generation, ids, handles);
+  return {
+      [self](start_atom, uint64_t generation, const std::vector<caf::actor>& shard_table) {
+        auto& st = self->state;
+        if (generation != st.opts.assignment.generation || st.started) return;
+        start_units(self, shard_table);
+      },
+      [self](checkpoint_atom, uint64_t generation, uint64_t epoch) {
+        auto& st = self->state;
+        if (generation != st.opts.assignment.generation || !st.started) return;
+        st.open_epoch = epoch;
+        for (const auto& [_, t] : st.tasks) self->send(t, checkpoint_atom::value, epoch);
+        // A sink without inputs never sees a barrier: it has nothing to stage.
+        if (st.tasks.empty() && st.shards.empty()) {
+          unit_ack ack;
+          ack.epoch = epoch;
+          ack.unit = "sink:" + st.opts.worker_name;
+          send_ack(self, std::move(ack));
+        }
+      },
+      [self](const checkpoint_ack& ack) { on_local_ack(self, ack); },
+      [self](commit_atom, uint64_t generation, uint64_t epoch) {
+        (void)self;
+        (void)generation;
+        (void)epoch;  // the coordinator published; nothing to do here yet
+      },
+      [self](ended_atom, int32_t) {},  // streaming: inputs do not end in a cluster
+      [self](failed_atom, const std::string& e) {
+        self->quit(caf::make_error(caf::sec::runtime_error, e));
+      },
+      [self](done_atom, const worker_report&, int64_t) {},
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_unit_host(caf::actor_system& sys, unit_host_options opts) {
+  return sys.spawn<caf::detached>(unit_host, std::move(opts));
+}
+
+}  // namespace eddy

@@ -1,0 +1,56 @@
+// unit_host.hpp — a cluster worker's units in one generation (docs/cluster.md, "Epochs").
+//
+// The worker node spawns one unit host per assignment it takes (and kills the previous one: a
+// new generation restarts every unit from the last complete epoch). The host:
+//   1. opens a fresh node-local RocksDB under `local_dir/g<generation>` and loads into it the
+//      snapshot of each of its units from the epoch `restore_epoch` (the coordinator's global
+//      manifest in checkpoint.dir/cluster/epochs names them);
+//   2. spawns its sink (file names tagged `<worker>-g<generation>`) and its aggregator shards,
+//      then answers the coordinator (ready_atom, generation, shard ids, shard handles) through
+//      the node;
+//   3. on (start_atom, generation, shard_table) spawns a source task per partition (partials and
+//      barriers go to shard_table: shards on this or another worker) and a Kafka poller from the
+//      restored offsets;
+//   4. on (checkpoint_atom, generation, epoch) tells its tasks, which send barriers in-band; for
+//      each local unit that acks it writes the unit's state to
+//      checkpoint.dir/cluster/units/<unit>/<epoch>-g<generation>.snap and sends the coordinator a
+//      unit_ack (tasks: offsets, watermark, counters; the sink: the files it staged). The
+//      coordinator publishes staged files after its manifest commit: a host never publishes.
+// Messages of another generation are dropped. An actor of the host that fails (or an error in
+// 1.) ends the host with the error: the node then ends its membership, so the coordinator sees
+// the worker lost and restarts the generation without it.
+// A detached actor: snapshots are disk I/O.
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "actors/cluster_messages.hpp"
+#include "worker/pipeline_config.hpp"
+
+namespace eddy {
+
+struct unit_host_options {
+  std::shared_ptr<const pipeline_config> cfg;  ///< the pipeline (from the coordinator)
+  std::string worker_name;
+  std::filesystem::path local_dir;  ///< the worker's --local-dir
+  unit_assignment assignment;
+  caf::actor coordinator;
+  caf::actor node;  ///< the worker node: the ready message goes through it (the coordinator
+                    ///< knows members by their node's handle)
+  std::ostream* log = nullptr;  ///< nullptr = std::cerr
+};
+
+/// Spawns the host (see above). It ends with an error reason when it cannot run its units.
+[[nodiscard]] caf::actor spawn_unit_host(caf::actor_system& sys, unit_host_options opts);
+
+/// Where a unit's snapshot of `epoch` goes: checkpoint.dir/cluster/units/<unit>/<e>-g<g>.snap.
+[[nodiscard]] std::filesystem::path unit_snapshot_path(const std::string& checkpoint_dir,
+                                                       const std::string& unit, uint64_t epoch,
+                                                       uint64_t generation);
+
+}  // namespace eddy
