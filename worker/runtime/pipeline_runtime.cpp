@@ -7,38 +7,27 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <thread>
 
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "coordinator/coordinator_actor.hpp"
-#include "coordinator/epoch_coordinator.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/epoch_log.hpp"
-#include "worker/barrier_aligner.hpp"
-#include "worker/broker_watch.hpp"
 #include "worker/checkpoint_compat.hpp"
-#include "worker/crash_point.hpp"
 #include "worker/epoch_files.hpp"
 #include "worker/kafka/consumer.hpp"
-#include "worker/kafka/kafka_sink.hpp"
 #include "worker/runtime/actor_faults.hpp"
-#include "worker/runtime/poller_actor.hpp"
 #include "worker/runtime/run_context.hpp"
-#include "worker/runtime/shard_actor.hpp"
-#include "worker/runtime/sink_actor.hpp"
-#include "worker/runtime/source_task.hpp"
+#include "worker/runtime/worker_actor.hpp"
 #include "worker/sink.hpp"
-#include "worker/source_pipeline.hpp"
 #include "worker/time_format.hpp"
 
 namespace eddy {
@@ -84,110 +73,6 @@ void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
   line("total", total);
   out.flush();
 }
-
-namespace {
-
-/// What a run resumes from (checkpoints on); empty for a new pipeline.
-struct restored_state {
-  std::shared_ptr<checkpoint_store> store;
-  checkpoint_metadata compat;  ///< this pipeline's fingerprint, stored with every epoch
-  uint64_t next_epoch = 1;
-  std::map<int32_t, int64_t> offsets;  ///< next offset per partition
-  std::map<int32_t, record_counters> counters;
-};
-
-// ---- worker: hosts the tasks of the partitions the coordinator gives it -----------------------
-
-struct worker_state {
-  std::shared_ptr<run_context> ctx;
-  caf::actor sink, poller, listener, checkpointer;
-  std::shared_ptr<kafka_consumer> consumer;
-  output_schema schema;
-  restored_state restored;
-  bool assigned = false;
-  /// Every actor the worker started, with what to call it in a message: monitored, so that one
-  /// dying of an error fails the run (is_fault), and killed when the worker is shut down.
-  std::map<caf::actor_addr, std::string> children;
-  std::vector<caf::actor> handles;
-  static inline const char* name = "eddy.worker";
-};
-
-using worker_ptr = caf::stateful_actor<worker_state>*;
-
-void adopt(worker_ptr self, const caf::actor& child, std::string what) {
-  self->monitor(child);
-  self->state.children.emplace(child.address(), std::move(what));
-  self->state.handles.push_back(child);
-}
-
-caf::behavior worker_actor(worker_ptr self, std::shared_ptr<run_context> ctx,
-                           std::shared_ptr<kafka_consumer> consumer, caf::actor coordinator,
-                           caf::actor listener, output_schema schema, restored_state restored) {
-  fail_run_on_exception(self, ctx, "worker");
-  // A child that dies of an error (not one shut down) fails the run; an exception's handler
-  // (fail_run_on_exception) has already recorded its message, which stays the first.
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (!is_fault(dm.reason)) return;
-    auto it = st.children.find(dm.source);
-    st.ctx->fault((it == st.children.end() ? std::string("an actor") : it->second) +
-                  " ended with an error: " + self->system().render(dm.reason));
-  });
-  // Shut down (run_pipeline's teardown, or the end of the run): take every child with it,
-  // whatever it is doing; one that is blocked ends when it returns.
-  self->set_exit_handler([self](caf::exit_msg& m) {
-    for (const auto& child : self->state.handles) self->send_exit(child, caf::exit_reason::kill);
-    self->quit(m.reason);
-  });
-  auto& st = self->state;
-  st.ctx = ctx;
-  st.consumer = std::move(consumer);
-  st.listener = listener;
-  st.schema = std::move(schema);
-  st.restored = std::move(restored);
-  self->send(coordinator, register_atom::value, std::string("worker-1"),
-             caf::actor_cast<caf::actor>(self));
-  return {
-      [self](assign_atom, const assignment& a) {
-        auto& st = self->state;
-        if (st.assigned) return;  // reassignment needs a second worker (multi-node: later)
-        st.assigned = true;
-        auto& r = st.restored;
-        if (st.ctx->checkpointing)
-          st.checkpointer =
-              self->spawn<caf::detached>(checkpoint_coordinator, st.ctx, r.store, r.compat,
-                                         r.next_epoch, caf::actor_cast<caf::actor>(self));
-        if (st.checkpointer) adopt(self, st.checkpointer, "checkpoint coordinator");
-        st.sink = self->spawn(sink_actor, st.ctx, st.schema, st.listener, r.counters);
-        adopt(self, st.sink, "sink");
-        int shard_count = st.ctx->plan ? st.ctx->plan->shard_count : 0;
-        self->send(st.sink, assign_atom::value, a.partitions, shard_count, st.checkpointer);
-        std::vector<caf::actor> shards;
-        for (int i = 0; i < shard_count; ++i) {
-          shards.push_back(
-              spawn_shard(self->system(), st.ctx, i, a.partitions, st.sink, st.checkpointer));
-          adopt(self, shards.back(), "aggregation shard " + std::to_string(i));
-        }
-        std::vector<caf::actor> tasks;
-        for (int32_t p : a.partitions) {
-          tasks.push_back(self->spawn(source_task, st.ctx, p, st.sink, shards, st.checkpointer));
-          adopt(self, tasks.back(), "source task of partition " + std::to_string(p));
-        }
-        st.poller = self->spawn<caf::detached>(poller_actor, st.ctx, st.consumer,
-                                               caf::actor_cast<caf::actor>(self), r.offsets);
-        adopt(self, st.poller, "Kafka poller");
-        self->send(st.poller, assign_atom::value, a.partitions, tasks);
-        if (st.checkpointer)
-          self->send(st.checkpointer, assign_atom::value, a.partitions, tasks, shards, st.sink,
-                     st.poller);
-      },
-      [self](failed_atom, const std::string& err) {
-        self->send(self->state.listener, failed_atom::value, err);
-      },
-  };
-}
-
-}  // namespace
 
 namespace {
 
