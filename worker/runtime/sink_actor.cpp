@@ -1,0 +1,313 @@
+#include "worker/runtime/sink_actor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <iterator>
+#include <utility>
+
+#include "actors/messages.hpp"
+#include "worker/crash_point.hpp"
+#include "worker/epoch_files.hpp"
+#include "worker/runtime/actor_faults.hpp"
+#include "worker/runtime/pipeline_runtime.hpp"
+
+namespace eddy {
+namespace {
+
+// A sink that cannot write stops the pipeline: the poller ends every partition, what was read
+// drains, and `eddy run` exits non-zero with the first error.
+void fail(sink_ptr self, std::string error) {
+  auto& st = self->state;
+  if (st.error.empty()) st.error = std::move(error);
+  st.ctx->abort = true;
+}
+
+// Aggregated rows come from several shards: show them in window, then key order. Stable, on the
+// window and key columns only: two on_update rows of one group stay in emission order (one group
+// lives in one shard, and CAF keeps one sender's messages in order).
+void sort_rows(sink_ptr self, std::vector<row>& rows) {
+  auto& st = self->state;
+  if (!st.ctx->plan) return;
+  const auto keys = static_cast<std::ptrdiff_t>(st.schema.names.size() - st.ctx->plan->aggs.size());
+  std::stable_sort(rows.begin(), rows.end(), [keys](const row& a, const row& b) {
+    return std::lexicographical_compare(a.begin(), a.begin() + keys, b.begin(), b.begin() + keys);
+  });
+}
+
+void flush(sink_ptr self) {
+  auto& st = self->state;
+  if (st.pending_in == 0 && st.pending_rows.empty() && st.pending_dead.empty()) return;
+  sort_rows(self, st.pending_rows);
+  // A batch whose records were all filtered out still counts; an aggregating batch that closed
+  // no window writes nothing (Spark prints empty tables; that is only noise).
+  if (!st.pending_rows.empty() || !st.ctx->plan) {
+    for (auto& s : st.sinks) {
+      if (st.ctx->checkpointing && s->transactional()) continue;
+      if (auto err = s->write_batch(st.batch_id, st.schema, st.pending_rows); !err.empty())
+        fail(self, "sink: " + err);
+    }
+  }
+  if (!st.pending_dead.empty()) {
+    if (!st.ctx->checkpointing) {
+      if (auto err = st.dead_file->write_batch(st.batch_id, st.pending_dead); !err.empty())
+        fail(self, "dead-letter output: " + err);
+    }
+    if (st.dead_kafka) {
+      if (auto err = st.dead_kafka->write(st.pending_dead); !err.empty())
+        fail(self, "dead-letter topic: " + err);
+    }
+  }
+  ++st.batch_id;
+  st.pending_rows.clear();
+  st.pending_dead.clear();
+  st.pending_in = 0;
+}
+
+void report(sink_ptr self) {
+  auto& st = self->state;
+  worker_report r;
+  for (const auto& [p, c] : st.counters) {
+    r.partitions.push_back(p);
+    r.counters.push_back(c);
+  }
+  r.error = st.error;
+  self->send(st.listener, done_atom::value, std::move(r), st.batch_id);
+}
+
+void finish(sink_ptr self) {
+  auto& st = self->state;
+  if (st.finished) return;
+  fault_point("sink_finish");
+  st.finished = true;
+  flush(self);
+  for (auto& s : st.sinks)
+    if (auto err = s->close(); !err.empty()) fail(self, "sink: " + err);
+  report(self);
+  self->quit();
+}
+
+void maybe_finish(sink_ptr self) {
+  auto& st = self->state;
+  if (st.ctx->checkpointing) return;  // the coordinator's final commit ends the sink
+  if (st.ended.size() < st.expected.size() || st.ended_shards < st.expected_shards) return;
+  finish(self);
+}
+
+/// The per-trigger rows reached max_rows_per_batch: write them as a batch now, not at the tick.
+void flush_if_full(sink_ptr self) {
+  auto& st = self->state;
+  if (static_cast<int64_t>(st.pending_rows.size()) >= st.ctx->cfg->max_rows_per_batch) flush(self);
+}
+
+/// The current epoch's rows reached max_rows_per_batch: stage them now as the epoch's next part
+/// (1, 2, ...), keeping its dead letters for the barrier. `next` is never spilled: it holds rows
+/// only while a barrier is being aligned.
+void spill_if_full(sink_ptr self) {
+  auto& st = self->state;
+  if (st.ctx->replay.contains(st.current_epoch)) {  // a replayed epoch: published already
+    st.current.rows.clear();
+    st.current.dead.clear();
+    return;
+  }
+  if (!st.has_transactional || st.current_parts >= max_epoch_parts ||
+      static_cast<int64_t>(st.current.rows.size()) < st.ctx->cfg->max_rows_per_batch)
+    return;
+  sort_rows(self, st.current.rows);
+  ++st.current_parts;
+  for (auto& s : st.sinks) {
+    if (!s->transactional()) continue;
+    auto err = s->stage_epoch(st.current_epoch, st.current_parts, st.schema, st.current.rows);
+    if (!err.empty() && st.part_error.empty()) {
+      st.part_error = "sink: " + err;
+      fail(self, st.part_error);
+    }
+  }
+  st.current.rows.clear();
+}
+
+/// Files rows and dead letters of one result batch from input `in`.
+void take(sink_ptr self, int32_t in, std::vector<row>&& rows, std::vector<dead_letter>&& dead) {
+  auto& st = self->state;
+  if (!st.ctx->checkpointing) {
+    std::move(rows.begin(), rows.end(), std::back_inserter(st.pending_rows));
+    std::move(dead.begin(), dead.end(), std::back_inserter(st.pending_dead));
+    flush_if_full(self);
+    return;
+  }
+  epoch_bucket& b = st.aligner->blocked(in) ? st.next : st.current;
+  if (st.has_per_trigger) {
+    if (st.has_transactional)
+      st.pending_rows.insert(st.pending_rows.end(), rows.begin(), rows.end());
+    else
+      std::move(rows.begin(), rows.end(), std::back_inserter(st.pending_rows));
+  }
+  if (st.has_transactional) std::move(rows.begin(), rows.end(), std::back_inserter(b.rows));
+  if (st.dead_kafka) st.pending_dead.insert(st.pending_dead.end(), dead.begin(), dead.end());
+  std::move(dead.begin(), dead.end(), std::back_inserter(b.dead));
+  if (st.has_per_trigger) flush_if_full(self);
+  spill_if_full(self);
+}
+
+/// Every input's barrier of `epoch` is in: stage the epoch's output durably (what is left after
+/// the parts staged before, as its last part), then ack.
+void stage(sink_ptr self, uint64_t epoch) {
+  auto& st = self->state;
+  checkpoint_ack ack;
+  ack.epoch = epoch;
+  if (epoch != st.current_epoch)  // epochs are consecutive from ctx->first_epoch
+    ack.error = "sink: barrier " + std::to_string(epoch) + " while expecting epoch " +
+                std::to_string(st.current_epoch);
+  if (!st.part_error.empty()) ack.error = st.part_error;
+  // A replayed epoch (ctx->replay) published its output in an earlier run: not written again.
+  if (!st.ctx->replay.contains(epoch)) {
+    sort_rows(self, st.current.rows);
+    const bool sync = st.ctx->cfg->checkpoint.sync;
+    for (auto& s : st.sinks) {
+      if (!s->transactional()) continue;
+      if (auto err = s->stage_epoch(epoch, 0, st.schema, st.current.rows); !err.empty())
+        ack.error = "sink: " + err;
+    }
+    if (auto err = st.dead_file->stage_epoch(epoch, st.current.dead, sync); !err.empty())
+      ack.error = "dead-letter output: " + err;
+  }
+  crash_point("stage");
+  st.current = std::move(st.next);
+  st.next = {};
+  st.current_epoch = epoch + 1;
+  st.current_parts = 0;
+  st.part_error.clear();
+  if (!ack.error.empty()) fail(self, ack.error);
+  self->send(st.coordinator, std::move(ack));
+}
+
+/// The coordinator recorded `epoch` as complete: make its staged output visible.
+void publish(sink_ptr self, uint64_t epoch) {
+  auto& st = self->state;
+  for (auto& s : st.sinks) {
+    if (!s->transactional()) continue;
+    if (auto err = s->publish_epoch(epoch); !err.empty()) fail(self, "sink: " + err);
+  }
+  if (auto err = publish_epoch_files(st.dead_file->dir(), epoch, st.ctx->cfg->checkpoint.sync);
+      !err.empty())
+    fail(self, "dead-letter output: " + err);
+  crash_point("published");  // the epoch's output is visible
+}
+
+}  // namespace
+
+caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output_schema schema,
+                         caf::actor listener, std::map<int32_t, record_counters> counters) {
+  fail_run_on_exception(self, ctx, "sink");
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.schema = std::move(schema);
+  st.listener = std::move(listener);
+  st.counters = std::move(counters);
+  for (const auto& [p, c] : st.counters) ctx->note_taken(p, c, -1);
+  st.current_epoch = ctx->first_epoch;
+  std::ostream& console = ctx->opts.console ? *ctx->opts.console : std::cout;
+  for (const auto& sc : ctx->cfg->sinks) {
+    switch (sc.kind) {
+      case sink_kind::console:
+        st.sinks.push_back(make_console_sink(sc, console, ctx->fmt));
+        break;
+      case sink_kind::file:
+        st.sinks.push_back(make_file_sink(sc, ctx->fmt));
+        break;
+      case sink_kind::kafka: {
+        std::string err;
+        auto k = make_kafka_sink(sc, ctx->cfg->source.bootstrap_servers, ctx->fmt, &err);
+        if (!k)
+          fail(self, "kafka sink: " + err);
+        else
+          st.sinks.push_back(std::move(k));
+        break;
+      }
+    }
+  }
+  for (auto& s : st.sinks) {
+    s->set_sync(ctx->cfg->checkpoint.sync);
+    (s->transactional() ? st.has_transactional : st.has_per_trigger) = true;
+  }
+  st.dead_file = std::make_unique<dead_letter_file_writer>(ctx->cfg->dead_letter.path);
+  if (!ctx->cfg->dead_letter.topic.empty()) {
+    std::string err;
+    st.dead_kafka = kafka_dead_letter_writer::create(ctx->cfg->source.bootstrap_servers,
+                                                     ctx->cfg->dead_letter.topic, &err);
+    if (!st.dead_kafka) fail(self, "dead-letter topic: " + err);
+  }
+  self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
+                     tick_atom::value);
+  return {
+      [self](assign_atom, const std::vector<int32_t>& partitions, int shards,
+             const caf::actor& coordinator) {
+        auto& st = self->state;
+        st.expected_shards = shards;
+        st.coordinator = coordinator;
+        std::vector<int32_t> inputs;
+        for (int32_t p : partitions) {
+          st.expected.insert(p);
+          st.counters[p];  // partitions with no records still show up
+          st.ctx->note_taken(p, {}, -1);
+          inputs.push_back(p);
+        }
+        for (int i = 0; i < shards; ++i) inputs.push_back(-1 - i);
+        st.aligner = std::make_unique<barrier_aligner>(std::move(inputs));
+      },
+      [self](result_batch& b) {
+        fault_point("sink");
+        auto& st = self->state;
+        if (b.shard >= 0) {
+          st.ctx->result_rows_in_flight.fetch_sub(static_cast<int64_t>(b.rows.size()),
+                                                  std::memory_order_relaxed);
+          take(self, -1 - b.shard, std::move(b.rows), {});
+          if (b.end) ++st.ended_shards;
+          maybe_finish(self);
+          return;
+        }
+        st.ctx->in_flight_bytes.fetch_sub(b.credit, std::memory_order_relaxed);
+        st.counters[b.partition] += b.counters;
+        st.ctx->note_taken(b.partition, b.counters, b.next_offset);
+        st.pending_in += b.counters.in;
+        take(self, b.partition, std::move(b.rows), std::move(b.dead_letters));
+        if (b.end) st.ended.insert(b.partition);
+        maybe_finish(self);
+      },
+      [self](barrier_atom, uint64_t epoch, int32_t input) {
+        auto& st = self->state;
+        std::string err;
+        if (st.aligner->on_barrier(input, epoch, &err)) {
+          stage(self, epoch);
+          st.aligner->release();
+        } else if (!err.empty()) {
+          checkpoint_ack ack;
+          ack.epoch = epoch;
+          ack.error = "sink: " + err;
+          self->send(st.coordinator, std::move(ack));
+        }
+      },
+      [self](commit_atom, uint64_t epoch, bool final_epoch) {
+        publish(self, epoch);
+        if (final_epoch) finish(self);
+      },
+      [self](stop_atom) { finish(self); },  // the coordinator gave up (checkpoint failure)
+      [self](tick_atom) {
+        auto& st = self->state;
+        flush(self);
+        if (st.ctx->opts.stats_requested && st.ctx->opts.stats_requested->exchange(false)) {
+          std::vector<int32_t> ps;
+          std::vector<record_counters> cs;
+          for (const auto& [p, c] : st.counters) {
+            ps.push_back(p);
+            cs.push_back(c);
+          }
+          print_counters(st.ctx->opts.log ? *st.ctx->opts.log : std::cerr, ps, cs);
+        }
+        self->delayed_send(self, std::chrono::milliseconds(st.ctx->cfg->trigger_interval_ms),
+                           tick_atom::value);
+      },
+  };
+}
+
+}  // namespace eddy
