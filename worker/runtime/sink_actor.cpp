@@ -230,7 +230,8 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
     s->set_sync(ctx->cfg->checkpoint.sync);
     (s->transactional() ? st.has_transactional : st.has_per_trigger) = true;
   }
-  st.dead_file = std::make_unique<dead_letter_file_writer>(ctx->cfg->dead_letter.path);
+  st.dead_file = std::make_unique<dead_letter_file_writer>(ctx->cfg->dead_letter.path,
+                                                           ctx->cfg->dead_letter.name_tag);
   if (!ctx->cfg->dead_letter.topic.empty()) {
     std::string err;
     st.dead_kafka = kafka_dead_letter_writer::create(ctx->cfg->source.bootstrap_servers,
@@ -240,10 +241,10 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
   self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
                      tick_atom::value);
   return {
-      [self](assign_atom, const std::vector<int32_t>& partitions, int shards,
-             const caf::actor& coordinator) {
+      [self](assign_atom, const std::vector<int32_t>& partitions,
+             const std::vector<int32_t>& shards, const caf::actor& coordinator) {
         auto& st = self->state;
-        st.expected_shards = shards;
+        st.expected_shards = static_cast<int>(shards.size());
         st.coordinator = coordinator;
         std::vector<int32_t> inputs;
         for (int32_t p : partitions) {
@@ -252,7 +253,7 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
           st.ctx->note_taken(p, {}, -1);
           inputs.push_back(p);
         }
-        for (int i = 0; i < shards; ++i) inputs.push_back(-1 - i);
+        for (int32_t s : shards) inputs.push_back(-1 - s);
         st.aligner = std::make_unique<barrier_aligner>(std::move(inputs));
       },
       [self](result_batch& b) {

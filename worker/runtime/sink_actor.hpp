@@ -13,7 +13,8 @@
 //
 // Messages:
 //   (assign_atom, partitions, shards, coordinator)  from the worker: the inputs to expect (one
-//                                  per partition, one per shard) and where checkpoint acks go
+//                                  per partition, one per shard id: the shards that send their
+//                                  rows here) and where checkpoint acks go
 //   result_batch                   from a source task (shard < 0: rows, dead letters, counters,
 //                                  the in-flight credit it gives back) or a shard (shard >= 0:
 //                                  rows); `end` marks that input's last batch

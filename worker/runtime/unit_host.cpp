@@ -218,6 +218,12 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
   const auto& a = st.opts.assignment;
+  // This generation's copy of the pipeline: staged output names carry <worker>-g<generation>.
+  st.tag = st.opts.worker_name + "-g" + std::to_string(a.generation);
+  auto cfg = std::make_shared<pipeline_config>(*st.opts.cfg);
+  for (auto& sc : cfg->sinks) sc.name_tag = st.tag;
+  cfg->dead_letter.name_tag = st.tag;
+  st.opts.cfg = cfg;
   st.ctx = std::make_shared<run_context>();
   auto& ctx = *st.ctx;
   ctx.cfg = st.opts.cfg.get();
@@ -225,8 +231,6 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.checkpointing = true;
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
-  st.tag = st.opts.worker_name + "-g" + std::to_string(a.generation);
-  ctx.output_tag = st.tag;
   auto fail_now = [self](const std::string& e) -> caf::behavior {
     self->quit(caf::make_error(caf::sec::runtime_error, e));
     return {};

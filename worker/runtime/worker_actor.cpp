@@ -62,7 +62,9 @@ caf::behavior worker_actor(worker_ptr self, std::shared_ptr<run_context> ctx,
         st.sink = self->spawn(sink_actor, st.ctx, st.schema, st.listener, r.counters);
         adopt(self, st.sink, "sink");
         int shard_count = st.ctx->plan ? st.ctx->plan->shard_count : 0;
-        self->send(st.sink, assign_atom::value, a.partitions, shard_count, st.checkpointer);
+        std::vector<int32_t> shard_ids;
+        for (int i = 0; i < shard_count; ++i) shard_ids.push_back(i);
+        self->send(st.sink, assign_atom::value, a.partitions, shard_ids, st.checkpointer);
         std::vector<caf::actor> shards;
         for (int i = 0; i < shard_count; ++i) {
           shards.push_back(
