@@ -12,6 +12,10 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<worker_hello>("eddy::worker_hello");
   cfg.add_message_type<join_reply>("eddy::join_reply");
   cfg.add_message_type<unit_assignment>("eddy::unit_assignment");
+  cfg.add_message_type<record_counters>("eddy::record_counters");
+  cfg.add_message_type<checkpoint_ack>("eddy::checkpoint_ack");
+  // Data plane between workers: partials (encoded only when they leave the process).
+  cfg.add_message_type<partials_msg>("eddy::partials_msg");
 }
 
 }  // namespace eddy
