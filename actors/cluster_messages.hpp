@@ -5,6 +5,9 @@
 //   worker -> coordinator  (register_atom, worker_hello, worker handle)  => join_reply
 //   coordinator -> worker  (assign_atom, unit_assignment)  after every change of the assignment
 //   worker -> coordinator  (leave_atom, name)  => ok: a clean leave (SIGTERM)
+// Epoch protocol (generations, ready/start, checkpoint/ack/commit): unit_assignment's epoch
+// fields, ready_atom, start_atom and unit_ack below; the atoms assign, checkpoint, ack and
+// commit and the data plane's partials_msg and barriers are in messages.hpp.
 // The coordinator monitors each member: a killed worker is seen at once (dropped connection), a
 // hung or cut-off one when the middleman heartbeats time out. Generations order assignments: a
 // worker drops an assignment older than the newest it has seen.
@@ -16,9 +19,17 @@
 #include <string>
 #include <vector>
 
+#include "actors/messages.hpp"
+
 namespace eddy {
 
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+/// worker -> coordinator: (ready_atom, uint64_t generation, std::vector<int32_t> shard_ids,
+/// std::vector<caf::actor> shard_handles), the worker's units of that generation are up.
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
+/// coordinator -> worker: (start_atom, uint64_t generation, std::vector<caf::actor> shard_table),
+/// every member is ready; index = shard id.
+using start_atom = caf::atom_constant<caf::atom("start")>;
 
 /// A worker asking to join: its eddy version (refused unless equal to the coordinator's), its
 /// unique name, its share of the work (slots >= 1) and the host it runs on (for logs).
@@ -51,16 +62,46 @@ typename Inspector::result_type inspect(Inspector& f, join_reply& x) {
            x.pipeline_toml, x.bootstrap);
 }
 
-/// The units one worker owns in `generation`: partitions (source tasks) and aggregator shards.
+/// The units one worker owns in `generation`: partitions (source tasks) and aggregator shards,
+/// and what the generation restores and starts from (docs: the cluster protocol, "Generations").
 struct unit_assignment {
   uint64_t generation = 0;
-  std::vector<int32_t> partitions;
-  std::vector<int32_t> shards;
+  std::vector<int32_t> partitions;      ///< this member's task units
+  std::vector<int32_t> shards;          ///< this member's shard units
+  uint64_t restore_epoch = 0;           ///< the last complete epoch (0 = none: start fresh)
+  uint64_t first_epoch = 0;             ///< the first epoch number this generation will use
+  std::vector<int32_t> all_partitions;  ///< every partition of the topic
+  int32_t shard_count = 0;              ///< aggregator shards of the pipeline (0: none)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, unit_assignment& x) {
-  return f(caf::meta::type_name("unit_assignment"), x.generation, x.partitions, x.shards);
+  return f(caf::meta::type_name("unit_assignment"), x.generation, x.partitions, x.shards,
+           x.restore_epoch, x.first_epoch, x.all_partitions, x.shard_count);
+}
+
+/// A unit's answer to epoch `epoch` of `generation`, worker -> coordinator as
+/// (ack_atom, unit_ack). `unit` is "p<partition>" (a source task), "s<shard>" (an aggregator
+/// shard) or "sink:<worker name>" (a member's sink). A non-empty `error` fails the epoch.
+struct unit_ack {
+  uint64_t generation = 0;
+  uint64_t epoch = 0;
+  std::string unit;
+  int64_t next_offset = -1;       ///< tasks: the partition's offset after the epoch
+  int64_t watermark = INT64_MIN;  ///< tasks: the partition's watermark
+  record_counters counters;       ///< tasks: cumulative
+  std::string snapshot;           ///< tasks, shards: the unit's exported state file
+  uint64_t snapshot_bytes = 0;
+  std::string snapshot_crc32c;
+  std::vector<std::string> staged;  ///< sink: paths of the files it staged for this epoch
+  std::string error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, unit_ack& x) {
+  return f(caf::meta::type_name("unit_ack"), x.generation, x.epoch, x.unit, x.next_offset,
+           x.watermark, x.counters, x.snapshot, x.snapshot_bytes, x.snapshot_crc32c, x.staged,
+           x.error);
 }
 
 }  // namespace eddy
