@@ -1,5 +1,7 @@
 #include "state/checkpoint_store.hpp"
 
+#include "state/file_io.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,15 +112,18 @@ std::string copy_or_hash(const fs::path& src, const fs::path* dst, bool sync, st
   return {};
 }
 
-std::string fsync_dir(const fs::path& dir) {
+}  // namespace
+
+// ---- file_io.hpp (a stand-in until branch unitstate's file_io.cpp) ------------------------
+
+std::string file_io::fsync_dir(const fs::path& dir) {
   fd_guard d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (d.fd < 0) return "open " + dir.string() + ": " + errno_text();
   if (::fsync(d.fd) != 0) return "fsync " + dir.string() + ": " + errno_text();
   return {};
 }
 
-/// Writes `content` to `path` via a temp file, fsync and rename (then fsyncs the directory).
-std::string write_atomically(const fs::path& path, std::string_view content, bool sync) {
+std::string file_io::write_atomically(const fs::path& path, std::string_view content, bool sync) {
   fs::path tmp = path;
   tmp += tmp_suffix;
   {
@@ -141,7 +146,7 @@ std::string write_atomically(const fs::path& path, std::string_view content, boo
   return sync ? fsync_dir(path.parent_path()) : std::string{};
 }
 
-std::optional<std::string> read_small_file(const fs::path& path, std::string* error) {
+std::optional<std::string> file_io::read_small_file(const fs::path& path, std::string* error) {
   fd_guard in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (in.fd < 0) {
     *error = "open " + path.string() + ": " + errno_text();
@@ -161,6 +166,12 @@ std::optional<std::string> read_small_file(const fs::path& path, std::string* er
   }
   return out;
 }
+
+namespace {
+
+using file_io::fsync_dir;
+using file_io::read_small_file;
+using file_io::write_atomically;
 
 std::string fs_error(std::string_view what, const fs::path& p, const std::error_code& ec) {
   return std::string(what) + " " + p.string() + ": " + ec.message();
