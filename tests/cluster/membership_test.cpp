@@ -73,7 +73,7 @@ class cluster_membership : public eddy_fixture {
     // A cluster pipeline needs a [checkpoint] table: the windowed example with one.
     pipeline_ = dir_ / "ncr_windowed_cluster.toml";
     write_text_file(pipeline_, read_text_file(k_example) + "\n[checkpoint]\ndir = \"" +
-                                   (dir_ / "checkpoints").string() + "\"\ninterval = \"1s\"\n");
+                                   dir_ / "checkpoints" + "\"\ninterval = \"1s\"\n");
   }
 
   void start_coordinator(const std::string& listen = "127.0.0.1:0",
