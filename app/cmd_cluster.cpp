@@ -278,8 +278,8 @@ void add_cluster_commands(CLI::App& root) {
   cc->add_option("--bootstrap", c->bootstrap,
                  "Kafka bootstrap servers, overriding source.bootstrap_servers");
   cc->add_option("--epoch-timeout-ms", c->epoch_timeout_ms,
-                 "An epoch not committed this long after it began is aborted and every worker\n"
-                 "restarts from the last committed one (default 30000)")
+                 "An epoch not committed this long after it began is aborted;\n"
+                 "the workers restart from the last committed one (default 30000)")
       ->check(CLI::Range(100, 3600000));
   cc->add_flag("--debug", c->debug, "Also log one line per committed epoch");
   add_heartbeat_options(cc, c->hb);
