@@ -1,12 +1,9 @@
 #include "state/checkpoint_store.hpp"
-
 #include "state/file_io.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <rocksdb/file_checksum.h>
 
 #include <boost/json.hpp>
 
@@ -36,42 +33,12 @@ constexpr std::string_view tmp_suffix = ".tmp";
 constexpr std::string_view lineage_file = "EDDY-CHECKPOINT-LINEAGE";
 constexpr int manifest_format = 1;
 
-std::string errno_text() {
-  return std::generic_category().message(errno);
-}
-
-// ---- CRC32C (RocksDB's built-in file checksum generator) ----------------------------------
-
-class crc32c_hasher {
- public:
-  crc32c_hasher()
-      : gen_(rocksdb::GetFileChecksumGenCrc32cFactory()->CreateFileChecksumGenerator(
-            rocksdb::FileChecksumGenContext{})) {}
-  void update(const char* data, std::size_t n) { gen_->Update(data, n); }
-  /// 8 lowercase hex digits.
-  std::string finish() {
-    gen_->Finalize();
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : gen_->GetChecksum()) {
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<rocksdb::FileChecksumGenerator> gen_;
-};
-
-// ---- POSIX file helpers: every error names the path ---------------------------------------
-
-struct fd_guard {
-  int fd = -1;
-  ~fd_guard() {
-    if (fd >= 0) ::close(fd);
-  }
-};
+using file_io::crc32c_hasher;
+using file_io::errno_text;
+using file_io::fd_guard;
+using file_io::fsync_dir;
+using file_io::read_small_file;
+using file_io::write_atomically;
 
 /// Reads `src` computing its size and CRC32C; when `dst` is given, writes a copy there
 /// (truncating) and fsyncs it when `sync`. Returns "" or the error.
@@ -94,84 +61,19 @@ std::string copy_or_hash(const fs::path& src, const fs::path* dst, bool sync, st
     if (n == 0) break;
     hasher.update(buf.data(), static_cast<std::size_t>(n));
     total += static_cast<std::uint64_t>(n);
-    for (ssize_t off = 0; dst && off < n;) {
-      ssize_t w = ::write(out.fd, buf.data() + off, static_cast<std::size_t>(n - off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return "write " + dst->string() + ": " + errno_text();
-      off += w;
+    if (dst) {
+      const std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+      if (std::string e = file_io::write_all(out.fd, chunk, *dst); !e.empty()) return e;
     }
   }
   if (dst) {
     if (sync && ::fsync(out.fd) != 0) return "fsync " + dst->string() + ": " + errno_text();
-    int fd = out.fd;
-    out.fd = -1;
-    if (::close(fd) != 0) return "close " + dst->string() + ": " + errno_text();
+    if (std::string e = out.close(*dst); !e.empty()) return e;
   }
   *size = total;
   *crc = hasher.finish();
   return {};
 }
-
-}  // namespace
-
-// ---- file_io.hpp (a stand-in until branch unitstate's file_io.cpp) ------------------------
-
-std::string file_io::fsync_dir(const fs::path& dir) {
-  fd_guard d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd < 0) return "open " + dir.string() + ": " + errno_text();
-  if (::fsync(d.fd) != 0) return "fsync " + dir.string() + ": " + errno_text();
-  return {};
-}
-
-std::string file_io::write_atomically(const fs::path& path, std::string_view content, bool sync) {
-  fs::path tmp = path;
-  tmp += tmp_suffix;
-  {
-    fd_guard out{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-    if (out.fd < 0) return "create " + tmp.string() + ": " + errno_text();
-    for (std::size_t off = 0; off < content.size();) {
-      ssize_t w = ::write(out.fd, content.data() + off, content.size() - off);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return "write " + tmp.string() + ": " + errno_text();
-      off += static_cast<std::size_t>(w);
-    }
-    if (sync && ::fsync(out.fd) != 0) return "fsync " + tmp.string() + ": " + errno_text();
-    int fd = out.fd;
-    out.fd = -1;
-    if (::close(fd) != 0) return "close " + tmp.string() + ": " + errno_text();
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return "rename " + tmp.string() + " to " + path.string() + ": " + errno_text();
-  }
-  return sync ? fsync_dir(path.parent_path()) : std::string{};
-}
-
-std::optional<std::string> file_io::read_small_file(const fs::path& path, std::string* error) {
-  fd_guard in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (in.fd < 0) {
-    *error = "open " + path.string() + ": " + errno_text();
-    return std::nullopt;
-  }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(in.fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      *error = "read " + path.string() + ": " + errno_text();
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
-namespace {
-
-using file_io::fsync_dir;
-using file_io::read_small_file;
-using file_io::write_atomically;
 
 std::string fs_error(std::string_view what, const fs::path& p, const std::error_code& ec) {
   return std::string(what) + " " + p.string() + ": " + ec.message();

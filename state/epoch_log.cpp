@@ -1,13 +1,8 @@
 #include "state/epoch_log.hpp"
-
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <rocksdb/file_checksum.h>
+#include "state/file_io.hpp"
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
@@ -21,23 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-std::string errno_text() {
-  return std::generic_category().message(errno);
-}
-
-std::string crc32c_hex(std::string_view data) {
-  auto gen = rocksdb::GetFileChecksumGenCrc32cFactory()->CreateFileChecksumGenerator(
-      rocksdb::FileChecksumGenContext{});
-  gen->Update(data.data(), data.size());
-  gen->Finalize();
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : gen->GetChecksum()) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
+using file_io::crc32c_hex;
 
 fs::path log_dir(const std::string& dir) {
   return fs::path(dir) / "epoch-log";
@@ -65,15 +44,6 @@ json::object to_json(const epoch_log_entry& e) {
   return o;
 }
 
-std::string sync_dir(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return "open " + dir.string() + ": " + errno_text();
-  const int rc = ::fsync(fd);
-  const std::string err = rc != 0 ? "fsync " + dir.string() + ": " + errno_text() : "";
-  ::close(fd);
-  return err;
-}
-
 }  // namespace
 
 std::string epoch_log_path(const std::string& dir, std::uint64_t epoch) {
@@ -91,30 +61,7 @@ std::string write_epoch_log(const std::string& dir, const epoch_log_entry& entry
   file["entry"] = body;
   file["crc32c"] = crc32c_hex(body_text);
   const std::string text = json::serialize(file) + "\n";
-  const fs::path target = d / file_name(entry.epoch);
-  const fs::path tmp = d / ("." + file_name(entry.epoch) + ".tmp");
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return "create " + tmp.string() + ": " + errno_text();
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const std::string err = "write " + tmp.string() + ": " + errno_text();
-      ::close(fd);
-      return err;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (sync && ::fsync(fd) != 0) {
-    const std::string err = "fsync " + tmp.string() + ": " + errno_text();
-    ::close(fd);
-    return err;
-  }
-  ::close(fd);
-  fs::rename(tmp, target, ec);
-  if (ec) return "rename " + tmp.string() + " to " + target.string() + ": " + ec.message();
-  return sync ? sync_dir(d) : std::string();
+  return file_io::write_atomically(d / file_name(entry.epoch), text, sync);
 }
 
 std::optional<epoch_log_entry> read_epoch_log(const std::string& dir, std::uint64_t epoch,

@@ -66,13 +66,17 @@ class kv_store {
   /// The value of `key`, nullopt when absent (status set only on a real error).
   [[nodiscard]] std::optional<std::string> get(std::string_view key, store_status* status) const;
 
-  /// All (key, value) pairs whose key starts with `prefix`, in key order.
+  /// All (key, value) pairs whose key starts with `prefix`, in key order, from one consistent
+  /// point-in-time view (like scan_each).
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> scan(std::string_view prefix,
                                                                       store_status* status) const;
 
   /// Calls `f(key, value)` for every pair whose key starts with `prefix`, in key order, until
   /// `f` returns false; nothing is collected (the views are valid during the call only). With
   /// `from`, the scan starts at the first key >= `from` (one seek, for resuming a scan).
+  /// One call sees one consistent point-in-time view of the store (a RocksDB iterator pins the
+  /// state it was created on): writes made while it runs, even by `f` or other threads, are not
+  /// seen. A scan resumed with `from` is a new view.
   [[nodiscard]] store_status scan_each(
       std::string_view prefix,
       const std::function<bool(std::string_view key, std::string_view value)>& f,

@@ -144,7 +144,10 @@ std::string dead_letter_to_json(const dead_letter& d) {
   return out;
 }
 
-dead_letter_file_writer::dead_letter_file_writer(std::string dir) : dir_(std::move(dir)) {}
+dead_letter_file_writer::dead_letter_file_writer(std::string dir, std::string name_tag)
+    : dir_(std::move(dir)),
+      tag_(std::move(name_tag)),
+      tag_error_(tag_.empty() ? std::string() : check_name_tag(tag_)) {}
 
 std::string dead_letter_file_writer::write_batch(int64_t batch_id,
                                                  const std::vector<dead_letter>& batch) {
@@ -164,14 +167,15 @@ std::string dead_letter_file_writer::write_batch(int64_t batch_id,
 
 std::string dead_letter_file_writer::stage_epoch(uint64_t epoch,
                                                  const std::vector<dead_letter>& batch, bool sync) {
+  if (!tag_error_.empty()) return "dead letters: " + tag_error_;
   if (batch.empty()) return {};
   std::string text;
   for (const dead_letter& d : batch) {
     text.append(dead_letter_to_json(d));
     text.push_back('\n');
   }
-  auto err =
-      stage_epoch_file(dir_, epoch, epoch_file_stem("dead-letter", epoch) + ".jsonl", text, sync);
+  const std::string name = tagged_file_name(epoch_file_stem("dead-letter", epoch) + ".jsonl", tag_);
+  auto err = stage_epoch_file(dir_, epoch, name, text, sync);
   return err.empty() ? err : "dead letters: " + err;
 }
 

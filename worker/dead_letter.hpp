@@ -43,7 +43,10 @@ inline constexpr size_t dead_letter_max_value_bytes = size_t{1} << 20;
 /// (temporary name, then rename). "" on success, else an error message.
 class dead_letter_file_writer {
  public:
-  explicit dead_letter_file_writer(std::string dir);
+  /// `name_tag` (dead_letter_config::name_tag, set by a cluster worker): staged files are named
+  /// `dead-letter-<epoch>-<tag>.jsonl` (tagged_file_name); "" keeps the one-process names. An
+  /// invalid tag (check_name_tag) makes every stage_epoch fail with the reason.
+  explicit dead_letter_file_writer(std::string dir, std::string name_tag = {});
   [[nodiscard]] std::string write_batch(int64_t batch_id, const std::vector<dead_letter>& batch);
   /// With checkpoints: `dead-letter-<epoch>.jsonl` staged, published when the epoch completes
   /// (see epoch_files.hpp), so a crash neither loses nor repeats a dead letter.
@@ -53,6 +56,8 @@ class dead_letter_file_writer {
 
  private:
   std::string dir_;
+  std::string tag_;
+  std::string tag_error_;
 };
 
 }  // namespace eddy

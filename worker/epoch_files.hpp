@@ -12,6 +12,12 @@
 // deleted. Names must be deterministic per epoch (e.g. "part-<epoch>-0.jsonl") so that a
 // re-run of an epoch after a crash produces the same file, not a second copy.
 //
+// In a cluster several workers stage into one output directory, and only the coordinator
+// publishes, by an explicit list: a worker's names carry a name tag ("<worker>-g<generation>",
+// `tagged_file_name`), it reports the files it staged (`staged_epoch_paths` with its tag), and
+// the coordinator publishes exactly the listed files (`publish_staged_files`), never a whole
+// staging directory; a worker drops what never completed with `discard_staged_epochs`.
+//
 // Errors are returned as messages naming the path ("" = ok); nothing throws. One writer per
 // directory at a time. No CAF, no librdkafka.
 #pragma once
@@ -47,6 +53,41 @@ struct epoch_recovery {
 /// epoch log records them before the epoch publishes. "" or the error in `error`.
 [[nodiscard]] std::vector<std::string> staged_epoch_files(const std::string& dir, uint64_t epoch,
                                                           std::string* error);
+
+/// Full paths (`<dir>/_staging/<epoch, 20 digits>/<name>`) of the files staged for `epoch` in
+/// `dir`, sorted, whose name carries `-<tag_filter>` right before its extension (the part from
+/// the last '.'): what a cluster sink reports. An empty `tag_filter` takes every staged file.
+/// Half-written temporaries are never listed. A tag that ends with '-' + another tag (worker
+/// "a-w1" and worker "w1") matches the other's files too; tags of one generation name one
+/// epoch's files only, so this can only list files that the epoch publishes anyway.
+[[nodiscard]] std::vector<std::string> staged_epoch_paths(const std::string& dir, uint64_t epoch,
+                                                          std::string_view tag_filter,
+                                                          std::string* error);
+
+/// Publishes exactly the listed staged files: each `D/_staging/<epoch>/<name>` (absolute, or
+/// relative to the working directory) is renamed to `D/<name>`. Idempotent: a file already
+/// published (staged copy gone, `D/<name>` present) is fine; neither present, or a path not
+/// shaped like a staged file, is an error naming it (files before it in the list are published
+/// by then; publishing the list again finishes the job). With `sync`, each affected D is fsynced
+/// once, after its renames. A staging directory left empty is removed (and `D/_staging` when it
+/// is empty); other files staged for the epoch stay where they are.
+[[nodiscard]] std::string publish_staged_files(const std::vector<std::string>& staged_paths,
+                                               bool sync = true);
+
+/// Deletes the staged files of every epoch > `newer_than` in `dir` (epochs that never completed:
+/// a worker joining a new generation drops what it and others staged after the last complete
+/// epoch), appending those epochs to `discarded`. Epochs <= `newer_than` are left alone (unlike
+/// recover_epoch_files, nothing is published): only the coordinator publishes, by list.
+[[nodiscard]] std::string discard_staged_epochs(const std::string& dir, uint64_t newer_than,
+                                                std::vector<uint64_t>* discarded = nullptr);
+
+/// A name tag is 1 to 80 characters of [A-Za-z0-9_.-]: "" or why `tag` is not one.
+[[nodiscard]] std::string check_name_tag(std::string_view tag);
+
+/// `name` with "-<tag>" inserted before its extension (the part from the last '.', if any):
+/// ("part-0000000012.jsonl", "w2-g3") -> "part-0000000012-w2-g3.jsonl". An empty tag returns
+/// `name` unchanged (the names of a single process).
+[[nodiscard]] std::string tagged_file_name(std::string_view name, std::string_view tag);
 
 /// fsync of directory `dir` (makes renames and creations in it durable); "" or a message.
 [[nodiscard]] std::string sync_directory(const std::string& dir);

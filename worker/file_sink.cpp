@@ -95,20 +95,25 @@ void append_row(std::string& out, const std::vector<std::string>& keys, const ro
 }
 
 /// "part-<epoch>.jsonl" for an epoch's last part (0), "part-<epoch>-<part, 5 digits>.jsonl"
-/// for the parts staged before it: in name order those come first ('-' < '.').
-std::string epoch_part_name(uint64_t epoch, int part) {
+/// for the parts staged before it: in name order those come first ('-' < '.'). A name tag goes
+/// before the extension: "part-<epoch>-<part>-<tag>.jsonl".
+std::string epoch_part_name(uint64_t epoch, int part, const std::string& tag) {
   std::string name = epoch_file_stem("part", epoch);
   if (part != 0) {
     std::array<char, 16> k{};
     std::snprintf(k.data(), k.size(), "-%05d", part);
     name += k.data();
   }
-  return name + ".jsonl";
+  return tagged_file_name(name + ".jsonl", tag);
 }
 
 class file_sink final : public sink {
  public:
-  file_sink(std::string dir, time_formatter fmt) : dir_(std::move(dir)), fmt_(std::move(fmt)) {}
+  file_sink(std::string dir, std::string tag, time_formatter fmt)
+      : dir_(std::move(dir)),
+        tag_(std::move(tag)),
+        tag_error_(tag_.empty() ? std::string() : check_name_tag(tag_)),
+        fmt_(std::move(fmt)) {}
 
   std::string write_batch(int64_t batch_id, const output_schema& schema,
                           const std::vector<row>& rows) override {
@@ -126,9 +131,10 @@ class file_sink final : public sink {
 
   std::string stage_epoch(uint64_t epoch, int part, const output_schema& schema,
                           const std::vector<row>& rows) override {
+    if (!tag_error_.empty()) return "file sink: " + tag_error_;
     if (rows.empty()) return {};
-    auto err =
-        stage_epoch_file(dir_, epoch, epoch_part_name(epoch, part), render(schema, rows), sync_);
+    auto err = stage_epoch_file(dir_, epoch, epoch_part_name(epoch, part, tag_),
+                                render(schema, rows), sync_);
     return err.empty() ? err : "file sink: " + err;
   }
 
@@ -158,6 +164,8 @@ class file_sink final : public sink {
 
   bool sync_ = true;
   std::string dir_;
+  std::string tag_;
+  std::string tag_error_;  ///< an invalid tag: every stage_epoch fails with it
   time_formatter fmt_;
 };
 
@@ -287,7 +295,7 @@ std::string write_file_atomically(const std::string& dir, const std::string& nam
 }
 
 std::unique_ptr<sink> make_file_sink(const sink_config& cfg, time_formatter fmt) {
-  return std::make_unique<file_sink>(cfg.path, std::move(fmt));
+  return std::make_unique<file_sink>(cfg.path, cfg.name_tag, std::move(fmt));
 }
 
 }  // namespace eddy

@@ -90,12 +90,19 @@ struct sink_config {
   std::string topic;              ///< `topic` (kafka sink, required)
   std::string bootstrap_servers;  ///< `bootstrap_servers` (kafka sink, default = source's)
   int line = 0;
+  /// Not read from the pipeline file: set by `eddy worker` ("<worker>-g<generation>", see
+  /// epoch_files.hpp) so that workers sharing the output directory stage distinct names. File
+  /// sink only; "" (one process) keeps the names without a tag.
+  std::string name_tag;
 };
 
 /// `[dead_letter]`: where records that cannot be decoded or cleaned go.
 struct dead_letter_config {
   std::string path;   ///< `path`: JSON Lines directory (default "dead-letter/" + pipeline name)
   std::string topic;  ///< `topic`: optional Kafka topic, also written when set
+  /// Not read from the pipeline file: the name tag of staged dead-letter files (as
+  /// sink_config::name_tag), set by `eddy worker`.
+  std::string name_tag;
 };
 
 enum class window_kind : uint8_t { none, tumbling, hopping, session, global };

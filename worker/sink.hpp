@@ -77,6 +77,11 @@ class sink {
 /// with the epoch (epoch_files.hpp): part 0 (the last) as `part-<epoch, 10 digits>.jsonl`,
 /// part k >= 1 as `part-<epoch, 10 digits>-<k, 5 digits>.jsonl`, so in name order an epoch's
 /// parts 1, 2, ... come before its last part ('-' < '.'), like Spark's maxRecordsPerFile.
+/// With `cfg.name_tag` (a cluster worker's "<worker>-g<generation>"), staged names carry it
+/// before the extension: `part-<epoch>-<tag>.jsonl`, `part-<epoch>-<k>-<tag>.jsonl`
+/// (tagged_file_name); an invalid tag (check_name_tag) makes every stage_epoch fail with the
+/// reason. publish_epoch and recover act on every file staged in the directory, whatever its
+/// tag: in a cluster only the coordinator publishes, by list (publish_staged_files).
 [[nodiscard]] std::unique_ptr<sink> make_file_sink(const sink_config& cfg, time_formatter fmt);
 
 /// One row as a JSON object text (no newline): {"name": value, ...}; null -> null,

@@ -1,4 +1,5 @@
 #include "worker/dead_letter.hpp"
+#include "worker/epoch_files.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -218,6 +219,24 @@ TEST_F(dead_letter_file_writer_test, leaves_no_temporary_files_and_never_overwri
   const auto names = names_in(root_);
   EXPECT_EQ(names.size(), 2u);
   for (const auto& name : names) EXPECT_NE(name.front(), '.') << name;
+}
+
+TEST_F(dead_letter_file_writer_test, stages_an_epochs_file_under_a_name_with_the_tag_if_any) {
+  dead_letter_file_writer plain(root_.string());
+  dead_letter_file_writer tagged(root_.string(), "w1-g7");
+  ASSERT_EQ(plain.stage_epoch(9, {sample_letter()}, false), "");
+  ASSERT_EQ(tagged.stage_epoch(9, {sample_letter(), sample_letter()}, false), "");
+  std::string err;
+  EXPECT_EQ(staged_epoch_files(root_.string(), 9, &err),
+            (std::vector<std::string>{"dead-letter-0000000009-w1-g7.jsonl",
+                                      "dead-letter-0000000009.jsonl"}));
+  EXPECT_EQ(staged_epoch_paths(root_.string(), 9, "w1-g7", &err),
+            std::vector<std::string>{
+                (root_ / "_staging" / "00000000000000000009" / "dead-letter-0000000009-w1-g7.jsonl")
+                    .string()});
+  dead_letter_file_writer bad(root_.string(), "w1/g7");
+  EXPECT_NE(bad.stage_epoch(10, {sample_letter()}, false).find("invalid name tag"),
+            std::string::npos);
 }
 
 TEST_F(dead_letter_file_writer_test, reports_an_unwritable_directory_as_an_error) {

@@ -93,6 +93,128 @@ TEST_F(epoch_files, a_half_written_temporary_is_never_published) {
   EXPECT_EQ(published(), (std::set<std::string>{"part-1.jsonl"}));
 }
 
+// ---- cluster: tagged names, publishing by list, discarding --------------------------------
+
+TEST(name_tag, goes_before_the_extension_and_an_empty_tag_changes_nothing) {
+  EXPECT_EQ(tagged_file_name("part-0000000012.jsonl", "w2-g3"), "part-0000000012-w2-g3.jsonl");
+  EXPECT_EQ(tagged_file_name("part-0000000012-00004.jsonl", "w2-g3"),
+            "part-0000000012-00004-w2-g3.jsonl");
+  EXPECT_EQ(tagged_file_name("dead-letter-0000000001.jsonl", "host.a_1-g10"),
+            "dead-letter-0000000001-host.a_1-g10.jsonl");
+  EXPECT_EQ(tagged_file_name("noext", "t"), "noext-t");
+  EXPECT_EQ(tagged_file_name("part-0000000012.jsonl", ""), "part-0000000012.jsonl");
+}
+
+TEST(name_tag, is_one_to_eighty_safe_characters) {
+  EXPECT_EQ(check_name_tag("w2-g3"), "");
+  EXPECT_EQ(check_name_tag("Host_1.example-42-g7"), "");
+  EXPECT_EQ(check_name_tag(std::string(80, 'a')), "");
+  for (const std::string& bad : std::vector<std::string>{"", std::string(81, 'a'), "w/1", "w 1",
+                                                         "w\\1", "w:1", "\xc3\xa9"}) {
+    const std::string err = check_name_tag(bad);
+    EXPECT_NE(err.find("invalid name tag"), std::string::npos) << "[" << bad << "]: " << err;
+  }
+}
+
+TEST_F(epoch_files, staged_paths_are_filtered_by_the_tag_before_the_extension) {
+  for (const char* name : {"part-0000000005-w1-g3.jsonl", "part-0000000005-00001-w1-g3.jsonl",
+                           "part-0000000005-w2-g3.jsonl", "part-0000000005-w1-g33.jsonl",
+                           "part-0000000005-xw1-g3.jsonl", "dead-letter-0000000005-w1-g3.jsonl",
+                           "part-0000000005.jsonl"})
+    ASSERT_EQ(stage_epoch_file(dir_, 5, name, "x\n", false), "");
+  ASSERT_EQ(stage_epoch_file(dir_, 6, "part-0000000006-w1-g3.jsonl", "x\n", false), "");
+  std::ofstream(dir_ / "_staging" / "00000000000000000005" / ".part-0000000005-w1-g3.jsonl.tmp")
+      << "half-written";
+  const fs::path s5 = dir_ / "_staging" / "00000000000000000005";
+  std::string err;
+  EXPECT_EQ(staged_epoch_paths(dir_, 5, "w1-g3", &err),
+            (std::vector<std::string>{(s5 / "dead-letter-0000000005-w1-g3.jsonl").string(),
+                                      (s5 / "part-0000000005-00001-w1-g3.jsonl").string(),
+                                      (s5 / "part-0000000005-w1-g3.jsonl").string()}));
+  EXPECT_EQ(err, "");
+  EXPECT_EQ(staged_epoch_paths(dir_, 5, "w2-g3", &err),
+            std::vector<std::string>{(s5 / "part-0000000005-w2-g3.jsonl").string()});
+  EXPECT_EQ(staged_epoch_paths(dir_, 5, "", &err).size(), 7u) << "no filter: every staged file";
+  EXPECT_TRUE(staged_epoch_paths(dir_, 5, "w3-g3", &err).empty());
+  EXPECT_TRUE(staged_epoch_paths(dir_, 7, "w1-g3", &err).empty()) << "nothing staged";
+  EXPECT_EQ(err, "");
+}
+
+TEST_F(epoch_files, publishing_a_list_moves_exactly_its_files_and_is_idempotent) {
+  // Two workers staged into one directory; the coordinator publishes only w1's files.
+  for (const char* name : {"part-0000000008-w1-g2.jsonl", "part-0000000008-00001-w1-g2.jsonl",
+                           "part-0000000008-w2-g2.jsonl"})
+    ASSERT_EQ(stage_epoch_file(dir_, 8, name, std::string(name) + "\n", false), "");
+  std::string err;
+  const auto w1 = staged_epoch_paths(dir_, 8, "w1-g2", &err);
+  ASSERT_EQ(w1.size(), 2u);
+  ASSERT_EQ(publish_staged_files(w1), "");
+  EXPECT_EQ(published(), (std::set<std::string>{"part-0000000008-w1-g2.jsonl",
+                                                "part-0000000008-00001-w1-g2.jsonl"}));
+  EXPECT_EQ(read("part-0000000008-w1-g2.jsonl"), "part-0000000008-w1-g2.jsonl\n");
+  EXPECT_EQ(staged_epoch_files(dir_, 8, &err),
+            std::vector<std::string>{"part-0000000008-w2-g2.jsonl"})
+      << "the other worker's file stays staged";
+
+  ASSERT_EQ(publish_staged_files(w1), "") << "publishing the same list again is fine";
+  EXPECT_EQ(published().size(), 2u);
+
+  // A list that names a file twice, and one already published: fine too.
+  const auto w2 = staged_epoch_paths(dir_, 8, "w2-g2", &err);
+  ASSERT_EQ(publish_staged_files({w2[0], w1[0], w2[0]}), "");
+  EXPECT_EQ(published().size(), 3u);
+  EXPECT_FALSE(fs::exists(dir_ / "_staging")) << "the emptied staging directories are removed";
+}
+
+TEST_F(epoch_files, publishing_names_a_file_that_is_neither_staged_nor_published) {
+  ASSERT_EQ(stage_epoch_file(dir_, 2, "part-0000000002-w1-g1.jsonl", "a\n", false), "");
+  const fs::path s2 = dir_ / "_staging" / "00000000000000000002";
+  const std::string missing = (s2 / "part-0000000002-w9-g1.jsonl").string();
+  std::string err = publish_staged_files({missing});
+  EXPECT_NE(err.find(missing), std::string::npos) << err;
+  EXPECT_NE(err.find("neither"), std::string::npos) << err;
+  for (const std::string& odd : {(dir_ / "part-0000000002-w1-g1.jsonl").string(),
+                                 (dir_ / "_staging" / "2" / "part-2.jsonl").string(),
+                                 (s2 / ".part-0000000002-w1-g1.jsonl.tmp").string()}) {
+    err = publish_staged_files({odd});
+    EXPECT_NE(err.find("not a staged file"), std::string::npos) << odd << ": " << err;
+  }
+  EXPECT_TRUE(published().empty());
+}
+
+TEST_F(epoch_files, one_list_may_publish_into_several_directories) {
+  const fs::path other = dir_ / "dead";
+  ASSERT_EQ(stage_epoch_file(dir_, 4, "part-0000000004-w1-g1.jsonl", "p\n", false), "");
+  ASSERT_EQ(stage_epoch_file(other, 4, "dead-letter-0000000004-w1-g1.jsonl", "d\n", false), "");
+  std::string err;
+  std::vector<std::string> list = staged_epoch_paths(dir_, 4, "w1-g1", &err);
+  for (auto& p : staged_epoch_paths(other, 4, "w1-g1", &err)) list.push_back(p);
+  ASSERT_EQ(publish_staged_files(list, true), "");
+  EXPECT_TRUE(fs::exists(dir_ / "part-0000000004-w1-g1.jsonl"));
+  EXPECT_TRUE(fs::exists(other / "dead-letter-0000000004-w1-g1.jsonl"));
+  EXPECT_FALSE(fs::exists(other / "_staging"));
+}
+
+TEST_F(epoch_files, discarding_drops_only_epochs_newer_than_the_last_complete_and_publishes_none) {
+  for (uint64_t e : {3, 4, 5}) {
+    ASSERT_EQ(stage_epoch_file(dir_, e, epoch_file_stem("part", e) + "-w1-g1.jsonl", "a", false),
+              "");
+    ASSERT_EQ(stage_epoch_file(dir_, e, epoch_file_stem("part", e) + "-w2-g1.jsonl", "b", false),
+              "");
+  }
+  std::vector<uint64_t> discarded;
+  ASSERT_EQ(discard_staged_epochs(dir_, 3, &discarded), "");
+  EXPECT_EQ(discarded, (std::vector<uint64_t>{4, 5}));
+  EXPECT_TRUE(published().empty()) << "nothing is published";
+  std::string err;
+  EXPECT_EQ(staged_epoch_files(dir_, 3, &err).size(), 2u) << "epoch 3 (complete) stays staged";
+  EXPECT_TRUE(staged_epoch_files(dir_, 4, &err).empty());
+  EXPECT_TRUE(staged_epoch_files(dir_, 5, &err).empty());
+  ASSERT_EQ(discard_staged_epochs(dir_, 0), "");
+  EXPECT_FALSE(fs::exists(dir_ / "_staging"));
+  EXPECT_EQ(discard_staged_epochs(dir_ / "never-created", 0), "");
+}
+
 TEST_F(epoch_files, errors_name_the_path) {
   fs::create_directories(dir_.parent_path());
   std::ofstream(dir_) << "a file where the directory should be";

@@ -94,7 +94,7 @@ TEST_F(epoch_log, an_entry_under_another_epochs_name_is_malformed) {
 
 TEST_F(epoch_log, lists_entries_oldest_first_and_prunes_older_than_the_oldest_kept) {
   for (uint64_t e : {9, 3, 12, 10, 11}) ASSERT_EQ(write_epoch_log(dir_, sample(e)), "");
-  std::ofstream(dir_ + "/epoch-log/.00000000000000000013.json.tmp") << "half";
+  std::ofstream(dir_ + "/epoch-log/00000000000000000013.json.tmp") << "half";
   std::ofstream(dir_ + "/epoch-log/notes.txt") << "not ours";
   std::string err;
   EXPECT_EQ(list_epoch_log(dir_, &err), (std::vector<uint64_t>{3, 9, 10, 11, 12}));

@@ -248,6 +248,45 @@ TEST_F(file_sink_test, replaces_a_part_staged_again_for_the_same_epoch) {
   EXPECT_EQ(ids_in(root_ / names[0]), (std::vector<int64_t>{2, 3}));
 }
 
+TEST_F(file_sink_test, a_name_tag_goes_before_the_extension_of_every_staged_part) {
+  sink_config cfg = config(root_);
+  cfg.name_tag = "w2-g3";
+  auto tagged = make_file_sink(cfg, time_formatter{});
+  auto plain = make_file_sink(config(root_), time_formatter{});  // another writer, no tag
+  for (auto* s : {tagged.get(), plain.get()}) {
+    s->set_sync(false);
+    ASSERT_EQ(s->stage_epoch(12, 1, rides_schema, rows_with_ids({1, 2})), "");
+    ASSERT_EQ(s->stage_epoch(12, 0, rides_schema, rows_with_ids({3})), "");
+  }
+  std::string err;
+  const fs::path staging = root_ / "_staging" / "00000000000000000012";
+  EXPECT_EQ(
+      staged_epoch_files(root_.string(), 12, &err),
+      (std::vector<std::string>{"part-0000000012-00001-w2-g3.jsonl", "part-0000000012-00001.jsonl",
+                                "part-0000000012-w2-g3.jsonl", "part-0000000012.jsonl"}));
+  const auto paths = staged_epoch_paths(root_.string(), 12, "w2-g3", &err);
+  ASSERT_EQ(err, "");
+  ASSERT_EQ(paths,
+            (std::vector<std::string>{(staging / "part-0000000012-00001-w2-g3.jsonl").string(),
+                                      (staging / "part-0000000012-w2-g3.jsonl").string()}));
+  ASSERT_EQ(publish_staged_files(paths, false), "");
+  EXPECT_EQ(part_files_in(root_), (std::vector<std::string>{"part-0000000012-00001-w2-g3.jsonl",
+                                                            "part-0000000012-w2-g3.jsonl"}));
+  EXPECT_EQ(ids_in(root_ / "part-0000000012-00001-w2-g3.jsonl"), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(ids_in(root_ / "part-0000000012-w2-g3.jsonl"), (std::vector<int64_t>{3}));
+}
+
+TEST_F(file_sink_test, an_invalid_name_tag_fails_every_stage) {
+  for (const std::string& bad : std::vector<std::string>{"w/1", "w 1", std::string(81, 'w')}) {
+    sink_config cfg = config(root_);
+    cfg.name_tag = bad;
+    auto s = make_file_sink(cfg, time_formatter{});
+    const std::string err = s->stage_epoch(1, 0, rides_schema, rows_with_ids({1}));
+    EXPECT_NE(err.find("invalid name tag"), std::string::npos) << bad << ": " << err;
+    EXPECT_FALSE(fs::exists(root_)) << bad;
+  }
+}
+
 TEST(row_to_json, renders_every_type_compactly_in_schema_order) {
   const row r = {int64_t{75204}, std::string("r"), timestamp{sample_micros}, 45.75,
                  true,           std::monostate{}};

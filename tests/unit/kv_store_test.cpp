@@ -90,6 +90,36 @@ TEST(kv_store, a_scan_resumes_from_a_key_and_stays_in_its_prefix) {
   EXPECT_EQ(keys_from("b/4"), std::vector<std::string>{});  // past the last: nothing
 }
 
+TEST(kv_store, a_scan_sees_one_point_in_time_view_whatever_is_written_meanwhile) {
+  temp_dir dir;
+  for (const bool write_mostly : {false, true}) {
+    SCOPED_TRACE(write_mostly ? "write_mostly" : "default memtable");
+    store_status st;
+    kv_options options;
+    options.write_mostly = write_mostly;
+    auto db = kv_store::open((dir.path / (write_mostly ? "wm" : "db")).string(), options, &st);
+    ASSERT_TRUE(db) << st.error;
+    ASSERT_TRUE(db->write_batch({{"u/1", "a"}, {"u/2", "b"}, {"u/3", "c"}}, false).ok());
+    std::vector<std::pair<std::string, std::string>> seen;
+    ASSERT_TRUE(
+        db->scan_each("u/", [&](std::string_view k, std::string_view v) {
+            if (seen.empty()) {
+              // While the scan runs: a new key after the cursor, a deleted and a changed
+              // one ahead of it.
+              EXPECT_TRUE(
+                  db->write_batch({{"u/4", "d"}, {"u/2", std::nullopt}, {"u/3", "changed"}}, false)
+                      .ok());
+            }
+            seen.emplace_back(k, v);
+            return true;
+          }).ok());
+    EXPECT_EQ(seen, (std::vector<std::pair<std::string, std::string>>{
+                        {"u/1", "a"}, {"u/2", "b"}, {"u/3", "c"}}));
+    EXPECT_EQ(db->scan("u/", &st).size(), 3u);  // a new scan sees the writes: u/1, u/3, u/4
+    EXPECT_EQ(db->get("u/3", &st), "changed");
+  }
+}
+
 TEST(kv_store, a_write_mostly_store_applies_unsorted_batches_like_a_sorted_one) {
   temp_dir dir;
   store_status st;

@@ -480,6 +480,19 @@ TEST(pipeline_config, rejects_an_option_of_another_sink_type) {
             "t.toml:15: unknown key 'sinks[1].pth'; did you mean 'path'?");
 }
 
+TEST(pipeline_config, the_name_tag_of_staged_files_is_not_a_pipeline_file_key) {
+  // Set by `eddy worker` only (sink_config::name_tag, dead_letter_config::name_tag).
+  EXPECT_NE(
+      parse_error(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\"\nname_tag = \"w\""))
+          .find("unknown key 'sinks[1].name_tag'"),
+      std::string::npos);
+  EXPECT_NE(parse_error(with_lines(12, "[dead_letter]\nname_tag = \"w\"")).find("name_tag"),
+            std::string::npos);
+  const pipeline_config cfg = parsed(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\""));
+  EXPECT_EQ(cfg.sinks.at(1).name_tag, "");
+  EXPECT_EQ(cfg.dead_letter.name_tag, "");
+}
+
 TEST(pipeline_config, reports_an_unreadable_file_by_path) {
   const auto r = load_pipeline_config("/nonexistent/dir/p.toml");
   EXPECT_FALSE(r.config.has_value());

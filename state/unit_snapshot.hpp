@@ -1,0 +1,60 @@
+// unit_snapshot.hpp — the state of one unit (a source task or an aggregator shard) exported from
+// a worker's node-local kv_store alone, and imported into another worker's store.
+//
+/// What: a unit's state is every key under its prefix (task of partition p: task_prefix(p) =
+/// "t/<p, 10 digits>/"; shard s: shard_prefix(s) = "s/<s, 5 digits>/"). `write_unit_snapshot`
+/// writes those pairs, read from one consistent view of the store, to a single file;
+/// `load_unit_snapshot` replaces the same prefix of another store with the file's pairs. This is
+/// how a unit moves between workers in the cluster (PROTOCOL.md: unit snapshots per epoch).
+///
+/// File format (integers little-endian; see state/README.md):
+///   header   "EDDYUNIT" (8 bytes), u32 format version (1), u32 prefix length, prefix bytes
+///   pairs    u32 key length, key, u32 value length, value   — every key under the prefix, in
+///            key order; each key starts with the prefix
+///   trailer  u64 number of pairs, then the CRC32C of every byte before it (4 bytes, big-endian)
+/// The checksum reported (`unit_snapshot_result::crc32c`, what a manifest records) is the CRC32C
+/// of the whole file, 8 lowercase hex digits, like checkpoint_store's file checksums.
+///
+/// Atomicity: the writer writes `<path>.tmp`, fsyncs it (`sync`), renames it to `path` and fsyncs
+/// the directory, so `path` is absent or complete. The loader checks the whole file (magic,
+/// version, every length against the file's size, the count, the trailer's CRC and the expected
+/// CRC) before it changes the store; only then does it delete the prefix and write the pairs, in
+/// batches of bounded size. That import is not atomic: if it fails part-way (an I/O error of the
+/// store, the file changed while it was read), the prefix holds part of the snapshot, and the
+/// caller must not use the unit until a load succeeds. The loader does not sync the store: the
+/// store's own durability rules apply (a worker restores its units after a crash anyway).
+///
+/// Errors are values and name the file; nothing throws. Memory stays bounded by the largest
+/// pair plus one batch, whatever the file's size or content. No CAF dependency.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "state/kv_store.hpp"
+
+namespace eddy {
+
+struct unit_snapshot_result {
+  std::uint64_t bytes = 0;  ///< size of the file written
+  std::uint64_t keys = 0;   ///< pairs in it
+  std::string crc32c;       ///< CRC32C of the whole file, 8 lowercase hex digits
+  std::string error;        ///< "" = ok; else what failed, naming the file
+  [[nodiscard]] bool ok() const { return error.empty(); }
+};
+
+/// Writes every pair of `db` whose key starts with `prefix` (non-empty, not all 0xff bytes) to
+/// `path`, atomically (creates the parent directories). A prefix without keys gives a valid,
+/// empty snapshot. `sync`: fsync the file and its directory (off only in tests and benchmarks).
+[[nodiscard]] unit_snapshot_result write_unit_snapshot(const kv_store& db, std::string_view prefix,
+                                                       const std::string& path, bool sync);
+
+/// Verifies the snapshot at `path` (and, when `expected_crc32c` is not empty, that its whole-file
+/// CRC32C equals it), then replaces every key of `db` under the snapshot's prefix by its pairs;
+/// keys outside the prefix are not touched. "" or the error, naming `path`; when verification
+/// fails, `db` is unchanged.
+[[nodiscard]] std::string load_unit_snapshot(const std::string& path,
+                                             std::string_view expected_crc32c, kv_store& db);
+
+}  // namespace eddy
