@@ -1,8 +1,9 @@
 // eddy coordinator / eddy worker — the processes of a multi-node eddy cluster.
 //
-// Scope today: membership, failure detection and the assignment of units (partitions and
-// aggregator shards) to workers, with generations; the units are not yet run on the workers
-// (docs/cluster.md). `eddy run` runs a pipeline in one process.
+// Scope today: membership, failure detection, the assignment of units (partitions and aggregator
+// shards) to workers with generations, and the coordinator's side of the epochs (start of a
+// generation once every worker is ready, checkpoint, commit, aborts); the units are not yet run
+// on the workers (docs/cluster.md). `eddy run` runs a pipeline in one process.
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -98,6 +99,8 @@ void configure(caf::actor_system_config& cfg, const heartbeat_cli& hb) {
 
 struct coordinator_cli {
   std::string config, listen, state_dir, bootstrap;
+  int epoch_timeout_ms = 30000;
+  bool debug = false;
   heartbeat_cli hb;
 };
 
@@ -108,6 +111,13 @@ void run_coordinator(const coordinator_cli& o) {
   auto loaded = load_pipeline_config(o.config);
   if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
   const pipeline_config& cfg = *loaded.config;
+  if (!cfg.checkpoint.enabled())
+    throw CLI::RuntimeError(
+        o.config +
+            ": a cluster pipeline needs a [checkpoint] table with a dir that every node can reach "
+            "(a shared filesystem path): the coordinator commits each epoch there and the "
+            "workers restore their units from it",
+        2);
   const std::string bootstrap = o.bootstrap.empty() ? cfg.source.bootstrap_servers : o.bootstrap;
   if (bootstrap.empty())
     throw CLI::RuntimeError("no Kafka bootstrap servers: set source.bootstrap_servers in " +
@@ -145,6 +155,11 @@ void run_coordinator(const coordinator_cli& o) {
   copts.partitions = partitions;
   copts.shards = shards;
   copts.state_dir = o.state_dir;
+  copts.checkpoint_dir = cfg.checkpoint.dir;
+  copts.checkpoint_interval_ms = cfg.checkpoint.interval_ms;
+  copts.epoch_timeout_ms = o.epoch_timeout_ms;
+  copts.output_sync = cfg.checkpoint.sync;
+  copts.debug = o.debug;
   auto coordinator = spawn_cluster_coordinator(sys, std::move(copts));
   auto port = sys.middleman().publish(coordinator, listen.port, listen.host.c_str(), true);
   if (!port) {
@@ -155,7 +170,9 @@ void run_coordinator(const coordinator_cli& o) {
   std::cerr << "eddy coordinator: pipeline " << cfg.name << ", topic " << cfg.source.topic << " ("
             << partitions.size() << " partitions, " << shards << " shards), listening on "
             << listen.host << ":" << *port << "; heartbeats every " << o.hb.heartbeat_ms
-            << " ms, a silent worker is lost after " << o.hb.timeout_ms << " ms\n";
+            << " ms, a silent worker is lost after " << o.hb.timeout_ms << " ms; an epoch every "
+            << cfg.checkpoint.interval_ms << " ms into " << cfg.checkpoint.dir << ", aborted after "
+            << o.epoch_timeout_ms << " ms\n";
   signals.wait();
   std::cerr << "eddy coordinator: stopping\n";
   caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
@@ -243,8 +260,12 @@ void add_cluster_commands(CLI::App& root) {
       "from Kafka, takes workers as they join (eddy worker --join), assigns partitions and\n"
       "aggregator shards to them (balanced by slots, moving as few as possible), notices a\n"
       "killed worker at once and a hung one after --connection-timeout-ms, and moves its units\n"
-      "to the others. Logs every membership change and every move. PREVIEW: membership and\n"
-      "assignment only; the workers do not process records yet — use `eddy run`.");
+      "to the others. Logs every membership change and every move. Runs the epochs: every\n"
+      "checkpoint.interval it asks every worker to checkpoint, and once every unit acked it\n"
+      "commits the epoch (a manifest in checkpoint.dir/cluster/epochs) and publishes its output;\n"
+      "any failure restarts all workers from the last committed epoch. The pipeline needs a\n"
+      "[checkpoint] table whose dir every node reaches (a shared filesystem). PREVIEW: the\n"
+      "workers do not process records yet — use `eddy run`.");
   cc->add_option("-c,--config", c->config, "Pipeline file (TOML); sent to every worker")
       ->required()
       ->check(CLI::ExistingFile);
@@ -257,6 +278,11 @@ void add_cluster_commands(CLI::App& root) {
       ->required();
   cc->add_option("--bootstrap", c->bootstrap,
                  "Kafka bootstrap servers, overriding source.bootstrap_servers");
+  cc->add_option("--epoch-timeout-ms", c->epoch_timeout_ms,
+                 "An epoch not committed this long after it began is aborted;\n"
+                 "the workers restart from the last committed one (default 30000)")
+      ->check(CLI::Range(100, 3600000));
+  cc->add_flag("--debug", c->debug, "Also log one line per committed epoch");
   add_heartbeat_options(cc, c->hb);
   cc->callback([c] { run_coordinator(*c); });
 

@@ -52,7 +52,13 @@ def main():
                              "the broker").group(1)
         clog = os.path.join(work, "coordinator.log")
         cout = open(os.path.join(work, "coordinator.out"), "w+")
-        start(["coordinator", "-c", os.path.join(here, "..", "deploy/pipelines/ncr_windowed.toml"),
+        # A cluster pipeline needs a [checkpoint] table: the windowed example with one.
+        pipeline = os.path.join(work, "ncr_windowed_cluster.toml")
+        with open(os.path.join(here, "..", "deploy/pipelines/ncr_windowed.toml")) as src, \
+                open(pipeline, "w") as dst:
+            dst.write(src.read() + '\n[checkpoint]\ndir = "%s"\ninterval = "1s"\n'
+                      % os.path.join(work, "checkpoints"))
+        start(["coordinator", "-c", pipeline,
                "--listen", "127.0.0.1:0", "--state-dir", os.path.join(work, "coord"),
                "--bootstrap", bootstrap], out=cout, err=open(clog, "w"))
         address = wait_for(lambda: re.search(r"listening=(\S+)", open(cout.name).read()), 20,

@@ -2,20 +2,62 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
 #include "actors/version.hpp"
 #include "coordinator/assignment.hpp"
+#include "coordinator/cluster_manifest.hpp"
+#include "state/file_io.hpp"
 
 namespace eddy {
 
 namespace {
+
+namespace fs = std::filesystem;
+
+/// Coordinator to itself: epoch `epoch` of `generation` is due to be complete.
+using epoch_due_atom = caf::atom_constant<caf::atom("epochdue")>;
+
+/// Manifests kept by retention.
+constexpr size_t manifests_kept = 3;
+
+// STAND-IN for worker/epoch_files.hpp's publish_staged_files (branch unitstate): on merging,
+// delete this and include that header. Publishes each staged file `D/_staging/<epoch>/<name>` as
+// `D/<name>` (a rename; a staged file already gone counts as published, so a repeat is harmless),
+// fsyncs each D with `sync` and removes staging directories left empty. "" or the first error.
+std::string publish_staged_files(const std::vector<std::string>& paths, bool sync) {
+  std::set<fs::path> dirs, staging;
+  for (const auto& p : paths) {
+    const fs::path file(p), epoch_dir = file.parent_path(), root = epoch_dir.parent_path();
+    if (root.filename() != "_staging")
+      return "cannot publish " + p + ": not in a _staging/<epoch>/ directory";
+    const fs::path target = root.parent_path() / file.filename();
+    std::error_code ec;
+    if (!fs::exists(file, ec)) continue;  // published before
+    fs::rename(file, target, ec);
+    if (ec) return "cannot publish " + p + " as " + target.string() + ": " + ec.message();
+    dirs.insert(root.parent_path());
+    staging.insert(epoch_dir);
+  }
+  if (sync)
+    for (const auto& d : dirs)
+      if (std::string e = file_io::fsync_dir(d); !e.empty()) return e;
+  for (const auto& d : staging) {
+    std::error_code ec;
+    fs::remove(d, ec);                // only when empty
+    fs::remove(d.parent_path(), ec);  // _staging, only when empty
+  }
+  return {};
+}
 
 struct member {
   caf::actor handle;
@@ -24,12 +66,32 @@ struct member {
   std::chrono::steady_clock::time_point joined;
 };
 
+/// What a member reported ready for the current generation.
+struct member_ready {
+  std::vector<int32_t> shard_ids;
+  std::vector<caf::actor> shard_handles;
+};
+
+/// The epoch in flight.
+struct open_epoch {
+  uint64_t epoch = 0;
+  std::set<std::string> missing;         ///< units (and "sink:<name>") yet to ack
+  std::map<std::string, unit_ack> acks;  ///< the acks so far, by unit
+  std::chrono::steady_clock::time_point opened;
+};
+
 struct cluster_state {
   cluster_coordinator_options opts;
   std::vector<unit_id> units;
   std::map<std::string, member> members;
   unit_owners owners;
   uint64_t generation = 0;
+  uint64_t last_complete = 0;                 ///< newest committed epoch (0 = none)
+  uint64_t next_epoch = 1;                    ///< the next epoch number never used
+  std::map<std::string, member_ready> ready;  ///< members ready for `generation`
+  bool started = false;                       ///< start sent for `generation`
+  std::optional<open_epoch> epoch;
+  std::vector<std::string> unpublished;  ///< committed files whose publish failed: retried
   static inline const char* name = "eddy.cluster_coordinator";
 };
 
@@ -53,11 +115,19 @@ std::string join_units(const std::vector<unit_id>& units) {
   return out.empty() ? "-" : out;
 }
 
+std::string join_names(const std::set<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
 void persist(cluster_ptr self) {
   auto& st = self->state;
   if (st.opts.state_dir.empty()) return;
   boost::json::object doc;
   doc["generation"] = st.generation;
+  doc["last_complete"] = st.last_complete;
+  doc["next_epoch"] = st.next_epoch;
   boost::json::array members;
   for (const auto& [name, m] : st.members)
     members.push_back(boost::json::object{{"name", name}, {"slots", m.slots}, {"host", m.host}});
@@ -82,12 +152,26 @@ void persist(cluster_ptr self) {
                  << ec.message() << "\n";
 }
 
+/// Ends the open epoch, if any, without completing it: its acks are dropped from now on and its
+/// number is never used again. The generation is no longer started (a new one follows).
+void abort_epoch(cluster_ptr self, const std::string& why) {
+  auto& st = self->state;
+  if (st.epoch)
+    log_of(self) << "eddy coordinator: epoch " << st.epoch->epoch << " aborted: " << why << "\n";
+  st.epoch.reset();
+  st.started = false;
+  st.ready.clear();
+}
+
 void rebalance(cluster_ptr self) {
   auto& st = self->state;
   std::vector<worker_capacity> caps;
   for (const auto& [name, m] : st.members) caps.push_back({name, m.slots});
   unit_owners next = assign_units(st.units, caps, st.owners);
   ++st.generation;
+  st.epoch.reset();
+  st.started = false;
+  st.ready.clear();
   // One line per (from, to) pair of moved units.
   std::map<std::pair<std::string, std::string>, std::vector<unit_id>> moved;
   for (const auto& m : moves_between(st.owners, next)) moved[{m.from, m.to}].push_back(m.unit);
@@ -110,9 +194,20 @@ void rebalance(cluster_ptr self) {
     a.generation = st.generation;
     for (const auto& u : units_of(st.owners, name))
       (u.k == unit_id::kind::partition ? a.partitions : a.shards).push_back(u.index);
+    a.restore_epoch = st.last_complete;
+    a.first_epoch = st.next_epoch;
+    a.all_partitions = st.opts.partitions;
+    a.shard_count = st.opts.shards;
     self->send(m.handle, assign_atom::value, std::move(a));
   }
   persist(self);
+}
+
+/// An epoch failed (an ack with an error, a timeout, no manifest): abort it and restart the
+/// generation with the same members, restoring from the last complete epoch.
+void fail_epoch(cluster_ptr self, const std::string& why) {
+  abort_epoch(self, why);
+  rebalance(self);
 }
 
 void drop_member(cluster_ptr self, std::map<std::string, member>::iterator it,
@@ -125,7 +220,151 @@ void drop_member(cluster_ptr self, std::map<std::string, member>::iterator it,
   log_of(self) << "eddy coordinator: worker " << name << " " << why << ", a member for "
                << std::chrono::duration_cast<std::chrono::seconds>(up).count() << " s; "
                << describe_members(st) << "\n";
+  abort_epoch(self, "worker " + name + " " + (why == "left" ? "left" : "lost"));
   rebalance(self);
+}
+
+/// Every member is ready: send each the shard table and start the epoch ticks.
+void start_generation(cluster_ptr self) {
+  auto& st = self->state;
+  std::vector<caf::actor> table(static_cast<size_t>(std::max(st.opts.shards, 0)));
+  for (const auto& [_, r] : st.ready)
+    for (size_t i = 0; i < r.shard_ids.size(); ++i)
+      table[static_cast<size_t>(r.shard_ids[i])] = r.shard_handles[i];
+  for (const auto& [_, m] : st.members)
+    self->send(m.handle, start_atom::value, st.generation, table);
+  st.started = true;
+  log_of(self) << "eddy coordinator: generation " << st.generation
+               << " started: " << describe_members(st) << ", "
+               << (st.last_complete == 0
+                       ? std::string("starting fresh")
+                       : "restored from epoch " + std::to_string(st.last_complete))
+               << "\n";
+  if (!st.opts.checkpoint_dir.empty())
+    self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
+                       tick_atom::value, st.generation);
+}
+
+void open_next_epoch(cluster_ptr self) {
+  auto& st = self->state;
+  open_epoch ep;
+  ep.epoch = st.next_epoch++;
+  ep.opened = std::chrono::steady_clock::now();
+  for (int32_t p : st.opts.partitions) ep.missing.insert(unit_id::partition(p).to_string());
+  for (int32_t s = 0; s < st.opts.shards; ++s) ep.missing.insert(unit_id::shard(s).to_string());
+  for (const auto& [name, _] : st.members) ep.missing.insert("sink:" + name);
+  const uint64_t e = ep.epoch;
+  st.epoch = std::move(ep);
+  for (const auto& [_, m] : st.members)
+    self->send(m.handle, checkpoint_atom::value, st.generation, e);
+  self->delayed_send(self, std::chrono::milliseconds(st.opts.epoch_timeout_ms),
+                     epoch_due_atom::value, st.generation, e);
+}
+
+/// Every unit and sink acked the open epoch: commit it.
+void complete_epoch(cluster_ptr self) {
+  auto& st = self->state;
+  const uint64_t e = st.epoch->epoch;
+  std::map<std::string, std::string> owner_of;
+  for (const auto& [u, w] : st.owners) owner_of[u.to_string()] = w;
+  cluster_manifest m;
+  m.epoch = e;
+  m.generation = st.generation;
+  m.created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  m.pipeline = st.opts.pipeline_name;
+  for (const auto& [unit, ack] : st.epoch->acks) {
+    if (unit.starts_with("sink:")) {
+      m.published.insert(m.published.end(), ack.staged.begin(), ack.staged.end());
+      continue;
+    }
+    cluster_manifest_unit u;
+    u.owner = owner_of[unit];
+    u.next_offset = ack.next_offset;
+    u.watermark = ack.watermark;
+    u.counters = ack.counters;
+    u.snapshot = ack.snapshot;
+    u.bytes = ack.snapshot_bytes;
+    u.crc32c = ack.snapshot_crc32c;
+    m.units.emplace(unit, std::move(u));
+  }
+  // The commit point.
+  if (std::string err = write_cluster_manifest(st.opts.checkpoint_dir, m, st.opts.output_sync);
+      !err.empty()) {
+    fail_epoch(self, "cannot write its manifest: " + err);
+    return;
+  }
+  const auto took = std::chrono::steady_clock::now() - st.epoch->opened;
+  st.epoch.reset();
+  st.last_complete = e;
+  std::vector<std::string> to_publish = std::move(st.unpublished);
+  to_publish.insert(to_publish.end(), m.published.begin(), m.published.end());
+  st.unpublished.clear();
+  if (std::string err = publish_staged_files(to_publish, st.opts.output_sync); !err.empty()) {
+    log_of(self) << "eddy coordinator: warning: epoch " << e << " is complete but publishing its "
+                 << "files failed (retried after the next epoch): " << err << "\n";
+    st.unpublished = std::move(to_publish);
+  }
+  for (const auto& [_, mb] : st.members)
+    self->send(mb.handle, commit_atom::value, st.generation, e);
+  persist(self);
+  auto kept = prune_cluster_checkpoints(st.opts.checkpoint_dir, manifests_kept);
+  for (const auto& w : kept.warnings)
+    log_of(self) << "eddy coordinator: warning: retention: " << w << "\n";
+  if (st.opts.debug)
+    log_of(self) << "eddy coordinator: epoch " << e << " complete in "
+                 << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                 << " ms (generation " << st.generation << "): " << m.units.size() << " units, "
+                 << m.published.size() << " files published\n";
+}
+
+/// At start: continue from the newest complete epoch in the checkpoint directory and from the
+/// generation and epoch numbers the last run recorded.
+void recover(cluster_ptr self) {
+  auto& st = self->state;
+  auto& log = log_of(self);
+  if (!st.opts.checkpoint_dir.empty()) {
+    std::vector<std::string> warnings;
+    auto latest = latest_complete(st.opts.checkpoint_dir, &warnings);
+    for (const auto& w : warnings) log << "eddy coordinator: warning: " << w << "\n";
+    if (latest) {
+      st.last_complete = latest->epoch;
+      st.next_epoch = latest->epoch + 1;
+      log << "eddy coordinator: last complete epoch " << latest->epoch << " (generation "
+          << latest->generation << ") in " << st.opts.checkpoint_dir.string() << "\n";
+      // Idempotent: finishes a publish that a crash after the commit point interrupted.
+      if (std::string err = publish_staged_files(latest->published, st.opts.output_sync);
+          !err.empty()) {
+        log << "eddy coordinator: warning: publishing the files of epoch " << latest->epoch
+            << " failed (retried after the next epoch): " << err << "\n";
+        st.unpublished = latest->published;
+      }
+    }
+  }
+  if (st.opts.state_dir.empty()) return;
+  std::error_code ec;
+  const fs::path path = st.opts.state_dir / "assignment.json";
+  if (!fs::exists(path, ec)) return;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  boost::system::error_code jec;
+  auto doc = boost::json::parse(text.str(), jec);
+  const auto* o = jec ? nullptr : doc.if_object();
+  if (!o) {
+    log << "eddy coordinator: warning: " << path.string()
+        << " is not readable JSON; generations start at 1\n";
+    return;
+  }
+  auto number = [o](const char* key) -> uint64_t {
+    const auto* v = o->if_contains(key);
+    if (v && v->is_uint64()) return v->as_uint64();
+    if (v && v->is_int64() && v->as_int64() > 0) return static_cast<uint64_t>(v->as_int64());
+    return 0;
+  };
+  st.generation = std::max(st.generation, number("generation"));
+  st.next_epoch = std::max(st.next_epoch, number("next_epoch"));
 }
 
 caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options opts) {
@@ -133,6 +372,7 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
   st.opts = std::move(opts);
   for (int32_t p : st.opts.partitions) st.units.push_back(unit_id::partition(p));
   for (int32_t s = 0; s < st.opts.shards; ++s) st.units.push_back(unit_id::shard(s));
+  recover(self);
   persist(self);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& ms = self->state.members;
@@ -170,6 +410,8 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         log_of(self) << "eddy coordinator: worker " << hello.name << " joined from " << hello.host
                      << " (" << hello.slots << (hello.slots == 1 ? " slot" : " slots") << "); "
                      << describe_members(st) << "\n";
+        // No epoch may open or complete before the new generation: it includes the new member.
+        abort_epoch(self, "worker " + hello.name + " joined");
         reply.accepted = true;
         reply.pipeline_name = st.opts.pipeline_name;
         reply.pipeline_toml = st.opts.pipeline_toml;
@@ -185,6 +427,64 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         if (it == ms.end()) return;
         self->demonitor(it->second.handle);
         drop_member(self, it, "left");
+      },
+      [self](ready_atom, uint64_t generation, const std::vector<int32_t>& shard_ids,
+             const std::vector<caf::actor>& shard_handles) {
+        auto& st = self->state;
+        if (generation != st.generation || st.started) return;  // an older generation's
+        const auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        auto it = std::find_if(st.members.begin(), st.members.end(), [&](const auto& kv) {
+          return kv.second.handle.address() == sender;
+        });
+        if (it == st.members.end()) return;  // not (or no longer) a member
+        std::vector<int32_t> held;
+        for (const auto& u : units_of(st.owners, it->first))
+          if (u.k == unit_id::kind::shard) held.push_back(u.index);
+        std::vector<int32_t> got = shard_ids;
+        std::sort(got.begin(), got.end());
+        const bool handles_ok = shard_handles.size() == shard_ids.size() &&
+                                std::none_of(shard_handles.begin(), shard_handles.end(),
+                                             [](const caf::actor& h) { return !h; });
+        if (got != held || !handles_ok) {
+          log_of(self) << "eddy coordinator: warning: worker " << it->first
+                       << " reported ready for generation " << generation
+                       << " with shards that are not the ones it holds (or without their "
+                          "handles): ignored\n";
+          return;
+        }
+        st.ready[it->first] = member_ready{shard_ids, shard_handles};
+        if (st.ready.size() == st.members.size()) start_generation(self);
+      },
+      [self](tick_atom, uint64_t generation) {
+        auto& st = self->state;
+        if (generation != st.generation || !st.started) return;  // an older generation's ticks
+        self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
+                           tick_atom::value, generation);
+        if (!st.epoch) open_next_epoch(self);
+      },
+      [self](ack_atom, const unit_ack& ack) {
+        auto& st = self->state;
+        if (!st.epoch || ack.generation != st.generation || ack.epoch != st.epoch->epoch) return;
+        if (!ack.error.empty()) {
+          fail_epoch(self, ack.unit + ": " + ack.error);
+          return;
+        }
+        auto it = st.epoch->missing.find(ack.unit);
+        if (it == st.epoch->missing.end()) {
+          if (!st.epoch->acks.count(ack.unit))
+            log_of(self) << "eddy coordinator: warning: an ack of epoch " << ack.epoch
+                         << " from unknown unit '" << ack.unit << "': ignored\n";
+          return;
+        }
+        st.epoch->missing.erase(it);
+        st.epoch->acks[ack.unit] = ack;
+        if (st.epoch->missing.empty()) complete_epoch(self);
+      },
+      [self](epoch_due_atom, uint64_t generation, uint64_t epoch) {
+        auto& st = self->state;
+        if (!st.epoch || generation != st.generation || epoch != st.epoch->epoch) return;
+        fail_epoch(self, "timed out after " + std::to_string(st.opts.epoch_timeout_ms) +
+                             " ms waiting for " + join_names(st.epoch->missing));
       },
   };
 }

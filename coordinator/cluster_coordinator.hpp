@@ -1,22 +1,45 @@
-// cluster_coordinator.hpp — membership and unit assignment of a multi-process eddy cluster.
+// cluster_coordinator.hpp — membership, unit assignment and the epochs of a multi-process eddy
+// cluster.
 //
 // One per pipeline (`eddy coordinator`). Workers join with a worker_hello (cluster_messages.hpp):
 // a worker of another eddy version, or with the name of a live member, is refused with the
 // reason. Accepted workers are monitored; the units (the topic's partitions and the pipeline's
-// aggregator shards) are assigned with assign_units (balanced by slots, sticky, minimal moves)
-// and every change raises the generation and sends each member its unit_assignment. A member
-// whose connection drops (killed: milliseconds) or whose heartbeats stop (hung or cut off: the
-// middleman's connection timeout) is removed and its units move to the others; so does a member
-// that leaves (SIGTERM).
+// aggregator shards) are assigned with assign_units (balanced by slots, sticky, minimal moves).
+// A member whose connection drops (killed: milliseconds) or whose heartbeats stop (hung or cut
+// off: the middleman's connection timeout) is removed and its units move to the others; so does
+// a member that leaves (SIGTERM).
 //
-// Logging (to `log`, one line each): every membership change (who, why, members and slots
-// after it) and every reassignment (generation, which units moved from whom to whom).
-// Persistence: after every change `state_dir/assignment.json` is replaced atomically (generation,
-// members with slots, unit -> owner), so an operator (and, later, a restarted coordinator) can
-// read who owned what.
+// Generations (full restart): every change — a member joins, is lost or leaves; an epoch fails
+// or times out — aborts the open epoch (its number is never used again), raises the generation
+// and sends every member `(assign_atom, unit_assignment)`: its units, restore_epoch (the last
+// complete epoch, 0 = none), first_epoch (the next epoch number never used), all partitions and
+// the shard count. Each member answers `(ready_atom, generation, shard_ids, shard_handles)` from
+// the actor it joined with; once every member is ready for the current generation, each gets
+// `(start_atom, generation, shard_table)` (shard_table[s] = the handle of shard s, whoever holds
+// it). Readies of other generations are ignored.
 //
-// Scope today: membership, failure detection and assignment. The units are not yet run on the
-// workers (see docs/cluster.md): `eddy run` is the way to process a pipeline.
+// Epochs (when `checkpoint_dir` is set): every `checkpoint_interval_ms` while the generation is
+// started and no epoch is open, epoch e opens: every member gets `(checkpoint_atom, generation,
+// e)`. The epoch completes when every task ("p<p>"), every shard ("s<s>") and every member's sink
+// ("sink:<name>") sent `(ack_atom, unit_ack)` for it (acks of other generations or epochs are
+// dropped). Then the coordinator writes the global manifest (cluster_manifest.hpp; the COMMIT
+// POINT), publishes the staged files the sinks listed, sends every member `(commit_atom,
+// generation, e)`, records last_complete in assignment.json and applies retention (newest 3
+// manifests). An ack with an error, a membership change while the epoch is open, or no
+// completion within `epoch_timeout_ms` aborts the epoch ("epoch E aborted: <why>", naming the
+// missing units for a timeout) and restarts the generation (failures: the same members, the same
+// sticky assignment, restoring from the last complete epoch).
+//
+// At start, the newest manifest that parses in `checkpoint_dir` gives the last complete epoch
+// (its staged files are published again: idempotent, finishes a publish a crash interrupted),
+// and `state_dir/assignment.json`, when present, the generation and epoch numbers to continue
+// from, so a restarted coordinator never reuses either.
+//
+// Logging (to `log`, one line each): every membership change, every reassignment (generation,
+// which units moved from whom to whom), every generation start, every aborted epoch, warnings;
+// completed epochs only with `debug` (they are frequent).
+// Persistence: after every change and every completed epoch, `state_dir/assignment.json` is
+// replaced (generation, last_complete, next_epoch, members with slots, unit -> owner).
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -36,7 +59,14 @@ struct cluster_coordinator_options {
   std::vector<int32_t> partitions;  ///< the topic's partitions
   int32_t shards = 0;               ///< aggregator shards (0 without aggregation)
   std::filesystem::path state_dir;  ///< assignment.json goes here
-  std::ostream* log = nullptr;      ///< nullptr = std::cerr
+  /// The pipeline's checkpoint.dir, shared by every node: manifests go to its cluster/epochs/,
+  /// unit snapshots are in its cluster/units/. Empty: no epochs are run (generations still are).
+  std::filesystem::path checkpoint_dir;
+  int64_t checkpoint_interval_ms = 1000;  ///< checkpoint.interval: one epoch per interval
+  int64_t epoch_timeout_ms = 30000;       ///< an epoch not complete after this is aborted
+  bool output_sync = true;                ///< checkpoint.sync: fsync manifests and published files
+  bool debug = false;                     ///< also log one line per completed epoch
+  std::ostream* log = nullptr;            ///< nullptr = std::cerr
 };
 
 /// Spawns the coordinator; publish it with caf::io::publish for workers to join.

@@ -35,7 +35,12 @@ for _ in $(seq 100); do grep -q bootstrap= "$run_dir/broker.out" && break; sleep
 bootstrap=$(sed -n 's/bootstrap=//p' "$run_dir/broker.out")
 [ -n "$bootstrap" ] || { echo "the broker did not start; see $run_dir/broker.log" >&2; exit 1; }
 
-"$eddy" coordinator -c deploy/pipelines/ncr_windowed.toml --listen 127.0.0.1:0 \
+# A cluster pipeline needs a [checkpoint] table (the coordinator commits epochs there): the
+# windowed example with one in the run directory.
+pipeline=$run_dir/ncr_windowed_cluster.toml
+{ cat deploy/pipelines/ncr_windowed.toml; printf '\n[checkpoint]\ndir = "%s"\ninterval = "1s"\n' \
+  "$run_dir/checkpoints"; } >"$pipeline"
+"$eddy" coordinator -c "$pipeline" --listen 127.0.0.1:0 \
   --state-dir "$run_dir/coordinator" --bootstrap "$bootstrap" \
   >"$run_dir/coordinator.out" 2>"$run_dir/coordinator.log" &
 pids+=($!)

@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 namespace json = boost::json;
 
 const std::string k_topic = "business_postgres.public.business_ncr_ride_bookings";
-const std::string k_pipeline = std::string(EDDY_SOURCE_DIR) + "/deploy/pipelines/ncr_windowed.toml";
+const std::string k_example = std::string(EDDY_SOURCE_DIR) + "/deploy/pipelines/ncr_windowed.toml";
 
 /// A process whose stderr lines are collected as they are read.
 struct logged_process {
@@ -69,12 +69,17 @@ uint16_t free_port() {
 
 class cluster_membership : public eddy_fixture {
  protected:
-  cluster_membership() : eddy_fixture("eddy-cluster") {}
+  cluster_membership() : eddy_fixture("eddy-cluster") {
+    // A cluster pipeline needs a [checkpoint] table: the windowed example with one.
+    pipeline_ = dir_ / "ncr_windowed_cluster.toml";
+    write_text_file(pipeline_, read_text_file(k_example) + "\n[checkpoint]\ndir = \"" +
+                                   dir_ / "checkpoints" + "\"\ninterval = \"1s\"\n");
+  }
 
   void start_coordinator(const std::string& listen = "127.0.0.1:0",
                          std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {
-        EDDY_BINARY,   "coordinator",        "-c",          k_pipeline, "--listen", listen,
+        EDDY_BINARY,   "coordinator",        "-c",          pipeline_, "--listen", listen,
         "--state-dir", dir_ / "coordinator", "--bootstrap", bootstrap_};
     argv.insert(argv.end(), extra.begin(), extra.end());
     coordinator_.proc = std::make_unique<child_process>(child_process::options{
@@ -143,6 +148,7 @@ class cluster_membership : public eddy_fixture {
     eddy_fixture::TearDown();
   }
 
+  std::string pipeline_;
   logged_process coordinator_;
   std::map<std::string, logged_process> workers_;
   std::string address_;
@@ -237,12 +243,23 @@ TEST_F(cluster_membership, bad_addresses_and_options_are_named) {
   r = run_eddy({"worker", "--join", "127.0.0.1:70000", "--local-dir", dir_ / "l"});
   ASSERT_TRUE(r);
   EXPECT_NE(r->err.find("port must be 1..65535"), std::string::npos) << r->err;
-  r = run_eddy({"coordinator", "-c", k_pipeline, "--listen", "127.0.0.1:0", "--state-dir",
+  r = run_eddy({"coordinator", "-c", pipeline_, "--listen", "127.0.0.1:0", "--state-dir",
                 dir_ / "c", "--bootstrap", bootstrap_, "--heartbeat-ms", "1000",
                 "--connection-timeout-ms", "500"});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status.code, 2);
   EXPECT_NE(r->err.find("--connection-timeout-ms must be larger"), std::string::npos) << r->err;
+  // The example without a [checkpoint] table: the coordinator has nowhere to commit epochs.
+  r = run_eddy({"coordinator", "-c", k_example, "--listen", "127.0.0.1:0", "--state-dir",
+                dir_ / "c", "--bootstrap", bootstrap_});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status.code, 2);
+  EXPECT_NE(r->err.find("needs a [checkpoint] table"), std::string::npos) << r->err;
+  r = run_eddy({"coordinator", "-c", pipeline_, "--listen", "127.0.0.1:0", "--state-dir",
+                dir_ / "c", "--bootstrap", bootstrap_, "--epoch-timeout-ms", "5"});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status.code, 2);
+  EXPECT_NE(r->err.find("--epoch-timeout-ms"), std::string::npos) << r->err;
 }
 
 }  // namespace

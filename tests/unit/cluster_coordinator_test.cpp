@@ -6,9 +6,15 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include <boost/json.hpp>
+
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "actors/cluster_messages.hpp"
@@ -16,6 +22,7 @@
 #include "actors/type_registry.hpp"
 #include "actors/version.hpp"
 #include "coordinator/cluster_coordinator.hpp"
+#include "coordinator/cluster_manifest.hpp"
 #include "worker/runtime/worker_node.hpp"
 
 namespace eddy {
@@ -30,6 +37,15 @@ struct test_config : caf::actor_system_config {
 };
 
 using assignments = std::vector<unit_assignment>;
+using namespace std::chrono_literals;
+
+/// What a stand-in worker of the epoch tests received.
+struct worker_seen {
+  caf::actor coordinator;  ///< where it sends its readies
+  std::vector<unit_assignment> assignments;
+  std::vector<std::pair<uint64_t, std::vector<caf::actor>>> starts;  ///< generation, shard table
+  std::vector<std::pair<uint64_t, uint64_t>> checkpoints, commits;   ///< generation, epoch
+};
 
 class cluster_actors : public ::testing::Test {
  protected:
@@ -39,18 +55,31 @@ class cluster_actors : public ::testing::Test {
                  ("eddy-cluster-actors-" + std::to_string(::getpid()));
     std::filesystem::create_directories(state_dir_);
   }
-  ~cluster_actors() override { std::filesystem::remove_all(state_dir_); }
+  ~cluster_actors() override {
+    // The epoch tests' actors reference each other (the coordinator its members, the stand-ins
+    // the coordinator) and pending timers reference the coordinator: end them, or the actor
+    // system waits for them forever.
+    for (const auto& h : spawned_) caf::anon_send_exit(h, caf::exit_reason::kill);
+    sched_.run();
+    std::filesystem::remove_all(state_dir_);
+  }
 
-  caf::actor spawn_coordinator() {
+  caf::actor spawn_coordinator(bool debug = false) {
     cluster_coordinator_options o;
     o.pipeline_name = "p";
     o.pipeline_toml = "# the pipeline text";
     o.partitions = {0, 1, 2, 3, 4, 5};
     o.shards = 2;
     o.state_dir = state_dir_;
+    o.checkpoint_dir = checkpoint_dir();
+    o.checkpoint_interval_ms = 1000;
+    o.epoch_timeout_ms = 30000;
+    o.debug = debug;
     o.log = &log_;
-    return spawn_cluster_coordinator(sys_, std::move(o));
+    return spawned_.emplace_back(spawn_cluster_coordinator(sys_, std::move(o)));
   }
+
+  std::filesystem::path checkpoint_dir() const { return state_dir_ / "checkpoints"; }
 
   /// A stand-in worker that records the assignments it receives.
   caf::actor fake_worker(std::shared_ptr<assignments> got) {
@@ -61,6 +90,104 @@ class cluster_actors : public ::testing::Test {
           return {[got](assign_atom, const unit_assignment& a) { got->push_back(a); }};
         },
         std::move(got));
+  }
+
+  /// A stand-in worker for the epoch tests: records what the coordinator sends it; on
+  /// `(ready_atom, g)` from the test it reports ready for generation g with the shards of its
+  /// newest assignment, each with its own handle.
+  caf::actor stand_in(std::shared_ptr<worker_seen> seen) {
+    return spawned_.emplace_back(sys_.spawn(
+        [](caf::event_based_actor* self, std::shared_ptr<worker_seen> seen) -> caf::behavior {
+          return {
+              [seen](assign_atom, const unit_assignment& a) { seen->assignments.push_back(a); },
+              [self, seen](ready_atom, uint64_t generation) {
+                const auto& shards = seen->assignments.back().shards;
+                self->send(
+                    seen->coordinator, ready_atom::value, generation, shards,
+                    std::vector<caf::actor>(shards.size(), caf::actor_cast<caf::actor>(self)));
+              },
+              [seen](start_atom, uint64_t generation, const std::vector<caf::actor>& table) {
+                seen->starts.emplace_back(generation, table);
+              },
+              [seen](checkpoint_atom, uint64_t generation, uint64_t epoch) {
+                seen->checkpoints.emplace_back(generation, epoch);
+              },
+              [seen](commit_atom, uint64_t generation, uint64_t epoch) {
+                seen->commits.emplace_back(generation, epoch);
+              },
+          };
+        },
+        std::move(seen)));
+  }
+
+  /// Members "a" and "b" joined and ready for the generation that holds both: returns it.
+  uint64_t two_started_members() {
+    coordinator_ = spawn_coordinator();
+    a_->coordinator = b_->coordinator = coordinator_;
+    wa_ = stand_in(a_);
+    wb_ = stand_in(b_);
+    EXPECT_TRUE(join(coordinator_, {eddy_version, "a", 1, "h"}, wa_).accepted);
+    EXPECT_TRUE(join(coordinator_, {eddy_version, "b", 1, "h"}, wb_).accepted);
+    const uint64_t g = b_->assignments.back().generation;
+    ready(wa_, g);
+    ready(wb_, g);
+    EXPECT_EQ(a_->starts.size(), 1u);
+    EXPECT_EQ(b_->starts.size(), 1u);
+    return g;
+  }
+
+  void ready(const caf::actor& worker, uint64_t generation) {
+    caf::anon_send(worker, ready_atom::value, generation);
+    sched_.run();
+  }
+
+  /// Advances the test clock by `d` and runs everything that became due.
+  void advance(caf::timespan d) {
+    sched_.advance_time(d);
+    sched_.run();
+  }
+
+  void ack(const caf::actor& coordinator, unit_ack a) {
+    caf::anon_send(coordinator, ack_atom::value, std::move(a));
+    sched_.run();
+  }
+
+  /// The ack of `unit` for epoch `e` of generation `g`, with made-up offsets and snapshot.
+  unit_ack unit_ack_of(const std::string& unit, uint64_t g, uint64_t e) const {
+    unit_ack a;
+    a.generation = g;
+    a.epoch = e;
+    a.unit = unit;
+    if (unit.starts_with("sink:")) return a;
+    if (unit.starts_with("p")) {
+      a.next_offset = 100 + std::stoi(unit.substr(1));
+      a.watermark = 5000;
+      a.counters = {10, 7, 2, 1, 0};
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "%020llu.snap", static_cast<unsigned long long>(e));
+    a.snapshot = (checkpoint_dir() / "cluster/units" / unit / name).string();
+    a.snapshot_bytes = 42;
+    a.snapshot_crc32c = "01234567";
+    return a;
+  }
+
+  /// The 6 partitions' and 2 shards' units and the sinks of `members`, except `skip`.
+  std::vector<std::string> all_units(const std::vector<std::string>& members,
+                                     const std::set<std::string>& skip = {}) const {
+    std::vector<std::string> out;
+    for (int p = 0; p < 6; ++p) out.push_back("p" + std::to_string(p));
+    for (int sh = 0; sh < 2; ++sh) out.push_back("s" + std::to_string(sh));
+    for (const auto& m : members) out.push_back("sink:" + m);
+    std::erase_if(out, [&](const std::string& u) { return skip.count(u) > 0; });
+    return out;
+  }
+
+  boost::json::object assignment_json() const {
+    std::ifstream in(state_dir_ / "assignment.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    return boost::json::parse(text.str()).as_object();
   }
 
   join_reply join(const caf::actor& coordinator, worker_hello hello, const caf::actor& worker) {
@@ -79,6 +206,11 @@ class cluster_actors : public ::testing::Test {
   caf::scheduler::test_coordinator& sched_;
   std::filesystem::path state_dir_;
   std::ostringstream log_;
+  std::vector<caf::actor> spawned_;  ///< coordinators and stand-ins: ended by the destructor
+  // The epoch tests' coordinator and stand-in workers (two_started_members).
+  caf::actor coordinator_, wa_, wb_;
+  std::shared_ptr<worker_seen> a_ = std::make_shared<worker_seen>(),
+                               b_ = std::make_shared<worker_seen>();
 };
 
 size_t units(const unit_assignment& a) {
@@ -176,6 +308,281 @@ TEST_F(cluster_actors, a_node_drops_an_assignment_older_than_the_newest_it_holds
   EXPECT_EQ(outcome->how, worker_node_outcome::kind::lost);
   EXPECT_TRUE(outcome->partitions.empty());
   EXPECT_NE(log_.str().find("lost the coordinator"), std::string::npos) << log_.str();
+}
+
+// ---- epochs ------------------------------------------------------------------------------------
+
+TEST_F(cluster_actors, a_generation_starts_once_every_member_is_ready_with_the_full_shard_table) {
+  coordinator_ = spawn_coordinator();
+  a_->coordinator = b_->coordinator = coordinator_;
+  wa_ = stand_in(a_);
+  wb_ = stand_in(b_);
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "a", 1, "h"}, wa_).accepted);
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "b", 1, "h"}, wb_).accepted);
+  const unit_assignment& aa = a_->assignments.back();
+  const unit_assignment& ba = b_->assignments.back();
+  const uint64_t g = ba.generation;
+  ASSERT_EQ(aa.generation, g);
+  for (const auto* x : {&aa, &ba}) {
+    EXPECT_EQ(x->restore_epoch, 0u);  // nothing committed yet: start fresh
+    EXPECT_EQ(x->first_epoch, 1u);
+    EXPECT_EQ(x->all_partitions, (std::vector<int32_t>{0, 1, 2, 3, 4, 5}));
+    EXPECT_EQ(x->shard_count, 2);
+  }
+  ASSERT_EQ(aa.shards.size(), 1u);
+  ASSERT_EQ(ba.shards.size(), 1u);
+
+  ready(wa_, g);
+  ready(wb_, g - 1);  // a ready of an older generation counts for nothing
+  EXPECT_TRUE(a_->starts.empty());
+  EXPECT_TRUE(b_->starts.empty());
+  // No epoch either, however long it waits.
+  advance(5s);
+  EXPECT_TRUE(a_->checkpoints.empty());
+
+  ready(wb_, g);
+  ASSERT_EQ(a_->starts.size(), 1u);
+  ASSERT_EQ(b_->starts.size(), 1u);
+  for (const auto& [gen, table] : {a_->starts[0], b_->starts[0]}) {
+    EXPECT_EQ(gen, g);
+    ASSERT_EQ(table.size(), 2u);
+    EXPECT_EQ(table[static_cast<size_t>(aa.shards[0])], wa_);
+    EXPECT_EQ(table[static_cast<size_t>(ba.shards[0])], wb_);
+  }
+  EXPECT_NE(log_.str().find("generation " + std::to_string(g) + " started"), std::string::npos)
+      << log_.str();
+}
+
+TEST_F(cluster_actors, an_epoch_commits_only_with_every_ack_then_has_a_manifest_and_a_commit) {
+  const uint64_t g = two_started_members();
+  advance(999ms);
+  EXPECT_TRUE(a_->checkpoints.empty());  // the interval has not passed
+  advance(1ms);
+  ASSERT_EQ(a_->checkpoints, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  ASSERT_EQ(b_->checkpoints, a_->checkpoints);
+
+  // A staged file of b's sink, published once the epoch commits.
+  const auto out = state_dir_ / "out";
+  const std::string name = "part-1-0-b-g" + std::to_string(g) + ".jsonl";
+  const auto staged = out / "_staging/00000000000000000001" / name;
+  std::filesystem::create_directories(staged.parent_path());
+  std::ofstream(staged) << "{\"x\":1}\n";
+
+  for (const auto& u : all_units({"a", "b"}, {"sink:b"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  // Not yet: sink:b is missing; a stale generation's or another epoch's ack does not count.
+  ack(coordinator_, unit_ack_of("sink:b", g - 1, 1));
+  ack(coordinator_, unit_ack_of("sink:b", g, 2));
+  EXPECT_FALSE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_TRUE(a_->commits.empty());
+  EXPECT_TRUE(b_->commits.empty());
+
+  auto last = unit_ack_of("sink:b", g, 1);
+  last.staged = {staged.string()};
+  ack(coordinator_, last);
+  std::string err;
+  auto m = read_cluster_manifest(checkpoint_dir(), 1, &err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(m->generation, g);
+  EXPECT_EQ(m->pipeline, "p");
+  EXPECT_EQ(m->units.size(), 8u);  // 6 tasks, 2 shards; sinks are no units
+  EXPECT_EQ(m->units.at("p4").next_offset, 104);
+  EXPECT_EQ(m->units.at("p4").counters.out, 7);
+  EXPECT_EQ(m->units.at("s1").bytes, 42u);
+  std::set<std::string> held_by_a;
+  for (int32_t p : a_->assignments.back().partitions) held_by_a.insert("p" + std::to_string(p));
+  for (int32_t sh : a_->assignments.back().shards) held_by_a.insert("s" + std::to_string(sh));
+  for (const auto& [unit, u] : m->units) EXPECT_EQ(u.owner, held_by_a.count(unit) ? "a" : "b");
+  EXPECT_EQ(m->published, last.staged);
+  EXPECT_TRUE(std::filesystem::exists(out / name));
+  EXPECT_FALSE(std::filesystem::exists(out / "_staging"));
+  EXPECT_EQ(a_->commits, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  EXPECT_EQ(b_->commits, a_->commits);
+  EXPECT_EQ(assignment_json().at("last_complete").to_number<uint64_t>(), 1u);
+  // Epochs are frequent: no line per epoch at the default level.
+  EXPECT_EQ(log_.str().find("epoch 1"), std::string::npos) << log_.str();
+
+  // The next interval opens epoch 2.
+  advance(1s);
+  EXPECT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
+}
+
+TEST_F(cluster_actors, with_debug_every_committed_epoch_is_logged) {
+  coordinator_ = spawn_coordinator(/*debug=*/true);
+  a_->coordinator = coordinator_;
+  wa_ = stand_in(a_);
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "a", 1, "h"}, wa_).accepted);
+  const uint64_t g = a_->assignments.back().generation;
+  ready(wa_, g);
+  advance(1s);
+  for (const auto& u : all_units({"a"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  EXPECT_NE(log_.str().find("epoch 1 complete"), std::string::npos) << log_.str();
+}
+
+TEST_F(cluster_actors, a_lost_member_aborts_the_open_epoch_and_the_generation_restores_the_last) {
+  const uint64_t g = two_started_members();
+  advance(1s);
+  for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  ASSERT_EQ(a_->commits.size(), 1u);
+  advance(1s);
+  ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
+  for (const auto& u : all_units({"a", "b"}, {"p0", "sink:b"}))
+    ack(coordinator_, unit_ack_of(u, g, 2));
+
+  caf::anon_send_exit(wb_, caf::exit_reason::kill);
+  sched_.run();
+  EXPECT_NE(log_.str().find("epoch 2 aborted: worker b lost"), std::string::npos) << log_.str();
+  const unit_assignment& next = a_->assignments.back();
+  EXPECT_EQ(next.generation, g + 1);
+  EXPECT_EQ(units(next), 8u);
+  EXPECT_EQ(next.restore_epoch, 1u);
+  EXPECT_EQ(next.first_epoch, 3u);  // 2 is never used again
+  // The old generation's acks of epoch 2 complete nothing.
+  ack(coordinator_, unit_ack_of("p0", g, 2));
+  ack(coordinator_, unit_ack_of("sink:b", g, 2));
+  EXPECT_FALSE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 2)));
+  EXPECT_EQ(a_->commits.size(), 1u);
+  // Nothing opens before the new generation started; then epoch 3.
+  advance(3s);
+  EXPECT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
+  ready(wa_, g + 1);
+  ASSERT_EQ(a_->starts.size(), 2u);
+  EXPECT_EQ(a_->starts.back().second, (std::vector<caf::actor>{wa_, wa_}));
+  advance(1s);
+  EXPECT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g + 1, 3}));
+  for (const auto& u : all_units({"a"})) ack(coordinator_, unit_ack_of(u, g + 1, 3));
+  EXPECT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 3)));
+  EXPECT_EQ(a_->commits.back(), (std::pair<uint64_t, uint64_t>{g + 1, 3}));
+}
+
+TEST_F(cluster_actors, a_joining_member_aborts_the_open_epoch) {
+  const uint64_t g = two_started_members();
+  advance(1s);
+  auto c = std::make_shared<worker_seen>();
+  c->coordinator = coordinator_;
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(c)).accepted);
+  EXPECT_NE(log_.str().find("epoch 1 aborted: worker c joined"), std::string::npos) << log_.str();
+  EXPECT_EQ(a_->assignments.back().generation, g + 1);
+  EXPECT_EQ(c->assignments.back().first_epoch, 2u);
+  for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  EXPECT_FALSE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+}
+
+TEST_F(cluster_actors, a_timed_out_epoch_is_aborted_naming_the_missing_units_and_restarts) {
+  const uint64_t g = two_started_members();
+  const unit_assignment before = a_->assignments.back();
+  advance(1s);
+  for (const auto& u : all_units({"a", "b"}, {"p3", "s1"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  advance(29999ms);
+  EXPECT_EQ(log_.str().find("aborted"), std::string::npos) << log_.str();
+  EXPECT_EQ(a_->assignments.back().generation, g);
+  advance(1ms);
+  EXPECT_NE(log_.str().find("epoch 1 aborted: timed out after 30000 ms waiting for p3,s1"),
+            std::string::npos)
+      << log_.str();
+  const unit_assignment& next = a_->assignments.back();
+  EXPECT_EQ(next.generation, g + 1);
+  EXPECT_EQ(next.partitions, before.partitions);  // the same members keep their units
+  EXPECT_EQ(next.shards, before.shards);
+  EXPECT_EQ(next.restore_epoch, 0u);
+  EXPECT_EQ(next.first_epoch, 2u);
+  EXPECT_EQ(b_->assignments.back().generation, g + 1);
+  // The late acks complete nothing.
+  ack(coordinator_, unit_ack_of("p3", g, 1));
+  ack(coordinator_, unit_ack_of("s1", g, 1));
+  EXPECT_FALSE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_TRUE(a_->commits.empty());
+}
+
+TEST_F(cluster_actors, an_ack_with_an_error_aborts_the_epoch_and_restarts_the_generation) {
+  const uint64_t g = two_started_members();
+  advance(1s);
+  auto bad = unit_ack_of("p2", g, 1);
+  bad.error = "cannot export p2: No space left on device";
+  ack(coordinator_, bad);
+  EXPECT_NE(log_.str().find("epoch 1 aborted: p2: cannot export p2: No space left on device"),
+            std::string::npos)
+      << log_.str();
+  EXPECT_EQ(a_->assignments.back().generation, g + 1);
+  EXPECT_EQ(b_->assignments.back().first_epoch, 2u);
+  for (const auto& u : all_units({"a", "b"}, {"p2"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  EXPECT_FALSE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_TRUE(a_->commits.empty());
+}
+
+TEST_F(cluster_actors, a_restarted_coordinator_continues_after_the_last_committed_epoch) {
+  cluster_manifest m;
+  m.epoch = 7;
+  m.generation = 3;
+  m.pipeline = "p";
+  ASSERT_EQ(write_cluster_manifest(checkpoint_dir(), m), "");
+  coordinator_ = spawn_coordinator();
+  a_->coordinator = coordinator_;
+  wa_ = stand_in(a_);
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "a", 1, "h"}, wa_).accepted);
+  EXPECT_EQ(a_->assignments.back().restore_epoch, 7u);
+  EXPECT_EQ(a_->assignments.back().first_epoch, 8u);
+  // Aborted epochs' numbers and the generation survive a restart through assignment.json.
+  const uint64_t g = a_->assignments.back().generation;
+  ready(wa_, g);
+  advance(1s);
+  advance(30s);  // epoch 8 times out: next_epoch 9
+  ASSERT_NE(log_.str().find("epoch 8 aborted"), std::string::npos) << log_.str();
+  caf::anon_send_exit(coordinator_, caf::exit_reason::kill);
+  sched_.run();
+  auto again = spawn_coordinator();
+  auto c = std::make_shared<worker_seen>();
+  ASSERT_TRUE(join(again, {eddy_version, "c", 1, "h"}, stand_in(c)).accepted);
+  EXPECT_EQ(c->assignments.back().restore_epoch, 7u);
+  EXPECT_EQ(c->assignments.back().first_epoch, 9u);
+  EXPECT_GT(c->assignments.back().generation, g + 1);
+}
+
+TEST_F(cluster_actors, the_epoch_messages_cross_processes) {
+  // What a remote node would do: serialize with the registered types and read back. A type
+  // missing from register_message_types fails here instead of only between processes.
+  auto round_trip = [&](const caf::message& in) {
+    std::vector<char> buf;
+    caf::binary_serializer sink{sys_, buf};
+    EXPECT_FALSE(sink(const_cast<caf::message&>(in))) << "cannot serialize";
+    caf::message out;
+    caf::binary_deserializer source{sys_, buf};
+    EXPECT_FALSE(source(out)) << "cannot deserialize";
+    return out;
+  };
+  unit_ack a = unit_ack_of("p3", 4, 9);
+  a.staged = {"/out/_staging/00000000000000000009/part-9-0-w1-g4.jsonl"};
+  a.error = "e";
+  auto m = round_trip(caf::make_message(ack_atom::value, a));
+  ASSERT_TRUE((m.match_elements<ack_atom, unit_ack>()));
+  const auto& b = m.get_as<unit_ack>(1);
+  EXPECT_EQ(b.generation, 4u);
+  EXPECT_EQ(b.epoch, 9u);
+  EXPECT_EQ(b.unit, "p3");
+  EXPECT_EQ(b.next_offset, 103);
+  EXPECT_EQ(b.watermark, 5000);
+  EXPECT_EQ(b.counters.out, 7);
+  EXPECT_EQ(b.snapshot, a.snapshot);
+  EXPECT_EQ(b.snapshot_bytes, 42u);
+  EXPECT_EQ(b.snapshot_crc32c, "01234567");
+  EXPECT_EQ(b.staged, a.staged);
+  EXPECT_EQ(b.error, "e");
+
+  auto handle = stand_in(a_);
+  m = round_trip(caf::make_message(ready_atom::value, uint64_t{4}, std::vector<int32_t>{1, 3},
+                                   std::vector<caf::actor>{handle, handle}));
+  ASSERT_TRUE(
+      (m.match_elements<ready_atom, uint64_t, std::vector<int32_t>, std::vector<caf::actor>>()));
+  EXPECT_EQ(m.get_as<std::vector<int32_t>>(2), (std::vector<int32_t>{1, 3}));
+  EXPECT_EQ(m.get_as<std::vector<caf::actor>>(3), (std::vector<caf::actor>{handle, handle}));
+
+  unit_assignment u{4, {1}, {0}, 3, 7, {0, 1}, 2};
+  m = round_trip(caf::make_message(assign_atom::value, u));
+  ASSERT_TRUE((m.match_elements<assign_atom, unit_assignment>()));
+  const auto& v = m.get_as<unit_assignment>(1);
+  EXPECT_EQ(v.restore_epoch, 3u);
+  EXPECT_EQ(v.first_epoch, 7u);
+  EXPECT_EQ(v.all_partitions, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(v.shard_count, 2);
 }
 
 }  // namespace

@@ -1,0 +1,201 @@
+// cluster_manifest_test.cpp — the cluster's global epoch manifests: round trip, the newest
+// manifest that parses as the latest complete epoch (damaged ones skipped with a warning naming
+// the file), and retention of manifests and unit snapshot files.
+#include "coordinator/cluster_manifest.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <climits>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace eddy {
+namespace {
+
+namespace fs = std::filesystem;
+
+class cluster_manifests : public ::testing::Test {
+ protected:
+  cluster_manifests()
+      : dir_(fs::temp_directory_path() /
+             ("eddy-cluster-manifest-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
+    fs::remove_all(dir_);
+  }
+  ~cluster_manifests() override { fs::remove_all(dir_); }
+
+  /// "<dir>/cluster/units/<unit>/<epoch 20 digits>.snap", created with a few bytes.
+  fs::path snapshot(const std::string& unit, uint64_t epoch) const {
+    char name[32];
+    std::snprintf(name, sizeof name, "%020llu.snap", static_cast<unsigned long long>(epoch));
+    const fs::path p = dir_ / "cluster" / "units" / unit / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << "state of " << unit;
+    return p;
+  }
+
+  /// A manifest of `epoch` whose units reference snapshots of epoch `snap_epoch` (created).
+  cluster_manifest sample(uint64_t epoch, uint64_t snap_epoch) const {
+    cluster_manifest m;
+    m.epoch = epoch;
+    m.generation = 4;
+    m.created_unix_ms = 1'700'000'000'123;
+    m.pipeline = "ncr \"windowed\"";
+    cluster_manifest_unit p3;
+    p3.owner = "w1";
+    p3.next_offset = 9'000'000'000LL;
+    p3.watermark = INT64_MIN;
+    p3.counters = {10, 6, 2, 1, 1};
+    p3.snapshot = snapshot("p3", snap_epoch).string();  // absolute
+    p3.bytes = 12;
+    p3.crc32c = "0a1b2c3d";
+    m.units["p3"] = p3;
+    cluster_manifest_unit s1;
+    s1.owner = "w2";
+    snapshot("s1", snap_epoch);
+    char rel[64];
+    std::snprintf(rel, sizeof rel, "cluster/units/s1/%020llu.snap",
+                  static_cast<unsigned long long>(snap_epoch));
+    s1.snapshot = rel;  // relative to the checkpoint directory
+    s1.bytes = 8;
+    s1.crc32c = "ffffffff";
+    m.units["s1"] = s1;
+    m.published = {"/out/part-" + std::to_string(epoch) + "-0-w1-g4.jsonl"};
+    return m;
+  }
+
+  const fs::path dir_;
+};
+
+TEST_F(cluster_manifests, a_manifest_reads_back_as_written) {
+  const auto m = sample(12, 12);
+  ASSERT_EQ(write_cluster_manifest(dir_, m), "");
+  EXPECT_EQ(cluster_manifest_path(dir_, 12), dir_ / "cluster/epochs/00000000000000000012.json");
+  std::string err;
+  auto got = read_cluster_manifest(dir_, 12, &err);
+  ASSERT_TRUE(got.has_value()) << err;
+  EXPECT_EQ(got->epoch, 12u);
+  EXPECT_EQ(got->generation, 4u);
+  EXPECT_EQ(got->created_unix_ms, m.created_unix_ms);
+  EXPECT_EQ(got->pipeline, m.pipeline);
+  EXPECT_EQ(got->published, m.published);
+  ASSERT_EQ(got->units.size(), 2u);
+  const auto& p3 = got->units.at("p3");
+  EXPECT_EQ(p3.owner, "w1");
+  EXPECT_EQ(p3.next_offset, 9'000'000'000LL);
+  EXPECT_EQ(p3.watermark, INT64_MIN);
+  EXPECT_EQ(p3.counters.in, 10);
+  EXPECT_EQ(p3.counters.out, 6);
+  EXPECT_EQ(p3.counters.filtered, 2);
+  EXPECT_EQ(p3.counters.dead_lettered, 1);
+  EXPECT_EQ(p3.counters.late, 1);
+  EXPECT_EQ(p3.snapshot, m.units.at("p3").snapshot);
+  EXPECT_EQ(p3.bytes, 12u);
+  EXPECT_EQ(p3.crc32c, "0a1b2c3d");
+  const auto& s1 = got->units.at("s1");
+  EXPECT_EQ(s1.owner, "w2");
+  EXPECT_EQ(s1.snapshot, m.units.at("s1").snapshot);
+  EXPECT_EQ(s1.bytes, 8u);
+  EXPECT_EQ(s1.crc32c, "ffffffff");
+  // No temporary file is left behind.
+  int files = 0;
+  for ([[maybe_unused]] const auto& f : fs::directory_iterator(dir_ / "cluster/epochs")) ++files;
+  EXPECT_EQ(files, 1);
+  EXPECT_EQ(list_cluster_manifests(dir_, &err), (std::vector<uint64_t>{12}));
+}
+
+TEST_F(cluster_manifests, no_manifest_is_no_complete_epoch) {
+  std::vector<std::string> warnings;
+  EXPECT_FALSE(latest_complete(dir_, &warnings).has_value());
+  EXPECT_TRUE(warnings.empty());
+  std::string err;
+  EXPECT_FALSE(read_cluster_manifest(dir_, 3, &err).has_value());
+  EXPECT_NE(err.find("00000000000000000003.json"), std::string::npos) << err;
+}
+
+TEST_F(cluster_manifests, the_latest_complete_epoch_skips_damaged_newer_manifests) {
+  ASSERT_EQ(write_cluster_manifest(dir_, sample(5, 5)), "");
+  ASSERT_EQ(write_cluster_manifest(dir_, sample(6, 6)), "");
+  // Epoch 7 cut short, epoch 8 valid JSON missing a unit's fields, a temporary file and a
+  // foreign name: none of them is a complete epoch.
+  std::ofstream(cluster_manifest_path(dir_, 7)) << R"({"epoch": 7, "generation": 4, "uni)";
+  std::ofstream(cluster_manifest_path(dir_, 8))
+      << R"({"epoch":8,"generation":4,"created_unix_ms":1,"pipeline":"p",)"
+      << R"("units":{"p0":{"owner":"w1"}},"published":[]})";
+  std::ofstream(dir_ / "cluster/epochs/00000000000000000009.json.tmp") << "{";
+  std::ofstream(dir_ / "cluster/epochs/notes.json") << "{}";
+  std::vector<std::string> warnings;
+  auto m = latest_complete(dir_, &warnings);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->epoch, 6u);
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find("00000000000000000008.json"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("next_offset"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("00000000000000000007.json"), std::string::npos) << warnings[1];
+}
+
+TEST_F(cluster_manifests, a_manifest_under_another_epoch_s_name_is_damaged) {
+  ASSERT_EQ(write_cluster_manifest(dir_, sample(5, 5)), "");
+  fs::copy_file(cluster_manifest_path(dir_, 5), cluster_manifest_path(dir_, 6));
+  std::vector<std::string> warnings;
+  auto m = latest_complete(dir_, &warnings);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->epoch, 5u);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("holds epoch 5"), std::string::npos) << warnings[0];
+}
+
+TEST_F(cluster_manifests, retention_keeps_three_manifests_and_the_snapshots_they_reference) {
+  // Epochs 1, 2, 3 and 5 complete with their own snapshots; epoch 6 complete, but its units did
+  // not change since epoch 5, so it references epoch 5's snapshots. Epoch 4 was aborted (no
+  // manifest) but left a snapshot; epoch 7 is in progress and has one already.
+  for (uint64_t e : {1, 2, 3, 5}) ASSERT_EQ(write_cluster_manifest(dir_, sample(e, e)), "");
+  ASSERT_EQ(write_cluster_manifest(dir_, sample(6, 5)), "");
+  const fs::path aborted = snapshot("p3", 4), in_progress = snapshot("p3", 7);
+  std::ofstream(dir_ / "cluster/units/p3/notes.txt") << "not a snapshot";
+
+  auto r = prune_cluster_checkpoints(dir_, 3);
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+  EXPECT_EQ(r.kept, (std::vector<uint64_t>{3, 5, 6}));
+  EXPECT_EQ(r.deleted_manifests, (std::vector<uint64_t>{1, 2}));
+  std::string err;
+  EXPECT_EQ(list_cluster_manifests(dir_, &err), (std::vector<uint64_t>{3, 5, 6}));
+  for (const char* unit : {"p3", "s1"}) {
+    const fs::path u = dir_ / "cluster/units" / unit;
+    EXPECT_FALSE(fs::exists(u / "00000000000000000001.snap")) << unit;
+    EXPECT_FALSE(fs::exists(u / "00000000000000000002.snap")) << unit;
+    EXPECT_TRUE(fs::exists(u / "00000000000000000003.snap")) << unit;
+    EXPECT_TRUE(fs::exists(u / "00000000000000000005.snap")) << unit;  // epochs 5 and 6
+  }
+  EXPECT_FALSE(fs::exists(aborted));
+  EXPECT_TRUE(fs::exists(in_progress));
+  EXPECT_TRUE(fs::exists(dir_ / "cluster/units/p3/notes.txt"));
+  EXPECT_EQ(r.deleted_snapshots, 5u);  // p3: 1, 2, 4; s1: 1, 2
+}
+
+TEST_F(cluster_manifests, retention_counts_only_manifests_that_parse) {
+  for (uint64_t e = 1; e <= 4; ++e) ASSERT_EQ(write_cluster_manifest(dir_, sample(e, e)), "");
+  std::ofstream(cluster_manifest_path(dir_, 5)) << "{";  // damaged newest
+  auto r = prune_cluster_checkpoints(dir_, 3);
+  EXPECT_EQ(r.kept, (std::vector<uint64_t>{2, 3, 4}));
+  EXPECT_EQ(r.deleted_manifests, (std::vector<uint64_t>{1}));
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("00000000000000000005.json"), std::string::npos) << r.warnings[0];
+  EXPECT_TRUE(fs::exists(dir_ / "cluster/units/p3/00000000000000000002.snap"));
+  EXPECT_FALSE(fs::exists(dir_ / "cluster/units/p3/00000000000000000001.snap"));
+}
+
+TEST_F(cluster_manifests, retention_without_a_readable_manifest_deletes_nothing) {
+  snapshot("p3", 1);
+  fs::create_directories(dir_ / "cluster/epochs");
+  std::ofstream(dir_ / "cluster/epochs/00000000000000000002.json") << "{";
+  auto r = prune_cluster_checkpoints(dir_, 3);
+  EXPECT_TRUE(r.kept.empty());
+  EXPECT_TRUE(fs::exists(dir_ / "cluster/units/p3/00000000000000000001.snap"));
+  EXPECT_TRUE(fs::exists(dir_ / "cluster/epochs/00000000000000000002.json"));
+}
+
+}  // namespace
+}  // namespace eddy
