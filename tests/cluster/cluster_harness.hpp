@@ -588,7 +588,7 @@ class test_cluster {
     argv.insert(argv.end(), extra.begin(), extra.end());
     w.log =
         std::make_unique<log_file>(dir_ / (name + "." + std::to_string(w.incarnation) + ".log"));
-    w.earlier_logs.push_back(w.log->path());
+    w.logs.push_back(w.log->path());
     w.proc = std::make_unique<child_process>(
         child_process::options{.argv = argv, .err = redirect::file(w.log->path().string())});
   }
@@ -651,14 +651,16 @@ class test_cluster {
     p.wait_for(10s);
   }
 
-  /// The last `n` lines of the coordinator's log and of every worker incarnation's log.
+  /// The last `n` lines of the coordinator's log and of every worker's current log, the last
+  /// n/4 of the logs of earlier incarnations.
   std::string logs_tail(size_t n = 40) {
     std::ostringstream o;
     if (coordinator_log_) o << "--- coordinator log (tail):\n" << coordinator_log_->tail(n);
     for (auto& [name, w] : workers_)
-      for (const auto& path : w.earlier_logs) {
+      for (const auto& path : w.logs) {
         log_file l(path);
-        o << "--- " << path.filename().string() << " (tail):\n" << l.tail(n);
+        o << "--- " << path.filename().string() << " (tail):\n"
+          << l.tail(path == w.logs.back() ? n : n / 4);
       }
     return o.str();
   }
@@ -677,7 +679,7 @@ class test_cluster {
   struct worker {
     std::unique_ptr<child_process> proc;
     std::unique_ptr<log_file> log;
-    std::vector<fs::path> earlier_logs;  ///< every incarnation's log, the current one included
+    std::vector<fs::path> logs;  ///< every incarnation's log, the current one last
     int incarnation = 0;
   };
   fs::path dir_;
