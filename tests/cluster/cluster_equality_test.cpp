@@ -1,0 +1,811 @@
+// cluster_equality_test.cpp — a cluster's output equals one process's (issue 11).
+//
+// One development broker per run of this binary holds a 16-partition topic: 200k ride-booking
+// CDC events (3 s of disorder, 1% malformed), then one record per partition dated a day later
+// (the flush records, below). The reference is `eddy run --exit-at-end` over that topic with the
+// same pipeline text (its own checkpoint and output directories): the multiset of its published
+// result rows and of its dead letters. A cluster — `eddy coordinator` and `eddy worker`s on
+// loopback, sharing one output, dead-letter and checkpoint directory — must publish the same
+// multisets while workers are killed (kill -9, ten times), paused past the heartbeat bound
+// (SIGSTOP) and added or stopped (SIGTERM).
+//
+// The flush records: a streaming cluster never reaches the end of its input, so it never drains
+// its open windows the way `--exit-at-end` does. The flush records move every partition's
+// watermark a day past the data, which closes every window of the data in the cluster too; only
+// the flush records' own windows stay open there. So for the windowed pipeline both sides are
+// compared on the rows whose window ends at or before the flush time (the reference's rows after
+// it are exactly the flush records' windows; the cluster must have none). The cleaned-row
+// pipeline has no windows and is compared whole.
+//
+// Done: workers never exit at the end of the input. The cluster is done when a committed
+// manifest (checkpoint.dir/cluster/epochs/) has every partition's next offset at its end offset
+// and two newer manifests followed (the epoch after the input's last one may still carry rows of
+// windows the last records closed; a manifest after that one means its publish finished).
+//
+// The harness is validated against `eddy run` alone (the tests named harness_...): references
+// with other checkpoint intervals are equal, a streaming `eddy run` stopped after the flush
+// records equals the cut reference, and the comparison finds a missing, a duplicated and a
+// changed row. The cluster tests need the workers to run their units (PROTOCOL.md); until they
+// do, they fail after 30 s without a committed manifest, printing the processes' logs.
+//
+// Every wait is a condition with a deadline; each cluster test has an overall bound. Every
+// process is stopped and every temporary directory removed, also on failure
+// (EDDY_KEEP_TEST_DIRS=1 keeps them). EDDY_CLUSTER_SEED reproduces the random choices.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "state/epoch_log.hpp"
+#include "tests/cluster/cluster_harness.hpp"
+#include "tests/support/jsonl.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/ride_fields.hpp"
+#include "worker/kafka/consumer.hpp"
+
+namespace eddy::test {
+namespace {
+
+using namespace cluster;
+
+const std::string k_topic = "business_postgres.public.business_ncr_ride_bookings";
+constexpr int k_partitions = 16;
+constexpr int k_events = 200000;
+constexpr int64_t k_data_start_us = 1762473600000000;  // produce's default: 2025-11-07T00:00:00Z
+// The data's event times span 200 s (1 ms apart) minus up to 3 s of disorder. The flush records
+// are dated a day after the first event (on a minute boundary, so their 10 s windows start at
+// the flush time and end after it).
+constexpr int64_t k_flush_us = k_data_start_us + 86'400'000'000;
+// Read-rate caps (source.max_records_per_second) of the runs that must last while workers are
+// killed, paused, added or stopped: 200k records at 4000/s take 50 s, at 8000/s 25 s (a third of
+// that if a cluster applies the cap per worker).
+constexpr int64_t k_kill_rate = 4000;
+constexpr int64_t k_change_rate = 8000;
+constexpr auto k_first_commit_bound = 30s;
+
+enum class kind { windowed, cleaned };
+const char* name_of(kind k) {
+  return k == kind::windowed ? "windowed" : "cleaned";
+}
+
+struct run_paths {
+  fs::path out, dead, checkpoint;
+};
+
+/// The pipeline text, absolute paths throughout (workers receive the text, not the file).
+/// Windowed: deploy/pipelines/ncr_windowed.toml's shape (count, avg, p95 per vehicle type) with
+/// pickup_location as a second key and 10 s windows, so that there are thousands of rows and
+/// each group has < 1000 values (the p95 sketch is exact below that, so that its result does not
+/// depend on how the rows were cut into partials; checked on the reference). Cleaned: the rows
+/// of ncr_ride_bookings.toml plus their partition and offset.
+std::string pipeline_toml(kind k, const std::string& name, const std::string& bootstrap,
+                          const run_paths& p, const std::string& interval = "500ms",
+                          int64_t max_records_per_second = 0) {
+  std::string t = "[pipeline]\nname = \"" + name +
+                  "\"\ntimezone = \"UTC\"\ntrigger_interval_ms = 100\n"
+                  "\n[source]\nbootstrap_servers = \"" +
+                  bootstrap + "\"\ntopic = \"" + k_topic +
+                  "\"\nstarting_offsets = \"earliest\"\nformat = \"auto\"\n";
+  if (max_records_per_second > 0)
+    t += "max_records_per_second = " + std::to_string(max_records_per_second) + "\n";
+  if (k == kind::windowed) {
+    t += ride_fields_toml(false) +
+         "\n[query]\nfilter = 'op in (\"c\", \"r\")'\n"
+         "\n[[aggregates]]\nalias = \"bookings\"\nfunction = \"count\"\n"
+         "\n[[aggregates]]\nalias = \"avg_booking_value\"\nfunction = \"avg\"\n"
+         "field = \"booking_value\"\n"
+         "\n[[aggregates]]\nalias = \"p95_ride_distance\"\nfunction = \"p95\"\n"
+         "field = \"ride_distance\"\n"
+         "\n[aggregate]\ngroup_by = [\"vehicle_type\", \"pickup_location\"]\nmode = \"append\"\n"
+         "shards = 4\n"
+         "\n[window]\ntype = \"tumbling\"\nsize = \"10s\"\ntime_field = \"created_at_ts\"\n"
+         "max_out_of_orderness = \"2s\"\nallowed_lateness = \"0s\"\nemit = \"on_close\"\n"
+         "late = \"dead_letter\"\nidle_timeout = \"0s\"\n";
+  } else {
+    std::string select;
+    t += ride_fields_toml(true, &select) + "\n[query]\nfilter = 'op != \"d\"'\nselect = [" +
+         select + "]\n";
+  }
+  t += "\n[[sinks]]\ntype = \"file\"\npath = \"" + p.out.string() +
+       "\"\n\n[dead_letter]\npath = \"" + p.dead.string() + "\"\n\n[checkpoint]\ndir = \"" +
+       p.checkpoint.string() + "\"\ninterval = \"" + interval + "\"\n";
+  return t;
+}
+
+/// Runs `eddy ARGS...` to its end (stdout, stderr in files named after `base`).
+std::optional<finished> run_to_end(std::vector<std::string> args, const std::string& base,
+                                   std::chrono::milliseconds timeout) {
+  args.insert(args.begin(), EDDY_BINARY);
+  child_process proc({.argv = args,
+                      .out = redirect::file(base + ".stdout"),
+                      .err = redirect::file(base + ".stderr")});
+  auto status = proc.wait_for(timeout);
+  if (!status) {
+    proc.terminate(1s);
+    ADD_FAILURE() << "eddy " << args[1] << " did not finish within " << timeout.count()
+                  << " ms; stderr:\n"
+                  << read_text_file(base + ".stderr");
+    return std::nullopt;
+  }
+  return finished{*status, read_text_file(base + ".stdout"), read_text_file(base + ".stderr")};
+}
+
+double seconds_since(steady::time_point t) {
+  return std::chrono::duration<double>(steady::now() - t).count();
+}
+int64_t ms_between(steady::time_point a, steady::time_point b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
+struct reference_output {
+  std::vector<std::string> rows, dead;
+};
+
+/// What every test of this binary shares: the broker with its topic, the references.
+struct shared_input {
+  std::unique_ptr<temp_dir> dir;
+  std::unique_ptr<child_process> broker;
+  std::string bootstrap;
+  std::map<int32_t, int64_t> end_offsets;
+  std::string error;  ///< set when building it failed: every later test fails with it
+  std::map<kind, reference_output> references;
+  int commands = 0;
+};
+
+class cluster_equality : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() {
+    if (!shared_) return;
+    if (shared_->broker) {
+      const exit_status s = shared_->broker->terminate(10s);
+      EXPECT_TRUE(s.ok()) << "eddy broker after SIGTERM: " << s.describe();
+    }
+    shared_.reset();
+  }
+
+  void SetUp() override {
+    start_ = steady::now();
+    ASSERT_NO_FATAL_FAILURE(ensure_input());
+    dir_ = std::make_unique<temp_dir>("eddy-cluster-eq");
+  }
+
+  void TearDown() override {
+    if (cluster_ && HasFailure())
+      std::cerr << "=== " << (watch_ ? watch_->status() : std::string("no manifests watched"))
+                << "\n"
+                << cluster_->logs_tail();
+    cluster_.reset();  // stops every process before the directories go
+    watch_.reset();
+    dir_.reset();
+  }
+
+  // ---- the shared input ------------------------------------------------------------------------
+
+  static std::string produce(const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"produce", "--bootstrap", shared_->bootstrap, "--topic",
+                                     k_topic};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const std::string base = *shared_->dir / ("produce" + std::to_string(++shared_->commands));
+    auto r = run_to_end(args, base, 120s);
+    if (!r) return "eddy produce timed out";
+    if (!r->status.ok()) return "eddy produce: " + r->status.describe() + ": " + r->err;
+    return "";
+  }
+
+  /// Starts the broker and writes the topic, once per run of this binary.
+  static std::string build_input() {
+    shared_->dir = std::make_unique<temp_dir>("eddy-cluster-eq-input");
+    shared_->broker = std::make_unique<child_process>(child_process::options{
+        .argv = {EDDY_BINARY, "broker", "--topic", k_topic + ":" + std::to_string(k_partitions)},
+        .out = redirect::pipe(),
+        .err = redirect::file(*shared_->dir / "broker.stderr")});
+    auto line = shared_->broker->read_stdout_line(20s);
+    if (!line || !line->starts_with("bootstrap="))
+      return "no bootstrap line from eddy broker; stderr: " +
+             read_text_file(*shared_->dir / "broker.stderr");
+    shared_->bootstrap = line->substr(std::string_view("bootstrap=").size());
+    const auto t0 = steady::now();
+    if (auto e = produce({"--count", std::to_string(k_events), "--disorder-ms", "3000",
+                          "--bad-ratio", "0.01", "--seed", "11"});
+        !e.empty())
+      return e;
+    const double data_s = seconds_since(t0);
+    // The flush records: one per partition, a day after the data, never malformed. The first
+    // message of a produce run is always a create or snapshot read, so each passes the filters.
+    for (int p = 0; p < k_partitions; ++p)
+      if (auto e = produce({"--count", "1", "--partition", std::to_string(p), "--start-time-us",
+                            std::to_string(k_flush_us), "--bad-ratio", "0", "--seed",
+                            std::to_string(1000 + p)});
+          !e.empty())
+        return e;
+    std::string err;
+    auto consumer = kafka_consumer::create(shared_->bootstrap, "cluster-eq-offsets", {}, &err);
+    if (!consumer) return "kafka consumer: " + err;
+    const auto partitions = consumer->partitions(k_topic, 10000, &err);
+    if (partitions.size() != static_cast<size_t>(k_partitions))
+      return "expected " + std::to_string(k_partitions) + " partitions: " + err;
+    int64_t total = 0;
+    for (int32_t p : partitions) {
+      int64_t lo = 0, hi = 0;
+      if (!consumer->watermarks(k_topic, p, &lo, &hi, 10000, &err)) return "watermarks: " + err;
+      if (lo != 0) return "partition " + std::to_string(p) + " lost old data (broker retention)";
+      shared_->end_offsets[p] = hi;
+      total += hi;
+    }
+    if (total != k_events + k_partitions)
+      return "the topic holds " + std::to_string(total) + " records, expected " +
+             std::to_string(k_events + k_partitions);
+    std::cerr << "input: " << total << " records over " << k_partitions
+              << " partitions, produced in " << data_s
+              << " s (+ flush records: " << seconds_since(t0) - data_s << " s)\n";
+    return "";
+  }
+
+  static void ensure_input() {
+    if (!shared_) {
+      shared_ = std::make_unique<shared_input>();
+      shared_->error = build_input();
+    }
+    ASSERT_EQ(shared_->error, "") << "building the shared input failed";
+  }
+
+  // ---- references ------------------------------------------------------------------------------
+
+  /// `eddy run --exit-at-end` over the topic with the pipeline of kind `k`; its published rows
+  /// and dead letters. `tag` names its directories; `interval` is its checkpoint interval.
+  static std::optional<reference_output> run_reference(kind k, const std::string& tag,
+                                                       const std::string& interval) {
+    const fs::path base = *shared_->dir / ("ref-" + tag);
+    const run_paths p{base / "out", base / "dead", base / "checkpoints"};
+    fs::create_directories(base);
+    const std::string config = (base / "pipeline.toml").string();
+    write_text_file(config, pipeline_toml(k, "eq_ref_" + tag, shared_->bootstrap, p, interval));
+    const auto t0 = steady::now();
+    auto r = run_to_end(
+        {"run", "-c", config, "--exit-at-end", "--summary-json", (base / "summary.json").string()},
+        (base / "run").string(), 120s);
+    if (!r) return std::nullopt;
+    EXPECT_TRUE(r->status.ok()) << "reference " << tag << ": " << r->status.describe()
+                                << "; stderr:\n"
+                                << r->err;
+    if (!r->status.ok()) return std::nullopt;
+    const auto summary = parse_object(read_text_file(base / "summary.json"));
+    EXPECT_EQ(int_at(summary, "in"), k_events + k_partitions) << tag;
+    reference_output out{published_lines(p.out), published_lines(p.dead)};
+    std::cerr << "reference " << tag << ": " << out.rows.size() << " rows, " << out.dead.size()
+              << " dead letters in " << seconds_since(t0) << " s\n";
+    return out;
+  }
+
+  /// The reference of kind `k` (checkpoint interval 500 ms), computed once per binary run.
+  static const reference_output* reference(kind k) {
+    if (auto it = shared_->references.find(k); it != shared_->references.end()) return &it->second;
+    auto r = run_reference(k, name_of(k), "500ms");
+    if (!r) return nullptr;
+    return &(shared_->references[k] = std::move(*r));
+  }
+
+  // ---- one cluster per test --------------------------------------------------------------------
+
+  /// Writes the pipeline and starts the coordinator; the test must end within `bound`.
+  bool begin_cluster(kind k, const std::string& name, int64_t rate, std::chrono::seconds bound,
+                     std::vector<std::string> timing_options = {}) {
+    kind_ = k;
+    deadline_ = start_ + bound;
+    bound_ = bound;
+    paths_ = {fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"), fs::path(*dir_ / "checkpoints")};
+    const std::string config = *dir_ / "pipeline.toml";
+    write_text_file(config, pipeline_toml(k, name, shared_->bootstrap, paths_, "500ms", rate));
+    worker_options_ = timing_options;
+    cluster_ = std::make_unique<test_cluster>(fs::path(*dir_ / "cluster"), EDDY_BINARY, config,
+                                              shared_->bootstrap);
+    watch_ = std::make_unique<completion_watch>(paths_.checkpoint, shared_->end_offsets);
+    return cluster_->start_coordinator(timing_options);
+  }
+
+  void start_worker(const std::string& name) { cluster_->start_worker(name, worker_options_); }
+
+  /// Polls the manifests until `ok` holds; false (with a failure saying `what`) at `limit` or
+  /// at the test's bound, whichever comes first.
+  bool wait_manifests(const std::function<bool()>& ok, const std::string& what,
+                      std::chrono::milliseconds limit) {
+    const auto until = std::min(deadline_, steady::now() + limit);
+    for (;;) {
+      watch_->poll();
+      if (ok()) return true;
+      if (steady::now() >= until) break;
+      std::this_thread::sleep_for(10ms);  // polling files for a condition
+    }
+    ADD_FAILURE() << what << " within "
+                  << (until == deadline_
+                          ? "the test's bound of " + std::to_string(bound_.count()) + " s"
+                          : std::to_string(limit.count() / 1000) + " s")
+                  << "; " << watch_->status();
+    return false;
+  }
+
+  /// The early check: some epoch commits within 30 s of the workers' start.
+  bool wait_first_commit() {
+    return wait_manifests(
+        [&] { return watch_->any(); },
+        "no epoch committed (no manifest in " + manifest_dir(paths_.checkpoint).string() + ")",
+        k_first_commit_bound);
+  }
+  /// A manifest of generation `g` or newer.
+  bool wait_commit_in(uint64_t g, const std::string& what) {
+    return wait_manifests(
+        [&] {
+          return g == 0 ? watch_->any() : watch_->first_of_generation_after(g - 1).has_value();
+        },
+        "no epoch committed in generation " + std::to_string(g) + " or later (" + what + ")", 30s);
+  }
+  bool wait_done() {
+    return wait_manifests([&] { return watch_->done(); },
+                          "the input was not committed and published completely", bound_);
+  }
+
+  std::string percent_committed() {
+    watch_->poll();
+    return std::to_string(100 * watch_->committed() / std::max<int64_t>(1, watch_->total())) + "%";
+  }
+
+  /// The cluster's published output against the reference (see the file comment).
+  void expect_output_equals_reference() {
+    const reference_output* ref = reference(kind_);
+    ASSERT_NE(ref, nullptr);
+    auto rows = published_lines(paths_.out);
+    auto dead = published_lines(paths_.dead);
+    std::vector<std::string> want = ref->rows;
+    if (kind_ == kind::windowed) {
+      const auto got = split_at_window_end(rows, k_flush_us);
+      const auto ref_cut = split_at_window_end(ref->rows, k_flush_us);
+      EXPECT_TRUE(got.bad.empty())
+          << got.bad.size() << " rows without a window_end, e.g. " << got.bad.front();
+      // A streaming cluster has no reason to close the flush records' windows: a row of one
+      // means a window was closed before the watermark passed it (a drain on failover?).
+      EXPECT_TRUE(got.after.empty()) << got.after.size() << " rows of windows ending after the "
+                                     << "flush time, e.g. " << got.after.front();
+      rows = got.kept;
+      want = ref_cut.kept;
+    }
+    const row_diff d = compare_rows(want, rows);
+    EXPECT_TRUE(d.equal()) << d.describe("result rows");
+    const row_diff dl = compare_rows(ref->dead, dead);
+    EXPECT_TRUE(dl.equal()) << dl.describe("dead letters");
+    std::cerr << name_of(kind_) << ": " << rows.size() << " rows and " << dead.size()
+              << " dead letters compared" << (d.inexact ? ", " : "")
+              << (d.inexact ? std::to_string(d.inexact) + " equal within 1e-12 only" : "") << "\n";
+  }
+
+  /// A seeded generator; EDDY_CLUSTER_SEED overrides the seed.
+  std::mt19937_64 rng() {
+    uint64_t seed = 20261202;
+    if (const char* s = std::getenv("EDDY_CLUSTER_SEED")) seed = std::strtoull(s, nullptr, 10);
+    std::cerr << "seed " << seed << " (EDDY_CLUSTER_SEED reproduces the choices)\n";
+    return std::mt19937_64(seed);
+  }
+
+  static inline std::unique_ptr<shared_input> shared_;
+  steady::time_point start_;
+  steady::time_point deadline_;
+  std::chrono::seconds bound_{120};
+  std::unique_ptr<temp_dir> dir_;
+  kind kind_ = kind::windowed;
+  run_paths paths_;
+  std::vector<std::string> worker_options_;
+  std::unique_ptr<test_cluster> cluster_;
+  std::unique_ptr<completion_watch> watch_;
+};
+
+const std::vector<std::string> k_three = {"w1", "w2", "w3"};
+
+// ---- the harness, validated against `eddy run` ------------------------------------------------
+
+TEST_F(cluster_equality, harness_references_do_not_depend_on_the_checkpoint_interval) {
+  for (kind k : {kind::windowed, kind::cleaned}) {
+    SCOPED_TRACE(name_of(k));
+    const reference_output* ref = reference(k);
+    ASSERT_NE(ref, nullptr);
+    auto other = run_reference(k, std::string(name_of(k)) + "-100ms", "100ms");
+    ASSERT_TRUE(other.has_value());
+    const row_diff d = compare_rows(ref->rows, other->rows);
+    EXPECT_TRUE(d.equal()) << d.describe("rows");
+    const row_diff dl = compare_rows(ref->dead, other->dead);
+    EXPECT_TRUE(dl.equal()) << dl.describe("dead letters");
+    if (d.inexact) std::cerr << d.inexact << " rows equal within 1e-12 only\n";
+
+    // The premises of the comparison: ~1% malformed records and, windowed, late rows among the
+    // dead letters; every p95 over fewer than 1000 values (exact, whatever the partials).
+    size_t late = 0;
+    for (const auto& l : ref->dead)
+      late += str_at(parse_object(l), "reason").starts_with("late:") ? 1 : 0;
+    EXPECT_GE(ref->dead.size() - late, size_t{k_events / 100});
+    if (k == kind::windowed) {
+      EXPECT_GT(late, 100u);
+      EXPECT_GT(ref->rows.size(), 1000u);
+      int64_t most = 0;
+      for (const auto& l : ref->rows) most = std::max(most, int_at(parse_object(l), "bookings"));
+      EXPECT_LT(most, 1000) << "a group with more values: its p95 is a sketch's estimate";
+    } else {
+      EXPECT_EQ(late, 0u);
+      EXPECT_GT(ref->rows.size(), size_t{k_events / 2});
+    }
+  }
+}
+
+/// A streaming `eddy run` (no --exit-at-end) killed once it committed the whole input and two
+/// more epochs: what a streaming cluster has published at that point. (Killed as soon as the
+/// input's epoch is logged, without waiting for a newer one, thousands of rows are missing:
+/// the wait matters.) Its rows must equal the reference's cut at
+/// the flush time, and the reference's rows after the cut must be the flush records' windows.
+TEST_F(cluster_equality, harness_a_streaming_run_after_the_flush_records_equals_the_cut_reference) {
+  const reference_output* ref = reference(kind::windowed);
+  ASSERT_NE(ref, nullptr);
+  const run_paths p{fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"),
+                    fs::path(*dir_ / "checkpoints")};
+  const std::string config = *dir_ / "pipeline.toml";
+  write_text_file(config, pipeline_toml(kind::windowed, "eq_streaming", shared_->bootstrap, p));
+  child_process proc({.argv = {EDDY_BINARY, "run", "-c", config},
+                      .out = redirect::file(*dir_ / "run.stdout"),
+                      .err = redirect::file(*dir_ / "run.stderr")});
+  // Done as for a cluster, from the epoch log instead of cluster manifests.
+  auto covers = [&](uint64_t e) {
+    std::string err;
+    auto entry = read_epoch_log(p.checkpoint.string(), e, &err);
+    if (!entry) return false;
+    for (const auto& [part, end] : shared_->end_offsets)
+      if (auto it = entry->end_offsets.find(part);
+          it == entry->end_offsets.end() || it->second != end)
+        return false;
+    return true;
+  };
+  const auto deadline = steady::now() + 60s;
+  std::optional<uint64_t> covering;
+  int newer = 0;
+  while (!(covering && newer >= 2) && steady::now() < deadline && proc.running()) {
+    std::string err;
+    const auto epochs = list_epoch_log(p.checkpoint.string(), &err);
+    for (size_t i = 0; !covering && i < epochs.size(); ++i)
+      if (covers(epochs[i])) covering = epochs[i];
+    if (covering)
+      newer = static_cast<int>(
+          std::count_if(epochs.begin(), epochs.end(), [&](uint64_t e) { return e > *covering; }));
+    std::this_thread::sleep_for(10ms);  // polling files for a condition
+  }
+  ASSERT_GE(newer, 2) << "the streaming run did not commit its whole input and two more epochs "
+                         "within 60 s; stderr:\n"
+                      << read_text_file(*dir_ / "run.stderr");
+  // What is published now is what a cluster would show at this point: SIGKILL, not SIGTERM
+  // (whose final epoch would publish more).
+  proc.send_signal(SIGKILL);
+  ASSERT_TRUE(proc.wait_for(10s));
+
+  const auto streamed = split_at_window_end(published_lines(p.out), k_flush_us);
+  const auto drained = split_at_window_end(ref->rows, k_flush_us);
+  EXPECT_TRUE(streamed.bad.empty());
+  EXPECT_TRUE(drained.bad.empty());
+  EXPECT_TRUE(streamed.after.empty()) << "a streaming run closed a window after the flush time";
+  const row_diff d = compare_rows(drained.kept, streamed.kept);
+  EXPECT_TRUE(d.equal()) << d.describe("rows up to the flush time");
+  EXPECT_GT(drained.kept.size(), 1000u);
+  // The rows past the cut: the flush records' windows, which only a drain closes.
+  ASSERT_FALSE(drained.after.empty());
+  int64_t flush_bookings = 0;
+  for (const auto& l : drained.after) {
+    const auto o = parse_object(l);
+    EXPECT_EQ(parse_utc_micros(str_at(o, "window_start")), k_flush_us) << l;
+    flush_bookings += int_at(o, "bookings");
+  }
+  EXPECT_EQ(flush_bookings, k_partitions);
+  const row_diff dl = compare_rows(ref->dead, published_lines(p.dead));
+  EXPECT_TRUE(dl.equal()) << dl.describe("dead letters");
+}
+
+TEST(cluster_harness, the_comparison_finds_missing_duplicated_and_changed_rows) {
+  const std::vector<std::string> base = {
+      R"j({"window_end":"2025-11-07T00:00:10Z","vehicle_type":"Auto","bookings":3,"avg":2310.92})j",
+      R"j({"window_end":"2025-11-07T00:00:10Z","vehicle_type":"Bike","bookings":2,"avg":0.1})j",
+      R"j({"window_end":"2025-11-07T00:00:20Z","vehicle_type":"Auto","bookings":1,"avg":null})j",
+      R"j({"topic":"t","partition":4,"offset":142,"reason":"late: window [a, b)"})j"};
+  auto d = compare_rows(base, base);
+  EXPECT_TRUE(d.equal());
+  EXPECT_EQ(d.inexact, 0u);
+
+  auto v = base;
+  v.erase(v.begin() + 1);
+  d = compare_rows(base, v);
+  EXPECT_EQ(d.missing_count, 1u);
+  EXPECT_EQ(d.extra_count, 0u);
+  EXPECT_EQ(d.missing.at(0), base[1]);
+
+  v = base;
+  v.push_back(base[3]);
+  d = compare_rows(base, v);
+  EXPECT_EQ(d.missing_count, 0u);
+  EXPECT_EQ(d.extra_count, 1u);
+
+  v = base;  // a count off by one
+  v[0] =
+      R"j({"window_end":"2025-11-07T00:00:10Z","vehicle_type":"Auto","bookings":4,"avg":2310.92})j";
+  d = compare_rows(base, v);
+  EXPECT_EQ(d.missing_count, 1u);
+  EXPECT_EQ(d.extra_count, 1u);
+
+  v = base;  // an average off by 1e-9 relative: a real difference
+  v[0] =
+      R"j({"window_end":"2025-11-07T00:00:10Z","vehicle_type":"Auto","bookings":3,"avg":2310.9200023})j";
+  EXPECT_FALSE(compare_rows(base, v).equal());
+
+  v = base;  // an average off in its last bit (another summation order): equal, counted
+  const double next = std::nextafter(2310.92, 1e9);
+  v[0] = R"j({"window_end":"2025-11-07T00:00:10Z","vehicle_type":"Auto","bookings":3,"avg":)j" +
+         json::serialize(json::value(next)) + "}";
+  d = compare_rows(base, v);
+  EXPECT_TRUE(d.equal()) << d.describe("rows");
+  EXPECT_EQ(d.inexact, 1u);
+
+  v = base;  // keys in another order, a string changed
+  v[2] = R"j({"bookings":1,"avg":null,"vehicle_type":"Auto","window_end":"2025-11-07T00:00:20Z"})j";
+  v[3] = R"j({"topic":"t","partition":4,"offset":142,"reason":"late: window [a, c)"})j";
+  d = compare_rows(base, v);
+  EXPECT_EQ(d.missing_count, 1u);
+  EXPECT_EQ(d.extra_count, 1u);
+  EXPECT_EQ(d.missing.at(0), base[3]);
+
+  d = compare_rows(base, {"not json", base[0], base[1], base[2]});
+  EXPECT_EQ(d.unparsable, 1u);
+  EXPECT_EQ(d.extra_count, 1u);
+  EXPECT_EQ(d.missing_count, 1u);
+}
+
+TEST(cluster_harness, the_window_cut_keeps_windows_ending_at_or_before_it) {
+  const int64_t cut = *parse_utc_micros("2025-11-08T00:00:00Z");
+  EXPECT_EQ(cut, k_flush_us);
+  EXPECT_EQ(parse_utc_micros("2025-11-07T00:00:10.5Z"), k_data_start_us + 10'500'000);
+  EXPECT_EQ(parse_utc_micros("2025-11-07T00:00:10.000001Z"), k_data_start_us + 10'000'001);
+  EXPECT_FALSE(parse_utc_micros("2025-11-07 00:00:10"));
+  EXPECT_FALSE(parse_utc_micros("2025-13-07T00:00:10Z"));
+  const auto s = split_at_window_end(
+      {R"j({"window_end":"2025-11-08T00:00:00Z"})j",
+       R"j({"window_end":"2025-11-07T23:59:59.999999Z"})j",
+       R"j({"window_end":"2025-11-08T00:00:00.000001Z"})j",
+       R"j({"window_end":"2025-11-08T00:00:10Z"})j", R"j({"vehicle_type":"Auto"})j", "oops"},
+      cut);
+  EXPECT_EQ(s.kept.size(), 2u);
+  EXPECT_EQ(s.after.size(), 2u);
+  EXPECT_EQ(s.bad.size(), 2u);
+}
+
+TEST(cluster_harness, output_tags_and_completion_follow_the_protocol_s_names) {
+  auto t = tag_of("part-00000000000000000012-3-w2-g7.jsonl");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->worker, "w2");
+  EXPECT_EQ(t->generation, 7u);
+  t = tag_of("dead-letter-00000000000000000012-0-host-a-g12.jsonl");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->worker, "a");  // names with '-' are not used by these tests
+  EXPECT_FALSE(tag_of("part-0000000001.jsonl"));
+  EXPECT_FALSE(tag_of("part-1-2-w1-gx.jsonl"));
+
+  temp_dir dir("eddy-harness");
+  const fs::path cp = dir.path();
+  fs::create_directories(manifest_dir(cp));
+  auto write = [&](uint64_t epoch, uint64_t gen, int64_t p0, int64_t p1) {
+    json::object o{{"epoch", epoch},
+                   {"generation", gen},
+                   {"created_unix_ms", 1000 * epoch},
+                   {"units",
+                    {{"p0", {{"owner", "w1"}, {"next_offset", p0}}},
+                     {"p1", {{"owner", "w2"}, {"next_offset", p1}}},
+                     {"s0", {{"owner", "w1"}}}}},
+                   {"published", json::array{"part-x-w1-g1.jsonl"}}};
+    write_text_file(manifest_dir(cp) / (epoch_name(epoch) + ".json"), json::serialize(o));
+  };
+  completion_watch w(cp, {{0, 10}, {1, 20}});
+  EXPECT_FALSE(w.poll());
+  EXPECT_FALSE(w.any());
+  write(3, 1, 5, 20);
+  write(4, 2, 10, 20);                                                       // covers the input
+  write_text_file(manifest_dir(cp) / "00000000000000000005.json.tmp", "{");  // not a manifest
+  EXPECT_FALSE(w.poll());
+  EXPECT_EQ(w.committed(), 30);
+  write(5, 2, 10, 20);
+  EXPECT_FALSE(w.poll());  // one newer: the covering epoch's publish is done, maybe not the next
+  fs::remove(manifest_dir(cp) / (epoch_name(3) + ".json"));  // retention
+  fs::remove(manifest_dir(cp) / (epoch_name(4) + ".json"));
+  write(9, 4, 10, 20);
+  EXPECT_TRUE(w.poll()) << w.status();
+  ASSERT_TRUE(w.first_of_generation_after(1));
+  EXPECT_EQ(w.first_of_generation_after(1)->epoch, 4u);
+  EXPECT_EQ(w.first_of_generation_after(3)->epoch, 9u);
+  EXPECT_FALSE(w.first_of_generation_after(4));
+  EXPECT_EQ(w.newest()->published, std::vector<std::string>{"part-x-w1-g1.jsonl"});
+}
+
+// ---- the cluster ------------------------------------------------------------------------------
+
+TEST_F(cluster_equality, three_workers_publish_the_windowed_reference) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();  // the bound covers the cluster, not the reference run
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_windowed_3", 0, 120s));
+  for (const auto& w : k_three) start_worker(w);
+  ASSERT_TRUE(wait_first_commit());
+  ASSERT_TRUE(wait_done());
+  std::cerr << "done after " << seconds_since(start_) << " s\n";
+  expect_output_equals_reference();
+}
+
+TEST_F(cluster_equality, three_workers_publish_the_cleaned_rows_reference) {
+  ASSERT_NE(reference(kind::cleaned), nullptr);
+  start_ = steady::now();
+  ASSERT_TRUE(begin_cluster(kind::cleaned, "eq_cleaned_3", 0, 120s));
+  for (const auto& w : k_three) start_worker(w);
+  ASSERT_TRUE(wait_first_commit());
+  ASSERT_TRUE(wait_done());
+  std::cerr << "done after " << seconds_since(start_) << " s\n";
+  expect_output_equals_reference();
+}
+
+/// Ten times: kill -9 a random worker, wait for the coordinator's loss line and an epoch
+/// committed without it (the failover gap: kill -> that manifest's creation), restart it, wait
+/// for an epoch committed with all three again, a random 0-300 ms more, the next kill.
+TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_kill9", k_kill_rate, 180s));
+  for (const auto& w : k_three) start_worker(w);
+  ASSERT_TRUE(wait_first_commit());
+  auto gen = rng();
+  auto& coord = cluster_->coordinator_log();
+  int mid_stream = 0;
+  for (int kill = 1; kill <= 10; ++kill) {
+    auto members_gen = cluster_->wait_for_members(k_three, deadline_);
+    ASSERT_TRUE(members_gen) << "the three workers were not all members again";
+    ASSERT_TRUE(
+        wait_commit_in(*members_gen, "all three workers, before kill " + std::to_string(kill)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(gen)));
+    const std::string victim = k_three[std::uniform_int_distribution<size_t>(0, 2)(gen)];
+    const auto a = cluster_->assignment();
+    ASSERT_TRUE(a);
+    const uint64_t gen_before = test_cluster::generation(*a);
+    const std::string done_before = percent_committed();
+    mid_stream += watch_->committed() < watch_->total() ? 1 : 0;
+    const size_t from = coord.size();
+
+    const auto t_kill = steady::now();
+    const int64_t kill_unix_ms = unix_ms_now();
+    cluster_->kill9(victim);
+    auto lost =
+        coord.wait_for("worker " + victim + " lost", std::min(deadline_, t_kill + 10s), from);
+    ASSERT_TRUE(lost) << "kill " << kill << ": no 'worker " << victim << " lost' within 10 s";
+    const auto regen = coord.wait_for("generation ", std::min(deadline_, t_kill + 2s), *lost);
+    ASSERT_TRUE(
+        wait_commit_in(gen_before + 1, "after kill " + std::to_string(kill) + " of " + victim));
+    const manifest m = *watch_->first_of_generation_after(gen_before);
+    std::cerr << "kill " << kill << ": " << victim << " in generation " << gen_before << ", "
+              << done_before << " of the input committed; loss logged after "
+              << ms_between(t_kill, coord.at(*lost).seen) << " ms, "
+              << (regen ? "'" + coord.at(*regen).text.substr(0, 60) + "' after " +
+                              std::to_string(ms_between(t_kill, coord.at(*regen).seen)) + " ms"
+                        : std::string("no generation line"))
+              << "; first epoch committed in a newer generation: " << m.epoch << " (generation "
+              << m.generation << ") " << m.created_unix_ms - kill_unix_ms << " ms after the kill\n";
+    start_worker(victim);
+  }
+  ASSERT_TRUE(cluster_->wait_for_members(k_three, deadline_));
+  ASSERT_TRUE(wait_done());
+  std::cerr << "done after " << seconds_since(start_) << " s; " << mid_stream
+            << " of 10 kills before the whole input was committed\n";
+  EXPECT_GE(mid_stream, 5) << "the input was committed too early for the kills to matter: "
+                              "lower k_kill_rate";
+  expect_output_equals_reference();
+}
+
+/// SIGSTOP a worker past the heartbeat bound (1 s, heartbeats every 200 ms): the coordinator
+/// declares it lost and goes on without it; after SIGCONT it notices, rejoins, and nothing it
+/// staged in its old generation is ever published.
+TEST_F(cluster_equality, a_paused_worker_is_fenced_and_the_output_stays_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_pause", k_change_rate, 120s,
+                            {"--heartbeat-ms", "200", "--connection-timeout-ms", "1000"}));
+  for (const auto& w : k_three) start_worker(w);
+  ASSERT_TRUE(wait_first_commit());
+  auto members_gen = cluster_->wait_for_members(k_three, deadline_);
+  ASSERT_TRUE(members_gen);
+  ASSERT_TRUE(wait_commit_in(*members_gen, "all three workers"));
+  auto gen = rng();
+  const std::string victim = k_three[std::uniform_int_distribution<size_t>(0, 2)(gen)];
+  std::vector<std::string> others;
+  for (const auto& w : k_three)
+    if (w != victim) others.push_back(w);
+  auto& coord = cluster_->coordinator_log();
+  const size_t from = coord.size();
+  std::cerr << "pausing " << victim << " with " << percent_committed()
+            << " of the input committed\n";
+
+  const auto t_stop = steady::now();
+  cluster_->signal(victim, SIGSTOP);
+  auto lost = coord.wait_for("worker " + victim + " lost", std::min(deadline_, t_stop + 10s), from);
+  ASSERT_TRUE(lost) << "no 'worker " << victim << " lost' within 10 s of SIGSTOP";
+  std::cerr << "loss logged " << ms_between(t_stop, coord.at(*lost).seen) << " ms after SIGSTOP\n";
+  // What of the victim's was published when it was declared lost; nothing of its generations up
+  // to the loss may be published after.
+  std::set<std::string> before;
+  for (const auto* d : {&paths_.out, &paths_.dead})
+    for (auto& n : published_names(*d))
+      if (auto t = tag_of(n); t && t->worker == victim) before.insert(n);
+  const auto lost_gen = cluster_->wait_for_members(others, deadline_);
+  ASSERT_TRUE(lost_gen) << "assignment.json never dropped " << victim;
+  ASSERT_TRUE(wait_commit_in(*lost_gen, "by the two others while " + victim + " is paused"));
+
+  cluster_->signal(victim, SIGCONT);
+  auto& vlog = cluster_->worker_log(victim);
+  auto noticed = vlog.wait_for("lost the coordinator", std::min(deadline_, steady::now() + 15s));
+  ASSERT_TRUE(noticed) << victim << " did not notice it lost the coordinator within 15 s";
+  ASSERT_TRUE(
+      vlog.wait_for("joined the coordinator", std::min(deadline_, steady::now() + 15s), *noticed))
+      << victim << " did not rejoin within 15 s";
+  auto back_gen = cluster_->wait_for_members(k_three, deadline_);
+  ASSERT_TRUE(back_gen);
+  ASSERT_TRUE(wait_commit_in(*back_gen, "with " + victim + " back"));
+  ASSERT_TRUE(wait_done());
+  std::cerr << "done after " << seconds_since(start_) << " s\n";
+
+  std::vector<std::string> fenced_but_published;
+  for (const auto* d : {&paths_.out, &paths_.dead})
+    for (auto& n : published_names(*d))
+      if (auto t = tag_of(n);
+          t && t->worker == victim && !before.contains(n) && t->generation <= *lost_gen)
+        fenced_but_published.push_back(n);
+  EXPECT_EQ(fenced_but_published, std::vector<std::string>{})
+      << "published after " << victim << " was declared lost in generation " << *lost_gen;
+  expect_output_equals_reference();
+}
+
+/// One worker, then three (two join mid-run), then two (SIGTERM: exit 0, 'left').
+TEST_F(cluster_equality, scaling_out_1_to_3_and_in_3_to_2_leaves_the_output_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_scale", k_change_rate, 120s));
+  start_worker("w1");
+  ASSERT_TRUE(wait_first_commit());
+  std::cerr << "w1 alone committed an epoch; " << percent_committed() << " of the input\n";
+  start_worker("w2");
+  start_worker("w3");
+  auto three = cluster_->wait_for_members(k_three, deadline_);
+  ASSERT_TRUE(three) << "w2 and w3 did not both become members";
+  ASSERT_TRUE(wait_commit_in(*three, "after scaling out to three"));
+  std::cerr << "three workers committed an epoch; " << percent_committed() << " of the input\n";
+  EXPECT_LT(watch_->committed(), watch_->total()) << "scaled out only after the input's end";
+
+  auto& coord = cluster_->coordinator_log();
+  const size_t from = coord.size();
+  cluster_->signal("w2", SIGTERM);
+  auto status = cluster_->process("w2").wait_for(30s);
+  ASSERT_TRUE(status) << "w2 still runs 30 s after SIGTERM";
+  EXPECT_TRUE(status->ok()) << "w2 after SIGTERM: " << status->describe();
+  EXPECT_TRUE(coord.wait_for("worker w2 left", std::min(deadline_, steady::now() + 10s), from));
+  auto two = cluster_->wait_for_members({"w1", "w3"}, deadline_);
+  ASSERT_TRUE(two);
+  ASSERT_TRUE(wait_commit_in(*two, "after w2 left"));
+  std::cerr << "two workers committed an epoch; " << percent_committed() << " of the input\n";
+  ASSERT_TRUE(wait_done());
+  std::cerr << "done after " << seconds_since(start_) << " s\n";
+  expect_output_equals_reference();
+}
+
+}  // namespace
+}  // namespace eddy::test
