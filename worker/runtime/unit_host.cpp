@@ -63,6 +63,14 @@ std::string prefix_of(const std::string& unit) {
                         : shard_prefix(std::stoi(unit.substr(1)));
 }
 
+/// Ends the host and every actor it started (they are not linked to it: a unit that fails must
+/// reach the down handler with its reason).
+void stop_host(host_ptr self, caf::error reason) {
+  for (const auto& child : self->state.handles) self->send_exit(child, caf::exit_reason::kill);
+  self->state.handles.clear();
+  self->quit(std::move(reason));
+}
+
 void adopt(host_ptr self, const caf::actor& child, std::string what) {
   self->monitor(child);
   self->state.children.emplace(child.address(), std::move(what));
@@ -197,7 +205,7 @@ void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
       kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id,
                              consumer_queue_properties(cfg.source.max_in_flight_mb), &err);
   if (!consumer) {
-    self->quit(caf::make_error(caf::sec::runtime_error, "Kafka consumer: " + err));
+    stop_host(self, caf::make_error(caf::sec::runtime_error, "Kafka consumer: " + err));
     return;
   }
   std::vector<caf::actor> tasks;
@@ -256,13 +264,12 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
     if (!is_fault(dm.reason)) return;
     auto it = st.children.find(dm.source);
     const std::string what = it == st.children.end() ? "an actor" : it->second;
-    self->quit(caf::make_error(caf::sec::runtime_error,
-                               what + " failed: " + self->system().render(dm.reason)));
+    stop_host(self, caf::make_error(caf::sec::runtime_error,
+                                    what + " failed: " + self->system().render(dm.reason)));
   });
-  self->set_exit_handler([self](caf::exit_msg& m) {
-    for (const auto& child : self->state.handles) self->send_exit(child, caf::exit_reason::kill);
-    self->quit(m.reason);
-  });
+  // The node ends a generation with user_shutdown (exit_reason::kill cannot be trapped, and the
+  // units must go with the host).
+  self->set_exit_handler([self](caf::exit_msg& m) { stop_host(self, std::move(m.reason)); });
   st.sink = self->spawn(sink_actor, st.ctx, st.schema, caf::actor_cast<caf::actor>(self),
                         st.counters);
   adopt(self, st.sink, "sink");
@@ -306,7 +313,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
       },
       [self](ended_atom, int32_t) {},  // streaming: inputs do not end in a cluster
       [self](failed_atom, const std::string& e) {
-        self->quit(caf::make_error(caf::sec::runtime_error, e));
+        stop_host(self, caf::make_error(caf::sec::runtime_error, e));
       },
       [self](done_atom, const worker_report&, int64_t) {},
   };

@@ -39,7 +39,8 @@ void finish(node_ptr self, worker_node_outcome::kind how, std::string detail) {
   if (o.how != worker_node_outcome::kind::running) return;
   o.how = how;
   o.detail = std::move(detail);
-  if (self->state.host) self->send_exit(self->state.host, caf::exit_reason::kill);
+  // user_shutdown, not kill: the host traps it to take its units along (kill is untrappable).
+  if (self->state.host) self->send_exit(self->state.host, caf::exit_reason::user_shutdown);
   self->quit();
 }
 
@@ -122,7 +123,7 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         if (!st.pipeline) return;
         if (st.host) {
           self->demonitor(st.host);
-          self->send_exit(st.host, caf::exit_reason::kill);
+          self->send_exit(st.host, caf::exit_reason::user_shutdown);
         }
         unit_host_options h;
         h.cfg = st.pipeline;
