@@ -20,6 +20,7 @@
 #include "app/commands.hpp"
 #include "app/signals.hpp"
 #include "coordinator/cluster_coordinator.hpp"
+#include "worker/epoch_files.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/pipeline_config.hpp"
 #include "worker/runtime/worker_node.hpp"
@@ -193,6 +194,12 @@ void run_worker(const worker_cli& o) {
   make_directory(o.local_dir, "--local-dir");
   const std::string host = this_host();
   const std::string name = o.name.empty() ? host + "-" + std::to_string(getpid()) : o.name;
+  // The name goes into output file names (<worker>-g<generation>).
+  if (name.size() > 60 || !check_name_tag(name).empty())
+    throw CLI::RuntimeError("--name " + name +
+                                ": a worker name is 1-60 of the characters A-Z a-z 0-9 _ . - "
+                                "(it goes into output file names)",
+                            2);
   // Tests only: pretend to be another eddy version, to see the coordinator refuse it.
   const char* version_override = std::getenv("EDDY_TEST_VERSION");
 
@@ -264,8 +271,9 @@ void add_cluster_commands(CLI::App& root) {
       "checkpoint.interval it asks every worker to checkpoint, and once every unit acked it\n"
       "commits the epoch (a manifest in checkpoint.dir/cluster/epochs) and publishes its output;\n"
       "any failure restarts all workers from the last committed epoch. The pipeline needs a\n"
-      "[checkpoint] table whose dir every node reaches (a shared filesystem). PREVIEW: the\n"
-      "workers do not process records yet — use `eddy run`.");
+      "[checkpoint] table whose dir every node reaches (a shared filesystem); paths in the\n"
+      "pipeline file must mean the same on every node (absolute paths). PREVIEW: see the\n"
+      "README's \"Multi-node\" section for what is missing.");
   cc->add_option("-c,--config", c->config, "Pipeline file (TOML); sent to every worker")
       ->required()
       ->check(CLI::ExistingFile);
@@ -290,9 +298,10 @@ void add_cluster_commands(CLI::App& root) {
   CLI::App* wc = root.add_subcommand(
       "worker",
       "A worker of a multi-node cluster: joins the coordinator at --join (retrying with backoff\n"
-      "until it is up), receives the pipeline and its units from it, and joins again as a new\n"
+      "until it is up), receives the pipeline and its units (partitions and aggregator shards)\n"
+      "from it and runs them, restored from the last committed epoch; joins again as a new\n"
       "member when it loses the coordinator. SIGTERM leaves the cluster cleanly (exit 0).\n"
-      "PREVIEW: membership and assignment only; units are not processed yet.");
+      "PREVIEW: see the README's \"Multi-node\" section.");
   wc->add_option("--join", w->join, "The coordinator's HOST:PORT")->required();
   wc->add_option("--slots", w->slots, "This worker's share of the work (1-1024, default 1)")
       ->check(CLI::Range(1, 1024));

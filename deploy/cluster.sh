@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# A local eddy cluster on loopback, for trying membership and failover by hand (PREVIEW: the
-# workers take their partitions and shards but do not process records yet; docs/cluster.md).
+# A local eddy cluster on loopback, for trying failover by hand (PREVIEW; README "Multi-node").
 #   deploy/cluster.sh [WORKERS]        # default 3 workers; Ctrl-C stops everything
 # Starts a development broker (16 partitions of the example topic), `eddy coordinator` with the
-# windowed example pipeline and WORKERS `eddy worker`s, prints their PIDs and log files, then
+# windowed example pipeline (into a file sink) and WORKERS `eddy worker`s, produces sample
+# ride-booking CDC data at 2000 records/s for a minute, prints their PIDs and log files, then
 # follows the coordinator's log. Kill a worker (kill -9 PID, or kill -STOP PID) and watch its
 # units move; start it again with the printed command and watch it rejoin.
 set -euo pipefail
@@ -35,11 +35,15 @@ for _ in $(seq 100); do grep -q bootstrap= "$run_dir/broker.out" && break; sleep
 bootstrap=$(sed -n 's/bootstrap=//p' "$run_dir/broker.out")
 [ -n "$bootstrap" ] || { echo "the broker did not start; see $run_dir/broker.log" >&2; exit 1; }
 
-# A cluster pipeline needs a [checkpoint] table (the coordinator commits epochs there): the
-# windowed example with one in the run directory.
+# A cluster pipeline needs a [checkpoint] table (the coordinator commits epochs there) and
+# paths that mean the same on every node: the windowed example with a file sink, dead letters
+# and checkpoints in the run directory.
 pipeline=$run_dir/ncr_windowed_cluster.toml
-{ cat deploy/pipelines/ncr_windowed.toml; printf '\n[checkpoint]\ndir = "%s"\ninterval = "1s"\n' \
-  "$run_dir/checkpoints"; } >"$pipeline"
+sed -e 's|^type = "console"|type = "file"\npath = "'"$run_dir"'/output"|' \
+    -e '/^truncate = /d' -e '/^num_rows = /d' \
+    -e 's|^path = "dead-letter/ncr_windowed".*|path = "'"$run_dir"'/dead-letter"|' \
+    deploy/pipelines/ncr_windowed.toml >"$pipeline"
+printf '\n[checkpoint]\ndir = "%s"\ninterval = "1s"\n' "$run_dir/checkpoints" >>"$pipeline"
 "$eddy" coordinator -c "$pipeline" --listen 127.0.0.1:0 \
   --state-dir "$run_dir/coordinator" --bootstrap "$bootstrap" \
   >"$run_dir/coordinator.out" 2>"$run_dir/coordinator.log" &
@@ -56,6 +60,11 @@ for i in $(seq "$workers"); do
   pids+=($!)
   echo "worker-$i     pid $!, log $run_dir/worker-$i.log"
 done
+"$eddy" produce --bootstrap "$bootstrap" --topic "$topic" --count 120000 --rate 2000 \
+  >"$run_dir/produce.log" 2>&1 &
+pids+=($!)
+echo "producing 120000 sample records at 2000/s (log $run_dir/produce.log)"
+echo "output       $run_dir/output (published per committed epoch), dead letters in $run_dir/dead-letter"
 cat <<TXT
 
 Try: kill -9 <worker pid>     (its units move at once)
