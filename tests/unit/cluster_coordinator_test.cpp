@@ -398,6 +398,38 @@ TEST_F(cluster_actors, an_epoch_commits_only_with_every_ack_then_has_a_manifest_
   EXPECT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
 }
 
+TEST_F(cluster_actors, a_failed_publish_is_logged_and_does_not_hold_back_later_epochs) {
+  coordinator_ = spawn_coordinator();
+  a_->coordinator = coordinator_;
+  wa_ = stand_in(a_);
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "a", 1, "h"}, wa_).accepted);
+  const uint64_t g = a_->assignments.back().generation;
+  ready(wa_, g);
+  const auto out = state_dir_ / "out";
+  // Epoch 1's sink lists a file that is neither staged nor published.
+  advance(1s);
+  for (const auto& u : all_units({})) ack(coordinator_, unit_ack_of(u, g, 1));
+  auto sink = unit_ack_of("sink:a", g, 1);
+  sink.staged = {(out / "_staging/00000000000000000001/part-1-0-a-g1.jsonl").string()};
+  ack(coordinator_, sink);
+  EXPECT_EQ(a_->commits.size(), 1u);  // committed all the same: the manifest is written
+  EXPECT_NE(log_.str().find("epoch 1 is committed but publishing its files failed"),
+            std::string::npos)
+      << log_.str();
+  // Epoch 2's file is published although epoch 1's still cannot be.
+  const auto staged = out / "_staging/00000000000000000002/part-2-0-a-g1.jsonl";
+  std::filesystem::create_directories(staged.parent_path());
+  std::ofstream(staged) << "{}\n";
+  advance(1s);
+  for (const auto& u : all_units({})) ack(coordinator_, unit_ack_of(u, g, 2));
+  sink = unit_ack_of("sink:a", g, 2);
+  sink.staged = {staged.string()};
+  ack(coordinator_, sink);
+  EXPECT_EQ(a_->commits.size(), 2u);
+  EXPECT_TRUE(std::filesystem::exists(out / "part-2-0-a-g1.jsonl"));
+  EXPECT_EQ(log_.str().find("epoch 2 is committed but"), std::string::npos) << log_.str();
+}
+
 TEST_F(cluster_actors, with_debug_every_committed_epoch_is_logged) {
   coordinator_ = spawn_coordinator(/*debug=*/true);
   a_->coordinator = coordinator_;
