@@ -5,20 +5,12 @@
 //   worker -> coordinator  (register_atom, worker_hello, worker handle)  => join_reply
 //   coordinator -> worker  (assign_atom, unit_assignment)  after every change of the assignment
 //   worker -> coordinator  (leave_atom, name)  => ok: a clean leave (SIGTERM)
+// Epoch protocol (generations, ready/start, checkpoint/ack/commit): unit_assignment's epoch
+// fields, ready_atom, start_atom and unit_ack below; the atoms assign, checkpoint, ack and
+// commit and the data plane's partials_msg and barriers are in messages.hpp.
 // The coordinator monitors each member: a killed worker is seen at once (dropped connection), a
 // hung or cut-off one when the middleman heartbeats time out. Generations order assignments: a
 // worker drops an assignment older than the newest it has seen.
-//
-// Epoch protocol (cluster_coordinator.hpp runs it; every message carries the generation, messages
-// of any generation but the current one are dropped on both sides):
-//   worker -> coordinator  (ready_atom, uint64_t generation, std::vector<int32_t> shard_ids,
-//                           std::vector<caf::actor> shard_handles)   sent by the member's actor
-//                           (the handle it joined with): units restored, shards spawned
-//   coordinator -> worker  (start_atom, uint64_t generation, std::vector<caf::actor> shard_table)
-//                           once every member is ready; shard_table[s] = shard s's handle
-//   coordinator -> worker  (checkpoint_atom, uint64_t generation, uint64_t epoch)
-//   any actor -> coordinator  (ack_atom, unit_ack)   one per unit ("p3", "s1") and member sink
-//   coordinator -> worker  (commit_atom, uint64_t generation, uint64_t epoch)  manifest written
 #pragma once
 
 #include <caf/all.hpp>
@@ -27,12 +19,16 @@
 #include <string>
 #include <vector>
 
-#include "worker/record_processor.hpp"
+#include "actors/messages.hpp"
 
 namespace eddy {
 
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
+/// worker -> coordinator: (ready_atom, uint64_t generation, std::vector<int32_t> shard_ids,
+/// std::vector<caf::actor> shard_handles), the worker's units of that generation are up.
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
+/// coordinator -> worker: (start_atom, uint64_t generation, std::vector<caf::actor> shard_table),
+/// every member is ready; index = shard id.
 using start_atom = caf::atom_constant<caf::atom("start")>;
 
 /// A worker asking to join: its eddy version (refused unless equal to the coordinator's), its
@@ -67,16 +63,15 @@ typename Inspector::result_type inspect(Inspector& f, join_reply& x) {
 }
 
 /// The units one worker owns in `generation`: partitions (source tasks) and aggregator shards,
-/// and where the generation starts: the units restore from `restore_epoch`'s manifest (0 = none:
-/// start fresh) and the first epoch it opens is `first_epoch` (epoch numbers are never reused).
+/// and what the generation restores and starts from (docs: the cluster protocol, "Generations").
 struct unit_assignment {
   uint64_t generation = 0;
-  std::vector<int32_t> partitions;      ///< this member's partitions
-  std::vector<int32_t> shards;          ///< this member's aggregator shards
-  uint64_t restore_epoch = 0;           ///< last complete epoch (0 = none)
+  std::vector<int32_t> partitions;      ///< this member's task units
+  std::vector<int32_t> shards;          ///< this member's shard units
+  uint64_t restore_epoch = 0;           ///< the last complete epoch (0 = none: start fresh)
   uint64_t first_epoch = 0;             ///< the first epoch number this generation will use
   std::vector<int32_t> all_partitions;  ///< every partition of the topic
-  int32_t shard_count = 0;              ///< aggregator shards of the pipeline (0 = none)
+  int32_t shard_count = 0;              ///< aggregator shards of the pipeline (0: none)
 };
 
 template <class Inspector>
@@ -85,25 +80,21 @@ typename Inspector::result_type inspect(Inspector& f, unit_assignment& x) {
            x.restore_epoch, x.first_epoch, x.all_partitions, x.shard_count);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, record_counters& x) {
-  return f(caf::meta::type_name("record_counters"), x.in, x.out, x.filtered, x.dead_lettered,
-           x.late);
-}
-
-/// One unit's (or one member's sink's) answer to epoch `epoch` of `generation`.
+/// A unit's answer to epoch `epoch` of `generation`, worker -> coordinator as
+/// (ack_atom, unit_ack). `unit` is "p<partition>" (a source task), "s<shard>" (an aggregator
+/// shard) or "sink:<worker name>" (a member's sink). A non-empty `error` fails the epoch.
 struct unit_ack {
   uint64_t generation = 0;
   uint64_t epoch = 0;
-  std::string unit;                 ///< "p3", "s1" or "sink:<worker name>"
-  int64_t next_offset = -1;         ///< tasks: the partition's next offset after the epoch
-  int64_t watermark = INT64_MIN;    ///< tasks
-  record_counters counters;         ///< tasks: cumulative
-  std::string snapshot;             ///< tasks, shards: the unit's snapshot file
-  uint64_t snapshot_bytes = 0;      ///< its size
-  std::string snapshot_crc32c;      ///< its CRC32C (8 hex digits)
-  std::vector<std::string> staged;  ///< sink: paths of the files it staged for the epoch
-  std::string error;                ///< non-empty: the epoch fails
+  std::string unit;
+  int64_t next_offset = -1;       ///< tasks: the partition's offset after the epoch
+  int64_t watermark = INT64_MIN;  ///< tasks: the partition's watermark
+  record_counters counters;       ///< tasks: cumulative
+  std::string snapshot;           ///< tasks, shards: the unit's exported state file
+  uint64_t snapshot_bytes = 0;
+  std::string snapshot_crc32c;
+  std::vector<std::string> staged;  ///< sink: paths of the files it staged for this epoch
+  std::string error;
 };
 
 template <class Inspector>

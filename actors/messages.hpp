@@ -1,19 +1,24 @@
 // messages.hpp — the message vocabulary between eddy's actors.
 //
 // Atoms name requests; structs carry data. Batches are the unit of exchange: never one actor
-// message per record. `kafka_batch` and `result_batch` stay inside one worker process (poller ->
-// source task -> sink), so they are registered as local-only message types; the messages that
-// cross nodes (`assignment`, `worker_info`) have inspect() overloads for serialization.
+// message per record. `kafka_batch`, `result_batch` and `worker_report` stay inside one worker
+// process (poller -> source task -> sink), so they are allowed as unsafe (local-only) message
+// types; the messages that may cross processes (`assignment`, `partials_msg`, `checkpoint_ack`,
+// `record_counters` inside them) have inspect() overloads and are registered by
+// register_message_types (type_registry.hpp).
 #pragma once
 
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "worker/dead_letter.hpp"
+#include "worker/partial_codec.hpp"
 #include "worker/record_processor.hpp"
 #include "worker/row.hpp"
 #include "worker/windowing.hpp"
@@ -79,12 +84,71 @@ struct kafka_batch {
   }
 };
 
-/// Partial aggregates from one source task to one aggregator shard. Shared pointer: CAF 0.17
-/// message types must be copyable, accumulators are not.
+/// record_counters (worker/record_processor.hpp, free of CAF) as a message field.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, record_counters& x) {
+  return f(caf::meta::type_name("record_counters"), x.in, x.out, x.filtered, x.dead_lettered,
+           x.late);
+}
+
+/// Partial aggregates from one source task to one aggregator shard, local or remote.
+///
+/// Local delivery (one process) passes `batch` by shared pointer and never encodes (CAF 0.17
+/// message types must be copyable, accumulators are not). When CAF serializes the message for
+/// another process, inspect() writes `batch` as encode_partial_batch bytes (worker/
+/// partial_codec.hpp) with its partition; the receiver gets `bytes` and `partition` and a null
+/// `batch`, and decodes with its own plan through get(). Senders set `batch` (and `end`) only.
 struct partials_msg {
   std::shared_ptr<partial_batch> batch;
-  bool end = false;  ///< the task is done; nothing more will come from its partition
+  std::string bytes;       ///< received from another process: the encoded batch, until get()
+  int32_t partition = -1;  ///< received from another process: the batch's partition
+  bool end = false;        ///< the task is done; nothing more will come from its partition
+
+  /// The sending task's partition, readable without decoding.
+  [[nodiscard]] int32_t source_partition() const { return batch ? batch->partition : partition; }
+
+  /// The batch: `batch` when set; otherwise `bytes` decoded with `plan` (kept in `batch`, `bytes`
+  /// freed). nullptr with `*error` when the bytes are malformed, do not fit `plan`, or carry
+  /// another partition than `partition`.
+  [[nodiscard]] partial_batch* get(const aggregation_plan& plan, std::string* error) {
+    if (batch) return batch.get();
+    auto decoded = std::make_shared<partial_batch>();
+    if (!decode_partial_batch(bytes, plan, decoded.get(), error)) return nullptr;
+    if (decoded->partition != partition) {
+      if (error != nullptr) {
+        *error = "partial batch of partition " + std::to_string(decoded->partition) +
+                 " sent as partition " + std::to_string(partition);
+      }
+      return nullptr;
+    }
+    std::string().swap(bytes);
+    batch = std::move(decoded);
+    return batch.get();
+  }
 };
+
+/// Saving (CAF's serializer, i.e. to another process): the batch's bytes, partition and end.
+/// Loading: into `bytes`, `partition`, `end` (batch null). Printing (deep_to_string, CAF's logs):
+/// partition, entry count and end, no encoding.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, partials_msg& x) {
+  if constexpr (std::is_base_of_v<caf::serializer, Inspector>) {
+    if (x.batch) {
+      std::string bytes = encode_partial_batch(*x.batch);
+      int32_t partition = x.batch->partition;
+      return f(caf::meta::type_name("partials_msg"), bytes, partition, x.end);
+    }
+    return f(caf::meta::type_name("partials_msg"), x.bytes, x.partition, x.end);
+  } else if constexpr (std::is_base_of_v<caf::deserializer, Inspector>) {
+    x.batch.reset();
+    return f(caf::meta::type_name("partials_msg"), x.bytes, x.partition, x.end);
+  } else {
+    int32_t partition = x.source_partition();
+    uint64_t entries = x.batch ? x.batch->entries.size() : 0;
+    uint64_t bytes = x.bytes.size();
+    return f(caf::meta::type_name("partials_msg"), partition, entries, bytes, x.end);
+  }
+}
 
 /// What a source task made of one kafka_batch, or (shard >= 0) result rows of a shard.
 struct result_batch {
@@ -125,6 +189,12 @@ struct checkpoint_ack {
   std::string error;
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, checkpoint_ack& x) {
+  return f(caf::meta::type_name("checkpoint_ack"), x.epoch, x.partition, x.shard, x.next_offset,
+           x.watermark, x.counters, x.error);
+}
+
 /// Final or periodic counters of a worker, per partition.
 struct worker_report {
   std::vector<int32_t> partitions;
@@ -136,6 +206,4 @@ struct worker_report {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::kafka_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::result_batch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::partials_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::worker_report)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(eddy::checkpoint_ack)

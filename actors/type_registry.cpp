@@ -2,6 +2,9 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include <cstdint>
+#include <vector>
+
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
 
@@ -13,7 +16,11 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<join_reply>("eddy::join_reply");
   cfg.add_message_type<unit_assignment>("eddy::unit_assignment");
   cfg.add_message_type<unit_ack>("eddy::unit_ack");
-  // (ready_atom, generation, shard ids, shard handles): a vector<int32_t> as a message element.
+  cfg.add_message_type<record_counters>("eddy::record_counters");
+  cfg.add_message_type<checkpoint_ack>("eddy::checkpoint_ack");
+  // Data plane between workers: partials (encoded only when they leave the process).
+  cfg.add_message_type<partials_msg>("eddy::partials_msg");
+  // (ready_atom, generation, shard ids, shard handles): std::vector<caf::actor> is built in.
   cfg.add_message_type<std::vector<int32_t>>("std::vector<int32_t>");
 }
 

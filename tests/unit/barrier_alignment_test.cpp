@@ -5,7 +5,9 @@
 // what partition 0 sends after it must wait until partition 1's barrier is in, so that the
 // snapshot of epoch 1 holds exactly what came before both barriers. The snapshot is read back
 // from the node-local RocksDB into a fresh shard_aggregator and its windows are closed to see
-// what it held.
+// what it held. The same holds for partials that arrive as bytes (from a task in another
+// process: partials_msg with `bytes` and `partition`, no batch), and undecodable bytes fail the
+// run with a message naming the shard and the partition.
 #include <gtest/gtest.h>
 
 #include <caf/all.hpp>
@@ -130,9 +132,17 @@ class barrier_alignment : public ::testing::Test {
     return std::make_shared<partial_batch>(std::move(out.at(0)));
   }
 
-  void send_partial(const caf::actor& shard, int32_t p, const std::string& grp, int64_t t) {
+  /// Sends a partial of partition `p`: by pointer, or (`as_bytes`) as a task in another process
+  /// does, i.e. as CAF delivers it there: encoded bytes and the partition, no batch.
+  void send_partial(const caf::actor& shard, int32_t p, const std::string& grp, int64_t t,
+                    bool as_bytes = false) {
     partials_msg m;
-    m.batch = partial(p, grp, t);
+    if (as_bytes) {
+      m.bytes = encode_partial_batch(*partial(p, grp, t));
+      m.partition = p;
+    } else {
+      m.batch = partial(p, grp, t);
+    }
     caf::anon_send(shard, std::move(m));
   }
 
@@ -189,6 +199,59 @@ TEST_F(barrier_alignment, holds_back_a_task_whose_barrier_came_first_until_all_b
   EXPECT_EQ(log->events[3], "ack 2 shard 0");
   EXPECT_EQ(snapshot_groups(), "a=2 b=1");
   caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  sched_->run();
+}
+
+TEST_F(barrier_alignment, holds_back_and_merges_partials_received_as_bytes_alike) {
+  auto log = std::make_shared<probe_log>();
+  auto sink = sys_->spawn(probe, log);
+  auto shard = spawn_shard(*sys_, ctx_, 0, {0, 1}, sink, sink);
+  sched_->run();
+
+  send_partial(shard, 0, "a", 1, true);
+  caf::anon_send(shard, barrier_atom::value, uint64_t{1}, int32_t{0});
+  send_partial(shard, 0, "b", 2, true);  // held back: partition 0's barrier is in
+  send_partial(shard, 1, "a", 3, true);
+  caf::anon_send(shard, barrier_atom::value, uint64_t{1}, int32_t{1});
+  sched_->run();
+  ASSERT_EQ(log->events, (std::vector<std::string>{"barrier 1 from -1", "ack 1 shard 0"}));
+  EXPECT_EQ(snapshot_groups(), "a=2");
+  caf::anon_send(shard, barrier_atom::value, uint64_t{2}, int32_t{1});
+  caf::anon_send(shard, barrier_atom::value, uint64_t{2}, int32_t{0});
+  sched_->run();
+  ASSERT_EQ(log->events.size(), 4u);
+  EXPECT_EQ(snapshot_groups(), "a=2 b=1");
+  EXPECT_FALSE(ctx_->faulted.load());
+  caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  sched_->run();
+}
+
+TEST_F(barrier_alignment, undecodable_partials_fail_the_run) {
+  auto log = std::make_shared<probe_log>();
+  auto sink = sys_->spawn(probe, log);
+  auto shard = spawn_shard(*sys_, ctx_, 0, {0, 1}, sink, sink);
+  sched_->run();
+  std::string bytes = encode_partial_batch(*partial(1, "a", 1));
+  bytes.pop_back();  // truncated
+  partials_msg m;
+  m.bytes = bytes;
+  m.partition = 1;
+  caf::anon_send(shard, std::move(m));
+  sched_->run();
+  EXPECT_TRUE(ctx_->faulted.load());
+  const std::string fault = ctx_->fault_message();
+  EXPECT_EQ(fault.rfind("aggregation shard 0 failed: undecodable partials from partition 1: "
+                        "partial batch: entry 0 of 1: malformed or truncated aggregate 'n'",
+                        0),
+            0u)
+      << fault;
+  // The shard is gone: a barrier reaches nobody, no ack comes.
+  caf::anon_send(shard, barrier_atom::value, uint64_t{1}, int32_t{0});
+  caf::anon_send(shard, barrier_atom::value, uint64_t{1}, int32_t{1});
+  sched_->run();
+  EXPECT_TRUE(log->events.empty());
   caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
   sched_->run();
 }

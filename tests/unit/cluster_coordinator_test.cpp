@@ -288,8 +288,16 @@ TEST_F(cluster_actors, a_node_drops_an_assignment_older_than_the_newest_it_holds
   o.log = &log_;
   auto node = spawn_worker_node(sys_, coordinator, o, outcome);
   sched_.run();
-  caf::anon_send(node, assign_atom::value, unit_assignment{5, {1, 2}, {0}});
-  caf::anon_send(node, assign_atom::value, unit_assignment{3, {3}, {}});
+  auto assignment = [](uint64_t generation, std::vector<int32_t> partitions,
+                       std::vector<int32_t> shards) {
+    unit_assignment a;
+    a.generation = generation;
+    a.partitions = std::move(partitions);
+    a.shards = std::move(shards);
+    return a;
+  };
+  caf::anon_send(node, assign_atom::value, assignment(5, {1, 2}, {0}));
+  caf::anon_send(node, assign_atom::value, assignment(3, {3}, {}));
   sched_.run();
   EXPECT_EQ(outcome->generation, 5u);
   EXPECT_EQ(outcome->partitions, (std::vector<int32_t>{1, 2}));

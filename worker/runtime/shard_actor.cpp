@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <deque>
+#include <string>
 #include <utility>
 
 #include "actors/messages.hpp"
@@ -99,7 +100,17 @@ void merge(shard_ptr self, partials_msg& m) {
   fault_point("shard");
   auto& st = self->state;
   if (st.finished) return;
-  st.aggregator->merge(std::move(*m.batch));
+  // Partials from another process arrive as bytes: decoded here, with this shard's plan.
+  std::string err;
+  partial_batch* batch = m.get(*st.ctx->plan, &err);
+  if (batch == nullptr) {
+    st.ctx->fault("aggregation shard " + std::to_string(st.shard) +
+                  " failed: undecodable partials from partition " +
+                  std::to_string(m.source_partition()) + ": " + err);
+    self->quit(caf::sec::runtime_error);
+    return;
+  }
+  st.aggregator->merge(std::move(*batch));
   report_dropped(self);
   if (m.end && ++st.ended == st.partitions) {
     if (st.ctx->drain.load()) {
@@ -197,7 +208,7 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int 
   return {
       [self](partials_msg& m) {
         auto& st = self->state;
-        if (st.aligner->blocked(m.batch->partition)) {
+        if (st.aligner->blocked(m.source_partition())) {
           st.held.push_back(std::move(m));
           return;
         }

@@ -3,7 +3,10 @@
 //
 // Messages:
 //   partials_msg                         from a task; held back while that task's barrier waits
-//                                        for the others (aligned barriers)
+//                                        for the others (aligned barriers). From a task in
+//                                        another process it carries bytes, decoded at merge
+//                                        with the shard's plan; undecodable bytes fail the run
+//                                        (run_context::fault) and end the shard
 //   (barrier_atom, epoch, partition)     from a task, after its partials of the epoch; once
 //                                        every task's barrier is in, the shard writes its state
 //                                        (one RocksDB WriteBatch under shard_prefix), sends

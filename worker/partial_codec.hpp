@@ -1,0 +1,38 @@
+// partial_codec.hpp — partial_batch as bytes, for partials that cross processes (a source task
+// on one worker, its aggregator shard on another).
+//
+// The encoding reuses the state encodings: rows and scalars in byte_codec's forms (as the
+// windowing checkpoint keys and values), each accumulator in its own serialize() form (as in a
+// checkpointed group value). Layout:
+//   [version u8 = 1][svarint partition][svarint watermark][svarint processing_time_us]
+//   [svarint last_record_us][varint n] then n entries of
+//   [svarint window start][svarint window end][row key][svarint rows]
+//   [u8 flags: bit 0 late_update, bit 1 some accumulator is null][varint accumulator count]
+//   and per accumulator (with flag bit 1: [u8 present] first) its serialize() bytes.
+// The bytes carry no plan: the receiver decodes with its own, which must be the sender's (the
+// accumulator count, the group key width and each accumulator's function are checked).
+//
+// decode_partial_batch never trusts its input: every read is bounds-checked, counts are checked
+// against the bytes left before anything is allocated, and malformed, truncated or trailing
+// bytes give false with a message. A null accumulator (take_partials never makes one) decodes
+// as a fresh, empty accumulator of the plan's function (merging it changes nothing).
+// Pure functions, thread-safe. No CAF, no librdkafka.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "worker/windowing.hpp"
+
+namespace eddy {
+
+/// The bytes of `batch` (its entries' accumulators are read, not moved).
+[[nodiscard]] std::string encode_partial_batch(const partial_batch& batch);
+
+/// Parses bytes of encode_partial_batch into `*out` (replaced on success, untouched on failure),
+/// with the accumulators of `plan`. false with `*error` (when not null) on malformed input or
+/// input that does not fit `plan`.
+[[nodiscard]] bool decode_partial_batch(std::string_view bytes, const aggregation_plan& plan,
+                                        partial_batch* out, std::string* error);
+
+}  // namespace eddy
