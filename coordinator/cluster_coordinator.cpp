@@ -16,7 +16,7 @@
 #include "actors/version.hpp"
 #include "coordinator/assignment.hpp"
 #include "coordinator/cluster_manifest.hpp"
-#include "state/file_io.hpp"
+#include "worker/epoch_files.hpp"
 
 namespace eddy {
 
@@ -29,35 +29,6 @@ using epoch_due_atom = caf::atom_constant<caf::atom("epochdue")>;
 
 /// Manifests kept by retention.
 constexpr size_t manifests_kept = 3;
-
-// STAND-IN for worker/epoch_files.hpp's publish_staged_files (branch unitstate): on merging,
-// delete this and include that header. Publishes each staged file `D/_staging/<epoch>/<name>` as
-// `D/<name>` (a rename; a staged file already gone counts as published, so a repeat is harmless),
-// fsyncs each D with `sync` and removes staging directories left empty. "" or the first error.
-std::string publish_staged_files(const std::vector<std::string>& paths, bool sync) {
-  std::set<fs::path> dirs, staging;
-  for (const auto& p : paths) {
-    const fs::path file(p), epoch_dir = file.parent_path(), root = epoch_dir.parent_path();
-    if (root.filename() != "_staging")
-      return "cannot publish " + p + ": not in a _staging/<epoch>/ directory";
-    const fs::path target = root.parent_path() / file.filename();
-    std::error_code ec;
-    if (!fs::exists(file, ec)) continue;  // published before
-    fs::rename(file, target, ec);
-    if (ec) return "cannot publish " + p + " as " + target.string() + ": " + ec.message();
-    dirs.insert(root.parent_path());
-    staging.insert(epoch_dir);
-  }
-  if (sync)
-    for (const auto& d : dirs)
-      if (std::string e = file_io::fsync_dir(d); !e.empty()) return e;
-  for (const auto& d : staging) {
-    std::error_code ec;
-    fs::remove(d, ec);                // only when empty
-    fs::remove(d.parent_path(), ec);  // _staging, only when empty
-  }
-  return {};
-}
 
 struct member {
   caf::actor handle;
@@ -91,7 +62,8 @@ struct cluster_state {
   std::map<std::string, member_ready> ready;  ///< members ready for `generation`
   bool started = false;                       ///< start sent for `generation`
   std::optional<open_epoch> epoch;
-  std::vector<std::string> unpublished;  ///< committed files whose publish failed: retried
+  /// Committed epochs whose files could not all be published: retried after every commit.
+  std::map<uint64_t, std::vector<std::string>> unpublished;
   static inline const char* name = "eddy.cluster_coordinator";
 };
 
@@ -261,6 +233,26 @@ void open_next_epoch(cluster_ptr self) {
                      epoch_due_atom::value, st.generation, e);
 }
 
+/// Publishes the staged files of committed epoch `e` (idempotent), then retries earlier epochs
+/// whose publish failed. A failure is logged once per epoch and retried after the next commit.
+void publish(cluster_ptr self, uint64_t e, const std::vector<std::string>& files) {
+  auto& st = self->state;
+  if (std::string err = publish_staged_files(files, st.opts.output_sync); !err.empty()) {
+    log_of(self) << "eddy coordinator: warning: epoch " << e << " is committed but publishing "
+                 << "its files failed (retried after every commit): " << err << "\n";
+    st.unpublished[e] = files;
+  }
+  for (auto it = st.unpublished.begin(); it != st.unpublished.end();) {
+    if (it->first != e && publish_staged_files(it->second, st.opts.output_sync).empty()) {
+      log_of(self) << "eddy coordinator: the files of epoch " << it->first
+                   << " are published now\n";
+      it = st.unpublished.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 /// Every unit and sink acked the open epoch: commit it.
 void complete_epoch(cluster_ptr self) {
   auto& st = self->state;
@@ -298,14 +290,7 @@ void complete_epoch(cluster_ptr self) {
   const auto took = std::chrono::steady_clock::now() - st.epoch->opened;
   st.epoch.reset();
   st.last_complete = e;
-  std::vector<std::string> to_publish = std::move(st.unpublished);
-  to_publish.insert(to_publish.end(), m.published.begin(), m.published.end());
-  st.unpublished.clear();
-  if (std::string err = publish_staged_files(to_publish, st.opts.output_sync); !err.empty()) {
-    log_of(self) << "eddy coordinator: warning: epoch " << e << " is complete but publishing its "
-                 << "files failed (retried after the next epoch): " << err << "\n";
-    st.unpublished = std::move(to_publish);
-  }
+  publish(self, e, m.published);
   for (const auto& [_, mb] : st.members)
     self->send(mb.handle, commit_atom::value, st.generation, e);
   persist(self);
@@ -334,12 +319,7 @@ void recover(cluster_ptr self) {
       log << "eddy coordinator: last complete epoch " << latest->epoch << " (generation "
           << latest->generation << ") in " << st.opts.checkpoint_dir.string() << "\n";
       // Idempotent: finishes a publish that a crash after the commit point interrupted.
-      if (std::string err = publish_staged_files(latest->published, st.opts.output_sync);
-          !err.empty()) {
-        log << "eddy coordinator: warning: publishing the files of epoch " << latest->epoch
-            << " failed (retried after the next epoch): " << err << "\n";
-        st.unpublished = latest->published;
-      }
+      publish(self, latest->epoch, latest->published);
     }
   }
   if (st.opts.state_dir.empty()) return;

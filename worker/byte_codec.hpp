@@ -36,7 +36,9 @@ inline void put_svarint(std::string& out, int64_t x) {
 }
 
 inline void put_u64(std::string& out, uint64_t x) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((x >> (8 * i)) & 0xff);
+  out.append(b, 8);  // one capacity check instead of eight
 }
 
 inline void put_f64(std::string& out, double d) {
