@@ -53,6 +53,10 @@ struct open_epoch {
 
 struct cluster_state {
   cluster_coordinator_options opts;
+  /// The last member lost or gone and when that was seen: the next started generation's line
+  /// says how long after it the units run again (the failover gap a drill reads from the log).
+  std::string last_gone;
+  std::chrono::steady_clock::time_point last_gone_at;
   std::vector<unit_id> units;
   std::map<std::string, member> members;
   unit_owners owners;
@@ -192,6 +196,8 @@ void drop_member(cluster_ptr self, std::map<std::string, member>::iterator it,
   log_of(self) << "eddy coordinator: worker " << name << " " << why << ", a member for "
                << std::chrono::duration_cast<std::chrono::seconds>(up).count() << " s; "
                << describe_members(st) << "\n";
+  st.last_gone = "worker " + name + (why == "left" ? " left" : " was lost");
+  st.last_gone_at = std::chrono::steady_clock::now();
   abort_epoch(self, "worker " + name + " " + (why == "left" ? "left" : "lost"));
   rebalance(self);
 }
@@ -210,8 +216,16 @@ void start_generation(cluster_ptr self) {
                << " started: " << describe_members(st) << ", "
                << (st.last_complete == 0
                        ? std::string("starting fresh")
-                       : "restored from epoch " + std::to_string(st.last_complete))
-               << "\n";
+                       : "restored from epoch " + std::to_string(st.last_complete));
+  if (!st.last_gone.empty()) {
+    log_of(self) << ", "
+                 << std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - st.last_gone_at)
+                        .count()
+                 << " ms after " << st.last_gone << " (detection to every unit restored)";
+    st.last_gone.clear();
+  }
+  log_of(self) << "\n";
   if (!st.opts.checkpoint_dir.empty())
     self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
                        tick_atom::value, st.generation);

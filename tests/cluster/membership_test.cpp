@@ -126,10 +126,11 @@ class cluster_membership : public eddy_fixture {
     return {};
   }
 
-  static std::map<std::string, int> units_per_worker(const json::object& a) {
+  /// Units per worker; `kind` 'p' or 's' counts only partitions or shards (0: all).
+  static std::map<std::string, int> units_per_worker(const json::object& a, char kind = 0) {
     std::map<std::string, int> out;
     for (const auto& [unit, owner] : a.at("owners").as_object())
-      ++out[std::string(owner.as_string())];
+      if (kind == 0 || (!unit.empty() && unit[0] == kind)) ++out[std::string(owner.as_string())];
     return out;
   }
 
@@ -162,7 +163,11 @@ TEST_F(cluster_membership, workers_get_balanced_units_and_a_killed_worker_s_unit
   auto a = wait_for_assignment([](const json::object& a) {
     return members_are(a, {"w1", "w2", "w3"});
   });
-  for (const auto& [w, n] : units_per_worker(a)) EXPECT_TRUE(n == 6 || n == 7) << w << " " << n;
+  // Balanced per kind (16 partitions: 5 or 6 each; 4 shards: 1 or 2 each). Workers that join
+  // one after the other can leave both round-ups with the first one (stickiness wins over the
+  // balance of totals: 6 + 2), so the totals are not asserted.
+  for (const auto& [w, n] : units_per_worker(a, 'p')) EXPECT_TRUE(n == 5 || n == 6) << w << " " << n;
+  for (const auto& [w, n] : units_per_worker(a, 's')) EXPECT_TRUE(n == 1 || n == 2) << w << " " << n;
   const auto gen = a.at("generation").as_int64();
   EXPECT_TRUE(workers_["w2"].wait_for_line("generation " + std::to_string(gen) + ": holds", 5s))
       << workers_["w2"].text();

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <caf/all.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -255,8 +256,16 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
     if (!ctx.plan) return fail_now(err);
     st.schema = ctx.plan->schema;
   }
+  const auto restore_started = std::chrono::steady_clock::now();
   if (auto e = restore_units(self); !e.empty()) return fail_now(e);
   if (auto e = read_task_meta(self); !e.empty()) return fail_now(e);
+  if (a.restore_epoch > 0)
+    log_of(self) << "eddy worker " << st.opts.worker_name << ": generation " << a.generation
+                 << ": restored its units from epoch " << a.restore_epoch << " in "
+                 << std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - restore_started)
+                        .count()
+                 << " ms\n";
 
   // A unit that fails fails the host (and so this worker's membership).
   self->set_down_handler([self](caf::down_msg& dm) {
