@@ -243,7 +243,9 @@ void run_worker(const worker_cli& o) {
                         [&] {
                           if (signals.stop && !leaving) {
                             leaving = true;
-                            leave_cluster(sys, node, 2000);
+                            // The coordinator answers once the next epoch committed and
+                            // the units were handed over (bounded like an epoch).
+                            leave_cluster(sys, node, 65000);
                           }
                         });
     }
@@ -300,7 +302,8 @@ void add_cluster_commands(CLI::App& root) {
       "A worker of a multi-node cluster: joins the coordinator at --join (retrying with backoff\n"
       "until it is up), receives the pipeline and its units (partitions and aggregator shards)\n"
       "from it and runs them, restored from the last committed epoch; joins again as a new\n"
-      "member when it loses the coordinator. SIGTERM leaves the cluster cleanly (exit 0).\n"
+      "member when it loses the coordinator. SIGTERM leaves the cluster cleanly: its units are\n"
+      "handed over at the next epoch boundary, then it exits 0.\n"
       "PREVIEW: see the README's \"Multi-node\" section.");
   wc->add_option("--join", w->join, "The coordinator's HOST:PORT")->required();
   wc->add_option("--slots", w->slots, "This worker's share of the work (1-1024, default 1)")

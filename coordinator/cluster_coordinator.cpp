@@ -66,6 +66,12 @@ struct cluster_state {
   std::map<std::string, member_ready> ready;  ///< members ready for `generation`
   bool started = false;                       ///< start sent for `generation`
   std::optional<open_epoch> epoch;
+  /// Scaling at an epoch boundary: workers accepted while a generation runs wait here (monitored,
+  /// holding nothing) and members that asked to leave keep their units, until the next epoch
+  /// commits; then one new generation takes them in / lets them go and restores from that very
+  /// epoch, so no work is redone. An epoch that fails instead makes the change at once.
+  std::map<std::string, member> joining;
+  std::map<std::string, caf::response_promise> leaving;
   /// Committed epochs whose files could not all be published: retried after every commit.
   std::map<uint64_t, std::vector<std::string>> unpublished;
   static inline const char* name = "eddy.cluster_coordinator";
@@ -141,6 +147,27 @@ void abort_epoch(cluster_ptr self, const std::string& why) {
 
 void rebalance(cluster_ptr self) {
   auto& st = self->state;
+  // Membership changes that waited for an epoch boundary (or for this failure) take effect now.
+  for (auto& [name, m] : st.joining) {
+    log_of(self) << "eddy coordinator: worker " << name << " takes units from generation "
+                 << st.generation + 1 << " on (after epoch " << st.last_complete << ")\n";
+    st.members[name] = std::move(m);
+  }
+  st.joining.clear();
+  for (auto& [name, rp] : st.leaving) {
+    auto it = st.members.find(name);
+    if (it != st.members.end()) {
+      self->demonitor(it->second.handle);
+      const auto up = std::chrono::steady_clock::now() - it->second.joined;
+      st.members.erase(it);
+      log_of(self) << "eddy coordinator: worker " << name << " left after epoch "
+                   << st.last_complete << " (its units handed over), a member for "
+                   << std::chrono::duration_cast<std::chrono::seconds>(up).count() << " s; "
+                   << describe_members(st) << "\n";
+    }
+    rp.deliver(caf::unit);
+  }
+  st.leaving.clear();
   std::vector<worker_capacity> caps;
   for (const auto& [name, m] : st.members) caps.push_back({name, m.slots});
   unit_owners next = assign_units(st.units, caps, st.owners);
@@ -231,6 +258,17 @@ void start_generation(cluster_ptr self) {
                        tick_atom::value, st.generation);
 }
 
+void open_next_epoch(cluster_ptr self);
+
+/// A membership change (a join, a leave) waits for the next epoch boundary when a generation is
+/// running and taking epochs: opens that epoch now unless one is open. false: make it at once.
+bool wait_for_boundary(cluster_ptr self) {
+  auto& st = self->state;
+  if (!st.started || st.opts.checkpoint_dir.empty() || st.members.empty()) return false;
+  if (!st.epoch) open_next_epoch(self);
+  return true;
+}
+
 void open_next_epoch(cluster_ptr self) {
   auto& st = self->state;
   open_epoch ep;
@@ -316,6 +354,7 @@ void complete_epoch(cluster_ptr self) {
                  << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                  << " ms (generation " << st.generation << "): " << m.units.size() << " units, "
                  << m.published.size() << " files published\n";
+  if (!st.joining.empty() || !st.leaving.empty()) rebalance(self);  // the boundary they wait for
 }
 
 /// At start: continue from the newest complete epoch in the checkpoint directory and from the
@@ -369,6 +408,19 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
   recover(self);
   persist(self);
   self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& js = self->state.joining;
+    for (auto it = js.begin(); it != js.end(); ++it)
+      if (it->second.handle.address() == dm.source) {
+        log_of(self) << "eddy coordinator: worker " << it->first
+                     << " lost before it took units\n";
+        js.erase(it);
+        return;
+      }
+    self->state.leaving.erase([&] {  // a leaving member that dies: handled as lost
+      for (const auto& [name, m] : self->state.members)
+        if (m.handle.address() == dm.source) return name;
+      return std::string();
+    }());
     auto& ms = self->state.members;
     for (auto it = ms.begin(); it != ms.end(); ++it)
       if (it->second.handle.address() == dm.source) {
@@ -387,7 +439,7 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
           reply.refusal = "worker " + hello.name + " runs eddy " + hello.version +
                           ", the coordinator eddy " + eddy_version +
                           ": run the same version on every node";
-        } else if (st.members.count(hello.name)) {
+        } else if (st.members.count(hello.name) || st.joining.count(hello.name)) {
           reply.refusal = "a worker named " + hello.name +
                           " is already a member: give each worker its own --name";
         } else if (hello.slots == 0) {
@@ -399,28 +451,54 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
           return reply;
         }
         self->monitor(handle);
-        st.members[hello.name] =
-            member{handle, hello.slots, hello.host, std::chrono::steady_clock::now()};
+        member m{handle, hello.slots, hello.host, std::chrono::steady_clock::now()};
+        reply.accepted = true;
+        reply.pipeline_name = st.opts.pipeline_name;
+        reply.pipeline_toml = st.opts.pipeline_toml;
+        reply.bootstrap = st.opts.bootstrap;
+        if (wait_for_boundary(self)) {
+          // It takes units when the running generation's next epoch commits (rebalance).
+          st.joining[hello.name] = std::move(m);
+          log_of(self) << "eddy coordinator: worker " << hello.name << " joined from "
+                       << hello.host << " (" << hello.slots
+                       << (hello.slots == 1 ? " slot" : " slots")
+                       << "); it takes units at the next epoch boundary\n";
+          return reply;
+        }
+        st.members[hello.name] = std::move(m);
         log_of(self) << "eddy coordinator: worker " << hello.name << " joined from " << hello.host
                      << " (" << hello.slots << (hello.slots == 1 ? " slot" : " slots") << "); "
                      << describe_members(st) << "\n";
         // No epoch may open or complete before the new generation: it includes the new member.
         abort_epoch(self, "worker " + hello.name + " joined");
-        reply.accepted = true;
-        reply.pipeline_name = st.opts.pipeline_name;
-        reply.pipeline_toml = st.opts.pipeline_toml;
-        reply.bootstrap = st.opts.bootstrap;
         // The assignment follows the reply (same sender, same receiver: CAF keeps the order).
         self->send(self, assign_atom::value);
         return reply;
       },
       [self](assign_atom) { rebalance(self); },
-      [self](leave_atom, const std::string& name) {
-        auto& ms = self->state.members;
-        auto it = ms.find(name);
-        if (it == ms.end()) return;
-        self->demonitor(it->second.handle);
-        drop_member(self, it, "left");
+      [self](leave_atom, const std::string& name) -> caf::result<void> {
+        auto& st = self->state;
+        if (auto j = st.joining.find(name); j != st.joining.end()) {  // never held units
+          self->demonitor(j->second.handle);
+          st.joining.erase(j);
+          log_of(self) << "eddy coordinator: worker " << name
+                       << " left before it took units; " << describe_members(st) << "\n";
+          return caf::unit;
+        }
+        auto it = st.members.find(name);
+        if (it == st.members.end() || st.leaving.count(name)) return caf::unit;
+        if (!wait_for_boundary(self)) {
+          self->demonitor(it->second.handle);
+          drop_member(self, it, "left");
+          return caf::unit;
+        }
+        // It keeps its units until the next epoch commits, then hands them over (rebalance);
+        // the answer to this request is its cue to exit.
+        log_of(self) << "eddy coordinator: worker " << name
+                     << " is leaving: it hands its units over at the next epoch boundary\n";
+        auto rp = self->make_response_promise();
+        st.leaving.emplace(name, rp);
+        return rp;
       },
       [self](ready_atom, uint64_t generation, const std::vector<int32_t>& shard_ids,
              const std::vector<caf::actor>& shard_handles) {

@@ -36,6 +36,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -785,6 +786,9 @@ TEST_F(cluster_equality, scaling_out_1_to_3_and_in_3_to_2_leaves_the_output_equa
   std::cerr << "w1 alone committed an epoch; " << percent_committed() << " of the input\n";
   start_worker("w2");
   start_worker("w3");
+  // Joining a running cluster: units at the next epoch boundary, not at once.
+  EXPECT_TRUE(cluster_->coordinator_log().wait_for("it takes units at the next epoch boundary",
+                                                   std::min(deadline_, steady::now() + 20s), 0));
   auto three = cluster_->wait_for_members(k_three, deadline_);
   ASSERT_TRUE(three) << "w2 and w3 did not both become members";
   ASSERT_TRUE(wait_commit_in(*three, "after scaling out to three"));
@@ -797,7 +801,23 @@ TEST_F(cluster_equality, scaling_out_1_to_3_and_in_3_to_2_leaves_the_output_equa
   auto status = cluster_->process("w2").wait_for(30s);
   ASSERT_TRUE(status) << "w2 still runs 30 s after SIGTERM";
   EXPECT_TRUE(status->ok()) << "w2 after SIGTERM: " << status->describe();
-  EXPECT_TRUE(coord.wait_for("worker w2 left", std::min(deadline_, steady::now() + 10s), from));
+  // Handed over at an epoch boundary: the generation without w2 restores from the very epoch
+  // w2 took part in last, so nothing it did is redone.
+  auto left = coord.wait_for("worker w2 left after epoch ", std::min(deadline_, steady::now() + 10s),
+                             from);
+  ASSERT_TRUE(left) << "no 'worker w2 left after epoch' line";
+  const std::string& left_line = coord.at(*left).text;
+  const std::string epoch = left_line.substr(left_line.find("after epoch ") + 12,
+                                             left_line.find(" (its units") -
+                                                 (left_line.find("after epoch ") + 12));
+  auto restarted = coord.wait_for("started: ", std::min(deadline_, steady::now() + 10s), *left);
+  ASSERT_TRUE(restarted);
+  const std::string& started = coord.at(*restarted).text;
+  const size_t at = started.find("restored from epoch " + epoch);
+  const size_t after = at + 20 + epoch.size();
+  EXPECT_TRUE(at != std::string::npos &&
+              (after == started.size() || !std::isdigit(static_cast<unsigned char>(started[after]))))
+      << started << " (w2 left after epoch " << epoch << ")";
   auto two = cluster_->wait_for_members({"w1", "w3"}, deadline_);
   ASSERT_TRUE(two);
   ASSERT_TRUE(wait_commit_in(*two, "after w2 left"));

@@ -486,17 +486,73 @@ TEST_F(cluster_actors, a_lost_member_aborts_the_open_epoch_and_the_generation_re
   EXPECT_EQ(a_->commits.back(), (std::pair<uint64_t, uint64_t>{g + 1, 3}));
 }
 
-TEST_F(cluster_actors, a_joining_member_aborts_the_open_epoch) {
+TEST_F(cluster_actors, a_joining_member_takes_units_when_the_open_epoch_commits) {
   const uint64_t g = two_started_members();
-  advance(1s);
+  advance(1s);  // epoch 1 is open
   auto c = std::make_shared<worker_seen>();
   c->coordinator = coordinator_;
   ASSERT_TRUE(join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(c)).accepted);
-  EXPECT_NE(log_.str().find("epoch 1 aborted: worker c joined"), std::string::npos) << log_.str();
-  EXPECT_EQ(a_->assignments.back().generation, g + 1);
-  EXPECT_EQ(c->assignments.back().first_epoch, 2u);
+  // Nothing changes while the epoch runs: no abort, no assignment for c, same generation.
+  EXPECT_EQ(log_.str().find("aborted"), std::string::npos) << log_.str();
+  EXPECT_NE(log_.str().find("worker c joined from h (1 slot); it takes units at the next epoch"),
+            std::string::npos)
+      << log_.str();
+  EXPECT_TRUE(c->assignments.empty());
+  EXPECT_EQ(a_->assignments.back().generation, g);
+  // The epoch commits with a's and b's acks only; then the generation that includes c restores
+  // from it: no work is redone.
   for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
-  EXPECT_FALSE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  ASSERT_EQ(c->assignments.size(), 1u);
+  EXPECT_EQ(c->assignments.back().generation, g + 1);
+  EXPECT_EQ(c->assignments.back().restore_epoch, 1u);
+  EXPECT_EQ(c->assignments.back().first_epoch, 2u);
+  EXPECT_GT(units(c->assignments.back()), 0u);
+  EXPECT_EQ(units(a_->assignments.back()) + units(b_->assignments.back()) +
+                units(c->assignments.back()),
+            8u);
+}
+
+TEST_F(cluster_actors, a_joining_member_opens_an_epoch_at_once_when_none_is_open) {
+  const uint64_t g = two_started_members();
+  auto c = std::make_shared<worker_seen>();
+  c->coordinator = coordinator_;
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(c)).accepted);
+  // No wait for the interval: the boundary epoch opens now.
+  ASSERT_EQ(a_->checkpoints, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  // It fails: c is taken in at once, the generation restarts from the last complete (none).
+  ack(coordinator_, [&] {
+    auto a = unit_ack_of("p0", g, 1);
+    a.error = "disk full";
+    return a;
+  }());
+  ASSERT_EQ(c->assignments.size(), 1u);
+  EXPECT_EQ(c->assignments.back().generation, g + 1);
+  EXPECT_EQ(c->assignments.back().restore_epoch, 0u);
+}
+
+TEST_F(cluster_actors, a_leaving_member_hands_its_units_over_after_the_next_epoch) {
+  const uint64_t g = two_started_members();
+  caf::scoped_actor self{sys_};
+  auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string("b"));
+  sched_.run();
+  EXPECT_NE(log_.str().find("worker b is leaving"), std::string::npos) << log_.str();
+  // b keeps its units while the boundary epoch (opened at once) runs; no answer yet.
+  ASSERT_EQ(b_->checkpoints, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  EXPECT_EQ(a_->assignments.back().generation, g);
+  bool answered = false;
+  for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  req.receive([&] { answered = true; }, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_NE(log_.str().find("worker b left after epoch 1 (its units handed over)"),
+            std::string::npos)
+      << log_.str();
+  const unit_assignment& next = a_->assignments.back();
+  EXPECT_EQ(next.generation, g + 1);
+  EXPECT_EQ(units(next), 8u);
+  EXPECT_EQ(next.restore_epoch, 1u);  // the epoch b committed: nothing redone
+  EXPECT_EQ(b_->assignments.back().generation, g);  // b is no member any more
 }
 
 TEST_F(cluster_actors, a_timed_out_epoch_is_aborted_naming_the_missing_units_and_restarts) {

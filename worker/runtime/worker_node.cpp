@@ -161,7 +161,7 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
           finish(self, worker_node_outcome::kind::left, "");
           return;
         }
-        self->demonitor(st.coordinator);
+        // Still monitored: a coordinator lost meanwhile ends the wait at once.
         self->request(st.coordinator, std::chrono::milliseconds(timeout_ms), leave_atom::value,
                       st.opts.name)
             .then([self] { finish(self, worker_node_outcome::kind::left, ""); },
