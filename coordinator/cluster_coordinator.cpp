@@ -303,6 +303,14 @@ void publish(cluster_ptr self, uint64_t e, const std::vector<std::string>& files
       ++it;
     }
   }
+  // What stays in staging for epochs up to e will never be published: aborted epochs' files and
+  // those of workers fenced after their generation ended. Epochs still waiting to be published
+  // keep theirs.
+  std::set<uint64_t> keep;
+  for (const auto& [u, _] : st.unpublished) keep.insert(u);
+  for (const auto& dir : st.opts.output_dirs)
+    if (std::string err = discard_stale_staged_epochs(dir, e, keep); !err.empty())
+      log_of(self) << "eddy coordinator: warning: cleaning staged files: " << err << "\n";
 }
 
 /// Every unit and sink acked the open epoch: commit it.

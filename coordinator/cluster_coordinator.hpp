@@ -66,6 +66,10 @@ struct cluster_coordinator_options {
   int64_t checkpoint_interval_ms = 1000;  ///< checkpoint.interval: one epoch per interval
   int64_t epoch_timeout_ms = 30000;       ///< an epoch not complete after this is aborted
   bool output_sync = true;                ///< checkpoint.sync: fsync manifests and published files
+  /// The output directories workers stage into (file sinks, dead letters): after each commit,
+  /// what is left in their staging areas for that epoch or older (aborted epochs, files of fenced
+  /// workers) is deleted.
+  std::vector<std::string> output_dirs;
   bool debug = false;                     ///< also log one line per completed epoch
   std::ostream* log = nullptr;            ///< nullptr = std::cerr
 };

@@ -145,19 +145,37 @@ std::string recover_epoch_files(const std::string& dir, uint64_t last_complete, 
   return discard_staged_epochs(dir, last_complete, out ? &out->discarded : nullptr);
 }
 
-std::string discard_staged_epochs(const std::string& dir, uint64_t newer_than,
-                                  std::vector<uint64_t>* discarded) {
+namespace {
+
+/// Removes the staging directories of the epochs `drop` picks.
+template <class Pick>
+std::string discard_staged_where(const std::string& dir, Pick drop,
+                                 std::vector<uint64_t>* discarded) {
   std::vector<uint64_t> epochs;
   if (auto err = list_staged_epochs(dir, &epochs); !err.empty()) return err;
   std::error_code ec;
   for (uint64_t e : epochs) {
-    if (e <= newer_than) continue;
+    if (!drop(e)) continue;
     fs::remove_all(staging_dir(dir, e), ec);
     if (ec) return "cannot remove \"" + staging_dir(dir, e).string() + "\": " + ec.message();
     if (discarded) discarded->push_back(e);
   }
   fs::remove(staging_root(dir), ec);  // only when empty
   return {};
+}
+
+}  // namespace
+
+std::string discard_staged_epochs(const std::string& dir, uint64_t newer_than,
+                                  std::vector<uint64_t>* discarded) {
+  return discard_staged_where(dir, [&](uint64_t e) { return e > newer_than; }, discarded);
+}
+
+std::string discard_stale_staged_epochs(const std::string& dir, uint64_t up_to,
+                                        const std::set<uint64_t>& keep,
+                                        std::vector<uint64_t>* discarded) {
+  return discard_staged_where(
+      dir, [&](uint64_t e) { return e <= up_to && !keep.contains(e); }, discarded);
 }
 
 std::vector<std::string> staged_epoch_paths(const std::string& dir, uint64_t epoch,

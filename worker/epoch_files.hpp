@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +81,14 @@ struct epoch_recovery {
 /// recover_epoch_files, nothing is published): only the coordinator publishes, by list.
 [[nodiscard]] std::string discard_staged_epochs(const std::string& dir, uint64_t newer_than,
                                                 std::vector<uint64_t>* discarded = nullptr);
+
+/// Deletes the staged files of every epoch <= `up_to` in `dir` except those in `keep`: what a
+/// cluster leaves in staging once an epoch committed and its list was published (files of
+/// aborted epochs, and of a worker that staged after it was fenced), never to be published.
+/// Appends the epochs removed to `discarded`.
+[[nodiscard]] std::string discard_stale_staged_epochs(const std::string& dir, uint64_t up_to,
+                                                      const std::set<uint64_t>& keep,
+                                                      std::vector<uint64_t>* discarded = nullptr);
 
 /// A name tag is 1 to 80 characters of [A-Za-z0-9_.-]: "" or why `tag` is not one.
 [[nodiscard]] std::string check_name_tag(std::string_view tag);

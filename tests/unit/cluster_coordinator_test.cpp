@@ -75,6 +75,7 @@ class cluster_actors : public ::testing::Test {
     o.checkpoint_interval_ms = 1000;
     o.epoch_timeout_ms = 30000;
     o.debug = debug;
+    o.output_dirs = {(state_dir_ / "out").string()};
     o.log = &log_;
     return spawned_.emplace_back(spawn_cluster_coordinator(sys_, std::move(o)));
   }
@@ -404,6 +405,35 @@ TEST_F(cluster_actors, an_epoch_commits_only_with_every_ack_then_has_a_manifest_
   // The next interval opens epoch 2.
   advance(1s);
   EXPECT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
+}
+
+TEST_F(cluster_actors, a_commit_cleans_what_can_never_be_published_from_staging) {
+  const uint64_t g = two_started_members();
+  const auto out = state_dir_ / "out";
+  auto stage = [&](const char* epoch_dir, const std::string& name) {
+    const auto p = out / "_staging" / epoch_dir / name;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << "{\"x\":1}\n";
+    return p;
+  };
+  // An aborted epoch's file (epoch 1 of an older generation never committed; numbers are not
+  // reused, but a fenced worker may still write into it), one of the epoch that commits that no
+  // sink listed (a fenced worker's), and a part already staged for the next epoch.
+  const auto aborted = stage("00000000000000000001", "part-1-0-old-g0.jsonl");
+  advance(1s);
+  ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 1}));
+  const auto listed = stage("00000000000000000001", "part-1-0-a-g" + std::to_string(g) + ".jsonl");
+  const auto next = stage("00000000000000000002", "part-2-1-a-g" + std::to_string(g) + ".jsonl");
+  for (const auto& u : all_units({"a", "b"})) {
+    auto a = unit_ack_of(u, g, 1);
+    if (u == "sink:a") a.staged = {listed.string()};
+    ack(coordinator_, a);
+  }
+  ASSERT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_TRUE(std::filesystem::exists(out / listed.filename()));  // published
+  EXPECT_FALSE(std::filesystem::exists(aborted));                 // never publishable: gone
+  EXPECT_FALSE(std::filesystem::exists(out / aborted.filename()));
+  EXPECT_TRUE(std::filesystem::exists(next));  // the next epoch's part stays
 }
 
 TEST_F(cluster_actors, a_failed_publish_is_logged_and_does_not_hold_back_later_epochs) {
