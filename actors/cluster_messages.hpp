@@ -30,6 +30,9 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;
 /// coordinator -> worker: (start_atom, uint64_t generation, std::vector<caf::actor> shard_table),
 /// every member is ready; index = shard id.
 using start_atom = caf::atom_constant<caf::atom("start")>;
+/// the coordinator process's metadata watch -> coordinator: (parts_atom, std::vector<int32_t>
+/// every partition the topic has now); new ones become units at the next epoch boundary.
+using parts_atom = caf::atom_constant<caf::atom("parts")>;
 
 /// A worker asking to join: its eddy version (refused unless equal to the coordinator's), its
 /// unique name, its share of the work (slots >= 1) and the host it runs on (for logs).

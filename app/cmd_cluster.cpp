@@ -15,6 +15,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "actors/cluster_messages.hpp"
 #include "actors/type_registry.hpp"
 #include "actors/version.hpp"
 #include "app/commands.hpp"
@@ -101,6 +102,7 @@ void configure(caf::actor_system_config& cfg, const heartbeat_cli& hb) {
 struct coordinator_cli {
   std::string config, listen, state_dir, bootstrap;
   int epoch_timeout_ms = 30000;
+  int metadata_interval_ms = 10000;
   bool debug = false;
   heartbeat_cli hb;
 };
@@ -144,7 +146,6 @@ void run_coordinator(const coordinator_cli& o) {
     throw CLI::RuntimeError("cannot read the partitions of topic " + cfg.source.topic + " from " +
                                 bootstrap + ": " + error,
                             1);
-  consumer.reset();
 
   caf::actor_system_config sys_cfg;
   configure(sys_cfg, o.hb);
@@ -177,7 +178,27 @@ void run_coordinator(const coordinator_cli& o) {
             << " ms, a silent worker is lost after " << o.hb.timeout_ms << " ms; an epoch every "
             << cfg.checkpoint.interval_ms << " ms into " << cfg.checkpoint.dir << ", aborted after "
             << o.epoch_timeout_ms << " ms\n";
-  signals.wait();
+  // The metadata watch: partitions added to the topic become units (at an epoch boundary).
+  size_t known = partitions.size();
+  bool said = false;
+  while (!signals.stop) {
+    signals.wait(static_cast<double>(o.metadata_interval_ms) / 1000.0);
+    if (signals.stop) break;
+    std::string err;
+    auto now = consumer->partitions(cfg.source.topic, 5000, &err);
+    if (now.empty()) {
+      if (!said)
+        std::cerr << "eddy coordinator: warning: cannot read the partitions of "
+                  << cfg.source.topic << " (" << err << "); retrying\n";
+      said = true;
+      continue;
+    }
+    said = false;
+    if (now.size() > known) {
+      known = now.size();
+      caf::anon_send(coordinator, parts_atom::value, now);
+    }
+  }
   std::cerr << "eddy coordinator: stopping\n";
   caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
 }
@@ -294,6 +315,10 @@ void add_cluster_commands(CLI::App& root) {
   cc->add_option("--epoch-timeout-ms", c->epoch_timeout_ms,
                  "An epoch not committed this long after it began is aborted;\n"
                  "the workers restart from the last committed one (default 30000)")
+      ->check(CLI::Range(100, 3600000));
+  cc->add_option("--metadata-interval-ms", c->metadata_interval_ms,
+                 "How often to look for partitions added to the topic; new ones\n"
+                 "are assigned at the next epoch boundary (default 10000)")
       ->check(CLI::Range(100, 3600000));
   cc->add_flag("--debug", c->debug, "Also log one line per committed epoch");
   add_heartbeat_options(cc, c->hb);

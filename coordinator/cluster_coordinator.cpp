@@ -72,6 +72,9 @@ struct cluster_state {
   /// epoch, so no work is redone. An epoch that fails instead makes the change at once.
   std::map<std::string, member> joining;
   std::map<std::string, caf::response_promise> leaving;
+  /// Partitions the topic gained while running (the metadata watch): units from the next
+  /// boundary on.
+  std::vector<int32_t> new_partitions;
   /// Committed epochs whose files could not all be published: retried after every commit.
   std::map<uint64_t, std::vector<std::string>> unpublished;
   static inline const char* name = "eddy.cluster_coordinator";
@@ -168,6 +171,17 @@ void rebalance(cluster_ptr self) {
     rp.deliver(caf::unit);
   }
   st.leaving.clear();
+  for (int32_t p : st.new_partitions) {
+    st.opts.partitions.push_back(p);
+    st.units.push_back(unit_id::partition(p));
+  }
+  if (!st.new_partitions.empty()) {
+    std::sort(st.opts.partitions.begin(), st.opts.partitions.end());
+    std::sort(st.units.begin(), st.units.end());
+    log_of(self) << "eddy coordinator: the topic has " << st.opts.partitions.size()
+                 << " partitions from generation " << st.generation + 1 << " on\n";
+  }
+  st.new_partitions.clear();
   std::vector<worker_capacity> caps;
   for (const auto& [name, m] : st.members) caps.push_back({name, m.slots});
   unit_owners next = assign_units(st.units, caps, st.owners);
@@ -362,7 +376,8 @@ void complete_epoch(cluster_ptr self) {
                  << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                  << " ms (generation " << st.generation << "): " << m.units.size() << " units, "
                  << m.published.size() << " files published\n";
-  if (!st.joining.empty() || !st.leaving.empty()) rebalance(self);  // the boundary they wait for
+  if (!st.joining.empty() || !st.leaving.empty() || !st.new_partitions.empty())
+    rebalance(self);  // the boundary they wait for
 }
 
 /// At start: continue from the newest complete epoch in the checkpoint directory and from the
@@ -484,6 +499,26 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         return reply;
       },
       [self](assign_atom) { rebalance(self); },
+      [self](parts_atom, const std::vector<int32_t>& now) {
+        auto& st = self->state;
+        std::vector<int32_t> added;
+        for (int32_t p : now)
+          if (std::find(st.opts.partitions.begin(), st.opts.partitions.end(), p) ==
+                  st.opts.partitions.end() &&
+              std::find(st.new_partitions.begin(), st.new_partitions.end(), p) ==
+                  st.new_partitions.end())
+            added.push_back(p);
+        if (added.empty()) return;  // Kafka topics never shrink; nothing new
+        std::string list;
+        for (int32_t p : added) list += (list.empty() ? "p" : ",p") + std::to_string(p);
+        log_of(self) << "eddy coordinator: the topic gained partition(s) " << list
+                     << "; they are assigned at the next epoch boundary\n";
+        st.new_partitions.insert(st.new_partitions.end(), added.begin(), added.end());
+        if (!wait_for_boundary(self)) {
+          abort_epoch(self, "the topic gained partitions");
+          rebalance(self);
+        }
+      },
       [self](leave_atom, const std::string& name) -> caf::result<void> {
         auto& st = self->state;
         if (auto j = st.joining.find(name); j != st.joining.end()) {  // never held units

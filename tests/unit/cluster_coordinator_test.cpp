@@ -561,6 +561,38 @@ TEST_F(cluster_actors, a_joining_member_opens_an_epoch_at_once_when_none_is_open
   EXPECT_EQ(c->assignments.back().restore_epoch, 0u);
 }
 
+TEST_F(cluster_actors, partitions_added_to_the_topic_become_units_at_the_next_epoch_boundary) {
+  const uint64_t g = two_started_members();
+  // The same partitions again: nothing happens.
+  caf::anon_send(coordinator_, parts_atom::value, std::vector<int32_t>{0, 1, 2, 3, 4, 5});
+  sched_.run();
+  EXPECT_TRUE(a_->checkpoints.empty());
+  caf::anon_send(coordinator_, parts_atom::value, std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7});
+  sched_.run();
+  EXPECT_NE(log_.str().find("the topic gained partition(s) p6,p7"), std::string::npos)
+      << log_.str();
+  // The boundary epoch opens at once; it commits with the old units only.
+  ASSERT_EQ(a_->checkpoints, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  EXPECT_EQ(a_->assignments.back().generation, g);
+  for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  ASSERT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  const unit_assignment& next = a_->assignments.back();
+  EXPECT_EQ(next.generation, g + 1);
+  EXPECT_EQ(next.restore_epoch, 1u);
+  EXPECT_EQ(next.all_partitions, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(units(next) + units(b_->assignments.back()), 10u);
+  // The next epoch waits for the new partitions' tasks too.
+  ready(wa_, g + 1);
+  ready(wb_, g + 1);
+  advance(1s);
+  ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g + 1, 2}));
+  for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g + 1, 2));
+  EXPECT_FALSE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 2)));
+  ack(coordinator_, unit_ack_of("p6", g + 1, 2));
+  ack(coordinator_, unit_ack_of("p7", g + 1, 2));
+  EXPECT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 2)));
+}
+
 TEST_F(cluster_actors, a_leaving_member_hands_its_units_over_after_the_next_epoch) {
   const uint64_t g = two_started_members();
   caf::scoped_actor self{sys_};
