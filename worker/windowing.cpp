@@ -1594,12 +1594,17 @@ shard_aggregator::shard_aggregator(const aggregation_plan& plan, int shard,
 
 shard_aggregator::~shard_aggregator() = default;
 
-void shard_aggregator::merge(partial_batch&& batch) {
+void shard_aggregator::merge(partial_batch&& batch, int64_t received_us) {
   impl& s = *impl_;
-  s.observe(batch.processing_time_us);
+  const bool own_clock = received_us != INT64_MIN;
+  const int64_t now = own_clock ? received_us : batch.processing_time_us;
+  s.observe(now);
   auto& info = s.partitions[batch.partition];
   info.watermark = std::max(info.watermark, batch.watermark);
-  info.last_record_us = std::max(info.last_record_us, batch.last_record_us);
+  int64_t last = batch.last_record_us;
+  if (own_clock && last != min_time)  // how long before the cut, moved to this clock
+    last = sub_sat(now, std::max<int64_t>(0, sub_sat(batch.processing_time_us, last)));
+  info.last_record_us = std::max(info.last_record_us, last);
   for (auto& e : batch.entries) s.merge_entry(e);
   batch.entries.clear();
 }

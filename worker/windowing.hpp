@@ -275,7 +275,12 @@ class shard_aggregator {
   shard_aggregator(const aggregation_plan& plan, int shard, std::vector<int32_t> partitions);
   ~shard_aggregator();
 
-  void merge(partial_batch&& batch);
+  /// Merges one partition's partials. `received_us`: this shard's clock when the batch arrived
+  /// (INT64_MIN: the batch's own processing_time_us, i.e. one clock for both stages). Idleness
+  /// (window.idle_timeout) is then measured on this shard's clock only: the batch's
+  /// last_record_us is taken as "processing_time_us − last_record_us before receipt" (a
+  /// difference on the sender's clock), so two hosts' clocks need not agree.
+  void merge(partial_batch&& batch, int64_t received_us = INT64_MIN);
 
   /// Appends result rows that are due at `processing_time_us`: closed windows (on_close), changed
   /// groups (on_update), corrected late rows (late policy update). Closed windows' state is freed.

@@ -681,6 +681,48 @@ TEST(WindowingIdle, WokenPartitionCannotReopenClosedWindows) {
   EXPECT_EQ(sa.dropped_after_close(), 1);
 }
 
+// In a cluster the partials come from other hosts: idleness must not depend on their clocks.
+// Partition 1's host runs an hour behind the shard's: its partition is busy (a record in every
+// batch) but slow in event time, so it must keep holding the watermark back; measured against
+// the shard's clock its records would look an hour old, i.e. idle, and windows would close.
+TEST(WindowingIdle, IdlenessIsMeasuredOnTheShardsClockWhateverTheSendersClocks) {
+  pipeline_config cfg = base_config();
+  cfg.window.idle_timeout_us = 5 * sec;
+  add_agg(cfg, "n", "count", "");
+  cfg.aggregation.shards = 1;
+  const auto plan = plan_of(cfg);
+  const int64_t hour = 3600 * sec;
+  partition_aggregator p0(plan, 0);
+  partition_aggregator p1(plan, 1);
+  shard_aggregator sa(plan, 0, {0, 1});
+  std::string reason;
+  std::vector<partial_batch> batches;
+  std::vector<row> out;
+  auto feed = [&](partition_aggregator& p, int64_t t, int64_t sender_now) {
+    decoded_record rec;
+    rec.image = booking(1, "x", 1, t);
+    p.add(rec, sender_now, reason);
+  };
+  auto cut = [&](partition_aggregator& p, int64_t sender_now, int64_t shard_now) {
+    p.take_partials(batches, sender_now);
+    for (auto& b : batches) sa.merge(std::move(b), shard_now);
+  };
+  for (int64_t s : {100, 104, 108}) {  // shard clock, seconds
+    feed(p0, (s - 70) * sec, s * sec);  // p0: same clock as the shard, event time ahead
+    feed(p1, 2 * sec, s * sec - hour);  // p1: an hour behind, event time stuck at 2 s
+    cut(p0, s * sec, s * sec);
+    cut(p1, s * sec - hour, s * sec);
+  }
+  sa.emit(out, 108 * sec);
+  EXPECT_TRUE(out.empty()) << "p1 sent a record 0 s ago on its own clock: it is not idle, and "
+                              "its watermark (2 s) keeps every window open";
+  // Now p1 falls silent: 6 s later on the shard's clock it is idle, whatever its clock says.
+  feed(p0, 44 * sec, 114 * sec);
+  cut(p0, 114 * sec, 114 * sec);
+  sa.emit(out, 114 * sec);
+  EXPECT_FALSE(out.empty());
+}
+
 TEST(WindowingIdle, PipelineWatermarkIsMinOfPartitions) {
   pipeline_config cfg = base_config();
   add_agg(cfg, "n", "count", "");

@@ -110,7 +110,8 @@ void merge(shard_ptr self, partials_msg& m) {
     self->quit(caf::sec::runtime_error);
     return;
   }
-  st.aggregator->merge(std::move(*batch));
+  // This shard's clock: idleness must not depend on the sending worker's clock agreeing.
+  st.aggregator->merge(std::move(*batch), now_us());
   report_dropped(self);
   if (m.end && ++st.ended == st.partitions) {
     if (st.ctx->drain.load()) {
