@@ -209,6 +209,11 @@ void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
     stop_host(self, caf::make_error(caf::sec::runtime_error, "Kafka consumer: " + err));
     return;
   }
+  // Metadata first (as eddy run does): assigning before the topic's metadata is known makes the
+  // offset lookup wait on librdkafka's retry timer (~500 ms more per generation start).
+  if (consumer->partitions(cfg.source.topic, 10'000, &err).empty())
+    log_of(self) << "eddy worker " << st.opts.worker_name << ": warning: metadata of "
+                 << cfg.source.topic << ": " << err << "\n";
   std::vector<caf::actor> tasks;
   for (int32_t p : st.opts.assignment.partitions) {
     auto t = self->spawn(source_task, st.ctx, p, st.sink, shard_table,
