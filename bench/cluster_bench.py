@@ -25,8 +25,8 @@ partitions, produced once), three measurements and a diagnostic:
    that, halved (each relayed byte crosses two links), estimate the worker-to-worker traffic.
 3. Scaling on 2 cores, windowed pipeline: one worker under `taskset -c 0` vs two workers under
    `taskset -c 0` / `taskset -c 1`, alternating; the broker and the coordinator are NOT pinned
-   (they share both cores with the workers). Throughput = COUNT / time to the covering manifest,
-   and the rate between the first manifest with input and the covering one (startup excluded).
+   (they share both cores with the workers). Throughput = COUNT / time to the covering manifest;
+   the workers' CPU seconds for the same input.
 4. Diagnostics for 1., windowed pipeline: (a) fixed costs: both as in 1. on a second topic of
    1,000 records; (b) what epochs cost with nothing left to read: `eddy run` without
    --exit-at-end and a one-worker cluster, each until it committed the whole topic, then their
@@ -449,12 +449,8 @@ class Bench:
             roles.update({p.pid: "worker" for p in wprocs})
             net_at_cover = traffic(roles) if net else None
             created, _, _ = watch.seen[watch.covering]
-            # Startup excluded: from the first manifest with input to the covering one.
-            with_input = sorted((e, v) for e, v in watch.seen.items() if v[1] > 0)
-            first_e, (first_ms, first_committed, _) = with_input[0]
-            steady = None
-            if watch.covering > first_e and created > first_ms:
-                steady = (count - first_committed) / ((created - first_ms) / 1000)
+            # When input was first committed: startup plus the first epoch that carried some.
+            first_input = (min(v[0] for v in watch.seen.values() if v[1] > 0) - t0_unix_ms) / 1000
             idle_stats = None
             if net and idle > 0:
                 watch.poll()
@@ -479,7 +475,7 @@ class Bench:
                     "last_generation_started": gen_started.get(gens[-1]) if gens else None,
                     "first_manifest": (min(v[0] for v in watch.seen.values()) - t0_unix_ms) / 1000,
                     "covering_epoch": watch.covering, "epochs": len(watch.seen),
-                    "steady_rate": steady, "cpu": cpu, "net": net_at_cover, "idle": idle_stats,
+                    "first_input": first_input, "cpu": cpu, "net": net_at_cover, "idle": idle_stats,
                     "rows": rows,
                     "timeline": [(e, (v[0] - t0_unix_ms) / 1000, v[1]) for e, v in
                                  sorted(watch.seen.items()) if e <= watch.covering]}
@@ -600,8 +596,7 @@ def part1(b, rounds):
         mr, mc = median([x["wall"] for x in run]), median([x["wall"] for x in cl])
         per = " ".join(f"{x['wall'] / y['wall']:.2f}" for x, y in zip(run, cl))
         startup = median([x["first_generation_started"] or 0 for x in cl])
-        steady = median([x["steady_rate"] for x in cl if x["steady_rate"]])
-        first_in = median([next(t for _, t, c in x["timeline"] if c > 0) for x in cl])
+        first_in = median([x["first_input"] for x in cl])
         ncoord = median([(x["net"]["worker->coordinator"] + x["net"]["coordinator->worker"])
                          / b.a.count for x in cl])
         print(f"{kind:8}: eddy run {fmt_s(mr)} ({b.a.count / mr:,.0f} rec/s, CPU "
@@ -609,8 +604,8 @@ def part1(b, rounds):
               f"({b.a.count / mc:,.0f} rec/s, CPU worker "
               f"{median([x['cpu']['workers'] for x in cl]):.2f} s + coordinator "
               f"{median([x['cpu']['coordinator'] for x in cl]):.2f} s; generation started after "
-              f"{startup:.2f} s, first input committed after {first_in:.2f} s, then "
-              f"{steady:,.0f} rec/s; coordinator links {ncoord:.2f} B/record); "
+              f"{startup:.2f} s, first input committed after {first_in:.2f} s; coordinator "
+              f"links {ncoord:.2f} B/record); "
               f"ratio eddy run / cluster {mr / mc:.2f} (per round {per}; aim >= 0.9)")
     return res
 
@@ -671,18 +666,19 @@ def part3(b, rounds):
                 print("   manifests (epoch, s, committed): " + ", ".join(
                     f"{e} {t:.2f} {c}" for e, t, c in cl["timeline"]))
             print(f"round {r + 1} {n} worker(s) (load {read('/proc/loadavg').split()[0]}): "
-                  f"{fmt_s(cl['wall'])} -> {b.a.count / cl['wall']:,.0f} rec/s; steady "
-                  f"{(cl['steady_rate'] or float('nan')):,.0f} rec/s; generations "
+                  f"{fmt_s(cl['wall'])} -> {b.a.count / cl['wall']:,.0f} rec/s; first input "
+                  f"committed after {cl['first_input']:.2f} s; generations "
                   f"{cl['generations']} (last started {cl['last_generation_started'] or 0:.2f} s); "
                   f"CPU workers {cl['cpu']['workers']:.2f} s, coordinator "
                   f"{cl['cpu']['coordinator']:.2f} s, broker {cl['cpu']['broker']:.2f} s",
                   flush=True)
     t1 = median([b.a.count / x["wall"] for x in res[1]])
     t2 = median([b.a.count / x["wall"] for x in res[2]])
-    s1 = median([x["steady_rate"] for x in res[1] if x["steady_rate"]])
-    s2 = median([x["steady_rate"] for x in res[2] if x["steady_rate"]])
-    print(f"\nmedians of {rounds}: 1 worker {t1:,.0f} rec/s (steady {s1:,.0f}), 2 workers "
-          f"{t2:,.0f} rec/s (steady {s2:,.0f}); 2 / 1 = {t2 / t1:.2f} (steady {s2 / s1:.2f})")
+    w1 = median([x["cpu"]["workers"] for x in res[1]])
+    w2 = median([x["cpu"]["workers"] for x in res[2]])
+    print(f"\nmedians of {rounds}: 1 worker {t1:,.0f} rec/s, 2 workers {t2:,.0f} rec/s: "
+          f"2 / 1 = {t2 / t1:.2f}; workers' CPU {w1:.2f} s vs {w2:.2f} s "
+          f"({w2 / w1:.2f}x for the same input)")
     return res
 
 
