@@ -161,9 +161,7 @@ void run_coordinator(const coordinator_cli& o) {
   copts.checkpoint_interval_ms = cfg.checkpoint.interval_ms;
   copts.epoch_timeout_ms = o.epoch_timeout_ms;
   copts.output_sync = cfg.checkpoint.sync;
-  for (const auto& sc : cfg.sinks)
-    if (sc.kind == sink_kind::file) copts.output_dirs.push_back(sc.path);
-  copts.output_dirs.push_back(cfg.dead_letter.path);
+  copts.output_dirs = staged_output_dirs(cfg);
   copts.debug = o.debug;
   auto coordinator = spawn_cluster_coordinator(sys, std::move(copts));
   auto port = sys.middleman().publish(coordinator, listen.port, listen.host.c_str(), true);

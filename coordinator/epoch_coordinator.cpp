@@ -77,11 +77,7 @@ epoch_log_entry epoch_log_of(coord_ptr self, uint64_t e) {
   epoch_log_entry entry;
   entry.epoch = e;
   entry.end_offsets = st.end_offsets;
-  std::vector<std::string> dirs;
-  for (const auto& sc : st.ctx->cfg->sinks)
-    if (sc.kind == sink_kind::file) dirs.push_back(sc.path);
-  dirs.push_back(st.ctx->cfg->dead_letter.path);
-  for (const auto& d : dirs) {
+  for (const auto& d : staged_output_dirs(*st.ctx->cfg)) {
     std::string err;
     auto names = staged_epoch_files(d, e, &err);
     if (!names.empty()) entry.files[d] = std::move(names);

@@ -1204,4 +1204,12 @@ std::string_view to_string(sink_kind k) {
   return "?";
 }
 
+std::vector<std::string> staged_output_dirs(const pipeline_config& cfg) {
+  std::vector<std::string> dirs;
+  for (const auto& sc : cfg.sinks)
+    if (sc.kind == sink_kind::file) dirs.push_back(sc.path);
+  dirs.push_back(cfg.dead_letter.path);
+  return dirs;
+}
+
 }  // namespace eddy

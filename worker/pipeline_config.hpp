@@ -218,6 +218,10 @@ struct config_result {
 /// Reads and parses a pipeline file; an unreadable file is an error naming the path.
 [[nodiscard]] config_result load_pipeline_config(const std::string& path);
 
+/// The directories a pipeline stages exactly-once file output in: every file sink's path, then
+/// the dead-letter path.
+[[nodiscard]] std::vector<std::string> staged_output_dirs(const pipeline_config& cfg);
+
 [[nodiscard]] std::string_view to_string(message_format f);
 /// The pipeline-file spelling: "auto", "seconds", "millis", "micros", "nanos", "days", "iso".
 [[nodiscard]] std::string_view to_string(time_unit u);

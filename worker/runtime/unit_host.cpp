@@ -182,11 +182,7 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
     }
   } else {
     ack.unit = "sink:" + st.opts.worker_name;
-    std::vector<std::string> dirs;
-    for (const auto& sc : st.ctx->cfg->sinks)
-      if (sc.kind == sink_kind::file) dirs.push_back(sc.path);
-    dirs.push_back(st.ctx->cfg->dead_letter.path);
-    for (const auto& d : dirs) {
+    for (const auto& d : staged_output_dirs(*st.ctx->cfg)) {
       std::string err;
       auto paths = staged_epoch_paths(d, in.epoch, st.tag, &err);
       if (!err.empty() && ack.error.empty()) ack.error = "sink: " + err;
