@@ -20,9 +20,9 @@
 #include "app/commands.hpp"
 #include "app/signals.hpp"
 #include "coordinator/cluster_coordinator.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/epoch_files.hpp"
 #include "worker/kafka/consumer.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/runtime/worker_node.hpp"
 #include "worker/windowing.hpp"
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "app/commands.hpp"
-#include "worker/pipeline_config.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/record_processor.hpp"
 #include "worker/sink.hpp"
 

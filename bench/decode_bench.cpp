@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "app/sample_data.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/debezium_decoder.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/record_processor.hpp"
 
 namespace {

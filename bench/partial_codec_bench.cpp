@@ -41,8 +41,8 @@
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "app/sample_data.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/partial_codec.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/record_processor.hpp"
 #include "worker/windowing.hpp"
 

@@ -46,8 +46,8 @@
 #include <vector>
 
 #include "app/sample_data.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/aggregates.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/record_processor.hpp"
 #include "worker/windowing.hpp"
 

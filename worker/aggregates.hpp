@@ -21,7 +21,7 @@
 #include <string>
 #include <string_view>
 
-#include "worker/row.hpp"
+#include "model/row.hpp"
 
 namespace eddy {
 

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <variant>
 
-#include "worker/row.hpp"
+#include "model/row.hpp"
 
 namespace eddy::byte_codec {
 

@@ -33,7 +33,7 @@
 #include <string>
 #include <string_view>
 
-#include "worker/pipeline_config.hpp"
+#include "model/pipeline_config.hpp"
 
 namespace eddy {
 

@@ -1,4 +1,4 @@
-// dead_letter.hpp — records the pipeline could not use, with the reason and where they came from.
+// dead_letter.hpp — writing dead letters (model/dead_letter.hpp): their JSON form and files.
 //
 // Nothing is dropped silently: every record the decoder or cleaner rejects becomes one
 // dead_letter, written as one JSON Lines row per record to the dead-letter directory (and to a
@@ -12,18 +12,9 @@
 #include <string_view>
 #include <vector>
 
-namespace eddy {
+#include "model/dead_letter.hpp"
 
-struct dead_letter {
-  std::string topic;
-  int32_t partition = -1;
-  int64_t offset = -1;
-  int64_t timestamp_ms = -1;   ///< the Kafka message timestamp, -1 when absent
-  std::string key;             ///< raw key bytes
-  std::string value;           ///< raw value bytes (may be invalid UTF-8 or huge)
-  bool value_is_null = false;  ///< a tombstone
-  std::string reason;          ///< why it was rejected, e.g. "invalid JSON: ... at byte 17"
-};
+namespace eddy {
 
 /// One dead letter as a JSON object text: {"topic","partition","offset","timestamp","reason",
 /// "key","value"} or "key_base64"/"value_base64" when the bytes are not valid UTF-8. Values

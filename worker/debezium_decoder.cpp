@@ -12,7 +12,7 @@
 #include <cstring>
 #include <limits>
 
-#include "worker/time_format.hpp"
+#include "model/time_format.hpp"
 
 namespace json = boost::json;
 

@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/pipeline_config.hpp"
-#include "worker/row.hpp"
+#include "model/pipeline_config.hpp"
+#include "model/row.hpp"
 
 namespace eddy {
 

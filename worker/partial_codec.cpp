@@ -1,6 +1,8 @@
 #include "worker/partial_codec.hpp"
 
 #include <limits>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "worker/byte_codec.hpp"
@@ -115,6 +117,29 @@ bool decode_partial_batch(std::string_view bytes, const aggregation_plan& plan, 
   }
   *out = std::move(b);
   return true;
+}
+
+int32_t partial_batch_partition(const partial_batch& batch) {
+  return batch.partition;
+}
+
+uint64_t partial_batch_entries(const partial_batch& batch) {
+  return batch.entries.size();
+}
+
+std::shared_ptr<partial_batch> decode_partial_batch_of(std::string_view bytes,
+                                                       const aggregation_plan& plan,
+                                                       int32_t partition, std::string* error) {
+  auto decoded = std::make_shared<partial_batch>();
+  if (!decode_partial_batch(bytes, plan, decoded.get(), error)) return nullptr;
+  if (decoded->partition != partition) {
+    if (error != nullptr) {
+      *error = "partial batch of partition " + std::to_string(decoded->partition) +
+               " sent as partition " + std::to_string(partition);
+    }
+    return nullptr;
+  }
+  return decoded;
 }
 
 }  // namespace eddy

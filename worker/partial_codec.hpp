@@ -19,6 +19,8 @@
 // Pure functions, thread-safe. No CAF, no librdkafka.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -34,5 +36,19 @@ namespace eddy {
 /// input that does not fit `plan`.
 [[nodiscard]] bool decode_partial_batch(std::string_view bytes, const aggregation_plan& plan,
                                         partial_batch* out, std::string* error);
+
+// What actors/messages.hpp's partials_msg needs of a batch it holds by pointer (it declares
+// these too, without including this header).
+
+/// `batch.partition`.
+[[nodiscard]] int32_t partial_batch_partition(const partial_batch& batch);
+/// `batch.entries.size()`.
+[[nodiscard]] uint64_t partial_batch_entries(const partial_batch& batch);
+/// decode_partial_batch into a new batch, which must be of `partition`: nullptr with `*error`
+/// (when not null) on malformed bytes, bytes that do not fit `plan`, or another partition.
+[[nodiscard]] std::shared_ptr<partial_batch> decode_partial_batch_of(std::string_view bytes,
+                                                                     const aggregation_plan& plan,
+                                                                     int32_t partition,
+                                                                     std::string* error);
 
 }  // namespace eddy

@@ -11,32 +11,14 @@
 #include <string>
 #include <vector>
 
-#include "worker/dead_letter.hpp"
+#include "model/dead_letter.hpp"
+#include "model/filter_expr.hpp"
+#include "model/pipeline_config.hpp"
+#include "model/record_counters.hpp"
 #include "worker/debezium_decoder.hpp"
-#include "worker/filter_expr.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/sink.hpp"
 
 namespace eddy {
-
-/// Record counts of one partition (or a sum of partitions).
-struct record_counters {
-  int64_t in = 0;
-  int64_t out = 0;
-  int64_t filtered = 0;
-  int64_t dead_lettered = 0;
-  int64_t late = 0;
-
-  [[nodiscard]] bool reconciles() const { return in == out + filtered + dead_lettered + late; }
-  record_counters& operator+=(const record_counters& o) {
-    in += o.in;
-    out += o.out;
-    filtered += o.filtered;
-    dead_lettered += o.dead_lettered;
-    late += o.late;
-    return *this;
-  }
-};
 
 enum class record_outcome : uint8_t { out, filtered, dead_lettered };
 

@@ -12,10 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "model/pipeline_config.hpp"
+#include "model/row.hpp"
+#include "model/time_format.hpp"
 #include "worker/epoch_files.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/row.hpp"
-#include "worker/time_format.hpp"
 
 namespace eddy {
 

@@ -10,8 +10,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "model/time_format.hpp"
 #include "worker/byte_codec.hpp"
-#include "worker/time_format.hpp"
 
 // Implementation notes (the semantics are in windowing.hpp):
 //

@@ -111,12 +111,12 @@
 #include <utility>
 #include <vector>
 
+#include "model/filter_expr.hpp"
+#include "model/pipeline_config.hpp"
+#include "model/row.hpp"
 #include "state/kv_op.hpp"
 #include "worker/aggregates.hpp"
 #include "worker/debezium_decoder.hpp"
-#include "worker/filter_expr.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/row.hpp"
 #include "worker/sink.hpp"
 
 namespace eddy {

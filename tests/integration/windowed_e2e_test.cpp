@@ -31,6 +31,8 @@
 #include <variant>
 #include <vector>
 
+#include "model/pipeline_config.hpp"
+#include "model/time_format.hpp"
 #include "tests/support/eddy_fixture.hpp"
 #include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
@@ -40,9 +42,7 @@
 #include "worker/debezium_decoder.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/producer.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/record_processor.hpp"
-#include "worker/time_format.hpp"
 #include "worker/windowing.hpp"
 
 namespace eddy::test {

@@ -19,6 +19,7 @@
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "coordinator/coordinator_actor.hpp"
+#include "model/time_format.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/epoch_log.hpp"
 #include "worker/checkpoint_compat.hpp"
@@ -28,7 +29,6 @@
 #include "worker/runtime/run_context.hpp"
 #include "worker/runtime/worker_actor.hpp"
 #include "worker/sink.hpp"
-#include "worker/time_format.hpp"
 
 namespace eddy {
 

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/pipeline_config.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/record_processor.hpp"
 
 namespace eddy {

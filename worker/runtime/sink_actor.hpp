@@ -40,11 +40,11 @@
 #include <string>
 #include <vector>
 
+#include "model/row.hpp"
 #include "worker/barrier_aligner.hpp"
 #include "worker/dead_letter.hpp"
 #include "worker/kafka/kafka_sink.hpp"
 #include "worker/record_processor.hpp"
-#include "worker/row.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/sink.hpp"
 

@@ -1,4 +1,4 @@
-#include "worker/filter_expr.hpp"
+#include "model/filter_expr.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "worker/pipeline_config.hpp"
-#include "worker/time_format.hpp"
+#include "model/pipeline_config.hpp"
+#include "model/time_format.hpp"
 
 namespace eddy {
 

@@ -1,4 +1,4 @@
-#include "worker/pipeline_config.hpp"
+#include "model/pipeline_config.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -12,7 +12,7 @@
 
 #include <toml++/toml.h>
 
-#include "worker/filter_expr.hpp"
+#include "model/filter_expr.hpp"
 
 namespace eddy {
 

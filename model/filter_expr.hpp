@@ -41,7 +41,7 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/row.hpp"
+#include "model/row.hpp"
 
 namespace eddy {
 

@@ -1,4 +1,4 @@
-#include "worker/row.hpp"
+#include "model/row.hpp"
 
 #include <cmath>
 #include <limits>

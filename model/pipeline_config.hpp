@@ -16,7 +16,7 @@
 #include <variant>
 #include <vector>
 
-#include "worker/row.hpp"
+#include "model/row.hpp"
 
 namespace eddy {
 
