@@ -10,7 +10,7 @@
 // Includes only model/ (the data model), CAF and std. `partials_msg` holds the window module's
 // `partial_batch` by pointer: the type is only declared here, and what the message needs of a
 // batch (its partition, size, bytes; decoding) is declared below and defined with the codec in
-// worker/partial_codec.cpp, which eddy_actors links (model/README.md says why).
+// worker/window/partial_codec.cpp, which eddy_actors links (model/README.md says why).
 #pragma once
 
 #include <caf/all.hpp>
@@ -95,10 +95,10 @@ typename Inspector::result_type inspect(Inspector& f, record_counters& x) {
 }
 
 // ---- partials: the window module's types, declared only ---------------------------------------
-struct partial_batch;     ///< worker/windowing.hpp
-struct aggregation_plan;  ///< worker/windowing.hpp
+struct partial_batch;     ///< worker/window/windowing.hpp
+struct aggregation_plan;  ///< worker/window/windowing.hpp
 
-// Defined in worker/partial_codec.cpp (declared there too, in partial_codec.hpp).
+// Defined in worker/window/partial_codec.cpp (declared there too, in partial_codec.hpp).
 /// The bytes of `batch` (its entries' accumulators are read, not moved).
 [[nodiscard]] std::string encode_partial_batch(const partial_batch& batch);
 /// `batch.partition`.

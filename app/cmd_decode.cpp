@@ -8,8 +8,8 @@
 
 #include "app/commands.hpp"
 #include "model/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/sink.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy::app {
 

@@ -31,8 +31,8 @@
 
 #include "app/sample_data.hpp"
 #include "model/pipeline_config.hpp"
-#include "worker/debezium_decoder.hpp"
-#include "worker/record_processor.hpp"
+#include "worker/decode/debezium_decoder.hpp"
+#include "worker/decode/record_processor.hpp"
 
 namespace {
 

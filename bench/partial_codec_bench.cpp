@@ -42,9 +42,9 @@
 #include "actors/type_registry.hpp"
 #include "app/sample_data.hpp"
 #include "model/pipeline_config.hpp"
-#include "worker/partial_codec.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/windowing.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/window/partial_codec.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace {
 

@@ -47,9 +47,9 @@
 
 #include "app/sample_data.hpp"
 #include "model/pipeline_config.hpp"
-#include "worker/aggregates.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/windowing.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/window/aggregates.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace {
 

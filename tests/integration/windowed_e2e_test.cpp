@@ -38,12 +38,12 @@
 #include "tests/support/process.hpp"
 #include "tests/support/reference_aggregation.hpp"
 #include "tests/support/ride_fields.hpp"
-#include "worker/aggregates.hpp"
-#include "worker/debezium_decoder.hpp"
+#include "worker/decode/debezium_decoder.hpp"
+#include "worker/decode/record_processor.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/producer.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/aggregates.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy::test {
 namespace {

@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "model/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
+#include "worker/decode/record_processor.hpp"
 
 namespace eddy {
 

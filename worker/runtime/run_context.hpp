@@ -14,10 +14,10 @@
 #include "model/pipeline_config.hpp"
 #include "model/time_format.hpp"
 #include "state/kv_store.hpp"
-#include "worker/record_processor.hpp"
+#include "worker/decode/record_processor.hpp"
 #include "worker/runtime/kv_state_reader.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 

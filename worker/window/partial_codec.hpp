@@ -24,7 +24,7 @@
 #include <string>
 #include <string_view>
 
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 

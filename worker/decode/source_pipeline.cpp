@@ -1,4 +1,4 @@
-#include "worker/source_pipeline.hpp"
+#include "worker/decode/source_pipeline.hpp"
 
 namespace eddy {
 

@@ -1,13 +1,13 @@
 // dead_letter.cpp — dead letters as JSON Lines: text when it is UTF-8, base64 when not.
-#include "worker/dead_letter.hpp"
-#include "worker/epoch_files.hpp"
+#include "worker/sink/dead_letter_writer.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
 
-#include "worker/sink.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 

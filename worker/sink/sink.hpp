@@ -15,7 +15,7 @@
 #include "model/pipeline_config.hpp"
 #include "model/row.hpp"
 #include "model/time_format.hpp"
-#include "worker/epoch_files.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
 

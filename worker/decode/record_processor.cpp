@@ -1,4 +1,4 @@
-#include "worker/record_processor.hpp"
+#include "worker/decode/record_processor.hpp"
 
 namespace eddy {
 

@@ -13,8 +13,8 @@
 #include <type_traits>
 #include <variant>
 
-#include "worker/epoch_files.hpp"
-#include "worker/sink.hpp"
+#include "worker/sink/epoch_files.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 namespace {

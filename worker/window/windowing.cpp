@@ -1,4 +1,4 @@
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "model/time_format.hpp"
-#include "worker/byte_codec.hpp"
+#include "worker/window/byte_codec.hpp"
 
 // Implementation notes (the semantics are in windowing.hpp):
 //

@@ -1,4 +1,4 @@
-// dead_letter.hpp — writing dead letters (model/dead_letter.hpp): their JSON form and files.
+// dead_letter_writer.hpp — writing dead letters (model/dead_letter.hpp): their JSON form and files.
 //
 // Nothing is dropped silently: every record the decoder or cleaner rejects becomes one
 // dead_letter, written as one JSON Lines row per record to the dead-letter directory (and to a

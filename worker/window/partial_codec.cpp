@@ -1,11 +1,11 @@
-#include "worker/partial_codec.hpp"
+#include "worker/window/partial_codec.hpp"
 
 #include <limits>
 #include <memory>
 #include <string>
 #include <utility>
 
-#include "worker/byte_codec.hpp"
+#include "worker/window/byte_codec.hpp"
 
 namespace eddy {
 

@@ -1,4 +1,4 @@
-#include "worker/epoch_files.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <system_error>
 
-#include "worker/crash_point.hpp"
-#include "worker/sink.hpp"
+#include "worker/checkpoint/crash_point.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 namespace {

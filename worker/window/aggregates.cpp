@@ -1,5 +1,5 @@
-#include "worker/aggregates.hpp"
-#include "worker/byte_codec.hpp"
+#include "worker/window/aggregates.hpp"
+#include "worker/window/byte_codec.hpp"
 
 #include <algorithm>
 #include <array>
@@ -215,7 +215,7 @@ bool as_int(const value& v, int64_t* out) {
   return true;
 }
 
-// ---- wire format: worker/byte_codec.hpp ------------------------------------------------------
+// ---- wire format: worker/window/byte_codec.hpp -----------------------------------------------
 
 using namespace byte_codec;
 using reader = byte_reader;

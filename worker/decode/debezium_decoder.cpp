@@ -1,4 +1,4 @@
-#include "worker/debezium_decoder.hpp"
+#include "worker/decode/debezium_decoder.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>

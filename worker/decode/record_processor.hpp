@@ -15,8 +15,8 @@
 #include "model/filter_expr.hpp"
 #include "model/pipeline_config.hpp"
 #include "model/record_counters.hpp"
-#include "worker/debezium_decoder.hpp"
-#include "worker/sink.hpp"
+#include "worker/decode/debezium_decoder.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 

@@ -115,9 +115,9 @@
 #include "model/pipeline_config.hpp"
 #include "model/row.hpp"
 #include "state/kv_op.hpp"
-#include "worker/aggregates.hpp"
-#include "worker/debezium_decoder.hpp"
-#include "worker/sink.hpp"
+#include "worker/decode/debezium_decoder.hpp"
+#include "worker/sink/sink.hpp"
+#include "worker/window/aggregates.hpp"
 
 namespace eddy {
 

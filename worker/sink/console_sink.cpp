@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <variant>
 
-#include "worker/sink.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 namespace {

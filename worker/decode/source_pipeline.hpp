@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "worker/record_processor.hpp"
-#include "worker/windowing.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 
