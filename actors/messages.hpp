@@ -6,6 +6,11 @@
 // types; the messages that may cross processes (`assignment`, `partials_msg`, `checkpoint_ack`,
 // `record_counters` inside them) have inspect() overloads and are registered by
 // register_message_types (type_registry.hpp).
+//
+// Includes only model/ (the data model), CAF and std. `partials_msg` holds the window module's
+// `partial_batch` by pointer: the type is only declared here, and what the message needs of a
+// batch (its partition, size, bytes; decoding) is declared below and defined with the codec in
+// worker/window/partial_codec.cpp, which eddy_actors links (model/README.md says why).
 #pragma once
 
 #include <caf/all.hpp>
@@ -17,11 +22,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "worker/dead_letter.hpp"
-#include "worker/partial_codec.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/row.hpp"
-#include "worker/windowing.hpp"
+#include "model/dead_letter.hpp"
+#include "model/record_counters.hpp"
+#include "model/row.hpp"
 
 namespace eddy {
 
@@ -84,20 +87,39 @@ struct kafka_batch {
   }
 };
 
-/// record_counters (worker/record_processor.hpp, free of CAF) as a message field.
+/// record_counters (model/record_counters.hpp, free of CAF) as a message field.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, record_counters& x) {
   return f(caf::meta::type_name("record_counters"), x.in, x.out, x.filtered, x.dead_lettered,
            x.late);
 }
 
+// ---- partials: the window module's types, declared only ---------------------------------------
+struct partial_batch;     ///< worker/window/windowing.hpp
+struct aggregation_plan;  ///< worker/window/windowing.hpp
+
+// Defined in worker/window/partial_codec.cpp (declared there too, in partial_codec.hpp).
+/// The bytes of `batch` (its entries' accumulators are read, not moved).
+[[nodiscard]] std::string encode_partial_batch(const partial_batch& batch);
+/// `batch.partition`.
+[[nodiscard]] int32_t partial_batch_partition(const partial_batch& batch);
+/// `batch.entries.size()`.
+[[nodiscard]] uint64_t partial_batch_entries(const partial_batch& batch);
+/// `bytes` (of encode_partial_batch) decoded with `plan` into a new batch; nullptr with `*error`
+/// (when not null) when the bytes are malformed, do not fit `plan`, or carry another partition
+/// than `partition`.
+[[nodiscard]] std::shared_ptr<partial_batch> decode_partial_batch_of(std::string_view bytes,
+                                                                     const aggregation_plan& plan,
+                                                                     int32_t partition,
+                                                                     std::string* error);
+
 /// Partial aggregates from one source task to one aggregator shard, local or remote.
 ///
 /// Local delivery (one process) passes `batch` by shared pointer and never encodes (CAF 0.17
 /// message types must be copyable, accumulators are not). When CAF serializes the message for
-/// another process, inspect() writes `batch` as encode_partial_batch bytes (worker/
-/// partial_codec.hpp) with its partition; the receiver gets `bytes` and `partition` and a null
-/// `batch`, and decodes with its own plan through get(). Senders set `batch` (and `end`) only.
+/// another process, inspect() writes `batch` as encode_partial_batch bytes with its partition;
+/// the receiver gets `bytes` and `partition` and a null `batch`, and decodes with its own plan
+/// through get(). Senders set `batch` (and `end`) only.
 struct partials_msg {
   std::shared_ptr<partial_batch> batch;
   std::string bytes;       ///< received from another process: the encoded batch, until get()
@@ -105,22 +127,17 @@ struct partials_msg {
   bool end = false;        ///< the task is done; nothing more will come from its partition
 
   /// The sending task's partition, readable without decoding.
-  [[nodiscard]] int32_t source_partition() const { return batch ? batch->partition : partition; }
+  [[nodiscard]] int32_t source_partition() const {
+    return batch ? partial_batch_partition(*batch) : partition;
+  }
 
   /// The batch: `batch` when set; otherwise `bytes` decoded with `plan` (kept in `batch`, `bytes`
   /// freed). nullptr with `*error` when the bytes are malformed, do not fit `plan`, or carry
   /// another partition than `partition`.
   [[nodiscard]] partial_batch* get(const aggregation_plan& plan, std::string* error) {
     if (batch) return batch.get();
-    auto decoded = std::make_shared<partial_batch>();
-    if (!decode_partial_batch(bytes, plan, decoded.get(), error)) return nullptr;
-    if (decoded->partition != partition) {
-      if (error != nullptr) {
-        *error = "partial batch of partition " + std::to_string(decoded->partition) +
-                 " sent as partition " + std::to_string(partition);
-      }
-      return nullptr;
-    }
+    std::shared_ptr<partial_batch> decoded = decode_partial_batch_of(bytes, plan, partition, error);
+    if (!decoded) return nullptr;
     std::string().swap(bytes);
     batch = std::move(decoded);
     return batch.get();
@@ -135,7 +152,7 @@ typename Inspector::result_type inspect(Inspector& f, partials_msg& x) {
   if constexpr (std::is_base_of_v<caf::serializer, Inspector>) {
     if (x.batch) {
       std::string bytes = encode_partial_batch(*x.batch);
-      int32_t partition = x.batch->partition;
+      int32_t partition = partial_batch_partition(*x.batch);
       return f(caf::meta::type_name("partials_msg"), bytes, partition, x.end);
     }
     return f(caf::meta::type_name("partials_msg"), x.bytes, x.partition, x.end);
@@ -144,7 +161,7 @@ typename Inspector::result_type inspect(Inspector& f, partials_msg& x) {
     return f(caf::meta::type_name("partials_msg"), x.bytes, x.partition, x.end);
   } else {
     int32_t partition = x.source_partition();
-    uint64_t entries = x.batch ? x.batch->entries.size() : 0;
+    uint64_t entries = x.batch ? partial_batch_entries(*x.batch) : 0;
     uint64_t bytes = x.bytes.size();
     return f(caf::meta::type_name("partials_msg"), partition, entries, bytes, x.end);
   }

@@ -21,11 +21,11 @@
 #include "app/commands.hpp"
 #include "app/signals.hpp"
 #include "coordinator/cluster_coordinator.hpp"
-#include "worker/epoch_files.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/kafka/consumer.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/runtime/worker_node.hpp"
-#include "worker/windowing.hpp"
+#include "worker/sink/epoch_files.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy::app {
 

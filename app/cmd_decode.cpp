@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "app/commands.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/sink.hpp"
+#include "model/pipeline_config.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy::app {
 

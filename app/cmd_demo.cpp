@@ -11,8 +11,8 @@
 #include "app/demo_pipeline.hpp"
 #include "app/produce.hpp"
 #include "app/signals.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/kafka/dev_broker.hpp"
-#include "worker/pipeline_config.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
 
 namespace eddy::app {

@@ -12,7 +12,7 @@
 #include "app/cli_checks.hpp"
 #include "app/commands.hpp"
 #include "app/produce.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy::app {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "app/commands.hpp"
 #include "app/signals.hpp"
-#include "worker/pipeline_config.hpp"
+#include "model/pipeline_config.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
 
 namespace eddy::app {

@@ -30,9 +30,9 @@
 #include <vector>
 
 #include "app/sample_data.hpp"
-#include "worker/debezium_decoder.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
+#include "model/pipeline_config.hpp"
+#include "worker/decode/debezium_decoder.hpp"
+#include "worker/decode/record_processor.hpp"
 
 namespace {
 

@@ -41,10 +41,10 @@
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "app/sample_data.hpp"
-#include "worker/partial_codec.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/windowing.hpp"
+#include "model/pipeline_config.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/window/partial_codec.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace {
 

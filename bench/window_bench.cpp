@@ -46,10 +46,10 @@
 #include <vector>
 
 #include "app/sample_data.hpp"
-#include "worker/aggregates.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/windowing.hpp"
+#include "model/pipeline_config.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/window/aggregates.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include "actors/version.hpp"
 #include "coordinator/assignment.hpp"
 #include "coordinator/cluster_manifest.hpp"
-#include "worker/epoch_files.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
 

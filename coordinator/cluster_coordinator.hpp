@@ -23,7 +23,7 @@
 // e)`. The epoch completes when every task ("p<p>"), every shard ("s<s>") and every member's sink
 // ("sink:<name>") sent `(ack_atom, unit_ack)` for it (acks of other generations or epochs are
 // dropped). Then the coordinator writes the global manifest (cluster_manifest.hpp; the COMMIT
-// POINT), publishes the staged files the sinks listed (worker/epoch_files.hpp; a failure is
+// POINT), publishes the staged files the sinks listed (worker/sink/epoch_files.hpp; a failure is
 // logged and retried after every later commit), sends every member `(commit_atom,
 // generation, e)`, records last_complete in assignment.json and applies retention (newest 3
 // manifests). An ack with an error, a membership change while the epoch is open, or no

@@ -33,7 +33,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/record_processor.hpp"
+#include "model/record_counters.hpp"
 
 namespace eddy {
 

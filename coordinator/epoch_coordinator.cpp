@@ -5,9 +5,9 @@
 
 #include "actors/messages.hpp"
 #include "state/epoch_log.hpp"
-#include "worker/crash_point.hpp"
-#include "worker/epoch_files.hpp"
+#include "worker/checkpoint/crash_point.hpp"
 #include "worker/runtime/actor_faults.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
 namespace {

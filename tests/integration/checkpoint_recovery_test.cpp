@@ -34,8 +34,8 @@
 #include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/ride_fields.hpp"
-#include "worker/epoch_files.hpp"
 #include "worker/kafka/consumer.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 namespace eddy::test {
 namespace {

@@ -31,19 +31,19 @@
 #include <variant>
 #include <vector>
 
+#include "model/pipeline_config.hpp"
+#include "model/time_format.hpp"
 #include "tests/support/eddy_fixture.hpp"
 #include "tests/support/jsonl.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/reference_aggregation.hpp"
 #include "tests/support/ride_fields.hpp"
-#include "worker/aggregates.hpp"
-#include "worker/debezium_decoder.hpp"
+#include "worker/decode/debezium_decoder.hpp"
+#include "worker/decode/record_processor.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/producer.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/time_format.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/aggregates.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy::test {
 namespace {

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy::reference {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "tests/support/reference_aggregation.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy::test {
 

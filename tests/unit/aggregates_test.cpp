@@ -1,4 +1,4 @@
-#include "worker/aggregates.hpp"
+#include "worker/window/aggregates.hpp"
 
 #include <gtest/gtest.h>
 

@@ -23,7 +23,7 @@
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "state/kv_store.hpp"
-#include "worker/barrier_aligner.hpp"
+#include "worker/checkpoint/barrier_aligner.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/runtime/shard_actor.hpp"
 

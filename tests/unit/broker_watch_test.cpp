@@ -1,5 +1,5 @@
 // broker_watch_test.cpp — the lines eddy logs about unreachable Kafka brokers, and when.
-#include "worker/broker_watch.hpp"
+#include "worker/kafka/broker_watch.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "worker/checkpoint_compat.hpp"
+#include "worker/checkpoint/checkpoint_compat.hpp"
 
 #include <gtest/gtest.h>
 

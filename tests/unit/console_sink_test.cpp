@@ -3,7 +3,7 @@
 #include <limits>
 #include <sstream>
 
-#include "worker/sink.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 namespace {

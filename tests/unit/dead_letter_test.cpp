@@ -1,5 +1,5 @@
-#include "worker/dead_letter.hpp"
-#include "worker/epoch_files.hpp"
+#include "worker/sink/dead_letter_writer.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "worker/debezium_decoder.hpp"
+#include "worker/decode/debezium_decoder.hpp"
 
 #include <gtest/gtest.h>
 

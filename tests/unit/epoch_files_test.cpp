@@ -1,5 +1,5 @@
 // epoch_files_test.cpp — staging, publishing and crash recovery of per-epoch output files.
-#include "worker/epoch_files.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

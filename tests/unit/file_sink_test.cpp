@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/sink.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 namespace {

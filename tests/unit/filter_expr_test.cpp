@@ -1,4 +1,4 @@
-#include "worker/filter_expr.hpp"
+#include "model/filter_expr.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "worker/pipeline_config.hpp"
-#include "worker/time_format.hpp"
+#include "model/pipeline_config.hpp"
+#include "model/time_format.hpp"
 
 namespace eddy {
 namespace {

@@ -1,4 +1,5 @@
-// partial_codec_test.cpp — encode_partial_batch / decode_partial_batch (worker/partial_codec.hpp).
+// partial_codec_test.cpp — encode_partial_batch / decode_partial_batch
+// (worker/window/partial_codec.hpp).
 //
 // Round trips are checked field by field (window, key values bit for bit, rows, late_update,
 // every accumulator's serialized state and result), by re-encoding, and by what a shard emits:
@@ -21,8 +22,8 @@
 #include <vector>
 
 #include "tests/support/windowing_helpers.hpp"
-#include "worker/partial_codec.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/partial_codec.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 namespace {

@@ -1,11 +1,11 @@
-#include "worker/pipeline_config.hpp"
+#include "model/pipeline_config.hpp"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
 
-#include "worker/filter_expr.hpp"
+#include "model/filter_expr.hpp"
 
 namespace eddy {
 namespace {

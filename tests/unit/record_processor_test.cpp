@@ -1,7 +1,7 @@
 // The generator and the pipeline cross-check each other: every well-formed message the sample
 // generator writes, in every Debezium shape, must come out as a row with the generator's op; every
 // malformed one must be dead-lettered with a reason; counters must reconcile.
-#include "worker/record_processor.hpp"
+#include "worker/decode/record_processor.hpp"
 
 #include <gtest/gtest.h>
 

@@ -26,8 +26,8 @@
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "tests/support/windowing_helpers.hpp"
-#include "worker/partial_codec.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/partial_codec.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 namespace {

@@ -1,5 +1,5 @@
 // source_pipeline: the per-record path of a source task, including changelog mode with a filter.
-#include "worker/source_pipeline.hpp"
+#include "worker/decode/source_pipeline.hpp"
 
 #include <gtest/gtest.h>
 

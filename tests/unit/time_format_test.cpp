@@ -1,4 +1,4 @@
-#include "worker/time_format.hpp"
+#include "model/time_format.hpp"
 
 #include <gtest/gtest.h>
 

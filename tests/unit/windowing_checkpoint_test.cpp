@@ -30,7 +30,7 @@
 #include "tests/support/reference_aggregation.hpp"
 #include "tests/support/windowing_helpers.hpp"
 #include "worker/runtime/kv_state_reader.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 namespace {

@@ -19,7 +19,7 @@
 
 #include "tests/support/reference_aggregation.hpp"
 #include "tests/support/windowing_helpers.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 namespace {

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "worker/dead_letter.hpp"
-#include "worker/sink.hpp"
+#include "worker/sink/dead_letter_writer.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 

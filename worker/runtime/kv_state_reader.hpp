@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "state/kv_store.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 

@@ -19,16 +19,16 @@
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
 #include "coordinator/coordinator_actor.hpp"
+#include "model/time_format.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/epoch_log.hpp"
-#include "worker/checkpoint_compat.hpp"
-#include "worker/epoch_files.hpp"
+#include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/runtime/worker_actor.hpp"
-#include "worker/sink.hpp"
-#include "worker/time_format.hpp"
+#include "worker/sink/epoch_files.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 

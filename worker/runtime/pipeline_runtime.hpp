@@ -30,8 +30,8 @@
 #include <string>
 #include <vector>
 
-#include "worker/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
+#include "model/pipeline_config.hpp"
+#include "worker/decode/record_processor.hpp"
 
 namespace eddy {
 

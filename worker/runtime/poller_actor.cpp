@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "actors/messages.hpp"
-#include "worker/crash_point.hpp"
+#include "worker/checkpoint/crash_point.hpp"
 #include "worker/runtime/actor_faults.hpp"
 
 namespace eddy {

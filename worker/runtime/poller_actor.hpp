@@ -21,7 +21,7 @@
 #include <map>
 #include <memory>
 
-#include "worker/broker_watch.hpp"
+#include "worker/kafka/broker_watch.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/runtime/run_context.hpp"
 

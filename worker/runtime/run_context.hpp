@@ -11,13 +11,13 @@
 #include <optional>
 #include <string>
 
+#include "model/pipeline_config.hpp"
+#include "model/time_format.hpp"
 #include "state/kv_store.hpp"
-#include "worker/pipeline_config.hpp"
-#include "worker/record_processor.hpp"
+#include "worker/decode/record_processor.hpp"
 #include "worker/runtime/kv_state_reader.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
-#include "worker/time_format.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 

@@ -8,8 +8,8 @@
 #include <utility>
 
 #include "actors/messages.hpp"
-#include "worker/barrier_aligner.hpp"
-#include "worker/crash_point.hpp"
+#include "worker/checkpoint/barrier_aligner.hpp"
+#include "worker/checkpoint/crash_point.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/run_context.hpp"
 

@@ -7,10 +7,10 @@
 #include <utility>
 
 #include "actors/messages.hpp"
-#include "worker/crash_point.hpp"
-#include "worker/epoch_files.hpp"
+#include "worker/checkpoint/crash_point.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
 namespace {

@@ -40,13 +40,13 @@
 #include <string>
 #include <vector>
 
-#include "worker/barrier_aligner.hpp"
-#include "worker/dead_letter.hpp"
+#include "model/row.hpp"
+#include "worker/checkpoint/barrier_aligner.hpp"
+#include "worker/decode/record_processor.hpp"
 #include "worker/kafka/kafka_sink.hpp"
-#include "worker/record_processor.hpp"
-#include "worker/row.hpp"
 #include "worker/runtime/run_context.hpp"
-#include "worker/sink.hpp"
+#include "worker/sink/dead_letter_writer.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 

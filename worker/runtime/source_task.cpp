@@ -3,8 +3,8 @@
 #include <optional>
 #include <string>
 
-#include "worker/crash_point.hpp"
-#include "worker/debezium_decoder.hpp"
+#include "worker/checkpoint/crash_point.hpp"
+#include "worker/decode/debezium_decoder.hpp"
 #include "worker/runtime/actor_faults.hpp"
 
 namespace eddy {

@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "worker/decode/source_pipeline.hpp"
 #include "worker/runtime/run_context.hpp"
-#include "worker/source_pipeline.hpp"
-#include "worker/windowing.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 

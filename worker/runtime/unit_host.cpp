@@ -13,7 +13,6 @@
 
 #include "actors/messages.hpp"
 #include "state/unit_snapshot.hpp"
-#include "worker/epoch_files.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/poller_actor.hpp"
@@ -21,6 +20,7 @@
 #include "worker/runtime/shard_actor.hpp"
 #include "worker/runtime/sink_actor.hpp"
 #include "worker/runtime/source_task.hpp"
+#include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
 

@@ -30,7 +30,7 @@
 #include <string>
 
 #include "actors/cluster_messages.hpp"
-#include "worker/pipeline_config.hpp"
+#include "model/pipeline_config.hpp"
 
 namespace eddy {
 

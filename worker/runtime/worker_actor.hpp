@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "state/checkpoint_store.hpp"
+#include "worker/decode/record_processor.hpp"
 #include "worker/kafka/consumer.hpp"
-#include "worker/record_processor.hpp"
 #include "worker/runtime/run_context.hpp"
-#include "worker/sink.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 
