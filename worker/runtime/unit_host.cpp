@@ -1,17 +1,15 @@
 #include "worker/runtime/unit_host.hpp"
 
-#include <boost/json.hpp>
 #include <caf/all.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "actors/messages.hpp"
+#include "coordinator/cluster_manifest.hpp"
 #include "state/unit_snapshot.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/runtime/actor_faults.hpp"
@@ -98,37 +96,19 @@ std::string restore_units(host_ptr self) {
   if (!db) return "--local-dir: " + s.error;
   st.ctx->db = db;
   if (a.restore_epoch == 0) return {};
-  char name[32];
-  std::snprintf(name, sizeof name, "%020llu.json",
-                static_cast<unsigned long long>(a.restore_epoch));
-  const fs::path manifest = fs::path(cc.dir) / "cluster" / "epochs" / name;
-  std::ifstream in(manifest);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in) return "cannot read the manifest of epoch " + std::to_string(a.restore_epoch) + ": " +
-                  manifest.string();
-  boost::system::error_code jec;
-  boost::json::value doc = boost::json::parse(text.str(), jec);
-  if (jec || !doc.is_object() || !doc.as_object().contains("units") ||
-      !doc.at("units").is_object())
-    return manifest.string() + ": not a cluster manifest";
-  const auto& units = doc.at("units").as_object();
+  std::string err;
+  auto manifest = read_cluster_manifest(cc.dir, a.restore_epoch, &err);
+  if (!manifest) return err;
   std::vector<std::string> mine;
   for (int32_t p : a.partitions) mine.push_back("p" + std::to_string(p));
   for (int32_t sh : a.shards) mine.push_back("s" + std::to_string(sh));
   for (const auto& u : mine) {
-    auto it = units.find(u);
-    if (it == units.end() || !it->value().is_object()) continue;  // new unit (new partition)
-    const auto& o = it->value().as_object();
-    auto snap = o.find("snapshot");
-    if (snap == o.end() || !snap->value().is_string()) continue;
-    std::string crc;
-    if (auto c = o.find("crc32c"); c != o.end() && c->value().is_string())
-      crc = std::string(c->value().as_string());
-    fs::path path(std::string(snap->value().as_string()));
+    auto it = manifest->units.find(u);
+    if (it == manifest->units.end() || it->second.snapshot.empty()) continue;  // a new unit
+    fs::path path(it->second.snapshot);
     if (path.is_relative()) path = fs::path(cc.dir) / path;
-    if (auto err = load_unit_snapshot(path.string(), crc, *db); !err.empty())
-      return "unit " + u + ": " + err;
+    if (auto e = load_unit_snapshot(path.string(), it->second.crc32c, *db); !e.empty())
+      return "unit " + u + ": " + e;
   }
   return {};
 }
