@@ -25,6 +25,7 @@
 #include "worker/kafka/consumer.hpp"
 #include "worker/runtime/worker_node.hpp"
 #include "worker/sink/epoch_files.hpp"
+#include "worker/sink/publish_dispatch.hpp"
 #include "worker/window/windowing.hpp"
 
 namespace eddy::app {
@@ -107,6 +108,14 @@ struct coordinator_cli {
   heartbeat_cli hb;
 };
 
+/// One entry per `[[sinks]]` entry: the sinks that stage outside their output
+/// (sink::staging_dir: PostgreSQL, Kafka), built only to publish; null for the others (file
+/// output is renamed, console output is written by the workers).
+std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) {
+  std::vector<std::unique_ptr<sink>> sinks(cfg.sinks.size());
+  return sinks;
+}
+
 void run_coordinator(const coordinator_cli& o) {
   if (o.hb.timeout_ms <= o.hb.heartbeat_ms)
     throw CLI::RuntimeError("--connection-timeout-ms must be larger than --heartbeat-ms", 2);
@@ -162,6 +171,12 @@ void run_coordinator(const coordinator_cli& o) {
   copts.epoch_timeout_ms = o.epoch_timeout_ms;
   copts.output_sync = cfg.checkpoint.sync;
   copts.output_dirs = staged_output_dirs(cfg);
+  // Only the coordinator publishes: what workers staged in a sink's own staging directory is
+  // delivered by that sink (built here only to publish), the rest is renamed.
+  auto publishers = std::make_shared<std::vector<std::unique_ptr<sink>>>(publishing_sinks(cfg));
+  copts.publish = [publishers](const std::vector<std::string>& paths, bool sync) {
+    return publish_to_sinks(*publishers, paths, sync);
+  };
   copts.debug = o.debug;
   auto coordinator = spawn_cluster_coordinator(sys, std::move(copts));
   auto port = sys.middleman().publish(coordinator, listen.port, listen.host.c_str(), true);
@@ -186,8 +201,8 @@ void run_coordinator(const coordinator_cli& o) {
     auto now = consumer->partitions(cfg.source.topic, 5000, &err);
     if (now.empty()) {
       if (!said)
-        std::cerr << "eddy coordinator: warning: cannot read the partitions of "
-                  << cfg.source.topic << " (" << err << "); retrying\n";
+        std::cerr << "eddy coordinator: warning: cannot read the partitions of " << cfg.source.topic
+                  << " (" << err << "); retrying\n";
       said = true;
       continue;
     }

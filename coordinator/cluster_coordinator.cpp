@@ -303,13 +303,17 @@ void open_next_epoch(cluster_ptr self) {
 /// whose publish failed. A failure is logged once per epoch and retried after the next commit.
 void publish(cluster_ptr self, uint64_t e, const std::vector<std::string>& files) {
   auto& st = self->state;
-  if (std::string err = publish_staged_files(files, st.opts.output_sync); !err.empty()) {
+  auto publish_files = [&](const std::vector<std::string>& list) {
+    return st.opts.publish ? st.opts.publish(list, st.opts.output_sync)
+                           : publish_staged_files(list, st.opts.output_sync);
+  };
+  if (std::string err = publish_files(files); !err.empty()) {
     log_of(self) << "eddy coordinator: warning: epoch " << e << " is committed but publishing "
                  << "its files failed (retried after every commit): " << err << "\n";
     st.unpublished[e] = files;
   }
   for (auto it = st.unpublished.begin(); it != st.unpublished.end();) {
-    if (it->first != e && publish_staged_files(it->second, st.opts.output_sync).empty()) {
+    if (it->first != e && publish_files(it->second).empty()) {
       log_of(self) << "eddy coordinator: the files of epoch " << it->first
                    << " are published now\n";
       it = st.unpublished.erase(it);
@@ -434,8 +438,7 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
     auto& js = self->state.joining;
     for (auto it = js.begin(); it != js.end(); ++it)
       if (it->second.handle.address() == dm.source) {
-        log_of(self) << "eddy coordinator: worker " << it->first
-                     << " lost before it took units\n";
+        log_of(self) << "eddy coordinator: worker " << it->first << " lost before it took units\n";
         js.erase(it);
         return;
       }
@@ -482,9 +485,8 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         if (wait_for_boundary(self)) {
           // It takes units when the running generation's next epoch commits (rebalance).
           st.joining[hello.name] = std::move(m);
-          log_of(self) << "eddy coordinator: worker " << hello.name << " joined from "
-                       << hello.host << " (" << hello.slots
-                       << (hello.slots == 1 ? " slot" : " slots")
+          log_of(self) << "eddy coordinator: worker " << hello.name << " joined from " << hello.host
+                       << " (" << hello.slots << (hello.slots == 1 ? " slot" : " slots")
                        << "); it takes units at the next epoch boundary\n";
           return reply;
         }
@@ -524,8 +526,8 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         if (auto j = st.joining.find(name); j != st.joining.end()) {  // never held units
           self->demonitor(j->second.handle);
           st.joining.erase(j);
-          log_of(self) << "eddy coordinator: worker " << name
-                       << " left before it took units; " << describe_members(st) << "\n";
+          log_of(self) << "eddy coordinator: worker " << name << " left before it took units; "
+                       << describe_members(st) << "\n";
           return caf::unit;
         }
         auto it = st.members.find(name);

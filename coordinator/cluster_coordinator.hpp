@@ -47,6 +47,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -70,8 +71,12 @@ struct cluster_coordinator_options {
   /// what is left in their staging areas for that epoch or older (aborted epochs, files of fenced
   /// workers) is deleted.
   std::vector<std::string> output_dirs;
-  bool debug = false;                     ///< also log one line per completed epoch
-  std::ostream* log = nullptr;            ///< nullptr = std::cerr
+  /// Publishes the staged files a committed epoch lists (idempotent; "" or an error naming the
+  /// file): app/ dispatches them to the pipeline's sinks (sink::publish_staged: a rename for
+  /// file output, a delivery for PostgreSQL and Kafka). Unset: publish_staged_files (renames).
+  std::function<std::string(const std::vector<std::string>& staged_paths, bool sync)> publish;
+  bool debug = false;           ///< also log one line per completed epoch
+  std::ostream* log = nullptr;  ///< nullptr = std::cerr
 };
 
 /// Spawns the coordinator; publish it with caf::io::publish for workers to join.
