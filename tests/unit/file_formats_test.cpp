@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "model/time_format.hpp"
+#include "tests/support/csv.hpp"
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/sink.hpp"
 #include "worker/window/windowing.hpp"
@@ -23,6 +24,7 @@ namespace eddy {
 namespace {
 
 namespace fs = std::filesystem;
+using test::parse_csv;
 
 constexpr int64_t us_per_s = 1'000'000;
 constexpr int64_t sample_micros = 1762514972953131;  // 2025-11-07T11:29:32.953131Z
@@ -31,51 +33,6 @@ std::string csv_field(std::string_view s) {
   std::string out;
   append_csv_string(out, s);
   return out;
-}
-
-/// Parses RFC 4180 text (LF or CRLF record ends) into records of fields; a field is nullopt when
-/// it was empty and unquoted (null), "" when quoted and empty.
-std::vector<std::vector<std::optional<std::string>>> parse_csv(const std::string& text) {
-  std::vector<std::vector<std::optional<std::string>>> records;
-  std::vector<std::optional<std::string>> record;
-  std::string field;
-  bool quoted = false, in_quotes = false, any = false;
-  auto end_field = [&] {
-    record.push_back(quoted || !field.empty() ? std::optional<std::string>(field) : std::nullopt);
-    field.clear();
-    quoted = false;
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    any = true;
-    if (in_quotes) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field.push_back('"');
-        ++i;
-      } else if (c == '"') {
-        in_quotes = false;
-      } else {
-        field.push_back(c);
-      }
-    } else if (c == '"') {
-      in_quotes = quoted = true;
-    } else if (c == ',') {
-      end_field();
-    } else if (c == '\n' || (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n')) {
-      if (c == '\r') ++i;
-      end_field();
-      records.push_back(std::move(record));
-      record.clear();
-      any = false;
-    } else {
-      field.push_back(c);
-    }
-  }
-  if (any) {
-    end_field();
-    records.push_back(std::move(record));
-  }
-  return records;
 }
 
 std::string read_file(const fs::path& p) {
