@@ -32,7 +32,7 @@ const keys field_keys = {"name", "column",  "type", "unit", "scale", "strip_byte
 const keys query_keys = {"filter", "select"};
 const keys dead_letter_keys = {"path", "topic"};
 const keys console_sink_keys = {"type", "truncate", "num_rows"};
-const keys file_sink_keys = {"type", "path"};
+const keys file_sink_keys = {"type", "path", "format", "partition_by"};
 const keys kafka_sink_keys = {"type", "topic", "bootstrap_servers"};
 const keys window_keys = {"type",
                           "size",
@@ -285,6 +285,7 @@ class loader {
     if (dead_letter != nullptr && !read_dead_letter(*dead_letter, cfg)) return std::nullopt;
 
     if (!read_aggregation(root, cfg)) return std::nullopt;
+    if (!check_partition_by(root, cfg)) return std::nullopt;
 
     const toml::table* checkpoint = table_at(root, "checkpoint");
     if (!error_.empty()) return std::nullopt;
@@ -694,6 +695,9 @@ class loader {
             return false;
           }
           if (!get_string(*t, path, "path", s.path, true)) return false;
+          if (!read_file_format(*t, path, s)) return false;
+          // partition_by names an output column: checked once the aggregates are read.
+          if (!get_string(*t, path, "partition_by", s.partition_by, true)) return false;
           break;
         case sink_kind::kafka:
           if (t->get("topic") == nullptr) {
@@ -706,6 +710,55 @@ class loader {
           break;
       }
       cfg.sinks.push_back(std::move(s));
+    }
+    return true;
+  }
+
+  bool read_file_format(const toml::table& t, const std::string& path, sink_config& s) {
+    const toml::node* n = t.get("format");
+    if (n == nullptr) return true;
+    if (const auto* v = n->as_string(); v != nullptr && v->get() == "parquet") {
+      fail(line_of(*n), path +
+                            ".format: \"parquet\" is not supported: writing Parquet needs Apache "
+                            "Arrow (libarrow/libparquet), which is not packaged in Debian 12 here; "
+                            "use \"jsonl\" or \"csv\"");
+      return false;
+    }
+    std::size_t format = 0;
+    if (!get_choice(t, path, "format", {"jsonl", "csv"}, format)) return false;
+    s.format = static_cast<file_format>(format);
+    return true;
+  }
+
+  /// Each file sink's partition_by is a timestamp output column (known once the aggregates are).
+  bool check_partition_by(const toml::table& root, const pipeline_config& cfg) {
+    const std::vector<output_column> columns = output_columns(cfg);
+    for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
+      const sink_config& s = cfg.sinks[i];
+      if (s.partition_by.empty()) continue;
+      const toml::node* n = root["sinks"][i]["partition_by"].node();
+      const int line = n != nullptr ? line_of(*n) : s.line;
+      const std::string key = "sinks[" + std::to_string(i) + "].partition_by";
+      const auto it = std::find_if(columns.begin(), columns.end(), [&](const output_column& c) {
+        return c.name == s.partition_by;
+      });
+      std::string names;
+      for (const auto& c : columns) {
+        if (!names.empty()) names += ", ";
+        names += c.name + " (" + std::string(to_string(c.type)) + ")";
+      }
+      if (it == columns.end()) {
+        fail(line,
+             key + ": '" + s.partition_by + "' is not an output column (they are: " + names + ")");
+        return false;
+      }
+      if (it->type != field_type::timestamp) {
+        fail(line, key + ": '" + s.partition_by + "' is " + std::string(to_string(it->type)) +
+                       ", not timestamp: sub-folders are named by a timestamp's date (output "
+                       "columns: " +
+                       names + ")");
+        return false;
+      }
     }
     return true;
   }
@@ -1202,6 +1255,50 @@ std::string_view to_string(sink_kind k) {
       return "kafka";
   }
   return "?";
+}
+
+std::string_view to_string(file_format f) {
+  switch (f) {
+    case file_format::jsonl:
+      return "jsonl";
+    case file_format::csv:
+      return "csv";
+  }
+  return "?";
+}
+
+std::vector<output_column> output_columns(const pipeline_config& cfg) {
+  std::vector<output_column> out;
+  auto type_of = [&](const std::string& name) {
+    const int i = cfg.field_index(name);
+    return i < 0 ? field_type::string : cfg.fields[static_cast<std::size_t>(i)].type;
+  };
+  if (cfg.aggregates.empty()) {
+    for (int i : cfg.output_field_indices()) {
+      if (i < 0) continue;
+      const field_config& f = cfg.fields[static_cast<std::size_t>(i)];
+      out.push_back({f.name, f.type});
+    }
+    return out;
+  }
+  if (cfg.window.kind != window_kind::global) {
+    out.push_back({"window_start", field_type::timestamp});
+    out.push_back({"window_end", field_type::timestamp});
+  }
+  for (const auto& g : cfg.aggregation.group_by) out.push_back({g, type_of(g)});
+  for (const auto& a : cfg.aggregates) {
+    const std::string& fn = a.function;
+    field_type t = field_type::float64;  // avg, percentile, p50 ... p99
+    if (fn == "count" || fn == "count_distinct" || fn == "approx_count_distinct") {
+      t = field_type::int64;
+    } else if (fn == "sum") {
+      t = type_of(a.field) == field_type::float64 ? field_type::float64 : field_type::int64;
+    } else if (fn == "min" || fn == "max" || fn == "first" || fn == "last") {
+      t = type_of(a.field);
+    }
+    out.push_back({a.alias, t});
+  }
+  return out;
 }
 
 std::vector<std::string> staged_output_dirs(const pipeline_config& cfg) {

@@ -78,6 +78,12 @@ struct source_config {
 
 enum class sink_kind : uint8_t { console, file, kafka };
 
+/// What a file sink writes (`format`).
+enum class file_format : uint8_t {
+  jsonl,  ///< "jsonl": JSON Lines, one object per row (the default)
+  csv,    ///< "csv": a header row, then RFC 4180 records
+};
+
 /// One `[[sinks]]` entry.
 struct sink_config {
   sink_kind kind = sink_kind::console;  ///< `type` = "console" | "file" | "kafka"
@@ -85,7 +91,11 @@ struct sink_config {
   bool truncate = true;  ///< `truncate`: cut values longer than 20 characters
   int num_rows = 20;     ///< `num_rows`: rows shown per batch (>= 1)
   // file
-  std::string path;  ///< `path`: output directory (file sink, required)
+  std::string path;                         ///< `path`: output directory (file sink, required)
+  file_format format = file_format::jsonl;  ///< `format`: "jsonl" | "csv" ("parquet" refused)
+  /// `partition_by`: a timestamp output column; rows go to `dt=YYYY-MM-DD/` sub-folders of
+  /// `path` by its date in the pipeline's zone ("" = no sub-folders).
+  std::string partition_by;
   // kafka
   std::string topic;              ///< `topic` (kafka sink, required)
   std::string bootstrap_servers;  ///< `bootstrap_servers` (kafka sink, default = source's)
@@ -218,6 +228,20 @@ struct config_result {
 /// Reads and parses a pipeline file; an unreadable file is an error naming the path.
 [[nodiscard]] config_result load_pipeline_config(const std::string& path);
 
+/// One output column: what a sink receives (see output_columns).
+struct output_column {
+  std::string name;
+  field_type type = field_type::string;
+};
+
+/// The output columns of a validated pipeline, in order: `select`'s fields (or every field)
+/// without aggregates; with them window_start and window_end (timestamps; not for a global
+/// window), the group_by fields, then each aggregate alias with its result type (count,
+/// count_distinct, approx_count_distinct: int; sum: its field's type (int or double); avg and
+/// percentiles: double; min, max, first, last: its field's type). The same columns as the
+/// windowing plan's result schema (worker/window), computed here for load-time checks.
+[[nodiscard]] std::vector<output_column> output_columns(const pipeline_config& cfg);
+
 /// The directories a pipeline stages exactly-once file output in: every file sink's path, then
 /// the dead-letter path.
 [[nodiscard]] std::vector<std::string> staged_output_dirs(const pipeline_config& cfg);
@@ -227,6 +251,8 @@ struct config_result {
 [[nodiscard]] std::string_view to_string(time_unit u);
 /// The pipeline-file spelling: "console", "file", "kafka".
 [[nodiscard]] std::string_view to_string(sink_kind k);
+/// The pipeline-file spelling, which is also the file extension: "jsonl", "csv".
+[[nodiscard]] std::string_view to_string(file_format f);
 /// The shortest pipeline-file spelling of a duration given in microseconds: "5m", "1500ms", "0s"
 /// (a remainder below a millisecond prints as "...us", which pipeline files do not accept).
 [[nodiscard]] std::string format_duration(int64_t us);

@@ -473,7 +473,8 @@ TEST(pipeline_config, rejects_bad_pipeline_names) {
 TEST(pipeline_config, rejects_an_option_of_another_sink_type) {
   EXPECT_EQ(
       parse_error(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\"\ntruncate = true")),
-      "t.toml:16: sinks[1].truncate: not an option of file sinks (they take: type, path)");
+      "t.toml:16: sinks[1].truncate: not an option of file sinks (they take: type, path, format, "
+      "partition_by)");
   EXPECT_EQ(parse_error(with_lines(12, "pth = \"x\"")),
             "t.toml:13: unknown key 'sinks[0].pth' (known keys: type, truncate, num_rows)");
   EXPECT_EQ(parse_error(with_lines(12, "[[sinks]]\ntype = \"file\"\npth = \"o\"")),
@@ -1262,6 +1263,123 @@ TEST(pipeline_config, rejects_an_unknown_checkpoint_key_and_suggests_the_closest
             "local_dir, block_cache_mb, write_buffer_mb, state_backend, sync)");
   EXPECT_EQ(parse_error(std::string(minimal) + "[checkpiont]\ndir = \"c\"\n"),
             "t.toml:13: unknown table [checkpiont]; did you mean 'checkpoint'?");
+}
+
+}  // namespace
+}  // namespace eddy
+
+namespace eddy {
+namespace {
+
+// ---- file sink: format and partition_by ----
+
+TEST(pipeline_config, a_file_sink_writes_json_lines_unless_told_csv) {
+  const auto jsonl = parsed(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\""));
+  EXPECT_EQ(jsonl.sinks[1].format, file_format::jsonl);
+  EXPECT_EQ(jsonl.sinks[1].partition_by, "");
+  const auto csv =
+      parsed(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\"\nformat = \"csv\""));
+  EXPECT_EQ(csv.sinks[1].format, file_format::csv);
+  EXPECT_EQ(to_string(csv.sinks[1].format), "csv");
+  EXPECT_EQ(parsed(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\"\nformat = \"jsonl\""))
+                .sinks[1]
+                .format,
+            file_format::jsonl);
+}
+
+TEST(pipeline_config, refuses_parquet_saying_why_and_what_to_use) {
+  EXPECT_EQ(
+      parse_error(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\"\nformat = \"parquet\"")),
+      "t.toml:16: sinks[1].format: \"parquet\" is not supported: writing Parquet needs "
+      "Apache Arrow (libarrow/libparquet), which is not packaged in Debian 12 here; use "
+      "\"jsonl\" or \"csv\"");
+}
+
+TEST(pipeline_config, an_unknown_file_format_lists_the_allowed_ones) {
+  EXPECT_EQ(
+      parse_error(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\"\nformat = \"xml\"")),
+      "t.toml:16: sinks[1].format: expected \"jsonl\" or \"csv\", got \"xml\"");
+  EXPECT_EQ(parse_error(with_lines(12, "[[sinks]]\ntype = \"file\"\npath = \"o\"\nformat = 1")),
+            "t.toml:16: sinks[1].format: expected \"jsonl\" or \"csv\", got integer");
+  EXPECT_EQ(parse_error(with_lines(12, "format = \"csv\"")),
+            "t.toml:13: sinks[0].format: not an option of console sinks (they take: type, "
+            "truncate, num_rows)");
+}
+
+/// `windowed` (sink at line 14-15) with a file sink instead of the console one.
+std::string windowed_file_sink(std::string_view options) {
+  return windowed_replaced("type = \"console\"\n",
+                           "type = \"file\"\npath = \"o\"\n" + std::string(options) + "\n");
+}
+
+TEST(pipeline_config, partition_by_takes_a_timestamp_output_column) {
+  const auto windowed_cfg = parsed(windowed_file_sink("partition_by = \"window_start\""));
+  EXPECT_EQ(windowed_cfg.sinks[0].partition_by, "window_start");
+  EXPECT_EQ(parsed(windowed_file_sink("partition_by = \"window_end\"")).sinks[0].partition_by,
+            "window_end");
+  // A min/max/first/last of a timestamp field is a timestamp output column too.
+  const auto latest =
+      parsed(inserted(windowed_file_sink("partition_by = \"latest\""), 20,
+                      "[[aggregates]]\nalias = \"latest\"\nfunction = \"max\"\nfield = \"ts\""));
+  EXPECT_EQ(latest.sinks[0].partition_by, "latest");
+  // Without aggregates: a selected timestamp field.
+  const std::string rows =
+      with_lines(12,
+                 "[[fields]]\nname = \"ts\"\ntype = \"timestamp\"\n[[sinks]]\ntype = \"file\"\n"
+                 "path = \"o\"\nformat = \"csv\"\npartition_by = \"ts\"");
+  EXPECT_EQ(parsed(rows).sinks[1].partition_by, "ts");
+}
+
+TEST(pipeline_config, rejects_a_partition_by_that_is_no_timestamp_output_column) {
+  // Line 17: the key's own line.
+  EXPECT_EQ(parse_error(windowed_file_sink("partition_by = \"ts\"")),
+            "t.toml:17: sinks[0].partition_by: 'ts' is not an output column (they are: "
+            "window_start (timestamp), window_end (timestamp), n (int))");
+  EXPECT_EQ(parse_error(windowed_file_sink("partition_by = \"n\"")),
+            "t.toml:17: sinks[0].partition_by: 'n' is int, not timestamp: sub-folders are named "
+            "by a timestamp's date (output columns: window_start (timestamp), window_end "
+            "(timestamp), n (int))");
+  EXPECT_EQ(parse_error(windowed_file_sink("partition_by = \"\"")),
+            "t.toml:17: sinks[0].partition_by: must not be empty");
+  // A global window has no window bounds.
+  const std::string global =
+      replaced_in(windowed_file_sink("partition_by = \"window_start\""),
+                  "[window]\ntype = \"tumbling\"\nsize = \"1m\"\ntime_field = \"ts\"\n", "");
+  EXPECT_EQ(parse_error(global),
+            "t.toml:17: sinks[0].partition_by: 'window_start' is not an output column (they "
+            "are: n (int))");
+  // A declared timestamp field left out by select.
+  const std::string unselected =
+      with_lines(12,
+                 "[[fields]]\nname = \"ts\"\ntype = \"timestamp\"\n[query]\nselect = [\"id\"]\n"
+                 "[[sinks]]\ntype = \"file\"\npath = \"o\"\npartition_by = \"ts\"");
+  EXPECT_EQ(parse_error(unselected),
+            "t.toml:21: sinks[1].partition_by: 'ts' is not an output column (they are: id "
+            "(int))");
+  EXPECT_EQ(parse_error(with_lines(12, "partition_by = \"id\"")),
+            "t.toml:13: sinks[0].partition_by: not an option of console sinks (they take: type, "
+            "truncate, num_rows)");
+}
+
+TEST(pipeline_config, output_columns_are_the_projection_or_window_group_and_aggregates) {
+  const auto rows = parsed(with_lines(12, "[query]\nselect = [\"id\"]"));
+  ASSERT_EQ(output_columns(rows).size(), 1u);
+  EXPECT_EQ(output_columns(rows)[0].name, "id");
+  EXPECT_EQ(output_columns(rows)[0].type, field_type::int64);
+  const auto agg =
+      parsed(windowed_with(18,
+                           "[aggregate]\ngroup_by = [\"kind\"]\n[[aggregates]]\nalias = \"total\"\n"
+                           "function = \"sum\"\nfield = \"amount\""));
+  std::vector<std::string> names;
+  std::vector<field_type> types;
+  for (const auto& c : output_columns(agg)) {
+    names.push_back(c.name);
+    types.push_back(c.type);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"window_start", "window_end", "kind", "n", "total"}));
+  EXPECT_EQ(types,
+            (std::vector<field_type>{field_type::timestamp, field_type::timestamp,
+                                     field_type::string, field_type::int64, field_type::float64}));
 }
 
 }  // namespace

@@ -298,6 +298,12 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     }
     schema = ctx->plan->schema;
   }
+  {
+    // What each sink is and what it guarantees (README "Checkpoints and recovery").
+    std::ostream& out = opts.log ? *opts.log : std::cerr;
+    for (size_t i = 0; i < cfg.sinks.size(); ++i) out << "eddy: " << describe_sink(cfg, i) << "\n";
+    out.flush();
+  }
   // Metadata first: assign() before it makes the "beginning" lookup wait on a retry timer.
   std::shared_ptr<kafka_consumer> consumer =
       kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id,

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
 #include <system_error>
 
 #include "worker/checkpoint/crash_point.hpp"
@@ -54,8 +55,29 @@ bool is_epoch_dir_name(const std::string& n) {
          std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-/// `name`'s stem (before the last '.') ends with "-<tag>".
+/// A sub-folder of an output directory that staged names may use: not hidden ('.'), not
+/// internal ('_', like `_staging`).
+bool is_sub_folder_name(std::string_view n) {
+  return !n.empty() && n[0] != '.' && n[0] != '_' && n != "..";
+}
+
+/// `name` is "<file>" or "<sub-folder>/<file>": "" or why not.
+std::string check_staged_name(std::string_view name) {
+  const size_t slash = name.find('/');
+  const std::string_view file = slash == std::string_view::npos ? name : name.substr(slash + 1);
+  const bool ok = !file.empty() && file[0] != '.' && file.find('/') == std::string_view::npos &&
+                  (slash == std::string_view::npos || is_sub_folder_name(name.substr(0, slash)));
+  if (ok) return {};
+  return "invalid staged file name \"" + std::string(name) +
+         "\": a file name or <sub-folder>/<file name>, neither starting with '.' (nor the "
+         "sub-folder with '_')";
+}
+
+/// `name`'s stem (before the last '.') ends with "-<tag>"; a sub-folder before the file name
+/// is ignored.
 bool carries_tag(std::string_view name, std::string_view tag) {
+  if (const size_t slash = name.rfind('/'); slash != std::string_view::npos)
+    name = name.substr(slash + 1);
   const size_t dot = name.rfind('.');
   const std::string_view stem = name.substr(0, dot);  // npos: the whole name
   return stem.size() > tag.size() && stem.ends_with(tag) &&
@@ -82,8 +104,20 @@ std::string epoch_file_stem(std::string_view stem, uint64_t epoch) {
 
 std::string stage_epoch_file(const std::string& dir, uint64_t epoch, const std::string& name,
                              std::string_view content, bool sync) {
-  // Temporary name + rename inside the epoch's staging directory, fsynced when `sync`.
-  return write_file_atomically(staging_dir(dir, epoch).string(), name, content, sync);
+  if (auto err = check_staged_name(name); !err.empty()) return err;
+  // Temporary name + rename inside the epoch's staging directory (or its sub-folder), fsynced
+  // when `sync`.
+  const fs::path sdir = staging_dir(dir, epoch);
+  const size_t slash = name.find('/');
+  if (slash == std::string::npos) return write_file_atomically(sdir.string(), name, content, sync);
+  const fs::path sub = sdir / name.substr(0, slash);
+  std::error_code ec;
+  const bool new_sub = !fs::exists(sub, ec);
+  if (auto err = write_file_atomically(sub.string(), name.substr(slash + 1), content, sync);
+      !err.empty())
+    return err;
+  // The sub-folder's own entry is durable too.
+  return sync && new_sub ? sync_directory(sdir.string()) : std::string();
 }
 
 std::vector<std::string> staged_epoch_files(const std::string& dir, uint64_t epoch,
@@ -95,7 +129,20 @@ std::vector<std::string> staged_epoch_files(const std::string& dir, uint64_t epo
   if (!fs::exists(sdir, ec)) return names;
   for (const auto& e : fs::directory_iterator(sdir, ec)) {
     std::string n = e.path().filename().string();
-    if (!n.starts_with(".")) names.push_back(std::move(n));  // not a half-written temporary
+    if (n.starts_with(".")) continue;  // a half-written temporary
+    std::error_code tec;
+    if (!e.is_directory(tec)) {
+      names.push_back(std::move(n));
+      continue;
+    }
+    if (!is_sub_folder_name(n)) continue;  // not ours
+    std::error_code sec;
+    for (const auto& f : fs::directory_iterator(e.path(), sec)) {
+      const std::string fn = f.path().filename().string();
+      if (!fn.starts_with(".")) names.push_back(n + "/" + fn);
+    }
+    if (sec && error->empty())
+      *error = "cannot list \"" + e.path().string() + "\": " + sec.message();
   }
   if (ec) *error = "cannot list \"" + sdir.string() + "\": " + ec.message();
   std::sort(names.begin(), names.end());
@@ -106,26 +153,31 @@ std::string publish_epoch_files(const std::string& dir, uint64_t epoch, bool syn
   std::error_code ec;
   const fs::path sdir = staging_dir(dir, epoch);
   if (!fs::exists(sdir, ec)) return {};
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(sdir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.starts_with(".")) continue;  // a half-written temporary: never staged
-    files.push_back(e.path());
-  }
-  if (ec) return "cannot list \"" + sdir.string() + "\": " + ec.message();
-  std::sort(files.begin(), files.end());
+  std::string err;
+  const std::vector<std::string> names = staged_epoch_files(dir, epoch, &err);  // sorted
+  if (!err.empty()) return err;
+  std::vector<std::string> synced{dir};  // D, then each sub-folder renamed into
   bool first = true;
-  for (const fs::path& f : files) {
-    const fs::path target = fs::path(dir) / f.filename();
-    fs::rename(f, target, ec);
+  for (const std::string& n : names) {
+    const fs::path target = fs::path(dir) / n;
+    if (const size_t slash = n.find('/'); slash != std::string::npos) {
+      const fs::path sub = fs::path(dir) / n.substr(0, slash);
+      fs::create_directories(sub, ec);
+      if (ec) return "cannot create directory \"" + sub.string() + "\": " + ec.message();
+      if (std::find(synced.begin(), synced.end(), sub.string()) == synced.end())
+        synced.push_back(sub.string());
+    }
+    fs::rename(sdir / n, target, ec);
     if (ec)
-      return "cannot publish \"" + f.string() + "\" as \"" + target.string() +
+      return "cannot publish \"" + (sdir / n).string() + "\" as \"" + target.string() +
              "\": " + ec.message();
     if (first) crash_point("publish");  // between two renames of one sink commit
     first = false;
   }
   if (sync) {
-    if (auto err = sync_directory(dir); !err.empty()) return err;
+    // Sub-folders first, then D (which holds their entries).
+    for (auto it = synced.rbegin(); it != synced.rend(); ++it)
+      if (auto e = sync_directory(*it); !e.empty()) return e;
   }
   fs::remove_all(sdir, ec);
   if (ec) return "cannot remove \"" + sdir.string() + "\": " + ec.message();
@@ -168,7 +220,8 @@ std::string discard_staged_where(const std::string& dir, Pick drop,
 
 std::string discard_staged_epochs(const std::string& dir, uint64_t newer_than,
                                   std::vector<uint64_t>* discarded) {
-  return discard_staged_where(dir, [&](uint64_t e) { return e > newer_than; }, discarded);
+  return discard_staged_where(
+      dir, [&](uint64_t e) { return e > newer_than; }, discarded);
 }
 
 std::string discard_stale_staged_epochs(const std::string& dir, uint64_t up_to,
@@ -189,22 +242,38 @@ std::vector<std::string> staged_epoch_paths(const std::string& dir, uint64_t epo
 }
 
 std::string publish_staged_files(const std::vector<std::string>& staged_paths, bool sync) {
-  std::vector<fs::path> out_dirs;  // each once, in first-seen order
-  std::vector<fs::path> epoch_dirs;
+  std::vector<fs::path> out_dirs;    // each once, in first-seen order; sub-folders before D
+  std::vector<fs::path> empty_dirs;  // staging directories to remove when left empty
+  auto once = [](std::vector<fs::path>& v, const fs::path& d) {
+    if (std::find(v.begin(), v.end(), d) == v.end()) v.push_back(d);
+  };
   bool first = true;
   for (const std::string& p : staged_paths) {
     const fs::path staged(p);
-    const fs::path edir = staged.parent_path();
-    const fs::path root = edir.parent_path();
     const std::string name = staged.filename().string();
-    if (name.empty() || name.starts_with(".") || !is_epoch_dir_name(edir.filename().string()) ||
-        root.filename() != "_staging") {
-      return "cannot publish \"" + p + "\": not a staged file (<dir>/_staging/<epoch>/<name>)";
+    // <D>/_staging/<epoch>/<name>, or <D>/_staging/<epoch>/<sub-folder>/<name>
+    fs::path edir = staged.parent_path();
+    std::string sub;
+    if (!(is_epoch_dir_name(edir.filename().string()) &&
+          edir.parent_path().filename() == "_staging")) {
+      sub = edir.filename().string();
+      edir = edir.parent_path();
     }
-    const fs::path out = root.has_parent_path() ? root.parent_path() : fs::path(".");
+    const fs::path root = edir.parent_path();
+    if (name.empty() || name.starts_with(".") || !is_epoch_dir_name(edir.filename().string()) ||
+        root.filename() != "_staging" || (!sub.empty() && !is_sub_folder_name(sub))) {
+      return "cannot publish \"" + p +
+             "\": not a staged file (<dir>/_staging/<epoch>/[<sub-folder>/]<name>)";
+    }
+    const fs::path base = root.has_parent_path() ? root.parent_path() : fs::path(".");
+    const fs::path out = sub.empty() ? base : base / sub;
     const fs::path target = out / name;
     std::error_code ec;
     if (fs::exists(staged, ec)) {
+      if (!sub.empty()) {
+        fs::create_directories(out, ec);
+        if (ec) return "cannot create directory \"" + out.string() + "\": " + ec.message();
+      }
       fs::rename(staged, target, ec);
       if (ec) return "cannot publish \"" + p + "\" as \"" + target.string() + "\": " + ec.message();
       if (first) crash_point("publish");  // between two renames of one publish
@@ -213,18 +282,29 @@ std::string publish_staged_files(const std::vector<std::string>& staged_paths, b
       return "cannot publish \"" + p +
              "\": " + (ec ? ec.message() : "neither it nor \"" + target.string() + "\" exists");
     }
-    if (std::find(out_dirs.begin(), out_dirs.end(), out) == out_dirs.end()) out_dirs.push_back(out);
-    if (std::find(epoch_dirs.begin(), epoch_dirs.end(), edir) == epoch_dirs.end())
-      epoch_dirs.push_back(edir);
+    once(out_dirs, out);
+    if (!sub.empty()) {
+      once(out_dirs, base);  // holds the sub-folder's entry
+      once(empty_dirs, staged.parent_path());
+    }
+    once(empty_dirs, edir);
+    once(empty_dirs, root);
   }
   if (sync) {
+    // A sub-folder before the directory holding it.
+    std::stable_sort(out_dirs.begin(), out_dirs.end(), [](const fs::path& a, const fs::path& b) {
+      return std::distance(a.begin(), a.end()) > std::distance(b.begin(), b.end());
+    });
     for (const fs::path& d : out_dirs)
       if (auto err = sync_directory(d.string()); !err.empty()) return err;
   }
-  for (const fs::path& d : epoch_dirs) {
+  // Deepest first, each only when empty: other workers' files stay staged.
+  std::stable_sort(empty_dirs.begin(), empty_dirs.end(), [](const fs::path& a, const fs::path& b) {
+    return std::distance(a.begin(), a.end()) > std::distance(b.begin(), b.end());
+  });
+  for (const fs::path& d : empty_dirs) {
     std::error_code ec;
-    fs::remove(d, ec);                // only when empty: other workers' files stay staged
-    fs::remove(d.parent_path(), ec);  // _staging, only when empty
+    fs::remove(d, ec);
   }
   return {};
 }

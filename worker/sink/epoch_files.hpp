@@ -5,6 +5,10 @@
 //   D/_staging/<epoch, 20 digits>/<name>   staged, invisible to readers (underscore prefix,
 //                                           like Spark's _spark_metadata)
 //   D/<name>                                published: renamed out of the staging directory
+// A name may carry one sub-folder level, "<sub-folder>/<file>" (a partitioned file sink's
+// "dt=2025-11-07/part-....csv"): staged as D/_staging/<epoch>/<sub-folder>/<file>, published as
+// D/<sub-folder>/<file> (the sub-folder created as needed). Sub-folder names start with neither
+// '.' nor '_'; file names not with '.' (temporaries).
 // `stage` writes and fsyncs a file (temporary name + rename inside the epoch's staging
 // directory); `publish` renames every staged file of the epoch into D, fsyncs D and removes the
 // staging directory. Both are idempotent, so `recover` can finish a publish a crash interrupted:
@@ -35,8 +39,10 @@ struct epoch_recovery {
   std::vector<uint64_t> discarded;  ///< staged epochs that never completed: deleted
 };
 
-/// Writes `content` as `name` into epoch `epoch`'s staging directory of `dir` (created as
-/// needed), durably (fsync of the file and of the staging directory).
+/// Writes `content` as `name` ("<file>" or "<sub-folder>/<file>") into epoch `epoch`'s staging
+/// directory of `dir` (created as needed), durably (fsync of the file and of the directory
+/// holding it, and of the epoch's staging directory when the sub-folder is new). A name of
+/// another shape is an error.
 [[nodiscard]] std::string stage_epoch_file(const std::string& dir, uint64_t epoch,
                                            const std::string& name, std::string_view content,
                                            bool sync = true);
@@ -50,28 +56,32 @@ struct epoch_recovery {
 [[nodiscard]] std::string recover_epoch_files(const std::string& dir, uint64_t last_complete,
                                               epoch_recovery* out = nullptr, bool sync = true);
 
-/// Names of the files staged for `epoch` in `dir`, sorted (empty when nothing is staged); the
-/// epoch log records them before the epoch publishes. "" or the error in `error`.
+/// Names of the files staged for `epoch` in `dir`, sorted, relative to the staging directory
+/// ("part-....jsonl", "dt=2025-11-07/part-....csv"; empty when nothing is staged): their
+/// published paths relative to `dir`. The epoch log records them before the epoch publishes. "" or
+/// the error in `error`.
 [[nodiscard]] std::vector<std::string> staged_epoch_files(const std::string& dir, uint64_t epoch,
                                                           std::string* error);
 
-/// Full paths (`<dir>/_staging/<epoch, 20 digits>/<name>`) of the files staged for `epoch` in
-/// `dir`, sorted, whose name carries `-<tag_filter>` right before its extension (the part from
-/// the last '.'): what a cluster sink reports. An empty `tag_filter` takes every staged file.
-/// Half-written temporaries are never listed. A tag that ends with '-' + another tag (worker
-/// "a-w1" and worker "w1") matches the other's files too; tags of one generation name one
-/// epoch's files only, so this can only list files that the epoch publishes anyway.
+/// Full paths (`<dir>/_staging/<epoch, 20 digits>/[<sub-folder>/]<name>`) of the files staged
+/// for `epoch` in `dir`, sorted, whose file name carries `-<tag_filter>` right before its
+/// extension (the part from the last '.'): what a cluster sink reports. An empty `tag_filter` takes
+/// every staged file. Half-written temporaries are never listed. A tag that ends with '-' + another
+/// tag (worker "a-w1" and worker "w1") matches the other's files too; tags of one generation name
+/// one epoch's files only, so this can only list files that the epoch publishes anyway.
 [[nodiscard]] std::vector<std::string> staged_epoch_paths(const std::string& dir, uint64_t epoch,
                                                           std::string_view tag_filter,
                                                           std::string* error);
 
 /// Publishes exactly the listed staged files: each `D/_staging/<epoch>/<name>` (absolute, or
-/// relative to the working directory) is renamed to `D/<name>`. Idempotent: a file already
-/// published (staged copy gone, `D/<name>` present) is fine; neither present, or a path not
-/// shaped like a staged file, is an error naming it (files before it in the list are published
-/// by then; publishing the list again finishes the job). With `sync`, each affected D is fsynced
-/// once, after its renames. A staging directory left empty is removed (and `D/_staging` when it
-/// is empty); other files staged for the epoch stay where they are.
+/// relative to the working directory) is renamed to `D/<name>`, and each
+/// `D/_staging/<epoch>/<sub-folder>/<name>` to `D/<sub-folder>/<name>` (created as needed).
+/// Idempotent: a file already published (staged copy gone, target present) is fine; neither
+/// present, or a path not shaped like a staged file, is an error naming it (files before it in
+/// the list are published by then; publishing the list again finishes the job). With `sync`,
+/// each affected directory (a sub-folder, then D) is fsynced once, after the renames. Staging
+/// directories left empty are removed (sub-folder, epoch, then `D/_staging`); other files staged
+/// for the epoch stay where they are.
 [[nodiscard]] std::string publish_staged_files(const std::vector<std::string>& staged_paths,
                                                bool sync = true);
 

@@ -1,7 +1,9 @@
-// file_sink.cpp — JSON Lines files per batch, published by rename; JSON text helpers.
+// file_sink.cpp — JSON Lines or CSV files per batch or epoch, optionally in dt=YYYY-MM-DD/
+// sub-folders, published by rename; JSON and CSV text helpers.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -9,6 +11,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <set>
 #include <system_error>
 #include <type_traits>
 #include <variant>
@@ -94,37 +100,73 @@ void append_row(std::string& out, const std::vector<std::string>& keys, const ro
   out.push_back('}');
 }
 
-/// "part-<epoch>.jsonl" for an epoch's last part (0), "part-<epoch>-<part, 5 digits>.jsonl"
-/// for the parts staged before it: in name order those come first ('-' < '.'). A name tag goes
-/// before the extension: "part-<epoch>-<part>-<tag>.jsonl".
-std::string epoch_part_name(uint64_t epoch, int part, const std::string& tag) {
+/// Appends one value as a CSV field: null (and NaN, infinities) -> nothing, strings via
+/// append_csv_string, the rest as the JSON sink writes them (timestamps unquoted: ISO text
+/// holds no comma, quote or line break).
+void append_csv_value(std::string& out, const value& v, const time_formatter& fmt) {
+  std::visit(
+      [&](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::monostate>) {
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          append_csv_string(out, x);
+        } else if constexpr (std::is_same_v<T, int64_t>) {
+          std::array<char, 24> buf{};
+          auto res = std::to_chars(buf.data(), buf.data() + buf.size(), x);
+          out.append(buf.data(), res.ptr);
+        } else if constexpr (std::is_same_v<T, double>) {
+          if (std::isfinite(x)) append_json_double(out, x);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          out.append(x ? "true" : "false");
+        } else if constexpr (std::is_same_v<T, timestamp>) {
+          fmt.append_iso(out, x);
+        }
+      },
+      v);
+}
+
+void append_csv_row(std::string& out, size_t columns, const row& r, const time_formatter& fmt) {
+  for (size_t i = 0; i < columns; ++i) {
+    if (i != 0) out.push_back(',');
+    if (i < r.size()) append_csv_value(out, r[i], fmt);
+  }
+}
+
+/// "part-<epoch>" for an epoch's last part (0), "part-<epoch>-<part, 5 digits>" for the parts
+/// staged before it: in name order those come first ('-' < '.'). A name tag goes before the
+/// extension: "part-<epoch>-<part>-<tag>.jsonl".
+std::string epoch_part_name(uint64_t epoch, int part, const std::string& tag,
+                            std::string_view ext) {
   std::string name = epoch_file_stem("part", epoch);
   if (part != 0) {
     std::array<char, 16> k{};
     std::snprintf(k.data(), k.size(), "-%05d", part);
     name += k.data();
   }
-  return tagged_file_name(name + ".jsonl", tag);
+  return tagged_file_name(name + "." + std::string(ext), tag);
 }
 
 class file_sink final : public sink {
  public:
-  file_sink(std::string dir, std::string tag, time_formatter fmt)
-      : dir_(std::move(dir)),
-        tag_(std::move(tag)),
+  file_sink(const sink_config& cfg, time_formatter fmt)
+      : dir_(cfg.path),
+        tag_(cfg.name_tag),
         tag_error_(tag_.empty() ? std::string() : check_name_tag(tag_)),
+        format_(cfg.format),
+        ext_(to_string(cfg.format)),
+        partition_by_(cfg.partition_by),
         fmt_(std::move(fmt)) {}
 
   std::string write_batch(int64_t batch_id, const output_schema& schema,
                           const std::vector<row>& rows) override {
     if (rows.empty()) return {};
-    const std::string text = render(schema, rows);
     std::array<char, 24> id{};
     std::snprintf(id.data(), id.size(), "%08lld", static_cast<long long>(batch_id));
     const std::string name =
-        "part-" + std::string(id.data()) + "-" + unique_file_suffix() + ".jsonl";
-    auto err = write_file_atomically(dir_, name, text);
-    return err.empty() ? err : "file sink: " + err;
+        "part-" + std::string(id.data()) + "-" + unique_file_suffix() + "." + ext_;
+    return for_each_folder(schema, rows, [&](const std::string& sub, const std::string& text) {
+      return write_file_atomically(sub.empty() ? dir_ : dir_ + "/" + sub, name, text);
+    });
   }
 
   bool transactional() const override { return true; }
@@ -133,8 +175,24 @@ class file_sink final : public sink {
                           const std::vector<row>& rows) override {
     if (!tag_error_.empty()) return "file sink: " + tag_error_;
     if (rows.empty()) return {};
-    auto err = stage_epoch_file(dir_, epoch, epoch_part_name(epoch, part, tag_),
-                                render(schema, rows), sync_);
+    const std::string name = epoch_part_name(epoch, part, tag_, ext_);
+    std::set<std::string> written;
+    auto err = for_each_folder(schema, rows, [&](const std::string& sub, const std::string& text) {
+      written.insert(sub.empty() ? name : sub + "/" + name);
+      return stage_epoch_file(dir_, epoch, sub.empty() ? name : sub + "/" + name, text, sync_);
+    });
+    if (!err.empty() || partition_by_.empty()) return err;
+    // The part staged again replaces it whole: its file in a folder these rows do not reach goes.
+    namespace fs = std::filesystem;
+    for (const std::string& p : staged_epoch_paths(dir_, epoch, "", &err)) {
+      const fs::path staged(p);
+      const std::string rel =
+          staged.parent_path().filename().string() + "/" + staged.filename().string();
+      if (staged.filename() != name || written.contains(rel)) continue;
+      std::error_code ec;
+      fs::remove(staged, ec);
+      if (ec) return "file sink: cannot remove \"" + p + "\": " + ec.message();
+    }
     return err.empty() ? err : "file sink: " + err;
   }
 
@@ -151,12 +209,63 @@ class file_sink final : public sink {
   void set_sync(bool sync) override { sync_ = sync; }
 
  private:
-  std::string render(const output_schema& schema, const std::vector<row>& rows) const {
-    const std::vector<std::string> keys = json_keys(schema);
-    std::string text;
-    text.reserve(rows.size() * (32 + 24 * keys.size()));
+  /// Renders `rows` into one text per sub-folder ("" without partition_by; folders in name
+  /// order, rows in arrival order within each) and hands each to `write(sub, text)`; the first
+  /// error stops it.
+  template <class Write>
+  std::string for_each_folder(const output_schema& schema, const std::vector<row>& rows,
+                              Write write) const {
+    std::string err;
+    if (partition_by_.empty()) {
+      err = write(std::string(), render(schema, rows.begin(), rows.end()));
+      return err.empty() ? err : "file sink: " + err;
+    }
+    const auto it = std::find(schema.names.begin(), schema.names.end(), partition_by_);
+    if (it == schema.names.end())
+      return "file sink: partition_by column '" + partition_by_ + "' is not in the output";
+    const size_t col = static_cast<size_t>(it - schema.names.begin());
+    std::map<std::string, std::vector<const row*>> folders;
     for (const row& r : rows) {
-      append_row(text, keys, r, fmt_);
+      std::optional<timestamp> t;
+      if (col < r.size()) {
+        if (const auto* ts = std::get_if<timestamp>(&r[col])) t = *ts;
+      }
+      folders[date_partition_folder(t, fmt_)].push_back(&r);
+    }
+    for (const auto& [sub, members] : folders) {
+      err = write(sub, render(schema, members.begin(), members.end()));
+      if (!err.empty()) return "file sink: " + err;
+    }
+    return {};
+  }
+
+  /// The file's text: one JSON object per line, or a CSV header and one record per line.
+  /// [first, last) iterate rows or row pointers.
+  template <class It>
+  std::string render(const output_schema& schema, It first, It last) const {
+    auto at = [&](It i) -> const row& {
+      if constexpr (std::is_pointer_v<typename std::iterator_traits<It>::value_type>) {
+        return **i;
+      } else {
+        return *i;
+      }
+    };
+    const size_t n = static_cast<size_t>(std::distance(first, last));
+    std::string text;
+    if (format_ == file_format::csv) {
+      text = csv_header(schema);
+      text.push_back('\n');
+      text.reserve(text.size() + n * (16 + 16 * schema.names.size()));
+      for (It i = first; i != last; ++i) {
+        append_csv_row(text, schema.names.size(), at(i), fmt_);
+        text.push_back('\n');
+      }
+      return text;
+    }
+    const std::vector<std::string> keys = json_keys(schema);
+    text.reserve(n * (32 + 24 * keys.size()));
+    for (It i = first; i != last; ++i) {
+      append_row(text, keys, at(i), fmt_);
       text.push_back('\n');
     }
     return text;
@@ -166,6 +275,9 @@ class file_sink final : public sink {
   std::string dir_;
   std::string tag_;
   std::string tag_error_;  ///< an invalid tag: every stage_epoch fails with it
+  file_format format_;
+  std::string ext_;           ///< "jsonl" or "csv"
+  std::string partition_by_;  ///< "" = no sub-folders
   time_formatter fmt_;
 };
 
@@ -241,6 +353,58 @@ void append_json_double(std::string& out, double v) {
   if (text.find_first_of(".e") == std::string_view::npos) out.append(".0");
 }
 
+void append_csv_string(std::string& out, std::string_view s) {
+  const bool quote = s.empty() || s.find_first_of(",\"\r\n") != std::string_view::npos;
+  if (quote) out.push_back('"');
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t run = 0;  // start of the pending run of bytes copied verbatim
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c != '"' && c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      const size_t len = utf8_sequence_length(p + i, n - i);
+      if (len != 0) {
+        i += len;
+        continue;
+      }
+    }
+    out.append(s.data() + run, i - run);
+    out.append(c == '"' ? "\"\"" : "\xEF\xBF\xBD");  // a doubled quote; U+FFFD for a bad byte
+    ++i;
+    run = i;
+  }
+  out.append(s.data() + run, n - run);
+  if (quote) out.push_back('"');
+}
+
+std::string csv_header(const output_schema& schema) {
+  std::string out;
+  for (size_t i = 0; i < schema.names.size(); ++i) {
+    if (i != 0) out.push_back(',');
+    append_csv_string(out, schema.names[i]);
+  }
+  return out;
+}
+
+std::string row_to_csv(const output_schema& schema, const row& r, const time_formatter& fmt) {
+  std::string out;
+  append_csv_row(out, schema.names.size(), r, fmt);
+  return out;
+}
+
+std::string date_partition_folder(std::optional<timestamp> t, const time_formatter& fmt) {
+  if (!t) return "dt=__HIVE_DEFAULT_PARTITION__";
+  std::string local = "dt=";
+  fmt.append_console(local, *t);  // "YYYY-MM-DD hh:mm:ss...": the local date comes first
+  local.resize(local.find(' '));
+  return local;
+}
+
 std::string row_to_json(const output_schema& schema, const row& r, const time_formatter& fmt) {
   std::string out;
   append_row(out, json_keys(schema), r, fmt);
@@ -295,7 +459,7 @@ std::string write_file_atomically(const std::string& dir, const std::string& nam
 }
 
 std::unique_ptr<sink> make_file_sink(const sink_config& cfg, time_formatter fmt) {
-  return std::make_unique<file_sink>(cfg.path, cfg.name_tag, std::move(fmt));
+  return std::make_unique<file_sink>(cfg, std::move(fmt));
 }
 
 }  // namespace eddy

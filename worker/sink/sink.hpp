@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,25 +75,62 @@ class sink {
   }
 };
 
+/// What `eddy run` prints about sink `index` (0-based) of `cfg` at start-up, after "eddy: ":
+/// "sink <index + 1>: <what>: <guarantee>". <what>: "console", "file <path>/ (<format>)" or
+/// "file <path>/ (<format>, by dt of <partition_by>)", "kafka topic <topic>". <guarantee> with
+/// checkpoints: the file sink "exactly-once (staged per epoch, published on commit)", console
+/// and Kafka "at-least-once (...)"; without: "per batch, no checkpoints: ..." saying what a run
+/// after a crash writes (at-least-once from "earliest", at-most-once from "latest").
+[[nodiscard]] std::string describe_sink(const pipeline_config& cfg, size_t index);
+
 /// Spark-like table per batch ("Batch: N", +---+ framing, aligned columns) to `out`.
 /// Values longer than 20 characters are cut to 17 + "..." when cfg.truncate; at most
 /// cfg.num_rows rows are shown, then "only showing top N rows".
 [[nodiscard]] std::unique_ptr<sink> make_console_sink(const sink_config& cfg, std::ostream& out,
                                                       time_formatter fmt);
 
-/// JSON Lines, one file per non-empty batch: `<path>/part-<batch_id, 8 digits>-<unique>.jsonl`,
-/// written as `.<name>.tmp` then renamed, so readers never see a half-written file. Creates
-/// the directory. Timestamps are ISO-8601 strings in the configured zone.
+/// Files of rows in `cfg.format`: JSON Lines (`.jsonl`, one object per row: row_to_json) or
+/// CSV (`.csv`: a header row of the output column names, then one record per row: csv_header,
+/// row_to_csv; lines end with "\n"). Every file is complete in itself (a CSV file has its own
+/// header). Without checkpoints, one file per non-empty batch:
+/// `<path>/part-<batch_id, 8 digits>-<unique>.<ext>`, written as `.<name>.tmp` then renamed,
+/// so readers never see a half-written file. Creates the directory.
 /// Transactional (with checkpoints): one file per non-empty staged part of an epoch, published
-/// with the epoch (epoch_files.hpp): part 0 (the last) as `part-<epoch, 10 digits>.jsonl`,
-/// part k >= 1 as `part-<epoch, 10 digits>-<k, 5 digits>.jsonl`, so in name order an epoch's
+/// with the epoch (epoch_files.hpp): part 0 (the last) as `part-<epoch, 10 digits>.<ext>`,
+/// part k >= 1 as `part-<epoch, 10 digits>-<k, 5 digits>.<ext>`, so in name order an epoch's
 /// parts 1, 2, ... come before its last part ('-' < '.'), like Spark's maxRecordsPerFile.
 /// With `cfg.name_tag` (a cluster worker's "<worker>-g<generation>"), staged names carry it
-/// before the extension: `part-<epoch>-<tag>.jsonl`, `part-<epoch>-<k>-<tag>.jsonl`
+/// before the extension: `part-<epoch>-<tag>.<ext>`, `part-<epoch>-<k>-<tag>.<ext>`
 /// (tagged_file_name); an invalid tag (check_name_tag) makes every stage_epoch fail with the
 /// reason. publish_epoch and recover act on every file staged in the directory, whatever its
 /// tag: in a cluster only the coordinator publishes, by list (publish_staged_files).
+/// With `cfg.partition_by` (a timestamp output column), a batch's or part's rows are split by
+/// date_partition_folder of that column into one file per sub-folder, each with the name above
+/// (`<path>/dt=2025-11-07/part-<epoch>.csv`; staged as
+/// `<path>/_staging/<epoch>/dt=2025-11-07/part-<epoch>.csv`), rows in arrival order within it:
+/// names stay deterministic per (epoch, part, tag, sub-folder). A part staged again writes the
+/// same files in the folders its rows fall in (recovery discards an incomplete epoch wholesale).
 [[nodiscard]] std::unique_ptr<sink> make_file_sink(const sink_config& cfg, time_formatter fmt);
+
+/// "dt=YYYY-MM-DD": the date of `t` in `fmt`'s zone (the date of the ISO text the sinks write
+/// for it); null -> "dt=__HIVE_DEFAULT_PARTITION__" (Hive's and Spark's name for it).
+[[nodiscard]] std::string date_partition_folder(std::optional<timestamp> t,
+                                                const time_formatter& fmt);
+
+/// Appends `s` as one CSV field (RFC 4180): quoted when it holds ',', '"', CR or LF, or is empty
+/// (so that "" differs from null, which is an empty unquoted field); quotes doubled; ill-formed
+/// UTF-8 bytes become U+FFFD.
+void append_csv_string(std::string& out, std::string_view s);
+
+/// The CSV header record (no line end): the column names, as append_csv_string writes them.
+[[nodiscard]] std::string csv_header(const output_schema& schema);
+
+/// One row as a CSV record (no line end), one field per column: null -> empty field, strings
+/// via append_csv_string, timestamps as ISO-8601 text in `fmt`'s zone and doubles in shortest
+/// round-trip form (both as row_to_json writes them, without quotes; NaN and infinities ->
+/// empty), ints as digits, bools as true/false.
+[[nodiscard]] std::string row_to_csv(const output_schema& schema, const row& r,
+                                     const time_formatter& fmt);
 
 /// One row as a JSON object text (no newline): {"name": value, ...}; null -> null,
 /// timestamps -> ISO-8601 string via `fmt`, doubles in shortest round-trip form.
