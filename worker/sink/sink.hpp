@@ -62,6 +62,16 @@ class sink {
   }
   /// fsync staged files (default on; off for tests and benchmarks only).
   virtual void set_sync(bool /*sync*/) {}
+  /// Staging directory of a sink that stages outside its output (PostgreSQL, Kafka); "" for
+  /// the others (the file sink stages in its own `path`).
+  [[nodiscard]] virtual std::string staging_dir() const { return {}; }
+  /// Delivers exactly the listed staged files (paths `<staging_dir>/_staging/<epoch, 20
+  /// digits>/<name>`) idempotently, in list order, removing each once delivered: what a
+  /// cluster coordinator calls after an epoch's commit. "" or an error naming the file.
+  [[nodiscard]] virtual std::string publish_staged(const std::vector<std::string>& staged_paths,
+                                                   bool sync) {
+    return publish_staged_files(staged_paths, sync);
+  }
 };
 
 /// Spark-like table per batch ("Batch: N", +---+ framing, aligned columns) to `out`.
