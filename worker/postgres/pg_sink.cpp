@@ -98,8 +98,8 @@ class pg_sink final : public sink {
     if (err = prepare(); !err.empty()) return err;
     if (!announce) return {};
     log_ << "eddy: " << sink_name_ << ": writing to " << where_ << " ("
-         << (sc_.upsert ? "upsert on " + key_list() : std::string("append")) << "), "
-         << guarantee() << "\n";
+         << (sc_.upsert ? "upsert on " + key_list() : std::string("append")) << "), " << guarantee()
+         << "\n";
     return {};
   }
 
@@ -122,8 +122,8 @@ class pg_sink final : public sink {
     std::string text;
     text.reserve(rows.size() * (32 + 24 * schema.names.size()));
     pg::append_json_rows(text, schema, rows, fmt_);
-    auto err = stage_epoch_file(staging_, epoch, epoch_part_name(epoch, part, sc_.name_tag), text,
-                                sync_);
+    auto err =
+        stage_epoch_file(staging_, epoch, epoch_part_name(epoch, part, sc_.name_tag), text, sync_);
     return err.empty() ? err : sink_name_ + ": " + err;
   }
 
@@ -224,7 +224,8 @@ class pg_sink final : public sink {
     if (PQstatus(c.get()) != CONNECTION_OK)
       return "cannot connect to " + where_ + ": " + one_line(PQerrorMessage(c.get()));
     // NOTICEs ("relation ... already exists, skipping") are not for the user's terminal.
-    PQsetNoticeProcessor(c.get(), [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c.get(), [](void*, const char*) {}, nullptr);
     conn_ = std::move(c);
     return {};
   }
@@ -341,7 +342,8 @@ class pg_sink final : public sink {
       if (o.kind != outcome::ok) return o;
       const bool exists = std::string(PQgetvalue(r.get(), 0, 0)) == "t";
       if (!exists) {
-        const auto sql = pg::create_table_sql(target_, schema_, sc_.upsert ? sc_.key : std::vector<std::string>{},
+        const auto sql = pg::create_table_sql(target_, schema_,
+                                              sc_.upsert ? sc_.key : std::vector<std::string>{},
                                               pg::key_never_null(cfg_, sc_.key));
         if (o = exec(sql); o.kind != outcome::ok) {
           o.message = "cannot create table " + target_.display() + ": " + o.message;
@@ -359,8 +361,7 @@ class pg_sink final : public sink {
       table_ready_ = true;
     }
     if (sc_.upsert && !stage_ready_) {
-      if (auto o = exec(pg::create_stage_sql(stage_name, schema_)); o.kind != outcome::ok)
-        return o;
+      if (auto o = exec(pg::create_stage_sql(stage_name, schema_)); o.kind != outcome::ok) return o;
       stage_ready_ = true;
     }
     return {};
@@ -401,9 +402,9 @@ class pg_sink final : public sink {
 
   outcome count_progress() {
     result_ptr r;
-    auto o = exec_params("SELECT count(*) FROM " + progress_.quoted() +
-                             " WHERE pipeline = $1 AND target = $2",
-                         {cfg_.name, target_.display()}, PGRES_TUPLES_OK, &r);
+    auto o = exec_params(
+        "SELECT count(*) FROM " + progress_.quoted() + " WHERE pipeline = $1 AND target = $2",
+        {cfg_.name, target_.display()}, PGRES_TUPLES_OK, &r);
     if (o.kind == outcome::ok) progress_rows_ = std::stoll(PQgetvalue(r.get(), 0, 0));
     return o;
   }
@@ -420,17 +421,16 @@ class pg_sink final : public sink {
 
   /// One transaction: the progress row of `unit` (when given; its existence = skip), then the
   /// rows by COPY (and the merge for upsert).
-  outcome deliver(const std::string& copy, const std::string* unit, uint64_t epoch,
-                  size_t rows) {
+  outcome deliver(const std::string& copy, const std::string* unit, uint64_t epoch, size_t rows) {
     if (auto o = exec("BEGIN"); o.kind != outcome::ok) return o;
     if (unit != nullptr) {
       result_ptr r;
-      auto o = exec_params("INSERT INTO " + progress_.quoted() +
-                               " (pipeline, target, unit, epoch, row_count) VALUES "
-                               "($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                           {cfg_.name, target_.display(), *unit, std::to_string(epoch),
-                            std::to_string(rows)},
-                           PGRES_COMMAND_OK, &r);
+      auto o = exec_params(
+          "INSERT INTO " + progress_.quoted() +
+              " (pipeline, target, unit, epoch, row_count) VALUES "
+              "($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+          {cfg_.name, target_.display(), *unit, std::to_string(epoch), std::to_string(rows)},
+          PGRES_COMMAND_OK, &r);
       if (o.kind != outcome::ok) return o;
       if (std::string(PQcmdTuples(r.get())) == "0") {
         if (o = exec("ROLLBACK"); o.kind != outcome::ok) return o;
@@ -438,8 +438,7 @@ class pg_sink final : public sink {
         return o;
       }
     }
-    const std::string into =
-        sc_.upsert ? pg::quote_ident(stage_name) : target_.quoted();
+    const std::string into = sc_.upsert ? pg::quote_ident(stage_name) : target_.quoted();
     if (auto o = copy_in(pg::copy_sql(into, schema_), copy); o.kind != outcome::ok) return o;
     if (sc_.upsert) {
       if (auto o = exec(pg::merge_sql(target_, stage_name, schema_, sc_.key));

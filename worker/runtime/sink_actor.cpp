@@ -230,8 +230,9 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
         // Connects now: bad credentials, a missing database or an unreachable server end the
         // run at its start with one line, not at the first epoch.
         std::string err;
-        auto p = make_postgres_sink(*ctx->cfg, i, ctx->fmt, ctx->opts.log ? *ctx->opts.log : std::cerr,
-                                    pg_start::announce, &err);
+        auto p =
+            make_postgres_sink(*ctx->cfg, i, ctx->fmt, ctx->opts.log ? *ctx->opts.log : std::cerr,
+                               pg_start::announce, &err);
         if (!p)
           fail(self, err);
         else

@@ -12,7 +12,6 @@
 #include <type_traits>
 #include <variant>
 
-#include <boost/json.hpp>
 
 namespace eddy::pg {
 namespace {
@@ -90,8 +89,7 @@ bool uri_password_span(std::string_view dsn, size_t* begin, size_t* end) {
   const size_t start = dsn.find("://") + 3;
   const size_t at = dsn.find('@', start);
   const size_t slash = dsn.find_first_of("/?", start);
-  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at))
-    return false;
+  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) return false;
   const size_t colon = dsn.find(':', start);
   if (colon == std::string_view::npos || colon > at) return false;
   *begin = colon + 1;
@@ -161,7 +159,9 @@ std::string table_name::quoted() const {
   return schema.empty() ? quote_ident(name) : quote_ident(schema) + "." + quote_ident(name);
 }
 
-std::string table_name::display() const { return schema.empty() ? name : schema + "." + name; }
+std::string table_name::display() const {
+  return schema.empty() ? name : schema + "." + name;
+}
 
 table_name parse_table_name(std::string_view text) {
   table_name t;
@@ -242,7 +242,8 @@ bool key_never_null(const pipeline_config& cfg, const std::vector<std::string>& 
 }
 
 std::string create_stage_sql(std::string_view stage, const output_schema& schema) {
-  std::string sql = "CREATE TEMP TABLE IF NOT EXISTS " + quote_ident(stage) + " (eddy_ord bigserial";
+  std::string sql =
+      "CREATE TEMP TABLE IF NOT EXISTS " + quote_ident(stage) + " (eddy_ord bigserial";
   for (size_t i = 0; i < schema.names.size(); ++i)
     sql += ", " + quote_ident(schema.names[i]) + " " + std::string(sql_type(schema.types[i]));
   sql += ") ON COMMIT DELETE ROWS";
@@ -253,8 +254,8 @@ std::string copy_sql(std::string_view quoted_table, const output_schema& schema)
   return "COPY " + std::string(quoted_table) + " (" + join_quoted(schema.names) + ") FROM STDIN";
 }
 
-std::string merge_sql(const table_name& target, std::string_view stage,
-                      const output_schema& schema, const std::vector<std::string>& key) {
+std::string merge_sql(const table_name& target, std::string_view stage, const output_schema& schema,
+                      const std::vector<std::string>& key) {
   const std::string cols = join_quoted(schema.names);
   const std::string keys = join_quoted(key);
   std::string sql = "INSERT INTO " + target.quoted() + " (" + cols + ") SELECT DISTINCT ON (" +
@@ -372,58 +373,198 @@ void append_json_rows(std::string& out, const output_schema& schema, const std::
   }
 }
 
+namespace {
+
+/// A cursor over one staged JSON line. Numbers are kept as their text: Boost.JSON 1.81 parses
+/// doubles up to 1 ulp off (not correctly rounded), so the server parses them instead.
+struct json_line {
+  std::string_view s;
+  size_t i = 0;
+
+  void ws() {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) ++i;
+  }
+  bool eat(char c) {
+    ws();
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  }
+  static int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  bool hex4(uint32_t* v) {
+    if (i + 4 > s.size()) return false;
+    *v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const int h = hex(s[i++]);
+      if (h < 0) return false;
+      *v = *v * 16 + static_cast<uint32_t>(h);
+    }
+    return true;
+  }
+  static void utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+  /// A JSON string (at the opening quote), unescaped into `out`.
+  bool string(std::string& out) {
+    if (!eat('"')) return false;
+    while (i < s.size()) {
+      const char c = s[i++];
+      if (c == '"') return true;
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      if (i >= s.size()) return false;
+      const char e = s[i++];
+      switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+          out.push_back(e);
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'u': {
+          uint32_t cp = 0;
+          if (!hex4(&cp)) return false;
+          if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= s.size() && s[i] == '\\' &&
+              s[i + 1] == 'u') {
+            i += 2;
+            uint32_t lo = 0;
+            if (!hex4(&lo)) return false;
+            cp = (lo >= 0xDC00 && lo < 0xE000) ? 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                                               : 0xFFFD;
+          } else if (cp >= 0xD800 && cp < 0xE000) {
+            cp = 0xFFFD;
+          }
+          utf8(out, cp);
+          break;
+        }
+        default:
+          return false;
+      }
+    }
+    return false;
+  }
+  /// A scalar value, appended to `out` in COPY text form. False when malformed (or an
+  /// array/object, which staged rows never hold).
+  bool value_to_copy(std::string& out) {
+    ws();
+    if (i >= s.size()) return false;
+    const char c = s[i];
+    if (c == '"') {
+      std::string text;
+      if (!string(text)) return false;
+      append_copy_text(out, text);
+      return true;
+    }
+    for (const auto& [word, copy] : {std::pair<std::string_view, std::string_view>{"null", "\\N"},
+                                     {"true", "t"},
+                                     {"false", "f"}}) {
+      if (s.substr(i, word.size()) == word) {
+        i += word.size();
+        out.append(copy);
+        return true;
+      }
+    }
+    const size_t start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '-' ||
+                            s[i] == '+' || s[i] == '.' || s[i] == 'e' || s[i] == 'E'))
+      ++i;
+    if (i == start) return false;
+    out.append(s.substr(start, i - start));
+    return true;
+  }
+  /// Skips a value of a key the schema does not have.
+  bool skip_value() {
+    std::string ignored;
+    return value_to_copy(ignored);
+  }
+};
+
+}  // namespace
+
 std::string jsonl_to_copy(std::string_view jsonl, const output_schema& schema, std::string& out,
                           size_t* rows) {
-  namespace json = boost::json;
   const size_t n = schema.names.size();
-  json::parser parser;
-  std::vector<const json::value*> cells(n);
+  std::vector<std::string> cells(n);
+  std::vector<bool> seen(n);
+  std::string key;
   size_t line_no = 0, pos = 0;
   while (pos < jsonl.size()) {
     size_t end = jsonl.find('\n', pos);
     if (end == std::string_view::npos) end = jsonl.size();
-    const std::string_view line = jsonl.substr(pos, end - pos);
+    json_line p{jsonl.substr(pos, end - pos)};
     pos = end + 1;
     ++line_no;
-    if (line.empty()) continue;
-    parser.reset();
-    boost::system::error_code ec;
-    parser.write(line.data(), line.size(), ec);
-    if (ec) return "line " + std::to_string(line_no) + ": not JSON: " + ec.message();
-    const json::value v = parser.release();
-    const json::object* o = v.if_object();
-    if (o == nullptr) return "line " + std::to_string(line_no) + ": not a JSON object";
-    // row_to_json writes the columns in schema order: match by position, else by name.
-    std::fill(cells.begin(), cells.end(), nullptr);
-    size_t i = 0;
-    for (const auto& kv : *o) {
-      if (i < n && kv.key() == schema.names[i]) {
-        cells[i++] = &kv.value();
-        continue;
-      }
-      for (size_t j = 0; j < n; ++j)
-        if (kv.key() == schema.names[j]) cells[j] = &kv.value();
-      i = n;
+    p.ws();
+    if (p.i == p.s.size()) continue;
+    auto bad = [&] { return "line " + std::to_string(line_no) + ": not a JSON object of scalars"; };
+    if (!p.eat('{')) return bad();
+    std::fill(seen.begin(), seen.end(), false);
+    size_t next = 0;  // row_to_json writes the columns in schema order: try that one first
+    if (!p.eat('}')) {
+      do {
+        key.clear();
+        if (!p.string(key) || !p.eat(':')) return bad();
+        size_t col = n;
+        if (next < n && key == schema.names[next]) {
+          col = next;
+        } else {
+          for (size_t j = 0; j < n; ++j)
+            if (key == schema.names[j]) col = j;
+        }
+        if (col == n) {
+          if (!p.skip_value()) return bad();
+        } else {
+          cells[col].clear();
+          if (!p.value_to_copy(cells[col])) return bad();
+          seen[col] = true;
+          next = col + 1;
+        }
+      } while (p.eat(','));
+      if (!p.eat('}')) return bad();
     }
     for (size_t c = 0; c < n; ++c) {
       if (c != 0) out.push_back('\t');
-      const json::value* cell = cells[c];
-      if (cell == nullptr || cell->is_null()) {
+      if (seen[c])
+        out.append(cells[c]);
+      else
         out.append("\\N");
-      } else if (const auto* s = cell->if_string()) {
-        append_copy_text(out, std::string_view(s->data(), s->size()));
-      } else if (const auto* i64 = cell->if_int64()) {
-        append_int(out, *i64);
-      } else if (const auto* u64 = cell->if_uint64()) {
-        append_int(out, *u64);
-      } else if (const auto* d = cell->if_double()) {
-        append_double(out, *d);
-      } else if (const auto* b = cell->if_bool()) {
-        out.push_back(*b ? 't' : 'f');
-      } else {
-        return "line " + std::to_string(line_no) + ": column \"" + schema.names[c] +
-               "\" holds a JSON array or object";
-      }
     }
     out.push_back('\n');
     ++*rows;
@@ -448,7 +589,9 @@ std::string mask_dsn(std::string_view dsn) {
   return out;
 }
 
-bool dsn_has_password(std::string_view dsn) { return mask_dsn(dsn) != dsn; }
+bool dsn_has_password(std::string_view dsn) {
+  return mask_dsn(dsn) != dsn;
+}
 
 std::string read_password(const sink_config& cfg, std::string* error) {
   if (!cfg.password_env.empty()) {
@@ -467,8 +610,9 @@ std::string read_password(const sink_config& cfg, std::string* error) {
       return {};
     }
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) *error = "password_file: the first line of \"" + cfg.password_file +
-                               "\" is empty (it should hold the password)";
+    if (line.empty())
+      *error = "password_file: the first line of \"" + cfg.password_file +
+               "\" is empty (it should hold the password)";
     return line;
   }
   return {};

@@ -74,8 +74,9 @@ struct column_info {
 
 /// "" when one of `unique_keys` (the column sets of the table's primary key and unique
 /// indexes) is exactly the set `key`; else why upsert cannot merge into the table.
-[[nodiscard]] std::string check_unique_key(const table_name& t, const std::vector<std::string>& key,
-                                           const std::vector<std::vector<std::string>>& unique_keys);
+[[nodiscard]] std::string check_unique_key(
+    const table_name& t, const std::vector<std::string>& key,
+    const std::vector<std::vector<std::string>>& unique_keys);
 
 /// True when none of `key`'s columns can be NULL: window bounds, and fields declared
 /// `required = true`.
@@ -109,9 +110,10 @@ void append_copy_row(std::string& out, const row& r, std::size_t columns,
 void append_json_rows(std::string& out, const output_schema& schema, const std::vector<row>& rows,
                       const time_formatter& fmt);
 
-/// Converts staged JSON Lines (sink::row_to_json objects) to COPY text lines in `schema`'s
-/// column order; a missing key is NULL. Adds the number of rows to `*rows`. "" or an error
-/// naming the line.
+/// Converts staged JSON Lines (sink::row_to_json objects of scalars) to COPY text lines in
+/// `schema`'s column order; a missing key is NULL, an unknown key is ignored. Numbers are passed
+/// on as written (the server parses them, correctly rounded; Boost.JSON 1.81 is not), strings
+/// unescaped. Adds the number of rows to `*rows`. "" or an error naming the line.
 [[nodiscard]] std::string jsonl_to_copy(std::string_view jsonl, const output_schema& schema,
                                         std::string& out, std::size_t* rows);
 
