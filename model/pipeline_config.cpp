@@ -34,9 +34,9 @@ const keys dead_letter_keys = {"path", "topic"};
 const keys console_sink_keys = {"type", "truncate", "num_rows"};
 const keys file_sink_keys = {"type", "path"};
 const keys kafka_sink_keys = {"type", "topic", "bootstrap_servers"};
-const keys postgres_sink_keys = {"type",          "dsn",   "host", "port", "dbname",
-                                 "user",          "password_env",  "password_file",
-                                 "table",         "mode",  "key",  "reconnect_timeout"};
+const keys postgres_sink_keys = {"type",   "dsn",  "host",         "port",
+                                 "dbname", "user", "password_env", "password_file",
+                                 "table",  "mode", "key",          "reconnect_timeout"};
 const keys window_keys = {"type",
                           "size",
                           "slide",
@@ -680,10 +680,9 @@ class loader {
       const std::string kind_name = std::string(to_string(s.kind));
       // A key of another sink type gets a clearer message than "unknown key".
       for (auto&& [k, v] : *t) {
-        const bool other_kind = contains(console_sink_keys, k.str()) ||
-                                contains(file_sink_keys, k.str()) ||
-                                contains(kafka_sink_keys, k.str()) ||
-                                contains(postgres_sink_keys, k.str());
+        const bool other_kind =
+            contains(console_sink_keys, k.str()) || contains(file_sink_keys, k.str()) ||
+            contains(kafka_sink_keys, k.str()) || contains(postgres_sink_keys, k.str());
         if (other_kind && !contains(allowed, k.str())) {
           fail(line_of(k.source()), path + "." + std::string(k.str()) + ": not an option of " +
                                         kind_name + " sinks (they take: " + join(allowed) + ")");
@@ -692,10 +691,11 @@ class loader {
       }
       if (const toml::node* pw = t->get("password"); pw != nullptr) {
         fail(line_of(*pw),
-             path + ".password: a password is never read from the pipeline file (it would sit in "
-                    "plain text next to the pipeline, in backups and version control): name an "
-                    "environment variable that holds it with password_env, or a file with "
-                    "password_file");
+             path +
+                 ".password: a password is never read from the pipeline file (it would sit in "
+                 "plain text next to the pipeline, in backups and version control): name an "
+                 "environment variable that holds it with password_env, or a file with "
+                 "password_file");
         return false;
       }
       if (!check_keys(*t, path, allowed)) return false;
@@ -730,8 +730,8 @@ class loader {
     return true;
   }
 
-  bool read_postgres_sink(const toml::table& t, const std::string& path,
-                          const pipeline_config& cfg, sink_config& s) {
+  bool read_postgres_sink(const toml::table& t, const std::string& path, const pipeline_config& cfg,
+                          sink_config& s) {
     if (t.get("table") == nullptr) {
       fail(s.line, path + ".table: required key is missing (the postgres sink's table)");
       return false;
@@ -741,16 +741,20 @@ class loader {
       fail(line_of(*t.get("table")), path + ".table: " + why);
       return false;
     }
-    for (auto [key, out] : {std::pair{"dsn", &s.dsn}, {"host", &s.host}, {"dbname", &s.dbname},
-                            {"user", &s.user}, {"password_env", &s.password_env},
+    for (auto [key, out] : {std::pair{"dsn", &s.dsn},
+                            {"host", &s.host},
+                            {"dbname", &s.dbname},
+                            {"user", &s.user},
+                            {"password_env", &s.password_env},
                             {"password_file", &s.password_file}}) {
       if (!get_string(t, path, key, *out, true)) return false;
     }
     if (!get_int(t, path, "port", s.port, 1, 65535)) return false;
     if (t.get("password_env") != nullptr && t.get("password_file") != nullptr) {
       fail(line_of(*t.get("password_file")),
-           path + ".password_file: give the password either by password_env or by "
-                  "password_file, not both");
+           path +
+               ".password_file: give the password either by password_env or by "
+               "password_file, not both");
       return false;
     }
     std::size_t mode = 0;
@@ -824,12 +828,11 @@ class loader {
       const std::string part =
           name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       ++parts;
-      const bool ok =
-          !part.empty() && part.size() <= 63 &&
-          (std::isalpha(static_cast<unsigned char>(part[0])) || part[0] == '_') &&
-          std::all_of(part.begin(), part.end(), [](char c) {
-            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
-          });
+      const bool ok = !part.empty() && part.size() <= 63 &&
+                      (std::isalpha(static_cast<unsigned char>(part[0])) || part[0] == '_') &&
+                      std::all_of(part.begin(), part.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+                      });
       if (!ok || parts > 2)
         return "expected \"table\" or \"schema.table\" (letters, digits, '_' and '$', not "
                "starting with a digit, at most 63 each), got \"" +
