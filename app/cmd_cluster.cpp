@@ -23,6 +23,7 @@
 #include "coordinator/cluster_coordinator.hpp"
 #include "model/pipeline_config.hpp"
 #include "worker/kafka/consumer.hpp"
+#include "worker/postgres/pg_sink.hpp"
 #include "worker/runtime/worker_node.hpp"
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/publish_dispatch.hpp"
@@ -111,8 +112,18 @@ struct coordinator_cli {
 /// One entry per `[[sinks]]` entry: the sinks that stage outside their output
 /// (sink::staging_dir: PostgreSQL, Kafka), built only to publish; null for the others (file
 /// output is renamed, console output is written by the workers).
+/// `cfg` must outlive them. Throws (exit 2) when such a sink's configuration is unusable.
 std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) {
   std::vector<std::unique_ptr<sink>> sinks(cfg.sinks.size());
+  if (!cfg.checkpoint.enabled()) return sinks;  // nothing is staged: workers write per batch
+  std::string err;
+  auto fmt = time_formatter::for_zone(cfg.timezone, &err);
+  if (!fmt) throw CLI::RuntimeError("pipeline.timezone: " + err, 2);
+  for (size_t i = 0; i < cfg.sinks.size(); ++i) {
+    if (cfg.sinks[i].kind != sink_kind::postgres) continue;
+    sinks[i] = make_postgres_sink(cfg, i, *fmt, std::cerr, pg_start::lazy, &err);
+    if (!sinks[i]) throw CLI::RuntimeError(err, 2);
+  }
   return sinks;
 }
 

@@ -12,6 +12,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   kcat
+  libpq-dev postgresql  # the postgres sink (libpq); the server for its tests and benchmark
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -34,6 +34,9 @@ const keys dead_letter_keys = {"path", "topic"};
 const keys console_sink_keys = {"type", "truncate", "num_rows"};
 const keys file_sink_keys = {"type", "path", "format", "partition_by"};
 const keys kafka_sink_keys = {"type", "topic", "bootstrap_servers"};
+const keys postgres_sink_keys = {"type",   "dsn",  "host",         "port",
+                                 "dbname", "user", "password_env", "password_file",
+                                 "table",  "mode", "key",          "reconnect_timeout"};
 const keys window_keys = {"type",
                           "size",
                           "slide",
@@ -286,6 +289,7 @@ class loader {
 
     if (!read_aggregation(root, cfg)) return std::nullopt;
     if (!check_partition_by(root, cfg)) return std::nullopt;
+    if (!check_postgres_keys(cfg)) return std::nullopt;
 
     const toml::table* checkpoint = table_at(root, "checkpoint");
     if (!error_.empty()) return std::nullopt;
@@ -661,26 +665,39 @@ class loader {
       sink_config s;
       s.line = line_of(*t);
       if (t->get("type") == nullptr) {
-        fail(s.line, path + ".type: required key is missing (\"console\", \"file\" or \"kafka\")");
+        fail(s.line, path +
+                         ".type: required key is missing (\"console\", \"file\", \"kafka\" or "
+                         "\"postgres\")");
         return false;
       }
       std::size_t kind = 0;
-      if (!get_choice(*t, path, "type", {"console", "file", "kafka"}, kind)) return false;
+      if (!get_choice(*t, path, "type", {"console", "file", "kafka", "postgres"}, kind))
+        return false;
       s.kind = static_cast<sink_kind>(kind);
       const keys allowed = s.kind == sink_kind::console ? console_sink_keys
                            : s.kind == sink_kind::file  ? file_sink_keys
-                                                        : kafka_sink_keys;
+                           : s.kind == sink_kind::kafka ? kafka_sink_keys
+                                                        : postgres_sink_keys;
       const std::string kind_name = std::string(to_string(s.kind));
       // A key of another sink type gets a clearer message than "unknown key".
       for (auto&& [k, v] : *t) {
-        const bool other_kind = contains(console_sink_keys, k.str()) ||
-                                contains(file_sink_keys, k.str()) ||
-                                contains(kafka_sink_keys, k.str());
+        const bool other_kind =
+            contains(console_sink_keys, k.str()) || contains(file_sink_keys, k.str()) ||
+            contains(kafka_sink_keys, k.str()) || contains(postgres_sink_keys, k.str());
         if (other_kind && !contains(allowed, k.str())) {
           fail(line_of(k.source()), path + "." + std::string(k.str()) + ": not an option of " +
                                         kind_name + " sinks (they take: " + join(allowed) + ")");
           return false;
         }
+      }
+      if (const toml::node* pw = t->get("password"); pw != nullptr) {
+        fail(line_of(*pw),
+             path +
+                 ".password: a password is never read from the pipeline file (it would sit in "
+                 "plain text next to the pipeline, in backups and version control): name an "
+                 "environment variable that holds it with password_env, or a file with "
+                 "password_file");
+        return false;
       }
       if (!check_keys(*t, path, allowed)) return false;
       switch (s.kind) {
@@ -707,6 +724,9 @@ class loader {
           if (!get_string(*t, path, "topic", s.topic, true)) return false;
           s.bootstrap_servers = cfg.source.bootstrap_servers;
           if (!get_string(*t, path, "bootstrap_servers", s.bootstrap_servers, true)) return false;
+          break;
+        case sink_kind::postgres:
+          if (!read_postgres_sink(*t, path, cfg, s)) return false;
           break;
       }
       cfg.sinks.push_back(std::move(s));
@@ -761,6 +781,118 @@ class loader {
       }
     }
     return true;
+  }
+
+  bool read_postgres_sink(const toml::table& t, const std::string& path, const pipeline_config& cfg,
+                          sink_config& s) {
+    if (t.get("table") == nullptr) {
+      fail(s.line, path + ".table: required key is missing (the postgres sink's table)");
+      return false;
+    }
+    if (!get_string(t, path, "table", s.table, true)) return false;
+    if (auto why = check_table_name(s.table); !why.empty()) {
+      fail(line_of(*t.get("table")), path + ".table: " + why);
+      return false;
+    }
+    for (auto [key, out] : {std::pair{"dsn", &s.dsn},
+                            {"host", &s.host},
+                            {"dbname", &s.dbname},
+                            {"user", &s.user},
+                            {"password_env", &s.password_env},
+                            {"password_file", &s.password_file}}) {
+      if (!get_string(t, path, key, *out, true)) return false;
+    }
+    if (!get_int(t, path, "port", s.port, 1, 65535)) return false;
+    if (t.get("password_env") != nullptr && t.get("password_file") != nullptr) {
+      fail(line_of(*t.get("password_file")),
+           path +
+               ".password_file: give the password either by password_env or by "
+               "password_file, not both");
+      return false;
+    }
+    std::size_t mode = 0;
+    if (!get_choice(t, path, "mode", {"append", "upsert"}, mode)) return false;
+    s.upsert = mode == 1;
+    if (!get_field_list(t, path, "key", cfg, s.key)) return false;
+    if (t.get("key") != nullptr && s.key.empty()) {
+      fail(line_of(*t.get("key")), path + ".key: must not be empty");
+      return false;
+    }
+    return get_duration(t, path, "reconnect_timeout", s.reconnect_timeout_us, true);
+  }
+
+  /// Once the aggregation is known: the key columns of every postgres sink (`key` of a
+  /// cleaned-row pipeline; window bounds and group_by of an aggregating one).
+  bool check_postgres_keys(pipeline_config& cfg) {
+    const std::vector<int> out = cfg.output_field_indices();
+    for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
+      sink_config& s = cfg.sinks[i];
+      if (s.kind != sink_kind::postgres) continue;
+      const std::string path = "sinks[" + std::to_string(i) + "]";
+      if (!cfg.aggregates.empty()) {
+        if (!s.key.empty()) {
+          fail(s.line, path +
+                           ".key: not used by an aggregating pipeline: its rows are identified "
+                           "by window_start, window_end and aggregate.group_by");
+          return false;
+        }
+        if (!s.upsert) continue;
+        if (cfg.window.kind != window_kind::global) s.key = {"window_start", "window_end"};
+        for (const auto& g : cfg.aggregation.group_by) s.key.push_back(g);
+        if (s.key.empty()) {
+          fail(s.line, path +
+                           ".mode: \"upsert\" needs key columns, and a global window without "
+                           "aggregate.group_by has none (its one row would be rewritten): use "
+                           "mode = \"append\" or group_by");
+          return false;
+        }
+        continue;
+      }
+      for (const auto& k : s.key) {
+        const int idx = cfg.field_index(k);
+        if (std::find(out.begin(), out.end(), idx) == out.end()) {
+          fail(s.line, path + ".key: field '" + k +
+                           "' is not an output column (it is not in query.select)");
+          return false;
+        }
+      }
+      if (!s.upsert && !s.key.empty()) {
+        fail(s.line, path + ".key: only used with mode = \"upsert\"");
+        return false;
+      }
+      if (s.upsert && s.key.empty()) {
+        fail(s.line, path +
+                         ".mode: \"upsert\" needs the fields that identify a row, and this "
+                         "cleaned-row pipeline declares none: list them as key = [\"id\", ...] "
+                         "in this [[sinks]] table, or use mode = \"append\"");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /// "" when `name` is "table" or "schema.table" of identifiers [A-Za-z_][A-Za-z0-9_$]* (at most
+  /// 63 bytes each, PostgreSQL's limit); else why not.
+  static std::string check_table_name(const std::string& name) {
+    std::size_t start = 0;
+    int parts = 0;
+    while (true) {
+      const std::size_t dot = name.find('.', start);
+      const std::string part =
+          name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      ++parts;
+      const bool ok = !part.empty() && part.size() <= 63 &&
+                      (std::isalpha(static_cast<unsigned char>(part[0])) || part[0] == '_') &&
+                      std::all_of(part.begin(), part.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+                      });
+      if (!ok || parts > 2)
+        return "expected \"table\" or \"schema.table\" (letters, digits, '_' and '$', not "
+               "starting with a digit, at most 63 each), got \"" +
+               name + "\"";
+      if (dot == std::string::npos) return {};
+      start = dot + 1;
+    }
   }
 
   bool read_dead_letter(const toml::table& t, pipeline_config& cfg) {
@@ -1253,6 +1385,8 @@ std::string_view to_string(sink_kind k) {
       return "file";
     case sink_kind::kafka:
       return "kafka";
+    case sink_kind::postgres:
+      return "postgres";
   }
   return "?";
 }
@@ -1303,10 +1437,19 @@ std::vector<output_column> output_columns(const pipeline_config& cfg) {
 
 std::vector<std::string> staged_output_dirs(const pipeline_config& cfg) {
   std::vector<std::string> dirs;
-  for (const auto& sc : cfg.sinks)
-    if (sc.kind == sink_kind::file) dirs.push_back(sc.path);
+  for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
+    if (cfg.sinks[i].kind == sink_kind::file) dirs.push_back(cfg.sinks[i].path);
+    if (auto d = sink_staging_dir(cfg, i); !d.empty()) dirs.push_back(std::move(d));
+  }
   dirs.push_back(cfg.dead_letter.path);
   return dirs;
+}
+
+std::string sink_staging_dir(const pipeline_config& cfg, std::size_t index) {
+  if (!cfg.checkpoint.enabled() || index >= cfg.sinks.size()) return {};
+  const sink_kind k = cfg.sinks[index].kind;
+  if (k != sink_kind::postgres) return {};
+  return cfg.checkpoint.dir + "/sinks/" + std::string(to_string(k)) + "-" + std::to_string(index);
 }
 
 }  // namespace eddy

@@ -9,6 +9,7 @@
 // Pure code: no CAF, no librdkafka. The returned config is plain data.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -76,7 +77,7 @@ struct source_config {
   int64_t max_message_bytes = 1 << 20;  ///< `max_message_bytes`: larger values are dead-lettered
 };
 
-enum class sink_kind : uint8_t { console, file, kafka };
+enum class sink_kind : uint8_t { console, file, kafka, postgres };
 
 /// What a file sink writes (`format`).
 enum class file_format : uint8_t {
@@ -99,6 +100,23 @@ struct sink_config {
   // kafka
   std::string topic;              ///< `topic` (kafka sink, required)
   std::string bootstrap_servers;  ///< `bootstrap_servers` (kafka sink, default = source's)
+  // postgres (see worker/postgres/README.md). The password never comes from the pipeline file:
+  // a `password` key, or a `dsn` holding one, is refused.
+  std::string dsn;            ///< `dsn`: libpq connection string (keyword=value or URI)
+  std::string host;           ///< `host` (instead of / on top of `dsn`)
+  int port = 0;               ///< `port`, 0 = libpq's default
+  std::string dbname;         ///< `dbname`
+  std::string user;           ///< `user`
+  std::string password_env;   ///< `password_env`: name of the environment variable holding it
+  std::string password_file;  ///< `password_file`: file whose first line is the password
+  std::string table;          ///< `table` (required): "name" or "schema.name", used as written
+  bool upsert = false;        ///< `mode`: "append" (default) or "upsert"
+  /// `key`: the output fields that identify a row (cleaned-row pipelines: what upsert merges on).
+  /// After loading, for an upserting postgres sink: the key columns actually used (window_start,
+  /// window_end and the group_by fields for aggregating pipelines).
+  std::vector<std::string> key;
+  /// `reconnect_timeout`: how long a lost connection is retried before the run fails.
+  int64_t reconnect_timeout_us = 300'000'000;
   int line = 0;
   /// Not read from the pipeline file: set by `eddy worker` ("<worker>-g<generation>", see
   /// epoch_files.hpp) so that workers sharing the output directory stage distinct names. File
@@ -242,14 +260,19 @@ struct output_column {
 /// windowing plan's result schema (worker/window), computed here for load-time checks.
 [[nodiscard]] std::vector<output_column> output_columns(const pipeline_config& cfg);
 
-/// The directories a pipeline stages exactly-once file output in: every file sink's path, then
-/// the dead-letter path.
+/// The directories a pipeline stages exactly-once file output in: every file sink's path, every
+/// sink's own staging directory (sink_staging_dir, with checkpoints), then the dead-letter path.
 [[nodiscard]] std::vector<std::string> staged_output_dirs(const pipeline_config& cfg);
+
+/// Where sink `index` of `cfg.sinks` stages its epochs when it stages outside its output
+/// (PostgreSQL): `<checkpoint.dir>/sinks/<kind>-<index>`; "" for the other sinks and without
+/// checkpoints. Files staged there are delivered elsewhere and then deleted.
+[[nodiscard]] std::string sink_staging_dir(const pipeline_config& cfg, std::size_t index);
 
 [[nodiscard]] std::string_view to_string(message_format f);
 /// The pipeline-file spelling: "auto", "seconds", "millis", "micros", "nanos", "days", "iso".
 [[nodiscard]] std::string_view to_string(time_unit u);
-/// The pipeline-file spelling: "console", "file", "kafka".
+/// The pipeline-file spelling: "console", "file", "kafka", "postgres".
 [[nodiscard]] std::string_view to_string(sink_kind k);
 /// The pipeline-file spelling, which is also the file extension: "jsonl", "csv".
 [[nodiscard]] std::string_view to_string(file_format f);

@@ -328,7 +328,8 @@ TEST(pipeline_config, rejects_bad_enum_values_listing_the_allowed_ones) {
             "t.toml:9: fields[0].type: expected \"string\", \"int\", \"double\", \"bool\" or "
             "\"timestamp\", got \"integer\"");
   EXPECT_EQ(parse_error(with_lines(12, "[[sinks]]\ntype = \"s3\"")),
-            "t.toml:14: sinks[1].type: expected \"console\", \"file\" or \"kafka\", got \"s3\"");
+            "t.toml:14: sinks[1].type: expected \"console\", \"file\", \"kafka\" or "
+            "\"postgres\", got \"s3\"");
 }
 
 TEST(pipeline_config, rejects_out_of_range_numbers) {
@@ -353,8 +354,8 @@ TEST(pipeline_config, names_a_missing_required_key_at_its_table) {
   EXPECT_EQ(parse_error(with_lines(12, "[[fields]]\ntype = \"int\"")),
             "t.toml:13: fields[1].name: required key is missing");
   EXPECT_EQ(parse_error(with_lines(12, "[[sinks]]\nnum_rows = 3")),
-            "t.toml:13: sinks[1].type: required key is missing (\"console\", \"file\" or "
-            "\"kafka\")");
+            "t.toml:13: sinks[1].type: required key is missing (\"console\", \"file\", "
+            "\"kafka\" or \"postgres\")");
   EXPECT_EQ(parse_error(with_lines(5, "group_id = \"\"")),
             "t.toml:6: source.group_id: must not be empty");
 }

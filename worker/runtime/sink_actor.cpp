@@ -8,6 +8,7 @@
 
 #include "actors/messages.hpp"
 #include "worker/checkpoint/crash_point.hpp"
+#include "worker/postgres/pg_sink.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
 #include "worker/sink/epoch_files.hpp"
@@ -207,7 +208,8 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
   for (const auto& [p, c] : st.counters) ctx->note_taken(p, c, -1);
   st.current_epoch = ctx->first_epoch;
   std::ostream& console = ctx->opts.console ? *ctx->opts.console : std::cout;
-  for (const auto& sc : ctx->cfg->sinks) {
+  for (std::size_t i = 0; i < ctx->cfg->sinks.size(); ++i) {
+    const sink_config& sc = ctx->cfg->sinks[i];
     switch (sc.kind) {
       case sink_kind::console:
         st.sinks.push_back(make_console_sink(sc, console, ctx->fmt));
@@ -222,6 +224,19 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
           fail(self, "kafka sink: " + err);
         else
           st.sinks.push_back(std::move(k));
+        break;
+      }
+      case sink_kind::postgres: {
+        // Connects now: bad credentials, a missing database or an unreachable server end the
+        // run at its start with one line, not at the first epoch.
+        std::string err;
+        auto p =
+            make_postgres_sink(*ctx->cfg, i, ctx->fmt, ctx->opts.log ? *ctx->opts.log : std::cerr,
+                               pg_start::connect, &err);
+        if (!p)
+          fail(self, err);
+        else
+          st.sinks.push_back(std::move(p));
         break;
       }
     }

@@ -22,6 +22,17 @@ std::string describe_sink(const pipeline_config& cfg, size_t index) {
     case sink_kind::kafka:
       line += "kafka topic " + s.topic;
       break;
+    case sink_kind::postgres: {
+      line += "postgres table " + s.table + " (";
+      if (s.upsert) {
+        line += "upsert on ";
+        for (size_t i = 0; i < s.key.size(); ++i) line += (i ? ", " : "") + s.key[i];
+      } else {
+        line += "append";
+      }
+      line += ")";
+      break;
+    }
   }
   line += ": ";
   if (!cfg.checkpoint.enabled()) {
@@ -51,6 +62,11 @@ std::string describe_sink(const pipeline_config& cfg, size_t index) {
       line +=
           "at-least-once (produced per trigger; after a crash, what followed the last complete "
           "checkpoint is produced again)";
+      break;
+    case sink_kind::postgres:
+      line +=
+          "exactly-once (each staged part of an epoch in one transaction with its row in "
+          "eddy_sink_progress)";
       break;
   }
   return line;
