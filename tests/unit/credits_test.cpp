@@ -151,8 +151,8 @@ caf::behavior probe(caf::event_based_actor*, std::shared_ptr<events> log) {
       },
       [log](const checkpoint_ack& a) {
         log->seen.push_back("ack " + std::to_string(a.epoch) + (a.error.empty() ? "" : ": ") +
-                            a.error + (a.partition >= 0 ? " next " + std::to_string(a.next_offset)
-                                                        : ""));
+                            a.error +
+                            (a.partition >= 0 ? " next " + std::to_string(a.next_offset) : ""));
       },
       [log](failed_atom, const std::string& e) { log->seen.push_back("failed: " + e); },
   };
@@ -243,7 +243,8 @@ class credits : public ::testing::Test {
     std::vector<partial_batch> out;
     agg.take_partials(out, 0);
     partials_msg m;
-    m.batch = std::make_shared<partial_batch>(std::move(out.at(shard_of(row{value{std::string("a")}}, 2))));
+    m.batch = std::make_shared<partial_batch>(
+        std::move(out.at(shard_of(row{value{std::string("a")}}, 2))));
     return m;
   }
 
@@ -320,14 +321,10 @@ TEST_F(credits, a_shard_returns_credit_for_what_it_merges_and_what_it_holds_whil
   auto s = spawn_shard(*sys_, ctx_, shard, {0, 1}, probe_actor, probe_actor);
   spawned_.push_back(s);
   auto g0 = std::make_shared<grants>(), g1 = std::make_shared<grants>();
-  auto t0 = spawn(stand_in_task, s, int32_t{0}, std::function<partials_msg()>([this] {
-                    return partial(0);
-                  }),
-                  g0);
-  auto t1 = spawn(stand_in_task, s, int32_t{1}, std::function<partials_msg()>([this] {
-                    return partial(1);
-                  }),
-                  g1);
+  auto t0 = spawn(stand_in_task, s, int32_t{0},
+                  std::function<partials_msg()>([this] { return partial(0); }), g0);
+  auto t1 = spawn(stand_in_task, s, int32_t{1},
+                  std::function<partials_msg()>([this] { return partial(1); }), g1);
   sched_->run();
 
   caf::anon_send(t0, poll_atom::value, int32_t{2 * partial_credit_chunk});

@@ -186,8 +186,7 @@ void log_backpressure(host_ptr self) {
     return;
   log_of(self) << "eddy worker " << st.opts.worker_name << ": generation "
                << st.opts.assignment.generation << ": backpressure: source tasks waited "
-               << waits - st.credit_waits_logged
-               << " times for shard credit; at most "
+               << waits - st.credit_waits_logged << " times for shard credit; at most "
                << st.ctx->max_unreturned_partials.load(std::memory_order_relaxed)
                << " partial batches unreturned at one shard (window " << partial_credit_window
                << "), at most " << st.ctx->max_in_flight_bytes.load(std::memory_order_relaxed)
