@@ -43,6 +43,9 @@ using ack_atom = caf::atom_constant<caf::atom("ack")>;          ///< participant
 using commit_atom = caf::atom_constant<caf::atom("commit")>;    ///< epoch complete: publish
 using ended_atom = caf::atom_constant<caf::atom("ended")>;      ///< a task's input ended
 using more_atom = caf::atom_constant<caf::atom("more")>;  ///< shard to itself: next output step
+/// Shard -> source task: (credit_atom, generation, shard, n) returns n partial-batch credits
+/// (worker/runtime/credits.hpp).
+using credit_atom = caf::atom_constant<caf::atom("credit")>;
 
 /// Messages of one partition fetched in one poll: one contiguous byte buffer plus an index, so
 /// a batch costs a handful of allocations however many records it holds.

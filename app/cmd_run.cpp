@@ -81,6 +81,8 @@ std::string write_summary(const std::string& path, const run_result& r) {
   out << ", \"batches\": " << r.batches << ", \"in\": " << t.in << ", \"out\": " << t.out
       << ", \"filtered\": " << t.filtered << ", \"dead_lettered\": " << t.dead_lettered
       << ", \"late\": " << t.late << ", \"max_in_flight_bytes\": " << r.max_in_flight_bytes
+      << ", \"credit_waits\": " << r.credit_waits
+      << ", \"max_unreturned_partials\": " << r.max_unreturned_partials
       << ", \"dropped_after_close\": " << r.dropped_after_close << ", \"partitions\": {";
   for (size_t i = 0; i < r.partitions.size(); ++i) {
     const auto& c = r.counters[i];

@@ -54,6 +54,7 @@
 #include "tests/support/process.hpp"
 #include "tests/support/ride_fields.hpp"
 #include "worker/kafka/consumer.hpp"
+#include "worker/runtime/credits.hpp"
 
 namespace eddy::test {
 namespace {
@@ -307,7 +308,9 @@ class cluster_equality : public ::testing::Test {
     bound_ = bound;
     paths_ = {fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"), fs::path(*dir_ / "checkpoints")};
     const std::string config = *dir_ / "pipeline.toml";
-    write_text_file(config, pipeline_toml(k, name, shared_->bootstrap, paths_, "500ms", rate));
+    std::string text = pipeline_toml(k, name, shared_->bootstrap, paths_, "500ms", rate);
+    if (edit_pipeline_) text = edit_pipeline_(text);
+    write_text_file(config, text);
     worker_options_ = timing_options;
     cluster_ = std::make_unique<test_cluster>(fs::path(*dir_ / "cluster"), EDDY_BINARY, config,
                                               shared_->bootstrap);
@@ -315,7 +318,9 @@ class cluster_equality : public ::testing::Test {
     return cluster_->start_coordinator(timing_options);
   }
 
-  void start_worker(const std::string& name) { cluster_->start_worker(name, worker_options_); }
+  void start_worker(const std::string& name, const std::vector<std::string>& env = {}) {
+    cluster_->start_worker(name, worker_options_, env);
+  }
 
   /// Polls the manifests until `ok` holds; false (with a failure saying `what`) at `limit` or
   /// at the test's bound, whichever comes first.
@@ -405,6 +410,7 @@ class cluster_equality : public ::testing::Test {
   kind kind_ = kind::windowed;
   run_paths paths_;
   std::vector<std::string> worker_options_;
+  std::function<std::string(std::string)> edit_pipeline_;  ///< applied by begin_cluster if set
   std::unique_ptr<test_cluster> cluster_;
   std::unique_ptr<completion_watch> watch_;
 };
@@ -825,6 +831,76 @@ TEST_F(cluster_equality, scaling_out_1_to_3_and_in_3_to_2_leaves_the_output_equa
   ASSERT_TRUE(wait_done());
   std::cerr << "done after " << seconds_since(start_) << " s\n";
   expect_output_equals_reference();
+}
+
+/// Credits between nodes (worker/runtime/credits.hpp): w2's shards merge slowly (a test-only
+/// delay per partial batch), so the source tasks on w1 and w3 outrun them. Without flow control
+/// their partials pile up in w2's shard mailboxes (~1,300 messages with a window of 2^20, where
+/// every task sends each shard a partial batch per 50-record poll); with credits each task holds
+/// its input once a window of partial batches is unreturned, its worker's poller stops at the
+/// in-flight limit (1 MiB here), and a slow shard's mailbox holds at most about a window per
+/// task (~200 messages). Measured from
+/// the logs, not by timing: w2's shards log their mailbox peak at each snapshot (test only), and
+/// the senders' workers log their backpressure (partial batches unreturned at one shard, input
+/// bytes in flight). The output must still equal the reference.
+TEST_F(cluster_equality,
+       a_slow_remote_shard_holds_its_senders_back_by_credits_and_output_stays_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  edit_pipeline_ = [](std::string t) {
+    const std::string at = "starting_offsets = \"earliest\"\n";
+    return t.replace(t.find(at), at.size(),
+                     at + "max_records_per_poll = 50\nmax_in_flight_mb = 1\n");
+  };
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_credits", 0, 120s));
+  start_worker("w1");
+  start_worker("w2", {"EDDY_TEST_SHARD_MERGE_DELAY_US=2000"});
+  start_worker("w3");
+  ASSERT_TRUE(wait_first_commit());
+  ASSERT_TRUE(wait_done());
+  std::cerr << "done after " << seconds_since(start_) << " s\n";
+  expect_output_equals_reference();
+
+  // The number after `key` in `line` (the first one), or -1.
+  auto number_after = [](const std::string& line, const std::string& key) -> int64_t {
+    const size_t at = line.find(key);
+    if (at == std::string::npos) return -1;
+    return std::strtoll(line.c_str() + at + key.size(), nullptr, 10);
+  };
+  // w2: its shards took partial batches slowly, and their mailboxes stayed small.
+  int64_t mailbox_peak = -1, merged = 0;
+  for (const auto& l : cluster_->worker_log("w2").refresh()) {
+    if (l.text.find("eddy: test: shard ") == std::string::npos) continue;
+    mailbox_peak = std::max(mailbox_peak, number_after(l.text, "mailbox peak "));
+    merged = std::max(merged, number_after(l.text, ", "));
+  }
+  ASSERT_GE(mailbox_peak, 0) << "w2's shards logged no snapshot line (is the test delay read?)";
+  EXPECT_GT(merged, 500) << "w2's shards merged few partial batches: the test shows little";
+  // Per sending task: a window, what a checkpoint cuts, its barrier; a few ticks of its own.
+  const int64_t bound = k_partitions * (partial_credit_window + partial_credit_chunk + 1) + 8;
+  EXPECT_LE(mailbox_peak, bound) << "a slow shard's mailbox grew past what credits allow";
+  std::cerr << "w2's slow shards: mailbox peak " << mailbox_peak << " messages (bound " << bound
+            << "), up to " << merged << " partial batches merged by one\n";
+
+  // The senders on the other workers waited for credit, with at most a window (and what
+  // checkpoints cut) unreturned, and their input in flight stayed under the 1 MiB limit (give or
+  // take one poll of 50 records).
+  int remote_senders = 0;
+  for (const std::string w : {"w1", "w3"}) {
+    for (const auto& l : cluster_->worker_log(w).refresh()) {
+      if (l.text.find(": backpressure: source tasks waited ") == std::string::npos) continue;
+      ++remote_senders;
+      const int64_t unreturned = number_after(l.text, "; at most ");
+      const int64_t in_flight = number_after(l.text, "), at most ");
+      EXPECT_GT(unreturned, 0) << l.text;
+      EXPECT_LE(unreturned, partial_credit_window + partial_credit_chunk) << l.text;
+      EXPECT_GT(in_flight, 0) << l.text;
+      EXPECT_LE(in_flight, (1 << 20) + 50 * 1024) << l.text;
+      std::cerr << w << ": " << l.text << "\n";
+      break;
+    }
+  }
+  EXPECT_GE(remote_senders, 1) << "neither w1 nor w3 waited for w2's shards' credit";
 }
 
 }  // namespace

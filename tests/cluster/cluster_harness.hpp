@@ -577,8 +577,10 @@ class test_cluster {
     return false;
   }
 
-  /// Starts worker `name` (a new incarnation when it ran before) with `extra` options.
-  void start_worker(const std::string& name, const std::vector<std::string>& extra = {}) {
+  /// Starts worker `name` (a new incarnation when it ran before) with `extra` options and `env`
+  /// ("NAME=VALUE") added to its environment.
+  void start_worker(const std::string& name, const std::vector<std::string>& extra = {},
+                    const std::vector<std::string>& env = {}) {
     worker& w = workers_[name];
     if (w.proc && w.proc->running()) throw std::logic_error("worker " + name + " is still running");
     ++w.incarnation;
@@ -589,8 +591,8 @@ class test_cluster {
     w.log =
         std::make_unique<log_file>(dir_ / (name + "." + std::to_string(w.incarnation) + ".log"));
     w.logs.push_back(w.log->path());
-    w.proc = std::make_unique<child_process>(
-        child_process::options{.argv = argv, .err = redirect::file(w.log->path().string())});
+    w.proc = std::make_unique<child_process>(child_process::options{
+        .argv = argv, .err = redirect::file(w.log->path().string()), .env = env});
   }
 
   child_process& process(const std::string& name) { return *workers_.at(name).proc; }

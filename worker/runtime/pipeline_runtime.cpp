@@ -463,6 +463,8 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     }
   }
   result.max_in_flight_bytes = ctx->max_in_flight_bytes.load();
+  result.credit_waits = ctx->credit_waits.load();
+  result.max_unreturned_partials = ctx->max_unreturned_partials.load();
   result.dropped_after_close = ctx->dropped_after_close.load();
   result.ok = result.error.empty() && result.incomplete.empty();
   return result;

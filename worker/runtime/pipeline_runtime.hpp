@@ -66,6 +66,11 @@ struct run_result {
   /// The most fetched bytes that were ever in flight at once (source.max_in_flight_mb bounds it,
   /// give or take one poll).
   int64_t max_in_flight_bytes = 0;
+  /// Flow control between source tasks and shards (worker/runtime/credits.hpp): times a task
+  /// held input because a shard had not returned credit, and the most partial batches one task
+  /// ever had unreturned at one shard.
+  int64_t credit_waits = 0;
+  int32_t max_unreturned_partials = 0;
   /// Partial aggregates that reached a window the shards had already closed, so their rows (counted
   /// as out) are in no result: a partition idle for longer than window.idle_timeout woke up
   /// behind the pipeline watermark. Since the pipeline started (checkpoints included).

@@ -67,6 +67,16 @@ struct run_context {
   /// time, this tells a shard how far the sink is behind, so that the rows waiting in the sink's
   /// mailbox stay bounded too.
   std::atomic<int64_t> result_rows_in_flight{0};
+  /// Flow control from shards to source tasks is by messages (worker/runtime/credits.hpp); these
+  /// only count what it did, for the summary and the logs. `credit_waits`: times a task held
+  /// input because a shard had not returned credit; `max_unreturned_partials`: the most partial
+  /// batches one task had sent one shard without credit back (the window bounds it, give or take
+  /// one checkpoint's partials).
+  std::atomic<int64_t> credit_waits{0};
+  std::atomic<int32_t> max_unreturned_partials{0};
+  /// The cluster generation these actors belong to (0 in `eddy run`): shards stamp their credit
+  /// grants with it and tasks drop grants of another generation.
+  uint64_t generation = 0;
   /// Partials the shards dropped because their window had already closed (only possible after a
   /// partition idle beyond window.idle_timeout woke up behind it; shard_aggregator::
   /// dropped_after_close), since the pipeline started: a restored shard adds its checkpointed

@@ -2,15 +2,20 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <deque>
+#include <iostream>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "actors/messages.hpp"
 #include "worker/checkpoint/barrier_aligner.hpp"
 #include "worker/checkpoint/crash_point.hpp"
 #include "worker/runtime/actor_faults.hpp"
+#include "worker/runtime/credits.hpp"
 #include "worker/runtime/run_context.hpp"
 
 namespace eddy {
@@ -36,6 +41,12 @@ struct shard_state {
   uint64_t snapshot_after_close = 0;
   std::string restore_error;
   int64_t reported_dropped = 0;  ///< of aggregator->dropped_after_close(), added to the context
+  credit_ledger credits;         ///< credit owed to each sending task (credits.hpp)
+  /// Test only (EDDY_TEST_SHARD_MERGE_DELAY_US): sleep this long per merged partial batch, and
+  /// log the mailbox's peak length at every snapshot; 0 otherwise.
+  int64_t test_merge_delay_us = 0;
+  size_t test_mailbox_peak = 0;
+  uint64_t test_merged = 0;
   static inline const char* name = "eddy.shard";
 };
 
@@ -113,6 +124,10 @@ void merge(shard_ptr self, partials_msg& m) {
   // This shard's clock: idleness must not depend on the sending worker's clock agreeing.
   st.aggregator->merge(std::move(*batch), now_us());
   report_dropped(self);
+  if (st.test_merge_delay_us > 0) {
+    ++st.test_merged;
+    std::this_thread::sleep_for(std::chrono::microseconds(st.test_merge_delay_us));
+  }
   if (m.end && ++st.ended == st.partitions) {
     if (st.ctx->drain.load()) {
       // Every partition ended for good: close all windows (like Flink's stop --drain), in steps
@@ -143,6 +158,24 @@ void snapshot(shard_ptr self, uint64_t epoch) {
   // In-band: the sink sees this after every row the shard emitted before the snapshot.
   self->send(st.sink, barrier_atom::value, epoch, -1 - st.shard);
   self->send(st.coordinator, std::move(ack));
+  if (st.test_merge_delay_us > 0) {
+    std::ostream& log = st.ctx->opts.log ? *st.ctx->opts.log : std::cerr;
+    log << "eddy: test: shard " << st.shard << " (merge delay " << st.test_merge_delay_us
+        << " us): epoch " << epoch << ", " << st.test_merged
+        << " partial batches merged, mailbox peak " << st.test_mailbox_peak << " messages\n";
+    log.flush();
+  }
+}
+
+/// Returns credit to the task that sent the partial batch being handled (credits.hpp), in
+/// chunks: for every batch taken from the mailbox, merged or held back while aligning.
+void return_credit(shard_ptr self, int32_t partition) {
+  auto& st = self->state;
+  const int32_t n = st.credits.took(partition);
+  if (n == 0) return;
+  if (const auto& sender = self->current_sender())
+    self->send(caf::actor_cast<caf::actor>(sender), credit_atom::value, st.ctx->generation,
+               int32_t{st.shard}, n);
 }
 
 void on_barrier(shard_ptr self, uint64_t epoch, int32_t partition) {
@@ -204,16 +237,21 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<run_context> ctx, int 
     if (!st.restore_error.empty()) self->send(st.coordinator, failed_atom::value, st.restore_error);
     report_dropped(self);
   }
+  if (const char* delay = std::getenv("EDDY_TEST_SHARD_MERGE_DELAY_US"))
+    st.test_merge_delay_us = std::max<int64_t>(0, std::strtoll(delay, nullptr, 10));
   self->delayed_send(self, std::chrono::milliseconds(ctx->cfg->trigger_interval_ms),
                      tick_atom::value);
   return {
       [self](partials_msg& m) {
         auto& st = self->state;
-        if (st.aligner->blocked(m.source_partition())) {
+        if (st.test_merge_delay_us > 0)
+          st.test_mailbox_peak = std::max(st.test_mailbox_peak, self->mailbox().size() + 1);
+        const int32_t partition = m.source_partition();
+        if (st.aligner->blocked(partition))
           st.held.push_back(std::move(m));
-          return;
-        }
-        merge(self, m);
+        else
+          merge(self, m);
+        return_credit(self, partition);
       },
       [self](barrier_atom, uint64_t epoch, int32_t partition) {
         auto& st = self->state;

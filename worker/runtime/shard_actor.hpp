@@ -6,7 +6,10 @@
 //                                        for the others (aligned barriers). From a task in
 //                                        another process it carries bytes, decoded at merge
 //                                        with the shard's plan; undecodable bytes fail the run
-//                                        (run_context::fault) and end the shard
+//                                        (run_context::fault) and end the shard. Every
+//                                        partial batch taken (merged or held) earns its task
+//                                        a credit back: (credit_atom, generation, shard, n) to
+//                                        the sender, in chunks (worker/runtime/credits.hpp)
 //   (barrier_atom, epoch, partition)     from a task, after its partials of the epoch; once
 //                                        every task's barrier is in, the shard writes its state
 //                                        (one RocksDB WriteBatch under shard_prefix), sends
@@ -16,6 +19,9 @@
 //   tick_atom                            emits due rows to the sink (result_batch, shard >= 0)
 // Without checkpoints (`ctx->checkpointing` false) barriers never come, and the shard quits
 // after the last partition's end (having closed every window).
+// Test only: EDDY_TEST_SHARD_MERGE_DELAY_US=N makes every shard of the process sleep N µs per
+// merged partial batch and log "eddy: test: shard S ...: mailbox peak M messages" at each
+// snapshot (a slow shard for the flow-control tests).
 #pragma once
 
 #include <caf/fwd.hpp>

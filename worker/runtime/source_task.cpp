@@ -13,11 +13,20 @@ namespace {
 void send_partials(task_ptr self, bool end) {
   auto& st = self->state;
   st.pipeline->take_partials(st.partials, now_us());
+  const int32_t peak = st.gate.peak_unreturned();
   for (size_t i = 0; i < st.shards.size() && i < st.partials.size(); ++i) {
     partials_msg m;
     m.batch = std::make_shared<partial_batch>(std::move(st.partials[i]));
     m.end = end;
     self->send(st.shards[i], std::move(m));
+    st.gate.spend(i);
+  }
+  if (st.gate.peak_unreturned() > peak) {
+    auto& max = st.ctx->max_unreturned_partials;
+    int32_t seen = max.load(std::memory_order_relaxed);
+    while (seen < st.gate.peak_unreturned() &&
+           !max.compare_exchange_weak(seen, st.gate.peak_unreturned(), std::memory_order_relaxed)) {
+    }
   }
 }
 
@@ -148,6 +157,24 @@ bool consume(task_ptr self, kafka_batch& b, size_t from, bool credited) {
   return true;
 }
 
+/// Processes held input (`starved`) in order while every shard has credit. Input held at a
+/// replayed epoch's cut moves what follows it to `waiting` (its in-flight bytes given back).
+void drain_starved(task_ptr self) {
+  auto& st = self->state;
+  while (!st.starved.empty() && st.gate.open()) {
+    task_state::starved_batch s = std::move(st.starved.front());
+    st.starved.pop_front();
+    if (consume(self, s.batch, s.from, s.credited)) continue;
+    for (auto& rest : st.starved) {
+      if (!rest.credited)
+        st.ctx->in_flight_bytes.fetch_sub(rest.batch.in_flight_cost(), std::memory_order_relaxed);
+      st.waiting.emplace_back(std::move(rest.batch), rest.from);
+    }
+    st.starved.clear();
+    return;
+  }
+}
+
 }  // namespace
 
 caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32_t partition,
@@ -159,6 +186,7 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
   st.sink = std::move(sink);
   st.shards = std::move(shards);
   st.coordinator = std::move(coordinator);
+  st.gate = credit_gate(st.shards.size());
   std::string err;  // the config was validated before any actor started
   st.pipeline =
       source_pipeline::create(*ctx->cfg, ctx->plan ? &*ctx->plan : nullptr, partition, &err);
@@ -190,7 +218,20 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
           st.waiting.emplace_back(std::move(b), 0);
           return;
         }
-        consume(self, b, 0, false);
+        if (st.starved.empty() && st.gate.open()) {
+          consume(self, b, 0, false);
+          return;
+        }
+        // A shard has not returned credit: hold the input (the poller stops at the in-flight
+        // limit) until it does.
+        if (st.starved.empty()) st.ctx->credit_waits.fetch_add(1, std::memory_order_relaxed);
+        st.starved.push_back({std::move(b), 0, false});
+      },
+      [self](credit_atom, uint64_t generation, int32_t shard, int32_t n) {
+        auto& st = self->state;
+        if (generation != st.ctx->generation || shard < 0) return;
+        st.gate.grant(static_cast<size_t>(shard), n);
+        if (st.waiting.empty()) drain_starved(self);
       },
       [self](checkpoint_atom, uint64_t epoch) {
         auto& st = self->state;
@@ -203,11 +244,11 @@ caf::behavior source_task(task_ptr self, std::shared_ptr<run_context> ctx, int32
         if (!at_cut(self)) return;  // consume() takes it when the input gets there
         task_checkpoint(self, std::exchange(st.pending_cut, 0));
         ++st.cut;
-        while (!st.waiting.empty()) {
-          auto [b, from] = std::move(st.waiting.front());
-          st.waiting.pop_front();
-          if (!consume(self, b, from, true)) break;
-        }
+        // What waited for this cut is processed now, as far as the shards' credit goes
+        // (`starved` is empty while `waiting` holds input).
+        for (auto& [b, from] : st.waiting) st.starved.push_back({std::move(b), from, true});
+        st.waiting.clear();
+        drain_starved(self);
       },
   };
 }

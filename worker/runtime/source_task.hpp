@@ -5,11 +5,17 @@
 //                             aggregates); rows, dead letters and counters go to the sink as a
 //                             result_batch, partials to the shards (partials_msg). `end` = the
 //                             partition's input ended
+//                             Processed only while every shard has credit for this task
+//                             (worker/runtime/credits.hpp); otherwise held, unprocessed, with
+//                             its in-flight bytes still counted (so the poller stops fetching)
+//   (credit_atom, generation, shard, n)  from a shard: n more partial batches may go to it;
+//                             held input is processed again. Another generation's: dropped
 //   (checkpoint_atom, epoch)  from the checkpoint coordinator: partials to the shards, then
 //                             (barrier_atom, epoch, partition) to every shard and the sink, then
 //                             the task's state in one WriteBatch of ctx->db, then checkpoint_ack
 //                             to the coordinator. A replayed epoch (ctx->replay) is cut exactly
-//                             at its logged end offset: input past it waits until then
+//                             at its logged end offset: input past it waits until then.
+//                             Never waits for credit: the barrier follows what was processed
 // Sends: (failed_atom, error) to the coordinator when its restored state cannot be read;
 // (ended_atom, partition) to it when the input ended (with checkpoints).
 // Ends: itself at the end of its input without checkpoints; with checkpoints the checkpoint
@@ -27,6 +33,7 @@
 
 #include "actors/messages.hpp"
 #include "worker/decode/source_pipeline.hpp"
+#include "worker/runtime/credits.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/window/windowing.hpp"
 
@@ -49,6 +56,17 @@ struct task_state {
   std::map<uint64_t, std::map<int32_t, int64_t>>::const_iterator cut;
   std::deque<std::pair<kafka_batch, size_t>> waiting;  ///< batch, first entry not processed
   uint64_t pending_cut = 0;
+  /// Credit for partial batches per shard (credits.hpp).
+  credit_gate gate{0};
+  /// Input not processed yet because a shard had no credit: batch, first entry not processed,
+  /// and whether its in-flight bytes were given back already (input that waited in `waiting`).
+  /// Processed in order once every shard has credit. Empty while `waiting` is not.
+  struct starved_batch {
+    kafka_batch batch;
+    size_t from = 0;
+    bool credited = false;
+  };
+  std::deque<starved_batch> starved;
   static inline const char* name = "eddy.source_task";
 };
 

@@ -13,6 +13,7 @@
 #include "state/unit_snapshot.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/runtime/actor_faults.hpp"
+#include "worker/runtime/credits.hpp"
 #include "worker/runtime/poller_actor.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/runtime/shard_actor.hpp"
@@ -48,6 +49,8 @@ struct host_state {
   std::vector<caf::actor> handles;
   bool started = false;
   uint64_t open_epoch = 0;
+  int64_t credit_waits_logged = 0;  ///< run_context::credit_waits at the last backpressure line
+  std::chrono::steady_clock::time_point credit_logged_at{};
   static inline const char* name = "eddy.unit_host";
 };
 
@@ -172,6 +175,27 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
   send_ack(self, std::move(ack));
 }
 
+/// At most every 10 s, when this worker's source tasks held input for lack of shard credit
+/// since the last line: says so, with the most partial batches one task had unreturned at one
+/// shard and the most input bytes in flight (what the credits and the in-flight limit bound).
+void log_backpressure(host_ptr self) {
+  auto& st = self->state;
+  const int64_t waits = st.ctx->credit_waits.load(std::memory_order_relaxed);
+  const auto now = std::chrono::steady_clock::now();
+  if (waits == st.credit_waits_logged || now - st.credit_logged_at < std::chrono::seconds(10))
+    return;
+  log_of(self) << "eddy worker " << st.opts.worker_name << ": generation "
+               << st.opts.assignment.generation << ": backpressure: source tasks waited "
+               << waits - st.credit_waits_logged << " times for shard credit; at most "
+               << st.ctx->max_unreturned_partials.load(std::memory_order_relaxed)
+               << " partial batches unreturned at one shard (window " << partial_credit_window
+               << "), at most " << st.ctx->max_in_flight_bytes.load(std::memory_order_relaxed)
+               << " input bytes in flight (limit " << (st.ctx->cfg->source.max_in_flight_mb << 20)
+               << ")\n";
+  st.credit_waits_logged = waits;
+  st.credit_logged_at = now;
+}
+
 void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
   auto& st = self->state;
   st.started = true;
@@ -221,6 +245,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.checkpointing = true;
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
+  ctx.generation = a.generation;  // credit grants carry it (worker/runtime/credits.hpp)
   auto fail_now = [self](const std::string& e) -> caf::behavior {
     self->quit(caf::make_error(caf::sec::runtime_error, e));
     return {};
@@ -286,6 +311,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
         auto& st = self->state;
         if (generation != st.opts.assignment.generation || !st.started) return;
         st.open_epoch = epoch;
+        log_backpressure(self);
         for (const auto& [_, t] : st.tasks) self->send(t, checkpoint_atom::value, epoch);
         // A sink without inputs never sees a barrier: it has nothing to stage.
         if (st.tasks.empty() && st.shards.empty()) {
