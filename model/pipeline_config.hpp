@@ -89,6 +89,15 @@ struct sink_config {
   // kafka
   std::string topic;              ///< `topic` (kafka sink, required)
   std::string bootstrap_servers;  ///< `bootstrap_servers` (kafka sink, default = source's)
+  /// `key` (kafka sink): output fields whose JSON object is each record's key; empty = null key.
+  /// Default (key_given false): the window bounds and group_by fields of aggregated results; for
+  /// cleaned rows the aggregate primary key if one is declared, else `id` when it is an output
+  /// column, else none. Checked against the output columns at load time.
+  std::vector<std::string> key;
+  bool key_given = false;
+  int key_line = 0;  ///< line of `key`, for messages
+  std::string partitioning = "key";  ///< `partitioning` (kafka): "key" | "round_robin"
+  bool transactional = false;        ///< `transactional` (kafka): Kafka transactions per file
   int line = 0;
   /// Not read from the pipeline file: set by `eddy worker` ("<worker>-g<generation>", see
   /// epoch_files.hpp) so that workers sharing the output directory stage distinct names. File
@@ -218,9 +227,19 @@ struct config_result {
 /// Reads and parses a pipeline file; an unreadable file is an error naming the path.
 [[nodiscard]] config_result load_pipeline_config(const std::string& path);
 
-/// The directories a pipeline stages exactly-once file output in: every file sink's path, then
-/// the dead-letter path.
+/// The directories a pipeline stages exactly-once file output in: every file sink's path, the
+/// staging directory of every sink that stages outside its output (sink_staging_dir), then the
+/// dead-letter path.
 [[nodiscard]] std::vector<std::string> staged_output_dirs(const pipeline_config& cfg);
+
+/// Where sink `index` of `cfg.sinks` stages when it stages outside its output (Kafka):
+/// `<checkpoint.dir>/sinks/<kind>-<index>`; "" for file and console sinks and without checkpoints.
+[[nodiscard]] std::string sink_staging_dir(const pipeline_config& cfg, size_t index);
+
+/// Output column names of a validated pipeline: the window bounds (not for global windows),
+/// group_by fields and aggregate aliases of an aggregating one; the selected (or all) fields
+/// otherwise.
+[[nodiscard]] std::vector<std::string> output_column_names(const pipeline_config& cfg);
 
 [[nodiscard]] std::string_view to_string(message_format f);
 /// The pipeline-file spelling: "auto", "seconds", "millis", "micros", "nanos", "days", "iso".

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "state/epoch_log.hpp"
 #include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/kafka/consumer.hpp"
+#include "worker/kafka/kafka_sink.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/runtime/worker_actor.hpp"
@@ -197,20 +199,36 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   // Output staged by epochs that completed (or were logged) is published; that of epochs that did
   // not, dropped.
   epoch_recovery rec;
-  for (const auto& sc : cfg.sinks) {
-    if (sc.kind != sink_kind::file) continue;
-    auto fs_sink = make_file_sink(sc, ctx.fmt);
-    fs_sink->set_sync(cc.sync);
-    if (auto e = fs_sink->recover(last_output, &rec); !e.empty()) return e;
+  for (size_t i = 0; i < cfg.sinks.size(); ++i) {
+    const sink_config& sc = cfg.sinks[i];
+    std::unique_ptr<sink> staged;
+    if (sc.kind == sink_kind::file) {
+      staged = make_file_sink(sc, ctx.fmt);
+    } else if (sc.kind == sink_kind::kafka) {
+      // Delivers (after reading back) what complete epochs staged; connects only if there is any.
+      std::string kerr;
+      kafka_sink_options kopts;
+      kopts.log = &log;
+      staged = make_kafka_sink(cfg, i, ctx.fmt, &kerr, kopts);
+      if (!staged) return "kafka sink: " + kerr;
+    } else {
+      continue;
+    }
+    staged->set_sync(cc.sync);
+    if (auto e = staged->recover(last_output, &rec); !e.empty()) return e;
   }
   if (auto e = recover_epoch_files(cfg.dead_letter.path, last_output, &rec, cc.sync); !e.empty())
     return "dead-letter output: " + e;
   if (!ctx.replay.empty()) {
     // Their published files are recognised by name: the replay writes none of them again.
     size_t files = 0, absent = 0;
+    std::set<std::string> delivered_elsewhere;  // staging dirs of sinks that deliver, not rename
+    for (size_t i = 0; i < cfg.sinks.size(); ++i)
+      if (auto d = sink_staging_dir(cfg, i); !d.empty()) delivered_elsewhere.insert(d);
     for (const auto& [e, dirs] : replay_files)
       for (const auto& [d, names] : dirs)
         for (const auto& n : names) {
+          if (delivered_elsewhere.contains(d)) continue;
           ++files;
           if (!fs::exists(fs::path(d) / n, ec)) {
             ++absent;

@@ -207,7 +207,8 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
   for (const auto& [p, c] : st.counters) ctx->note_taken(p, c, -1);
   st.current_epoch = ctx->first_epoch;
   std::ostream& console = ctx->opts.console ? *ctx->opts.console : std::cout;
-  for (const auto& sc : ctx->cfg->sinks) {
+  for (size_t index = 0; index < ctx->cfg->sinks.size(); ++index) {
+    const sink_config& sc = ctx->cfg->sinks[index];
     switch (sc.kind) {
       case sink_kind::console:
         st.sinks.push_back(make_console_sink(sc, console, ctx->fmt));
@@ -217,7 +218,7 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
         break;
       case sink_kind::kafka: {
         std::string err;
-        auto k = make_kafka_sink(sc, ctx->cfg->source.bootstrap_servers, ctx->fmt, &err);
+        auto k = make_kafka_sink(*ctx->cfg, index, ctx->fmt, &err);
         if (!k)
           fail(self, "kafka sink: " + err);
         else

@@ -40,7 +40,8 @@ class sink {
 
   // ---- exactly-once output with checkpoints (see epoch_files.hpp) ----
   /// True for sinks that stage an epoch's output and publish it when the epoch completes (file
-  /// sink). The others (console, Kafka) are written per trigger: at-least-once after a crash.
+  /// sink; Kafka with checkpoints). The others (console; Kafka without checkpoints) are written
+  /// per trigger: at-least-once after a crash.
   [[nodiscard]] virtual bool transactional() const { return false; }
   /// Durably stages rows of `epoch` (invisible to readers until published) as its part `part`.
   /// An epoch's output may come in several parts, so that the sink need not hold all of an
@@ -62,6 +63,14 @@ class sink {
   }
   /// fsync staged files (default on; off for tests and benchmarks only).
   virtual void set_sync(bool /*sync*/) {}
+  /// Staging directory of a sink that stages outside its output (PostgreSQL, Kafka); "" for
+  /// the others (the file sink stages in its own `path`).
+  [[nodiscard]] virtual std::string staging_dir() const { return {}; }
+  /// Delivers exactly the listed staged files (paths `<staging_dir>/_staging/<epoch, 20
+  /// digits>/<name>`) idempotently, in list order, removing each once delivered: what a
+  /// cluster coordinator calls after an epoch's commit. "" or an error naming the file.
+  [[nodiscard]] virtual std::string publish_staged(const std::vector<std::string>& staged_paths,
+                                                   bool sync) { return publish_staged_files(staged_paths, sync); }
 };
 
 /// Spark-like table per batch ("Batch: N", +---+ framing, aligned columns) to `out`.
