@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "model/row.hpp"
@@ -149,13 +150,26 @@ TEST(kafka_records, skips_rows_up_to_the_highest_sequence_read_back_per_partitio
   std::multiset<uint64_t> topic = {0, 1, 3, 4, 7};
   topic.insert(resent.begin(), resent.end());
   for (uint64_t seq = 0; seq < 10; ++seq) EXPECT_EQ(topic.count(seq), 1u) << seq;
-  // Records may be read back in any partition order; the highest wins.
+  EXPECT_EQ(tail.highest(), (std::map<int32_t, uint64_t>{{0, 3}, {1, 7}}));
+  // Records may be read back in any order.
   delivered_tail t2("rides", "U");
   t2.observe(0, {"rides", "U", 5, 6});
   t2.observe(0, {"rides", "U", 5, 3});
   EXPECT_TRUE(t2.delivered(0, 6));
+  EXPECT_TRUE(t2.delivered(0, 3));
   EXPECT_FALSE(t2.delivered(0, 7));
   EXPECT_FALSE(t2.delivered(1, 0));
+}
+
+TEST(kafka_records, a_gap_below_the_highest_sequence_is_refilled_not_skipped) {
+  // A message that timed out (seq 4) while a later one got through (seq 8): the highest sequence
+  // alone would skip 4 and lose it.
+  delivered_tail tail("rides", "U");
+  for (uint64_t seq : {0u, 8u}) tail.observe(0, {"rides", "U", 5, seq});
+  EXPECT_EQ(tail.highest().at(0), 8u);
+  EXPECT_TRUE(tail.delivered(0, 0));
+  EXPECT_FALSE(tail.delivered(0, 4));
+  EXPECT_TRUE(tail.delivered(0, 8));
 }
 
 TEST(kafka_records, publish_marker_round_trips_and_rejects_truncation) {

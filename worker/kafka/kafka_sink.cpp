@@ -238,13 +238,15 @@ class kafka_sink final : public sink {
     auto* self = static_cast<kafka_sink*>(opaque);
     if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++self->delivered_;
+      int64_t& end = self->known_end_[msg->partition];
+      end = std::max(end, msg->offset + 1);
       if (self->outage_logged_) {
         self->log() << "eddy: " << self->what_ << ": broker reachable again after "
                     << static_cast<int>(seconds_since(self->outage_start_) + 0.5)
                     << " s; deliveries resumed\n";
         self->outage_logged_ = false;
-        self->conn_trouble_ = false;
       }
+      self->conn_trouble_ = false;
       return;
     }
     if (self->failed_++ == 0) self->first_failure_ = kafka_error_text(msg->err);
@@ -283,7 +285,6 @@ class kafka_sink final : public sink {
     char errstr[512];
     kafka_config settings = {{"bootstrap.servers", bootstrap_},
                              {"enable.idempotence", "true"},
-                             {"enable.gapless.guarantee", "true"},
                              {"compression.type", "zstd"},
                              {"linger.ms", "5"},
                              {"message.timeout.ms", std::to_string(opts_.message_timeout_ms)}};
@@ -335,15 +336,29 @@ class kafka_sink final : public sink {
     return {};
   }
 
-  /// The end offset of every partition now.
-  std::string end_offsets(int32_t partitions, std::map<int32_t, int64_t>* out) {
+  /// The end offset of every partition now, asking the broker (within the read-back timeout).
+  /// With `known_ok`, an offset this sink already knows to be at or below the end (one past
+  /// its last delivered record there, or an earlier answer) is taken instead: a marker only
+  /// needs a lower bound of where the unit's records can start.
+  std::string end_offsets(int32_t partitions, std::map<int32_t, int64_t>* out, bool known_ok) {
+    const auto deadline = clock_type::now() + std::chrono::milliseconds(opts_.readback_timeout_ms);
     for (int32_t p = 0; p < partitions; ++p) {
+      if (auto k = known_end_.find(p); known_ok && k != known_end_.end()) {
+        (*out)[p] = k->second;
+        continue;
+      }
       int64_t lo = 0, hi = 0;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now())
+              .count();
       const rd_kafka_resp_err_t err =
-          rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), p, &lo, &hi, 10'000);
+          left <= 0 ? RD_KAFKA_RESP_ERR__TIMED_OUT
+                    : rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), p, &lo, &hi,
+                                                       static_cast<int>(left));
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         return "end offset of partition " + std::to_string(p) + ": " + kafka_error_text(err);
       (*out)[p] = hi;
+      known_end_[p] = std::max(known_end_[p], hi);
     }
     return {};
   }
@@ -351,7 +366,7 @@ class kafka_sink final : public sink {
   /// Reads every partition from the marker's offsets to its end and notes this unit's records.
   std::string read_back(const publish_marker& m, delivered_tail* tail) {
     std::map<int32_t, int64_t> ends;
-    if (auto e = end_offsets(m.partitions, &ends); !e.empty()) return e;
+    if (auto e = end_offsets(m.partitions, &ends, /*known_ok=*/false); !e.empty()) return e;
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     char errstr[512];
     const kafka_config settings = {
@@ -440,9 +455,17 @@ class kafka_sink final : public sink {
   std::string wait_for_deliveries() {
     const auto limit = clock_type::now() + std::chrono::milliseconds(opts_.message_timeout_ms) +
                        std::chrono::seconds(30);
+    uint64_t seen = delivered_ + failed_;
+    auto progress = clock_type::now();
     while (rd_kafka_outq_len(rk_) > 0) {
       rd_kafka_flush(rk_, 200);
-      if (conn_trouble_ && !outage_logged_ && rd_kafka_outq_len(rk_) > 0) {
+      if (delivered_ + failed_ != seen) {
+        seen = delivered_ + failed_;
+        progress = clock_type::now();
+      }
+      // Deliveries stalled for a second on a broker librdkafka cannot reach: one line per outage.
+      if (conn_trouble_ && !outage_logged_ && rd_kafka_outq_len(rk_) > 0 &&
+          seconds_since(progress) >= 1.0) {
         log() << "eddy: " << what_ << ": broker unreachable (" << conn_reason_
               << "); deliveries are retried for up to " << opts_.message_timeout_ms / 1000
               << " s\n";
@@ -467,7 +490,6 @@ class kafka_sink final : public sink {
                       int32_t partitions, const delivered_tail& tail) {
     failed_ = 0;
     first_failure_.clear();
-    conn_trouble_ = false;
     if (use_txn_) {
       if (rd_kafka_error_t* e = rd_kafka_begin_transaction(rk_)) {
         std::string m = "begin_transaction: " + std::string(rd_kafka_error_string(e));
@@ -576,7 +598,8 @@ class kafka_sink final : public sink {
       } else {
         publish_marker m;
         m.partitions = partitions_;
-        if (auto e = end_offsets(partitions_, &m.start_offsets); !e.empty()) return e;
+        if (auto e = end_offsets(partitions_, &m.start_offsets, /*known_ok=*/true); !e.empty())
+          return e;
         if (auto e = write_file_atomically(marker.parent_path().string(),
                                            marker.filename().string(), encode_marker(m), sync_);
             !e.empty())
@@ -606,6 +629,7 @@ class kafka_sink final : public sink {
   std::string conn_reason_;
   clock_type::time_point outage_start_{};
   uint64_t readbacks_ = 0;
+  std::map<int32_t, int64_t> known_end_;  ///< lower bounds of the partitions' end offsets
 };
 
 }  // namespace

@@ -204,13 +204,19 @@ int32_t record_partition(kafka_partitioning how, std::string_view key, uint64_t 
 void delivered_tail::observe(int32_t partition, const record_origin& o) {
   if (o.pipeline != pipeline_ || o.unit != unit_) return;
   ++seen_;
-  auto [it, fresh] = highest_.emplace(partition, o.seq);
-  if (!fresh && o.seq > it->second) it->second = o.seq;
+  seqs_[partition].insert(o.seq);
 }
 
 bool delivered_tail::delivered(int32_t partition, uint64_t seq) const {
-  auto it = highest_.find(partition);
-  return it != highest_.end() && seq <= it->second;
+  auto it = seqs_.find(partition);
+  return it != seqs_.end() && it->second.contains(seq);
+}
+
+std::map<int32_t, uint64_t> delivered_tail::highest() const {
+  std::map<int32_t, uint64_t> out;
+  for (const auto& [p, s] : seqs_)
+    if (!s.empty()) out[p] = *s.rbegin();
+  return out;
 }
 
 std::string encode_marker(const publish_marker& m) {

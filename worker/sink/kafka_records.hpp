@@ -6,9 +6,12 @@
 // eddy-seq = i (0-based row index in the file). The partition of every record is decided here,
 // deterministically from the row (key hash or sequence), so that a re-delivery sends each row to
 // the partition an earlier attempt sent it to. Within a partition an idempotent producer keeps the
-// records of one attempt in order and without gaps, so what an interrupted attempt left in
-// partition p is a prefix of the unit's rows for p: `delivered_tail` keeps the highest sequence
-// per partition, and a re-delivery skips the rows at or below it.
+// records of one attempt in order (the broker checks its sequence numbers), so what an interrupted
+// attempt left in partition p is a prefix of the unit's rows for p: the highest sequence read back
+// per partition says where to continue. `delivered_tail` skips exactly the rows it read back
+// (every row at or below that highest sequence when the prefix has no gap); a gap, which
+// librdkafka can leave when a message times out and a later one still gets through, is refilled
+// rather than skipped.
 //
 // No CAF, no librdkafka; nothing throws: errors are returned as messages ("" = ok).
 #pragma once
@@ -16,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -78,24 +82,25 @@ enum class kafka_partitioning : uint8_t {
 [[nodiscard]] int32_t record_partition(kafka_partitioning how, std::string_view key, uint64_t seq,
                                        int32_t partitions);
 
-/// What the output partitions already hold of one unit: the highest sequence per partition.
+/// What the output partitions already hold of one unit: the sequences read back per partition.
 class delivered_tail {
  public:
   delivered_tail(std::string pipeline, std::string unit)
       : pipeline_(std::move(pipeline)), unit_(std::move(unit)) {}
   /// Takes one read-back record of `partition` (others' units and pipelines are ignored).
   void observe(int32_t partition, const record_origin& o);
-  /// Whether the row `seq` bound for `partition` is there already (at or below the highest
-  /// sequence of this unit read back from that partition).
+  /// Whether the row `seq` bound for `partition` is there already (read back from that
+  /// partition: without gaps, every sequence at or below the highest one read back).
   [[nodiscard]] bool delivered(int32_t partition, uint64_t seq) const;
-  /// Records of this unit seen so far.
+  /// Records of this unit seen so far (a record read twice counts twice).
   [[nodiscard]] uint64_t seen() const { return seen_; }
-  [[nodiscard]] const std::map<int32_t, uint64_t>& highest() const { return highest_; }
+  /// The highest sequence read back per partition.
+  [[nodiscard]] std::map<int32_t, uint64_t> highest() const;
 
  private:
   std::string pipeline_;
   std::string unit_;
-  std::map<int32_t, uint64_t> highest_;
+  std::map<int32_t, std::set<uint64_t>> seqs_;
   uint64_t seen_ = 0;
 };
 
