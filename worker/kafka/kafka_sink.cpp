@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "worker/checkpoint/crash_point.hpp"
 #include "worker/kafka/producer.hpp"
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/kafka_records.hpp"
@@ -503,8 +504,17 @@ class kafka_sink final : public sink {
     const auto epoch_len =
         std::to_chars(epoch_text, epoch_text + sizeof epoch_text, epoch).ptr - epoch_text;
     std::string error;
-    for (std::string_view line : split_lines(content)) {
+    const std::vector<std::string_view> lines = split_lines(content);
+    // Crash tests: EDDY_CRASH_AT=kafka_publish:N dies halfway through the N-th delivery, after the
+    // first half of its records were acknowledged (a half-delivered unit, for sure).
+    const detail::crash_spec* crash = detail::crash_spec_from_env();
+    const bool crash_armed = crash && crash->name == "kafka_publish";
+    for (std::string_view line : lines) {
       const uint64_t s = seq++;
+      if (crash_armed && s == lines.size() / 2 && s > 0) {
+        rd_kafka_flush(rk_, 10'000);
+        crash_point("kafka_publish");
+      }
       const std::string key = record_key(line, key_names_, &kerr);
       if (!kerr.empty()) {
         error = unit + " row " + std::to_string(s) + ": " + kerr;
