@@ -352,6 +352,21 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     ctx->first_epoch = restored.next_epoch;  // the coordinator starts there, too
   }
   const std::map<int32_t, int64_t> resumed_offsets = restored.offsets;
+  {
+    // Each Kafka sink's guarantee, once at start.
+    std::ostream& log = opts.log ? *opts.log : std::cerr;
+    for (size_t i = 0; i < cfg.sinks.size(); ++i) {
+      const sink_config& sc = cfg.sinks[i];
+      if (sc.kind != sink_kind::kafka) continue;
+      log << "eddy: sink " << i << " (kafka, topic " << sc.topic << "): "
+          << (cfg.checkpoint.enabled()
+                  ? "exactly-once (staged per epoch, delivered with an idempotent producer "
+                    "after the epoch completes, read back before any re-delivery" +
+                        std::string(sc.transactional ? ", in Kafka transactions" : "") + ")"
+                  : "at-least-once (per batch; no checkpoints)")
+          << "\n";
+    }
+  }
 
   // On the heap: a run abandoned with a thread still blocked leaves them running (threads_left).
   auto sys_cfg = std::make_unique<caf::actor_system_config>();
