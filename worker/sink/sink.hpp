@@ -70,7 +70,9 @@ class sink {
   /// digits>/<name>`) idempotently, in list order, removing each once delivered: what a
   /// cluster coordinator calls after an epoch's commit. "" or an error naming the file.
   [[nodiscard]] virtual std::string publish_staged(const std::vector<std::string>& staged_paths,
-                                                   bool sync) { return publish_staged_files(staged_paths, sync); }
+                                                   bool sync) {
+    return publish_staged_files(staged_paths, sync);
+  }
 };
 
 /// Spark-like table per batch ("Batch: N", +---+ framing, aligned columns) to `out`.
