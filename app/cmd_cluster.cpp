@@ -23,6 +23,7 @@
 #include "coordinator/cluster_coordinator.hpp"
 #include "model/pipeline_config.hpp"
 #include "worker/kafka/consumer.hpp"
+#include "worker/kafka/kafka_sink.hpp"
 #include "worker/postgres/pg_sink.hpp"
 #include "worker/runtime/worker_node.hpp"
 #include "worker/sink/epoch_files.hpp"
@@ -120,8 +121,12 @@ std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) 
   auto fmt = time_formatter::for_zone(cfg.timezone, &err);
   if (!fmt) throw CLI::RuntimeError("pipeline.timezone: " + err, 2);
   for (size_t i = 0; i < cfg.sinks.size(); ++i) {
-    if (cfg.sinks[i].kind != sink_kind::postgres) continue;
-    sinks[i] = make_postgres_sink(cfg, i, *fmt, std::cerr, pg_start::lazy, &err);
+    if (cfg.sinks[i].kind == sink_kind::postgres)
+      sinks[i] = make_postgres_sink(cfg, i, *fmt, std::cerr, pg_start::lazy, &err);
+    else if (cfg.sinks[i].kind == sink_kind::kafka)
+      sinks[i] = make_kafka_sink(cfg, i, *fmt, &err);  // connects on first use
+    else
+      continue;
     if (!sinks[i]) throw CLI::RuntimeError(err, 2);
   }
   return sinks;
@@ -133,7 +138,8 @@ void run_coordinator(const coordinator_cli& o) {
   const host_port listen = parse_host_port(o.listen, "--listen", true);
   auto loaded = load_pipeline_config(o.config);
   if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
-  const pipeline_config& cfg = *loaded.config;
+  pipeline_config& cfg = *loaded.config;
+  apply_bootstrap_override(cfg, o.bootstrap);
   if (!cfg.checkpoint.enabled())
     throw CLI::RuntimeError(
         o.config +

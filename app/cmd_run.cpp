@@ -137,13 +137,7 @@ void add_run_command(CLI::App& root) {
     auto loaded = load_pipeline_config(args->config);
     if (!loaded.config) throw CLI::RuntimeError(loaded.error, 2);
     pipeline_config cfg = std::move(*loaded.config);
-    if (!args->bootstrap.empty()) {
-      // Kafka sinks that defaulted to the source's brokers follow the override too.
-      for (auto& sink : cfg.sinks)
-        if (sink.kind == sink_kind::kafka && sink.bootstrap_servers == cfg.source.bootstrap_servers)
-          sink.bootstrap_servers = args->bootstrap;
-      cfg.source.bootstrap_servers = args->bootstrap;
-    }
+    apply_bootstrap_override(cfg, args->bootstrap);
     if (cfg.source.bootstrap_servers.empty())
       throw CLI::RuntimeError("no Kafka bootstrap servers: set source.bootstrap_servers in " +
                                   args->config + " or pass --bootstrap",

@@ -33,7 +33,8 @@ const keys query_keys = {"filter", "select"};
 const keys dead_letter_keys = {"path", "topic"};
 const keys console_sink_keys = {"type", "truncate", "num_rows"};
 const keys file_sink_keys = {"type", "path", "format", "partition_by"};
-const keys kafka_sink_keys = {"type", "topic", "bootstrap_servers"};
+const keys kafka_sink_keys = {"type", "topic",        "bootstrap_servers",
+                              "key",  "partitioning", "transactional"};
 const keys postgres_sink_keys = {"type",   "dsn",  "host",         "port",
                                  "dbname", "user", "password_env", "password_file",
                                  "table",  "mode", "key",          "reconnect_timeout"};
@@ -294,12 +295,50 @@ class loader {
     const toml::table* checkpoint = table_at(root, "checkpoint");
     if (!error_.empty()) return std::nullopt;
     if (checkpoint != nullptr && !read_checkpoint(*checkpoint, cfg)) return std::nullopt;
+    if (!resolve_sink_keys(cfg)) return std::nullopt;
     return cfg;
   }
 
   const std::string& error() const { return error_; }
 
  private:
+  /// Kafka sinks' `key`: listed fields must be output columns; absent = the default key.
+  bool resolve_sink_keys(pipeline_config& cfg) {
+    const std::vector<std::string> columns = output_column_names(cfg);
+    auto is_column = [&](const std::string& n) {
+      return std::find(columns.begin(), columns.end(), n) != columns.end();
+    };
+    for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
+      sink_config& s = cfg.sinks[i];
+      if (s.kind != sink_kind::kafka) continue;
+      const std::string path = "sinks[" + std::to_string(i) + "].key";
+      if (s.key_given) {
+        for (const auto& name : s.key) {
+          if (is_column(name)) continue;
+          std::string list;
+          for (const auto& c : columns) list += (list.empty() ? "" : ", ") + c;
+          std::string message =
+              path + ": '" + name + "' is not an output column (they are: " + list + ")";
+          const std::string hint =
+              closest_name(name, std::vector<std::string_view>(columns.begin(), columns.end()));
+          if (!hint.empty()) message += "; did you mean '" + hint + "'?";
+          fail(s.key_line, std::move(message));
+          return false;
+        }
+        continue;
+      }
+      s.key.clear();
+      if (!cfg.aggregates.empty()) {
+        if (cfg.window.kind != window_kind::global && cfg.window.kind != window_kind::none)
+          s.key = {"window_start", "window_end"};
+        s.key.insert(s.key.end(), cfg.aggregation.group_by.begin(), cfg.aggregation.group_by.end());
+      } else if (is_column("id")) {
+        s.key = {"id"};
+      }
+    }
+    return true;
+  }
+
   /// Records the first error; `line` 0 = no line to name.
   std::nullopt_t fail(int line, std::string message) {
     if (error_.empty()) {
@@ -724,6 +763,28 @@ class loader {
           if (!get_string(*t, path, "topic", s.topic, true)) return false;
           s.bootstrap_servers = cfg.source.bootstrap_servers;
           if (!get_string(*t, path, "bootstrap_servers", s.bootstrap_servers, true)) return false;
+          if (const toml::node* k = t->get("key")) {
+            // Checked against the output columns once the query and aggregates are read.
+            const toml::array* list = k->as_array();
+            if (list == nullptr) return type_error(*k, path + ".key", "an array of field names");
+            for (const toml::node& item : *list) {
+              const auto* name = item.as_string();
+              if (name == nullptr) return type_error(item, path + ".key", "field names (strings)");
+              if (std::find(s.key.begin(), s.key.end(), name->get()) != s.key.end()) {
+                fail(line_of(item), path + ".key: field '" + name->get() + "' is listed twice");
+                return false;
+              }
+              s.key.push_back(name->get());
+            }
+            s.key_given = true;
+            s.key_line = line_of(*k);
+          }
+          {
+            std::size_t how = 0;
+            if (!get_choice(*t, path, "partitioning", {"key", "round_robin"}, how)) return false;
+            s.partitioning = how == 0 ? "key" : "round_robin";
+          }
+          if (!get_bool(*t, path, "transactional", s.transactional)) return false;
           break;
         case sink_kind::postgres:
           if (!read_postgres_sink(*t, path, cfg, s)) return false;
@@ -1435,6 +1496,14 @@ std::vector<output_column> output_columns(const pipeline_config& cfg) {
   return out;
 }
 
+void apply_bootstrap_override(pipeline_config& cfg, const std::string& bootstrap) {
+  if (bootstrap.empty()) return;
+  for (auto& sink : cfg.sinks)
+    if (sink.kind == sink_kind::kafka && sink.bootstrap_servers == cfg.source.bootstrap_servers)
+      sink.bootstrap_servers = bootstrap;
+  cfg.source.bootstrap_servers = bootstrap;
+}
+
 std::vector<std::string> staged_output_dirs(const pipeline_config& cfg) {
   std::vector<std::string> dirs;
   for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
@@ -1448,8 +1517,14 @@ std::vector<std::string> staged_output_dirs(const pipeline_config& cfg) {
 std::string sink_staging_dir(const pipeline_config& cfg, std::size_t index) {
   if (!cfg.checkpoint.enabled() || index >= cfg.sinks.size()) return {};
   const sink_kind k = cfg.sinks[index].kind;
-  if (k != sink_kind::postgres) return {};
+  if (k != sink_kind::postgres && k != sink_kind::kafka) return {};
   return cfg.checkpoint.dir + "/sinks/" + std::string(to_string(k)) + "-" + std::to_string(index);
+}
+
+std::vector<std::string> output_column_names(const pipeline_config& cfg) {
+  std::vector<std::string> names;
+  for (auto& c : output_columns(cfg)) names.push_back(std::move(c.name));
+  return names;
 }
 
 }  // namespace eddy

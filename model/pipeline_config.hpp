@@ -111,12 +111,19 @@ struct sink_config {
   std::string password_file;  ///< `password_file`: file whose first line is the password
   std::string table;          ///< `table` (required): "name" or "schema.name", used as written
   bool upsert = false;        ///< `mode`: "append" (default) or "upsert"
-  /// `key`: the output fields that identify a row (cleaned-row pipelines: what upsert merges on).
+  /// `key`: postgres: the output fields that identify a row (cleaned-row pipelines: what upsert
+  /// merges on); kafka: the output fields whose JSON object is each record's key (empty = null
+  /// key; default when not given, key_given false: the window bounds and group_by fields of
+  /// aggregated results, for cleaned rows `id` when it is an output column).
   /// After loading, for an upserting postgres sink: the key columns actually used (window_start,
   /// window_end and the group_by fields for aggregating pipelines).
   std::vector<std::string> key;
   /// `reconnect_timeout`: how long a lost connection is retried before the run fails.
   int64_t reconnect_timeout_us = 300'000'000;
+  bool key_given = false;
+  int key_line = 0;                  ///< line of `key`, for messages
+  std::string partitioning = "key";  ///< `partitioning` (kafka): "key" | "round_robin"
+  bool transactional = false;        ///< `transactional` (kafka): Kafka transactions per file
   int line = 0;
   /// Not read from the pipeline file: set by `eddy worker` ("<worker>-g<generation>", see
   /// epoch_files.hpp) so that workers sharing the output directory stage distinct names. File
@@ -246,6 +253,10 @@ struct config_result {
 /// Reads and parses a pipeline file; an unreadable file is an error naming the path.
 [[nodiscard]] config_result load_pipeline_config(const std::string& path);
 
+/// `--bootstrap B`: the source reads from B, and so do the Kafka sinks whose brokers defaulted to
+/// the source's (those that name brokers of their own keep them). "" changes nothing.
+void apply_bootstrap_override(pipeline_config& cfg, const std::string& bootstrap);
+
 /// One output column: what a sink receives (see output_columns).
 struct output_column {
   std::string name;
@@ -265,9 +276,15 @@ struct output_column {
 [[nodiscard]] std::vector<std::string> staged_output_dirs(const pipeline_config& cfg);
 
 /// Where sink `index` of `cfg.sinks` stages its epochs when it stages outside its output
-/// (PostgreSQL): `<checkpoint.dir>/sinks/<kind>-<index>`; "" for the other sinks and without
+/// (PostgreSQL, Kafka): `<checkpoint.dir>/sinks/<kind>-<index>`; "" for the other sinks and without
 /// checkpoints. Files staged there are delivered elsewhere and then deleted.
 [[nodiscard]] std::string sink_staging_dir(const pipeline_config& cfg, std::size_t index);
+
+/// Output column names of a validated pipeline: the window bounds (not for global windows),
+/// group_by fields and aggregate aliases of an aggregating one; the selected (or all) fields
+/// otherwise
+/// (the names of output_columns).
+[[nodiscard]] std::vector<std::string> output_column_names(const pipeline_config& cfg);
 
 [[nodiscard]] std::string_view to_string(message_format f);
 /// The pipeline-file spelling: "auto", "seconds", "millis", "micros", "nanos", "days", "iso".

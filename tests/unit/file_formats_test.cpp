@@ -472,8 +472,8 @@ TEST(describe_sink, names_each_sink_and_its_guarantee) {
             "sink 2: console: at-least-once (written per trigger; after a crash, what followed "
             "the last complete checkpoint is written again)");
   EXPECT_EQ(describe_sink(cfg, 2),
-            "sink 3: kafka topic results: at-least-once (produced per trigger; after a crash, "
-            "what followed the last complete checkpoint is produced again)");
+            "sink 3: kafka topic results: exactly-once (staged per epoch, delivered with an "
+            "idempotent producer after the epoch commits, read back before any re-delivery)");
   EXPECT_EQ(describe_sink(cfg, 3),
             "sink 4: file /data/rides/ (jsonl): exactly-once (staged per epoch, published on "
             "commit)");

@@ -25,6 +25,7 @@
 #include "state/epoch_log.hpp"
 #include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/kafka/consumer.hpp"
+#include "worker/kafka/kafka_sink.hpp"
 #include "worker/postgres/pg_sink.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/run_context.hpp"
@@ -199,21 +200,28 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   // Output staged by epochs that completed (or were logged) is published; that of epochs that did
   // not, dropped.
   epoch_recovery rec;
-  for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
+  for (size_t i = 0; i < cfg.sinks.size(); ++i) {
     const sink_config& sc = cfg.sinks[i];
-    std::unique_ptr<sink> s;
+    std::unique_ptr<sink> staged;
     if (sc.kind == sink_kind::file) {
-      s = make_file_sink(sc, ctx.fmt);
+      staged = make_file_sink(sc, ctx.fmt);
+    } else if (sc.kind == sink_kind::kafka) {
+      // Delivers (after reading back) what complete epochs staged; connects only if there is any.
+      std::string kerr;
+      kafka_sink_options kopts;
+      kopts.log = &log;
+      staged = make_kafka_sink(cfg, i, ctx.fmt, &kerr, kopts);
+      if (!staged) return "kafka sink: " + kerr;
     } else if (sc.kind == sink_kind::postgres) {
       // Connects now (once): an unreachable server or bad credentials end the start here.
       std::string err;
-      s = make_postgres_sink(cfg, i, ctx.fmt, log, pg_start::connect, &err);
-      if (!s) return err;
+      staged = make_postgres_sink(cfg, i, ctx.fmt, log, pg_start::connect, &err);
+      if (!staged) return err;
     } else {
       continue;
     }
-    s->set_sync(cc.sync);
-    if (auto e = s->recover(last_output, &rec); !e.empty()) return e;
+    staged->set_sync(cc.sync);
+    if (auto e = staged->recover(last_output, &rec); !e.empty()) return e;
   }
   if (auto e = recover_epoch_files(cfg.dead_letter.path, last_output, &rec, cc.sync); !e.empty())
     return "dead-letter output: " + e;

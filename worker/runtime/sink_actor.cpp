@@ -219,7 +219,7 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
         break;
       case sink_kind::kafka: {
         std::string err;
-        auto k = make_kafka_sink(sc, ctx->cfg->source.bootstrap_servers, ctx->fmt, &err);
+        auto k = make_kafka_sink(*ctx->cfg, i, ctx->fmt, &err);
         if (!k)
           fail(self, "kafka sink: " + err);
         else

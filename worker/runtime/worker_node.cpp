@@ -89,13 +89,13 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
             if (!st.opts.local_dir.empty()) {
               auto parsed = parse_pipeline_config(r.pipeline_toml, "pipeline from the coordinator");
               if (!parsed.config) {
-                const std::string e = "the coordinator's pipeline does not parse here: " +
-                                      parsed.error;
+                const std::string e =
+                    "the coordinator's pipeline does not parse here: " + parsed.error;
                 log_of(self) << "eddy worker " << st.opts.name << ": " << e << "\n";
                 finish(self, worker_node_outcome::kind::refused, e);
                 return;
               }
-              if (!r.bootstrap.empty()) parsed.config->source.bootstrap_servers = r.bootstrap;
+              apply_bootstrap_override(*parsed.config, r.bootstrap);
               st.pipeline = std::make_shared<const pipeline_config>(std::move(*parsed.config));
             }
             log_of(self) << "eddy worker " << st.opts.name << ": joined the coordinator "

@@ -41,7 +41,8 @@ class sink {
 
   // ---- exactly-once output with checkpoints (see epoch_files.hpp) ----
   /// True for sinks that stage an epoch's output and publish it when the epoch completes (file
-  /// sink). The others (console, Kafka) are written per trigger: at-least-once after a crash.
+  /// sink; Kafka with checkpoints). The others (console; Kafka without checkpoints) are written
+  /// per trigger: at-least-once after a crash.
   [[nodiscard]] virtual bool transactional() const { return false; }
   /// Durably stages rows of `epoch` (invisible to readers until published) as its part `part`.
   /// An epoch's output may come in several parts, so that the sink need not hold all of an

@@ -60,8 +60,10 @@ std::string describe_sink(const pipeline_config& cfg, size_t index) {
       break;
     case sink_kind::kafka:
       line +=
-          "at-least-once (produced per trigger; after a crash, what followed the last complete "
-          "checkpoint is produced again)";
+          "exactly-once (staged per epoch, delivered with an idempotent producer after the epoch "
+          "commits, read back before any re-delivery";
+      if (s.transactional) line += ", in Kafka transactions";
+      line += ")";
       break;
     case sink_kind::postgres:
       line +=

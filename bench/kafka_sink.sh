@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# kafka_sink.sh — rows/s into Kafka: eddy's exactly-once Kafka sink vs `kcat -P` of the same rows,
+# same invocation, same broker.
+#
+# Starts `eddy broker` with an input topic of PARTITIONS (default 8) partitions, produces COUNT
+# (default 400,000) unwrapped ride-booking CDC messages, then ROUNDS (default 3) rounds of:
+#   eddy   eddy run --exit-at-end of a cleaned-row pipeline (id, op, vehicle_type,
+#          pickup_location, booking_value, created_at_ts) with checkpoints (1 s, on disk under
+#          CP_BASE, fsync on) and ONE sink, `type = "kafka"` (default key = id, headers, staged
+#          per epoch, published with an idempotent zstd producer) into a fresh topic (the dev
+#          broker creates it with 4 partitions on first use). This includes reading and decoding the input: a lower bound
+#          of the sink's own rate.
+#   kcat   kcat -P -z zstd of the same rows (the JSON Lines a file sink wrote for the same
+#          pipeline, once, before the rounds) into another fresh topic: no keys, no headers.
+# Each round checks that the eddy topic holds as many records as the file sink wrote rows. It
+# prints rows/s per round, the medians and the ratio eddy/kcat of the medians.
+#
+# Usage: bench/kafka_sink.sh [BUILD_DIR]     (default: <repo>/build)
+# Env:   COUNT=400000 ROUNDS=3 PARTITIONS=8 KEEP=0 CP_BASE=/var/tmp
+# Needs: kcat, python3. Total runtime on 2 cores: about a minute.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+build="${1:-$repo/build}"
+eddy="$build/app/eddy"
+COUNT="${COUNT:-400000}"
+ROUNDS="${ROUNDS:-3}"
+PARTITIONS="${PARTITIONS:-8}"
+KEEP="${KEEP:-0}"
+topic="bench.kafka_sink.in"
+name="kafka_sink"
+produce_extra=(--format unwrapped)
+
+source "$here/e2e_common.sh"
+make_cp_root
+
+pipeline() {  # $1 = sinks table text, $2 = checkpoint dir
+  cat <<EOF
+[pipeline]
+name = "kafka_sink_bench"
+trigger_interval_ms = 1000
+[source]
+bootstrap_servers = "$bootstrap"
+topic = "$topic"
+[[fields]]
+name = "id"
+type = "int"
+[[fields]]
+name = "op"
+column = "\$op"
+[[fields]]
+name = "vehicle_type"
+column = "ncr_ride_bookings.csv/vehicle+type"
+[[fields]]
+name = "pickup_location"
+column = "ncr_ride_bookings.csv/pickup+location"
+[[fields]]
+name = "booking_value"
+column = "ncr_ride_bookings.csv/booking+value"
+type = "double"
+[[fields]]
+name = "created_at_ts"
+column = "created_at"
+type = "timestamp"
+unit = "micros"
+$1
+[checkpoint]
+dir = "$2"
+interval = "1s"
+EOF
+}
+
+# The rows, once, through a file sink.
+pipeline "[[sinks]]
+type = \"file\"
+path = \"$work/rows\"" "$cp_root/files" >"$work/files.toml"
+"$eddy" run -c "$work/files.toml" --exit-at-end >/dev/null 2>"$work/files.err"
+cat "$work"/rows/part-*.jsonl >"$work/rows.jsonl"
+rows=$(wc -l <"$work/rows.jsonl")
+echo "rows: $rows ($(du -m "$work/rows.jsonl" | cut -f1) MB of JSON Lines)"
+
+eddy_rates=()
+kcat_rates=()
+for round in $(seq "$ROUNDS"); do
+  out="bench.kafka_sink.out$round"
+  pipeline "[[sinks]]
+type = \"kafka\"
+topic = \"$out\"" "$cp_root/kafka$round" >"$work/kafka$round.toml"
+  t0=$(now)
+  "$eddy" run -c "$work/kafka$round.toml" --exit-at-end >/dev/null 2>"$work/kafka$round.err"
+  t1=$(now)
+  got=$(kcat -C -b "$bootstrap" -t "$out" -e -o beginning -q -f 'x\n' | wc -l)
+  [[ "$got" -eq "$rows" ]] || { echo "round $round: topic $out holds $got records, not $rows" >&2; exit 1; }
+  kout="bench.kafka_sink.kcat$round"
+  t2=$(now)
+  kcat -P -b "$bootstrap" -t "$kout" -z zstd -X linger.ms=5 <"$work/rows.jsonl"
+  t3=$(now)
+  e=$(python3 -c "print(round($rows/($t1-$t0)))")
+  k=$(python3 -c "print(round($rows/($t3-$t2)))")
+  eddy_rates+=("$e")
+  kcat_rates+=("$k")
+  echo "round $round: eddy run (kafka sink) $e rows/s ($(python3 -c "print(round($t1-$t0,2))") s), kcat -P $k rows/s ($(python3 -c "print(round($t3-$t2,2))") s)"
+done
+python3 - "${eddy_rates[*]}" "${kcat_rates[*]}" <<'EOF'
+import statistics, sys
+e = statistics.median(map(float, sys.argv[1].split()))
+k = statistics.median(map(float, sys.argv[2].split()))
+print(f"median: eddy {e:.0f} rows/s, kcat -P {k:.0f} rows/s, ratio eddy/kcat {e/k:.2f}")
+EOF
