@@ -548,9 +548,10 @@ class test_cluster {
   test_cluster(const test_cluster&) = delete;
   test_cluster& operator=(const test_cluster&) = delete;
 
-  /// Starts the coordinator and waits (20 s) for its `listening=` line; false (with a test
-  /// failure naming its log) when it does not come.
-  bool start_coordinator(const std::vector<std::string>& extra = {}) {
+  /// Starts the coordinator (`env`, "NAME=VALUE", added to its environment) and waits (20 s) for
+  /// its `listening=` line; false (with a test failure naming its log) when it does not come.
+  bool start_coordinator(const std::vector<std::string>& extra = {},
+                         const std::vector<std::string>& env = {}) {
     std::vector<std::string> argv = {
         eddy_,         "coordinator", "-c",          pipeline_,
         "--listen",    "127.0.0.1:0", "--state-dir", (dir_ / "coordinator-state").string(),
@@ -561,7 +562,8 @@ class test_cluster {
     coordinator_ = std::make_unique<child_process>(
         child_process::options{.argv = argv,
                                .out = redirect::file(out.string()),
-                               .err = redirect::file(coordinator_log_->path().string())});
+                               .err = redirect::file(coordinator_log_->path().string()),
+                               .env = env});
     log_file stdout_lines(out);
     const auto deadline = steady::now() + 20s;
     while (steady::now() < deadline && coordinator_->running()) {
