@@ -363,8 +363,9 @@ class cluster_sinks : public ::testing::Test {
     };
     auto members_gen = cluster_->wait_for_members(three, deadline);
     ASSERT_TRUE(members_gen) << "the three workers did not all become members";
-    ASSERT_TRUE(wait([&] { return watch_->first_of_generation_after(*members_gen - 1).has_value(); },
-                     "no epoch committed by the three workers"));
+    ASSERT_TRUE(
+        wait([&] { return watch_->first_of_generation_after(*members_gen - 1).has_value(); },
+             "no epoch committed by the three workers"));
     const auto a = cluster_->assignment();
     ASSERT_TRUE(a);
     const uint64_t gen_before = test_cluster::generation(*a);
@@ -418,9 +419,9 @@ class cluster_sinks : public ::testing::Test {
     for (const auto& l : want) expected.push_back(canonical_row(l, cols));
     std::vector<std::string> got = table_rows(*shared_->pg, table, cols);
     if (k == kind::windowed) {
-      const auto after = shared_->pg->query(
-          "SELECT count(*) FROM " + table +
-          " WHERE window_end > to_timestamp(" + std::to_string(k_flush_us / 1000000) + ")");
+      const auto after =
+          shared_->pg->query("SELECT count(*) FROM " + table + " WHERE window_end > to_timestamp(" +
+                             std::to_string(k_flush_us / 1000000) + ")");
       EXPECT_EQ(after.at(0).at(0), "0") << "rows of windows after the flush time in " << table;
     }
     std::sort(expected.begin(), expected.end());
