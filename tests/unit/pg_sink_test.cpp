@@ -115,15 +115,17 @@ TEST(pg_format, converts_staged_json_lines_to_copy_rows) {
   // Numbers go to the server as written (a parse and print could move them by an ulp), and
   // string escapes are undone (\u00e9 = é, a surrogate pair = one character).
   out.clear();
-  ASSERT_EQ(pg::jsonl_to_copy("{\"amount\":1677.5714285714287,\"name\":\"\\u00e9\\ud83d\\ude00\\\\\","
-                              "\"unknown\":[1]}\n",
-                              all_types, out, &rows)
-                .substr(0, 6),
-            "line 1");  // an array is not a staged value
+  ASSERT_EQ(
+      pg::jsonl_to_copy("{\"amount\":1677.5714285714287,\"name\":\"\\u00e9\\ud83d\\ude00\\\\\","
+                        "\"unknown\":[1]}\n",
+                        all_types, out, &rows)
+          .substr(0, 6),
+      "line 1");  // an array is not a staged value
   out.clear();
-  ASSERT_EQ(pg::jsonl_to_copy("{\"amount\":1677.5714285714287,\"name\":\"\\u00e9\\ud83d\\ude00\\\\\"}\n",
-                              all_types, out, &rows),
-            "");
+  ASSERT_EQ(
+      pg::jsonl_to_copy("{\"amount\":1677.5714285714287,\"name\":\"\\u00e9\\ud83d\\ude00\\\\\"}\n",
+                        all_types, out, &rows),
+      "");
   EXPECT_EQ(out, "\\N\t\u00e9\U0001F600\\\\\t1677.5714285714287\t\\N\t\\N\n");
 }
 
@@ -136,7 +138,7 @@ TEST(pg_format, stages_rows_as_row_to_json_writes_them) {
   std::string expected;
   for (const row& r : rows) expected += row_to_json(all_types, r, utc) + "\n";
   std::string out;
-  pg::append_json_rows(out, all_types, rows, utc);
+  append_json_lines(out, all_types, rows, utc);
   EXPECT_EQ(out, expected);
 }
 

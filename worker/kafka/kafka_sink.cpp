@@ -109,10 +109,7 @@ class kafka_sink final : public sink {
                           const std::vector<row>& rows) override {
     if (rows.empty()) return {};
     std::string text;
-    for (const row& r : rows) {
-      text += row_to_json(schema, r, fmt_);
-      text.push_back('\n');
-    }
+    append_json_lines(text, schema, rows, fmt_);
     const std::string unit = "batch-" + std::to_string(::getpid()) + "-" + std::to_string(batch_id);
     auto err = deliver(text, unit, 0, /*marker=*/{});
     return err.empty() ? err : what_ + ": " + err;
@@ -131,10 +128,7 @@ class kafka_sink final : public sink {
     }
     if (rows.empty()) return {};
     std::string text;
-    for (const row& r : rows) {
-      text += row_to_json(schema, r, fmt_);
-      text.push_back('\n');
-    }
+    append_json_lines(text, schema, rows, fmt_);
     auto err = stage_epoch_file(staging_, epoch, epoch_part_name(epoch, part, tag_), text, sync_);
     return err.empty() ? err : what_ + ": " + err;
   }

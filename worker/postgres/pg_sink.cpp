@@ -121,7 +121,7 @@ class pg_sink final : public sink {
     if (rows.empty()) return {};
     std::string text;
     text.reserve(rows.size() * (32 + 24 * schema.names.size()));
-    pg::append_json_rows(text, schema, rows, fmt_);
+    append_json_lines(text, schema, rows, fmt_);
     auto err =
         stage_epoch_file(staging_, epoch, epoch_part_name(epoch, part, sc_.name_tag), text, sync_);
     return err.empty() ? err : sink_name_ + ": " + err;

@@ -411,6 +411,15 @@ std::string row_to_json(const output_schema& schema, const row& r, const time_fo
   return out;
 }
 
+void append_json_lines(std::string& out, const output_schema& schema, const std::vector<row>& rows,
+                       const time_formatter& fmt) {
+  const std::vector<std::string> keys = json_keys(schema);
+  for (const row& r : rows) {
+    append_row(out, keys, r, fmt);
+    out.push_back('\n');
+  }
+}
+
 std::string unique_file_suffix() {
   static std::atomic<uint64_t> counter{0};
   return std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));

@@ -12,7 +12,6 @@
 #include <type_traits>
 #include <variant>
 
-
 namespace eddy::pg {
 namespace {
 
@@ -331,48 +330,6 @@ void append_copy_row(std::string& out, const row& r, size_t columns, const time_
   out.push_back('\n');
 }
 
-void append_json_rows(std::string& out, const output_schema& schema, const std::vector<row>& rows,
-                      const time_formatter& fmt) {
-  std::vector<std::string> keys;
-  for (const auto& n : schema.names) {
-    std::string k = keys.empty() ? "{" : ",";
-    append_json_string(k, n);
-    k.push_back(':');
-    keys.push_back(std::move(k));
-  }
-  for (const row& r : rows) {
-    if (keys.empty()) out.push_back('{');
-    for (size_t i = 0; i < keys.size(); ++i) {
-      out.append(keys[i]);
-      if (i >= r.size()) {
-        out.append("null");
-        continue;
-      }
-      std::visit(
-          [&](const auto& v) {
-            using T = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<T, std::monostate>) {
-              out.append("null");
-            } else if constexpr (std::is_same_v<T, std::string>) {
-              append_json_string(out, v);
-            } else if constexpr (std::is_same_v<T, int64_t>) {
-              append_int(out, v);
-            } else if constexpr (std::is_same_v<T, double>) {
-              append_json_double(out, v);
-            } else if constexpr (std::is_same_v<T, bool>) {
-              out.append(v ? "true" : "false");
-            } else if constexpr (std::is_same_v<T, timestamp>) {
-              out.push_back('"');
-              fmt.append_iso(out, v);
-              out.push_back('"');
-            }
-          },
-          r[i]);
-    }
-    out.append("}\n");
-  }
-}
-
 namespace {
 
 /// A cursor over one staged JSON line. Numbers are kept as their text: Boost.JSON 1.81 parses
@@ -461,8 +418,7 @@ struct json_line {
         case 'u': {
           uint32_t cp = 0;
           if (!hex4(&cp)) return false;
-          if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= s.size() && s[i] == '\\' &&
-              s[i + 1] == 'u') {
+          if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= s.size() && s[i] == '\\' && s[i + 1] == 'u') {
             i += 2;
             uint32_t lo = 0;
             if (!hex4(&lo)) return false;

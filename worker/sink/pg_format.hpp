@@ -105,11 +105,6 @@ void append_copy_text(std::string& out, std::string_view s);
 void append_copy_row(std::string& out, const row& r, std::size_t columns,
                      const time_formatter& fmt);
 
-/// Appends `rows` as JSON Lines, each line what row_to_json writes (the staged form), with the
-/// keys escaped once for all rows.
-void append_json_rows(std::string& out, const output_schema& schema, const std::vector<row>& rows,
-                      const time_formatter& fmt);
-
 /// Converts staged JSON Lines (sink::row_to_json objects of scalars) to COPY text lines in
 /// `schema`'s column order; a missing key is NULL, an unknown key is ignored. Numbers are passed
 /// on as written (the server parses them, correctly rounded; Boost.JSON 1.81 is not), strings

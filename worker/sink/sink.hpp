@@ -135,6 +135,11 @@ void append_csv_string(std::string& out, std::string_view s);
 
 /// One row as a JSON object text (no newline): {"name": value, ...}; null -> null,
 /// timestamps -> ISO-8601 string via `fmt`, doubles in shortest round-trip form.
+/// Appends `rows` as JSON Lines: each line what row_to_json writes, then '\n' (the keys are
+/// escaped once for all rows). The form sinks stage rows in.
+void append_json_lines(std::string& out, const output_schema& schema, const std::vector<row>& rows,
+                       const time_formatter& fmt);
+
 [[nodiscard]] std::string row_to_json(const output_schema& schema, const row& r,
                                       const time_formatter& fmt);
 
