@@ -45,6 +45,7 @@ struct host_state {
   std::map<int32_t, caf::actor> tasks;
   std::map<int32_t, caf::actor> shards;  ///< local shards by id
   std::map<caf::actor_addr, std::string> children;
+  std::set<int32_t> ended;  ///< exit_at_end: partitions whose input ended (their task said so)
   std::vector<caf::actor> handles;
   bool started = false;
   uint64_t open_epoch = 0;
@@ -148,6 +149,8 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
     ack.next_offset = in.next_offset;
     ack.watermark = in.watermark;
     ack.counters = in.counters;
+    // A task says it ended before it acks any later barrier (same sender, same receiver).
+    ack.input_ended = in.partition >= 0 && st.ended.count(in.partition) > 0;
     if (ack.error.empty()) {
       const fs::path path =
           unit_snapshot_path(cc.dir, ack.unit, in.epoch, st.opts.assignment.generation);
@@ -172,9 +175,29 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
   send_ack(self, std::move(ack));
 }
 
+/// One line per unit that moved here: it resumes now, at its restored state and offset.
+void log_resumed_units(host_ptr self) {
+  const auto& st = self->state;
+  const auto& a = st.opts.assignment;
+  const auto here = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - st.opts.received_at)
+                        .count();
+  for (size_t i = 0; i < a.moved_units.size() && i < a.moved_from.size(); ++i) {
+    std::string line = "eddy worker " + st.opts.worker_name + ": unit " + a.moved_units[i] +
+                       " resumed " +
+                       (a.restore_epoch == 0 ? std::string("from the start (no epoch complete yet)")
+                                             : "from epoch " + std::to_string(a.restore_epoch)) +
+                       " (moved from " + a.moved_from[i] + ")";
+    if (a.since_change_ms >= 0)
+      line += ", " + std::to_string(a.since_change_ms + here) + " ms after " + a.change;
+    log_of(self) << line + "\n";  // one write: other actors log to the same stream
+  }
+}
+
 void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
   auto& st = self->state;
   st.started = true;
+  log_resumed_units(self);
   const auto& cfg = *st.ctx->cfg;
   if (st.opts.assignment.partitions.empty()) return;
   std::string err;
@@ -221,6 +244,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.checkpointing = true;
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
+  ctx.opts.exit_at_end = a.exit_at_end;  // the poller ends partitions at their end
   auto fail_now = [self](const std::string& e) -> caf::behavior {
     self->quit(caf::make_error(caf::sec::runtime_error, e));
     return {};
@@ -301,7 +325,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
         (void)generation;
         (void)epoch;  // the coordinator published; nothing to do here yet
       },
-      [self](ended_atom, int32_t) {},  // streaming: inputs do not end in a cluster
+      [self](ended_atom, int32_t p) { self->state.ended.insert(p); },  // exit_at_end only
       [self](failed_atom, const std::string& e) {
         stop_host(self, caf::make_error(caf::sec::runtime_error, e));
       },
