@@ -392,6 +392,12 @@ void finish_input(cluster_ptr self, uint64_t e, const std::map<std::string, unit
                << "epoch " << e << " committed the output after it; " << describe_members(st)
                << " leave\n";
   for (const auto& [_, m] : st.members) self->send(m.handle, finish_atom::value, st.generation, e);
+  // Workers waiting for a boundary never took units: they go too (their leave is answered).
+  for (const auto& [_, m] : st.joining) {
+    self->demonitor(m.handle);
+    self->send(m.handle, finish_atom::value, st.generation, e);
+  }
+  st.joining.clear();
   self->delayed_send(self, std::chrono::seconds(30), finish_atom::value, st.generation, e);
   quit_if_alone(self);
 }

@@ -784,6 +784,24 @@ TEST_F(cluster_actors, with_exit_at_end_the_epoch_after_every_input_ended_commit
   EXPECT_TRUE(down) << log_.str();
 }
 
+TEST_F(cluster_actors, with_exit_at_end_a_worker_waiting_to_join_at_the_last_boundary_is_told_too) {
+  const uint64_t g = two_started_members(true);
+  advance(1s);  // epoch 1 opens
+  auto c = std::make_shared<worker_seen>();
+  c->coordinator = coordinator_;
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(c)).accepted);
+  EXPECT_NE(log_.str().find("it takes units at the next epoch boundary"), std::string::npos);
+  for (const auto& u : all_units({"a", "b"})) {
+    auto x = unit_ack_of(u, g, 1);
+    x.input_ended = u.starts_with("p");
+    ack(coordinator_, x);
+  }
+  EXPECT_EQ(a_->finishes, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  EXPECT_EQ(c->finishes, a_->finishes);
+  EXPECT_TRUE(c->assignments.empty());  // no generation for it: the input is done
+  EXPECT_EQ(a_->assignments.back().generation, g);
+}
+
 TEST_F(cluster_actors, with_exit_at_end_a_partition_ending_short_of_its_start_end_fails_the_run) {
   const uint64_t g = two_started_members(true);
   caf::scoped_actor self{sys_};
