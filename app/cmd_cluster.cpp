@@ -164,6 +164,10 @@ void run_coordinator(const coordinator_cli& o) {
 
   caf::actor_system_config sys_cfg;
   configure(sys_cfg, o.hb);
+  // The coordinator is idle most of the time: CAF's default work-stealing scheduler polls for
+  // work with 50 µs sleeps on every thread, which cost ~0.2 of a core here — taken from the
+  // workers on a shared host (docs/benchmarks.md §6). Work sharing waits on a condition variable.
+  sys_cfg.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system sys{sys_cfg};
   cluster_coordinator_options copts;
   copts.pipeline_name = cfg.name;
