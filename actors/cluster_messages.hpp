@@ -40,6 +40,8 @@ using parts_atom = caf::atom_constant<caf::atom("parts")>;
 /// every partition reached its end and epoch `epoch` committed (and published) the output after
 /// it; the worker stops its units and leaves (leave_atom), then exits 0.
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
+// worker -> coordinator, --exit-at-end: (ended_atom, uint64_t generation, int32_t partition), the
+// partition's task reached its end (ended_atom is in messages.hpp).
 
 /// A worker asking to join: its eddy version (refused unless equal to the coordinator's), its
 /// unique name, its share of the work (slots >= 1) and the host it runs on (for logs).

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
@@ -85,6 +86,10 @@ struct cluster_state {
   /// (with `finish_error` as the reason when not empty).
   bool finished = false;
   std::string finish_error;
+  /// exit_at_end: partitions whose task said its input ended, in this generation; once all have,
+  /// the next epoch opens at once (as eddy run's final epoch) instead of at the next tick.
+  std::set<int32_t> ended;
+  bool final_epoch_due = false;  ///< all ended while an epoch was open: the next opens after it
   static inline const char* name = "eddy.cluster_coordinator";
 };
 
@@ -197,6 +202,8 @@ void rebalance(cluster_ptr self) {
   st.epoch.reset();
   st.started = false;
   st.ready.clear();
+  st.ended.clear();
+  st.final_epoch_due = false;
   // One line per (from, to) pair of moved units.
   std::map<std::pair<std::string, std::string>, std::vector<unit_id>> moved;
   for (const auto& m : moves_between(st.owners, next)) moved[{m.from, m.to}].push_back(m.unit);
@@ -460,8 +467,11 @@ void complete_epoch(cluster_ptr self) {
     finish_input(self, e, acks);
     return;
   }
-  if (!st.joining.empty() || !st.leaving.empty() || !st.new_partitions.empty())
+  if (!st.joining.empty() || !st.leaving.empty() || !st.new_partitions.empty()) {
     rebalance(self);  // the boundary they wait for
+    return;
+  }
+  if (std::exchange(st.final_epoch_due, false)) open_next_epoch(self);
 }
 
 /// At start: continue from the newest complete epoch in the checkpoint directory and from the
@@ -680,6 +690,18 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
                            tick_atom::value, generation);
         if (!st.epoch) open_next_epoch(self);
+      },
+      [self](ended_atom, uint64_t generation, int32_t partition) {
+        auto& st = self->state;
+        if (!st.opts.exit_at_end || generation != st.generation || !st.started || st.finished)
+          return;
+        st.ended.insert(partition);
+        for (int32_t p : st.opts.partitions)
+          if (!st.ended.count(p)) return;
+        if (!st.epoch)
+          open_next_epoch(self);  // the final epoch, at once
+        else
+          st.final_epoch_due = true;
       },
       [self](ack_atom, const unit_ack& ack) {
         auto& st = self->state;

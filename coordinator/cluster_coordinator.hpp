@@ -73,7 +73,9 @@ struct cluster_coordinator_options {
   /// workers) is deleted.
   std::vector<std::string> output_dirs;
   /// --exit-at-end: workers end each partition at its end and close every window once all have
-  /// ended (as `eddy run --exit-at-end`); once an epoch commits in which every task acked with
+  /// ended (as `eddy run --exit-at-end`); each host reports (ended_atom, generation, partition)
+  /// and once every partition has, the next epoch opens at once (not at the next interval). Once
+  /// an epoch commits in which every task acked with
   /// its input ended, every member gets (finish_atom, generation, epoch) and leaves, and the
   /// coordinator quits (an error reason when a partition ended before `end_offsets`, the ends
   /// the partitions had at start; after 30 s it quits without members that did not leave).

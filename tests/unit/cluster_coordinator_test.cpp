@@ -749,7 +749,13 @@ TEST_F(cluster_actors, with_exit_at_end_the_epoch_after_every_input_ended_commit
   }
   ASSERT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
   EXPECT_TRUE(a_->finishes.empty());
-  advance(1s);
+  // The workers report each partition's end; once all have, the next epoch opens at once.
+  for (int32_t p = 0; p < 5; ++p) caf::anon_send(coordinator_, ended_atom::value, g, p);
+  caf::anon_send(coordinator_, ended_atom::value, g - 1, int32_t{5});  // another generation's
+  sched_.run();
+  EXPECT_EQ(a_->checkpoints.size(), 1u);
+  caf::anon_send(coordinator_, ended_atom::value, g, int32_t{5});
+  sched_.run();
   ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
   // Epoch 2: every task ended before it: committed, then every member is told to leave.
   for (const auto& u : all_units({"a", "b"})) {

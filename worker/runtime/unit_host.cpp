@@ -175,7 +175,8 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
   send_ack(self, std::move(ack));
 }
 
-/// One line per unit that moved here: it resumes now, at its restored state and offset.
+/// One line per unit that moved here: it resumes now, at its restored state and offset (tasks:
+/// their poller is assigned the restored offsets; shards: the generation started).
 void log_resumed_units(host_ptr self) {
   const auto& st = self->state;
   const auto& a = st.opts.assignment;
@@ -197,9 +198,11 @@ void log_resumed_units(host_ptr self) {
 void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
   auto& st = self->state;
   st.started = true;
-  log_resumed_units(self);
   const auto& cfg = *st.ctx->cfg;
-  if (st.opts.assignment.partitions.empty()) return;
+  if (st.opts.assignment.partitions.empty()) {
+    log_resumed_units(self);  // shards only: they take input from now on
+    return;
+  }
   std::string err;
   std::shared_ptr<kafka_consumer> consumer =
       kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id,
@@ -225,6 +228,7 @@ void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
                                          caf::actor_cast<caf::actor>(self), st.offsets);
   adopt(self, st.poller, "Kafka poller");
   self->send(st.poller, assign_atom::value, st.opts.assignment.partitions, tasks);
+  log_resumed_units(self);  // after the consumer's metadata: the tasks run from here on
 }
 
 caf::behavior unit_host(host_ptr self, unit_host_options opts) {
@@ -325,7 +329,11 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
         (void)generation;
         (void)epoch;  // the coordinator published; nothing to do here yet
       },
-      [self](ended_atom, int32_t p) { self->state.ended.insert(p); },  // exit_at_end only
+      [self](ended_atom, int32_t p) {  // exit_at_end only
+        auto& st = self->state;
+        st.ended.insert(p);
+        self->send(st.opts.coordinator, ended_atom::value, st.opts.assignment.generation, p);
+      },
       [self](failed_atom, const std::string& e) {
         stop_host(self, caf::make_error(caf::sec::runtime_error, e));
       },
