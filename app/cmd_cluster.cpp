@@ -1,9 +1,9 @@
 // eddy coordinator / eddy worker — the processes of a multi-node eddy cluster.
 //
-// Scope today: membership, failure detection, the assignment of units (partitions and aggregator
-// shards) to workers with generations, and the coordinator's side of the epochs (start of a
-// generation once every worker is ready, checkpoint, commit, aborts); the units are not yet run
-// on the workers (docs/cluster.md). `eddy run` runs a pipeline in one process.
+// The coordinator process (membership, assignment, epochs, publishing; --exit-at-end ends the
+// cluster once the input is committed) and the worker process (joins with backoff, runs its
+// units, rejoins as a new member after losing the coordinator). docs/cluster.md says what is
+// built and what is not; `eddy run` runs a pipeline in one process.
 #include <unistd.h>
 
 #include <caf/all.hpp>
