@@ -405,6 +405,9 @@ void finish_input(cluster_ptr self, uint64_t e, const std::map<std::string, unit
     self->send(m.handle, finish_atom::value, st.generation, e);
   }
   st.joining.clear();
+  // Members that asked to leave (SIGTERM) waited for this boundary: their answer is due now.
+  for (auto& [_, rp] : st.leaving) rp.deliver(caf::unit);
+  st.leaving.clear();
   self->delayed_send(self, std::chrono::seconds(30), finish_atom::value, st.generation, e);
   quit_if_alone(self);
 }

@@ -790,9 +790,13 @@ TEST_F(cluster_actors, with_exit_at_end_the_epoch_after_every_input_ended_commit
   EXPECT_TRUE(down) << log_.str();
 }
 
-TEST_F(cluster_actors, with_exit_at_end_a_worker_waiting_to_join_at_the_last_boundary_is_told_too) {
+TEST_F(cluster_actors, with_exit_at_end_workers_waiting_for_the_last_boundary_are_answered_too) {
   const uint64_t g = two_started_members(true);
   advance(1s);  // epoch 1 opens
+  caf::scoped_actor self{sys_};
+  auto leave = self->request(coordinator_, caf::infinite, leave_atom::value, std::string("b"));
+  sched_.run();
+  EXPECT_NE(log_.str().find("worker b is leaving"), std::string::npos) << log_.str();
   auto c = std::make_shared<worker_seen>();
   c->coordinator = coordinator_;
   ASSERT_TRUE(join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(c)).accepted);
@@ -806,6 +810,11 @@ TEST_F(cluster_actors, with_exit_at_end_a_worker_waiting_to_join_at_the_last_bou
   EXPECT_EQ(c->finishes, a_->finishes);
   EXPECT_TRUE(c->assignments.empty());  // no generation for it: the input is done
   EXPECT_EQ(a_->assignments.back().generation, g);
+  bool answered = false;  // b's SIGTERM leave, answered at the boundary it waited for
+  ASSERT_FALSE(self->mailbox().empty()) << "b's leave request was not answered";  // no hang
+  leave.receive([&] { answered = true; },
+                [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  EXPECT_TRUE(answered);
 }
 
 TEST_F(cluster_actors, with_exit_at_end_a_partition_ending_short_of_its_start_end_fails_the_run) {
