@@ -241,7 +241,16 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   for (auto& sc : cfg->sinks) sc.name_tag = st.tag;
   cfg->dead_letter.name_tag = st.tag;
   st.opts.cfg = cfg;
-  st.ctx = std::make_shared<run_context>();
+  // The units' context owns that copy: a unit actor may still run after the host ended (its
+  // units are killed, not joined) and reads ctx->cfg (ASan: a shard read the freed config when
+  // only the host's state owned it).
+  struct owned_context {
+    std::shared_ptr<const pipeline_config> cfg;
+    run_context ctx;
+  };
+  auto owned = std::make_shared<owned_context>();
+  owned->cfg = cfg;
+  st.ctx = std::shared_ptr<run_context>(owned, &owned->ctx);
   auto& ctx = *st.ctx;
   ctx.cfg = st.opts.cfg.get();
   ctx.opts.log = st.opts.log;
