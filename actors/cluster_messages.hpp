@@ -11,6 +11,9 @@
 // The coordinator monitors each member: a killed worker is seen at once (dropped connection), a
 // hung or cut-off one when the middleman heartbeats time out. Generations order assignments: a
 // worker drops an assignment older than the newest it has seen.
+// Compatibility: a type's inspect() order is its wire form, and nodes only talk when their eddy
+// versions are equal (worker_hello, checked at registration, never changes shape); a change to
+// any other type here ships with the version it belongs to. New fields go last.
 #pragma once
 
 #include <caf/all.hpp>
@@ -33,6 +36,12 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 /// the coordinator process's metadata watch -> coordinator: (parts_atom, std::vector<int32_t>
 /// every partition the topic has now); new ones become units at the next epoch boundary.
 using parts_atom = caf::atom_constant<caf::atom("parts")>;
+/// coordinator -> worker: (finish_atom, uint64_t generation, uint64_t epoch), with --exit-at-end:
+/// every partition reached its end and epoch `epoch` committed (and published) the output after
+/// it; the worker stops its units and leaves (leave_atom), then exits 0.
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+// worker -> coordinator, --exit-at-end: (ended_atom, uint64_t generation, int32_t partition), the
+// partition's task reached its end (ended_atom is in messages.hpp).
 
 /// A worker asking to join: its eddy version (refused unless equal to the coordinator's), its
 /// unique name, its share of the work (slots >= 1) and the host it runs on (for logs).
@@ -75,12 +84,27 @@ struct unit_assignment {
   uint64_t first_epoch = 0;             ///< the first epoch number this generation will use
   std::vector<int32_t> all_partitions;  ///< every partition of the topic
   int32_t shard_count = 0;              ///< aggregator shards of the pipeline (0: none)
+  /// Of this member's units, those another worker held before this generation ("p3", "s1";
+  /// units that never had an owner are not listed), and who held each (index-aligned). The
+  /// worker logs one line per such unit when it resumes.
+  std::vector<std::string> moved_units;
+  std::vector<std::string> moved_from;
+  /// The change these moves answer when it is a worker lost or gone: milliseconds from its
+  /// detection to the sending of this assignment, measured on the coordinator's clock (the worker
+  /// adds its own time since receipt, so no two clocks are compared), and what it was, for logs
+  /// ("the loss of w1 was detected", "w1 left"). -1 and "": a join or a failed epoch.
+  int64_t since_change_ms = -1;
+  std::string change;
+  /// --exit-at-end: source tasks end their partition at its end (as `eddy run --exit-at-end`
+  /// does), shards close every window once all partitions ended, and task acks say so.
+  bool exit_at_end = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, unit_assignment& x) {
   return f(caf::meta::type_name("unit_assignment"), x.generation, x.partitions, x.shards,
-           x.restore_epoch, x.first_epoch, x.all_partitions, x.shard_count);
+           x.restore_epoch, x.first_epoch, x.all_partitions, x.shard_count, x.moved_units,
+           x.moved_from, x.since_change_ms, x.change, x.exit_at_end);
 }
 
 /// A unit's answer to epoch `epoch` of `generation`, worker -> coordinator as
@@ -98,13 +122,14 @@ struct unit_ack {
   std::string snapshot_crc32c;
   std::vector<std::string> staged;  ///< sink: paths of the files it staged for this epoch
   std::string error;
+  bool input_ended = false;  ///< tasks, exit_at_end: the partition's input ended before this epoch
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, unit_ack& x) {
   return f(caf::meta::type_name("unit_ack"), x.generation, x.epoch, x.unit, x.next_offset,
            x.watermark, x.counters, x.snapshot, x.snapshot_bytes, x.snapshot_crc32c, x.staged,
-           x.error);
+           x.error, x.input_ended);
 }
 
 }  // namespace eddy

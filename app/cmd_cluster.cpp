@@ -1,9 +1,9 @@
 // eddy coordinator / eddy worker — the processes of a multi-node eddy cluster.
 //
-// Scope today: membership, failure detection, the assignment of units (partitions and aggregator
-// shards) to workers with generations, and the coordinator's side of the epochs (start of a
-// generation once every worker is ready, checkpoint, commit, aborts); the units are not yet run
-// on the workers (docs/cluster.md). `eddy run` runs a pipeline in one process.
+// The coordinator process (membership, assignment, epochs, publishing; --exit-at-end ends the
+// cluster once the input is committed) and the worker process (joins with backoff, runs its
+// units, rejoins as a new member after losing the coordinator). docs/cluster.md says what is
+// built and what is not; `eddy run` runs a pipeline in one process.
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "actors/cluster_messages.hpp"
@@ -107,6 +109,7 @@ struct coordinator_cli {
   int epoch_timeout_ms = 30000;
   int metadata_interval_ms = 10000;
   bool debug = false;
+  bool exit_at_end = false;
   heartbeat_cli hb;
 };
 
@@ -173,8 +176,24 @@ void run_coordinator(const coordinator_cli& o) {
                                 bootstrap + ": " + error,
                             1);
 
+  // --exit-at-end reads to the ends the partitions have now (as eddy run --exit-at-end).
+  std::map<int32_t, int64_t> end_offsets;
+  if (o.exit_at_end)
+    for (int32_t p : partitions) {
+      int64_t low = 0, high = 0;
+      if (!consumer->watermarks(cfg.source.topic, p, &low, &high, 10000, &error))
+        throw CLI::RuntimeError("cannot read the end offset of partition " + std::to_string(p) +
+                                    " of " + cfg.source.topic + ": " + error,
+                                1);
+      end_offsets[p] = high;
+    }
+
   caf::actor_system_config sys_cfg;
   configure(sys_cfg, o.hb);
+  // The coordinator is idle most of the time: CAF's default work-stealing scheduler polls for
+  // work with 50 µs sleeps on every thread, which cost ~0.2 of a core here — taken from the
+  // workers on a shared host (docs/benchmarks.md §6). Work sharing waits on a condition variable.
+  sys_cfg.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system sys{sys_cfg};
   cluster_coordinator_options copts;
   copts.pipeline_name = cfg.name;
@@ -195,6 +214,8 @@ void run_coordinator(const coordinator_cli& o) {
     return publish_to_sinks(*publishers, paths, sync);
   };
   copts.debug = o.debug;
+  copts.exit_at_end = o.exit_at_end;
+  copts.end_offsets = end_offsets;
   auto coordinator = spawn_cluster_coordinator(sys, std::move(copts));
   auto port = sys.middleman().publish(coordinator, listen.port, listen.host.c_str(), true);
   if (!port) {
@@ -211,9 +232,16 @@ void run_coordinator(const coordinator_cli& o) {
   // The metadata watch: partitions added to the topic become units (at an epoch boundary).
   size_t known = partitions.size();
   bool said = false;
+  caf::scoped_actor self{sys};
+  self->monitor(coordinator);
+  std::optional<caf::error> ended;  // the coordinator quit (--exit-at-end: the input is done)
+  auto next_look = std::chrono::steady_clock::now();
   while (!signals.stop) {
-    signals.wait(static_cast<double>(o.metadata_interval_ms) / 1000.0);
-    if (signals.stop) break;
+    next_look += std::chrono::milliseconds(o.metadata_interval_ms);
+    while (!signals.stop && !ended && std::chrono::steady_clock::now() < next_look)
+      self->receive([&](caf::down_msg& dm) { ended = dm.reason; },
+                    caf::after(std::chrono::milliseconds(100)) >> [] {});
+    if (signals.stop || ended) break;
     std::string err;
     auto now = consumer->partitions(cfg.source.topic, 5000, &err);
     if (now.empty()) {
@@ -228,6 +256,10 @@ void run_coordinator(const coordinator_cli& o) {
       known = now.size();
       caf::anon_send(coordinator, parts_atom::value, now);
     }
+  }
+  if (ended) {
+    if (*ended) throw CLI::RuntimeError("", 1);  // it logged why
+    return;
   }
   std::cerr << "eddy coordinator: stopping\n";
   caf::anon_send_exit(coordinator, caf::exit_reason::user_shutdown);
@@ -351,6 +383,10 @@ void add_cluster_commands(CLI::App& root) {
                  "are assigned at the next epoch boundary (default 10000)")
       ->check(CLI::Range(100, 3600000));
   cc->add_flag("--debug", c->debug, "Also log one line per committed epoch");
+  cc->add_flag("--exit-at-end", c->exit_at_end,
+               "Read every partition to the end it has at start, close every window (as\n"
+               "eddy run --exit-at-end), commit that output, then tell the workers to leave\n"
+               "(they exit 0) and exit 0");
   add_heartbeat_options(cc, c->hb);
   cc->callback([c] { run_coordinator(*c); });
 

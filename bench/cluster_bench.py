@@ -32,13 +32,18 @@ partitions, produced once), three measurements and a diagnostic:
    --exit-at-end and a one-worker cluster, each until it committed the whole topic, then their
    CPU over IDLE_CPU seconds and the epochs in that window.
 
+5. Cost of distribution, both ending by themselves: `eddy run --exit-at-end` against `eddy
+   coordinator --exit-at-end` with one worker, both timed from the first process's start to the
+   last one's exit, both publishing the same rows (checked; the cluster closes its windows at the
+   end as `eddy run` does). CPU: the processes' rusage after they were reaped.
+
 Every cluster run starts from a fresh checkpoint dir and coordinator state; every run's output
 is checked: `eddy run` read all COUNT records; the cleaned-row cluster published exactly as many
 rows as `eddy run` wrote in the same round. CPU seconds (user + sys) are read from /proc (cluster
 processes, at the covering manifest; the broker, per run) and from rusage (eddy run).
 
   bench/cluster_bench.py [--count 400000] [--partitions 16] [--rounds 3] [--interval-ms 200]
-                         [--parts 1,2,3,4] [--idle 2] [--idle-cpu 3] [--eddy build/app/eddy]
+                         [--parts 1,2,3,4,5] [--idle 2] [--idle-cpu 3] [--eddy build/app/eddy]
                          [--cp-base /var/tmp] [--keep] [--verbose]
 
 Needs: python3 (stdlib), taskset (util-linux) for part 3, ss (iproute2) for part 2. Loopback
@@ -484,6 +489,51 @@ class Bench:
             self.cleanup(d, cp)
 
 
+    def cluster_to_exit(self, kind):
+        """`eddy coordinator --exit-at-end` and one worker, from the coordinator's start to the
+        last of the two exiting (as `eddy run --exit-at-end` is timed to its exit)."""
+        d, cp = self.fresh(f"cluster1-exit-{kind}")
+        pipeline = os.path.join(d, "pipeline.toml")
+        out_dir = os.path.join(d, "out")
+        make_pipeline(kind, pipeline, self.bootstrap, out_dir, os.path.join(d, "dead"), cp,
+                      self.a.interval_ms)
+        clog = os.path.join(d, "coordinator.log")
+        cout = os.path.join(d, "coordinator.out")
+        mine = []
+        try:
+            cpu0 = children_cpu()
+            t0 = time.monotonic()
+            coord = self.procs.start(
+                [self.eddy, "coordinator", "-c", pipeline, "--listen", "127.0.0.1:0",
+                 "--state-dir", os.path.join(d, "coordinator-state"), "--bootstrap",
+                 self.bootstrap, "--exit-at-end"], out=cout, err=clog)
+            mine.append(coord)
+            m = wait_for(lambda: re.search(r"listening=(\S+)", read(cout)) or
+                         (coord.poll() is not None and "exit"), 30, "the coordinator")
+            if m == "exit":
+                raise BenchError(f"eddy coordinator exited:\n{tail(clog)}")
+            wlog = os.path.join(d, "w1.log")
+            mine.append(self.procs.start(
+                [self.eddy, "worker", "--join", m.group(1), "--name", "w1", "--local-dir",
+                 os.path.join(d, "local-w1")], err=wlog))
+            wait_for(lambda: all(p.poll() is not None for p in mine), self.a.timeout,
+                     "the cluster's exit (--exit-at-end)", poll=0.005)
+            wall = time.monotonic() - t0
+            cpu = children_cpu() - cpu0  # both reaped by poll()
+            if any(p.returncode != 0 for p in mine):
+                raise BenchError(f"exit statuses {[p.returncode for p in mine]}:\n{tail(clog)}"
+                                 f"\n{tail(wlog)}")
+            watch = ManifestWatch(cp, self.a.partitions, self.a.count)
+            watch.poll()
+            if watch.covering is None:
+                raise BenchError(f"the cluster exited without a manifest covering the input:\n"
+                                 f"{tail(clog)}")
+            return {"wall": wall, "cpu": cpu, "rows": published_rows(out_dir),
+                    "epochs": len(watch.seen)}
+        finally:
+            self.procs.stop(list(reversed(mine)))
+            self.cleanup(d, cp)
+
     def run_checkpoints(self, cp):
         """`eddy checkpoint list` of a running `eddy run`: {epoch: records committed}."""
         r = subprocess.run([self.eddy, "checkpoint", "list", "--dir", cp], capture_output=True,
@@ -724,6 +774,41 @@ def part4(b, rounds, seconds):
     return fixed, res
 
 
+def part5(b, rounds):
+    print("\n== 5. Cost of distribution, both ending by themselves: eddy run --exit-at-end vs "
+          "eddy coordinator --exit-at-end + one worker ==")
+    print("   (both timed from the first process's start to the last one's exit; the same rows)")
+    res = {}
+    for kind in ("windowed", "cleaned"):
+        res[kind] = {"run": [], "cluster": []}
+    for r in range(rounds):
+        for kind in ("windowed", "cleaned"):
+            order = ("run", "cluster") if r % 2 == 0 else ("cluster", "run")
+            got = {}
+            for which in order:
+                got[which] = b.eddy_run(kind) if which == "run" else b.cluster_to_exit(kind)
+            run, cl = got["run"], got["cluster"]
+            if cl["rows"] != run["rows"]:
+                raise BenchError(f"{kind}: the cluster published {cl['rows']} rows, eddy run "
+                                 f"wrote {run['rows']} (round {r + 1})")
+            res[kind]["run"].append(run)
+            res[kind]["cluster"].append(cl)
+            print(f"round {r + 1} {kind:8} ({'/'.join(order)}, load "
+                  f"{read('/proc/loadavg').split()[0]}): eddy run {fmt_s(run['wall'])} (CPU "
+                  f"{run['cpu']:.2f} s, {run['rows']} rows) | cluster {fmt_s(cl['wall'])} (CPU "
+                  f"worker + coordinator {cl['cpu']:.2f} s, {cl['epochs']} manifests kept, "
+                  f"{cl['rows']} rows) | ratio {run['wall'] / cl['wall']:.2f}", flush=True)
+    print()
+    for kind in ("windowed", "cleaned"):
+        run, cl = res[kind]["run"], res[kind]["cluster"]
+        mr, mc = median([x["wall"] for x in run]), median([x["wall"] for x in cl])
+        per = " ".join(f"{x['wall'] / y['wall']:.2f}" for x, y in zip(run, cl))
+        print(f"{kind:8}: eddy run {fmt_s(mr)} (CPU {median([x['cpu'] for x in run]):.2f} s), "
+              f"cluster of 1 {fmt_s(mc)} (CPU {median([x['cpu'] for x in cl]):.2f} s); ratio "
+              f"eddy run / cluster {mr / mc:.2f} (per round {per}; aim >= 0.9)")
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=400000)
@@ -731,7 +816,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--interval-ms", type=int, default=200)
     ap.add_argument("--disorder-ms", type=int, default=0)
-    ap.add_argument("--parts", default="1,2,3,4")
+    ap.add_argument("--parts", default="1,2,3,4,5")
     ap.add_argument("--idle-cpu", type=float, default=3.0,
                     help="seconds of each CPU window after the input in part 4")
     ap.add_argument("--idle", type=float, default=2.0,
@@ -784,6 +869,8 @@ def main():
             part3(b, a.rounds)
         if 4 in parts:
             part4(b, a.rounds, a.idle_cpu)
+        if 5 in parts:
+            part5(b, a.rounds)
         print(f"\nload average at the end: {' '.join(read('/proc/loadavg').split()[:3])}")
         ok = True
     except BenchError as e:

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
@@ -56,7 +57,11 @@ struct cluster_state {
   /// The last member lost or gone and when that was seen: the next started generation's line
   /// says how long after it the units run again (the failover gap a drill reads from the log).
   std::string last_gone;
+  std::string last_gone_event;  ///< the same for the workers' lines: "the loss of w1 was detected"
   std::chrono::steady_clock::time_point last_gone_at;
+  /// Every unit's last owner, also for units that have none now (every worker gone): a unit
+  /// assigned again counts as moved from it.
+  unit_owners last_owner;
   std::vector<unit_id> units;
   std::map<std::string, member> members;
   unit_owners owners;
@@ -77,6 +82,14 @@ struct cluster_state {
   std::vector<int32_t> new_partitions;
   /// Committed epochs whose files could not all be published: retried after every commit.
   std::map<uint64_t, std::vector<std::string>> unpublished;
+  /// exit_at_end: the input is complete and committed; members are told to leave, then it quits
+  /// (with `finish_error` as the reason when not empty).
+  bool finished = false;
+  std::string finish_error;
+  /// exit_at_end: partitions whose task said its input ended, in this generation; once all have,
+  /// the next epoch opens at once (as eddy run's final epoch) instead of at the next tick.
+  std::set<int32_t> ended;
+  bool final_epoch_due = false;  ///< all ended while an epoch was open: the next opens after it
   static inline const char* name = "eddy.cluster_coordinator";
 };
 
@@ -189,6 +202,8 @@ void rebalance(cluster_ptr self) {
   st.epoch.reset();
   st.started = false;
   st.ready.clear();
+  st.ended.clear();
+  st.final_epoch_due = false;
   // One line per (from, to) pair of moved units.
   std::map<std::pair<std::string, std::string>, std::vector<unit_id>> moved;
   for (const auto& m : moves_between(st.owners, next)) moved[{m.from, m.to}].push_back(m.unit);
@@ -205,9 +220,31 @@ void rebalance(cluster_ptr self) {
   if (next.empty() && !st.units.empty())
     log << "eddy coordinator: generation " << st.generation << ": no workers; " << st.units.size()
         << " units wait for one to join\n";
+  // Per member, the units it takes over from another worker (for the workers' resume lines).
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> moved_in;
+  for (const auto& [u, w] : next) {
+    auto held = st.owners.find(u);
+    const std::string* from = held != st.owners.end() ? &held->second : nullptr;
+    if (!from)
+      if (auto last = st.last_owner.find(u); last != st.last_owner.end()) from = &last->second;
+    if (from && *from != w) moved_in[w].emplace_back(u.to_string(), *from);
+  }
+  const int64_t since_change_ms = st.last_gone.empty()
+                                      ? -1
+                                      : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - st.last_gone_at)
+                                            .count();
   st.owners = std::move(next);
+  for (const auto& [u, w] : st.owners) st.last_owner[u] = w;
   for (const auto& [name, m] : st.members) {
     unit_assignment a;
+    for (const auto& [u, from] : moved_in[name]) {
+      a.moved_units.push_back(u);
+      a.moved_from.push_back(from);
+    }
+    a.since_change_ms = since_change_ms;
+    if (since_change_ms >= 0) a.change = st.last_gone_event;
+    a.exit_at_end = st.opts.exit_at_end;
     a.generation = st.generation;
     for (const auto& u : units_of(st.owners, name))
       (u.k == unit_id::kind::partition ? a.partitions : a.shards).push_back(u.index);
@@ -238,6 +275,7 @@ void drop_member(cluster_ptr self, std::map<std::string, member>::iterator it,
                << std::chrono::duration_cast<std::chrono::seconds>(up).count() << " s; "
                << describe_members(st) << "\n";
   st.last_gone = "worker " + name + (why == "left" ? " left" : " was lost");
+  st.last_gone_event = why == "left" ? name + " left" : "the loss of " + name + " was detected";
   st.last_gone_at = std::chrono::steady_clock::now();
   abort_epoch(self, "worker " + name + " " + (why == "left" ? "left" : "lost"));
   rebalance(self);
@@ -331,6 +369,53 @@ void publish(cluster_ptr self, uint64_t e, const std::vector<std::string>& files
       log_of(self) << "eddy coordinator: warning: cleaning staged files: " << err << "\n";
 }
 
+/// exit_at_end, once finished: quits when the last member left.
+void quit_if_alone(cluster_ptr self) {
+  auto& st = self->state;
+  if (!st.finished || !st.members.empty()) return;
+  log_of(self) << "eddy coordinator: every worker left; done\n";
+  if (st.finish_error.empty())
+    self->quit();
+  else
+    self->quit(caf::make_error(caf::sec::runtime_error, st.finish_error));
+}
+
+/// exit_at_end: epoch `e` committed with every task's input ended before it, so its output is
+/// the last: every member is told to leave.
+void finish_input(cluster_ptr self, uint64_t e, const std::map<std::string, unit_ack>& acks) {
+  auto& st = self->state;
+  st.finished = true;
+  std::string short_of;  // partitions that ended before the end they had at start
+  for (int32_t p : st.opts.partitions) {
+    auto end = st.opts.end_offsets.find(p);
+    auto ack = acks.find(unit_id::partition(p).to_string());
+    if (end == st.opts.end_offsets.end() || ack == acks.end()) continue;
+    const int64_t next = ack->second.next_offset;
+    if (next >= 0 && next < end->second)
+      short_of += (short_of.empty() ? "" : ", ") + unit_id::partition(p).to_string() + " at " +
+                  std::to_string(next) + " of " + std::to_string(end->second);
+  }
+  if (!short_of.empty()) {
+    st.finish_error = "partitions ended before the end offsets they had at start: " + short_of;
+    log_of(self) << "eddy coordinator: error: " << st.finish_error << "\n";
+  }
+  log_of(self) << "eddy coordinator: the input is complete: every partition reached its end and "
+               << "epoch " << e << " committed the output after it; " << describe_members(st)
+               << " leave\n";
+  for (const auto& [_, m] : st.members) self->send(m.handle, finish_atom::value, st.generation, e);
+  // Workers waiting for a boundary never took units: they go too (their leave is answered).
+  for (const auto& [_, m] : st.joining) {
+    self->demonitor(m.handle);
+    self->send(m.handle, finish_atom::value, st.generation, e);
+  }
+  st.joining.clear();
+  // Members that asked to leave (SIGTERM) waited for this boundary: their answer is due now.
+  for (auto& [_, rp] : st.leaving) rp.deliver(caf::unit);
+  st.leaving.clear();
+  self->delayed_send(self, std::chrono::seconds(30), finish_atom::value, st.generation, e);
+  quit_if_alone(self);
+}
+
 /// Every unit and sink acked the open epoch: commit it.
 void complete_epoch(cluster_ptr self) {
   auto& st = self->state;
@@ -366,6 +451,11 @@ void complete_epoch(cluster_ptr self) {
     return;
   }
   const auto took = std::chrono::steady_clock::now() - st.epoch->opened;
+  bool input_complete = st.opts.exit_at_end && st.new_partitions.empty();
+  for (const auto& [unit, ack] : st.epoch->acks)
+    if (unit.starts_with("p") && !ack.input_ended) input_complete = false;
+  std::map<std::string, unit_ack> acks;
+  if (input_complete) acks = std::move(st.epoch->acks);
   st.epoch.reset();
   st.last_complete = e;
   publish(self, e, m.published);
@@ -380,8 +470,15 @@ void complete_epoch(cluster_ptr self) {
                  << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                  << " ms (generation " << st.generation << "): " << m.units.size() << " units, "
                  << m.published.size() << " files published\n";
-  if (!st.joining.empty() || !st.leaving.empty() || !st.new_partitions.empty())
+  if (input_complete) {
+    finish_input(self, e, acks);
+    return;
+  }
+  if (!st.joining.empty() || !st.leaving.empty() || !st.new_partitions.empty()) {
     rebalance(self);  // the boundary they wait for
+    return;
+  }
+  if (std::exchange(st.final_epoch_due, false)) open_next_epoch(self);
 }
 
 /// At start: continue from the newest complete epoch in the checkpoint directory and from the
@@ -450,6 +547,13 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
     auto& ms = self->state.members;
     for (auto it = ms.begin(); it != ms.end(); ++it)
       if (it->second.handle.address() == dm.source) {
+        if (self->state.finished) {  // nothing left to move
+          log_of(self) << "eddy coordinator: worker " << it->first
+                       << " went after the input was complete\n";
+          ms.erase(it);
+          quit_if_alone(self);
+          return;
+        }
         drop_member(self, it,
                     dm.reason == caf::exit_reason::remote_link_unreachable
                         ? std::string("lost (connection dropped or heartbeats stopped)")
@@ -470,6 +574,9 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
                           " is already a member: give each worker its own --name";
         } else if (hello.slots == 0) {
           reply.refusal = "worker " + hello.name + " has no slots";
+        } else if (st.finished) {
+          reply.refusal = "the pipeline's input is complete (--exit-at-end): the coordinator is "
+                          "ending";
         }
         if (!reply.refusal.empty()) {
           log_of(self) << "eddy coordinator: refused worker " << hello.name << " from "
@@ -503,6 +610,7 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
       [self](assign_atom) { rebalance(self); },
       [self](parts_atom, const std::vector<int32_t>& now) {
         auto& st = self->state;
+        if (st.finished) return;
         std::vector<int32_t> added;
         for (int32_t p : now)
           if (std::find(st.opts.partitions.begin(), st.opts.partitions.end(), p) ==
@@ -523,6 +631,15 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
       },
       [self](leave_atom, const std::string& name) -> caf::result<void> {
         auto& st = self->state;
+        if (st.finished) {  // told to leave: the input is complete
+          if (auto it = st.members.find(name); it != st.members.end()) {
+            self->demonitor(it->second.handle);
+            st.members.erase(it);
+            log_of(self) << "eddy coordinator: worker " << name << " left: the input is complete\n";
+            quit_if_alone(self);
+          }
+          return caf::unit;
+        }
         if (auto j = st.joining.find(name); j != st.joining.end()) {  // never held units
           self->demonitor(j->second.handle);
           st.joining.erase(j);
@@ -574,10 +691,22 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
       },
       [self](tick_atom, uint64_t generation) {
         auto& st = self->state;
-        if (generation != st.generation || !st.started) return;  // an older generation's ticks
+        if (generation != st.generation || !st.started || st.finished) return;  // older, or done
         self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
                            tick_atom::value, generation);
         if (!st.epoch) open_next_epoch(self);
+      },
+      [self](ended_atom, uint64_t generation, int32_t partition) {
+        auto& st = self->state;
+        if (!st.opts.exit_at_end || generation != st.generation || !st.started || st.finished)
+          return;
+        st.ended.insert(partition);
+        for (int32_t p : st.opts.partitions)
+          if (!st.ended.count(p)) return;
+        if (!st.epoch)
+          open_next_epoch(self);  // the final epoch, at once
+        else
+          st.final_epoch_due = true;
       },
       [self](ack_atom, const unit_ack& ack) {
         auto& st = self->state;
@@ -596,6 +725,16 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         st.epoch->missing.erase(it);
         st.epoch->acks[ack.unit] = ack;
         if (st.epoch->missing.empty()) complete_epoch(self);
+      },
+      [self](finish_atom, uint64_t, uint64_t) {  // the deadline for members to leave
+        auto& st = self->state;
+        if (!st.finished || st.members.empty()) return;
+        std::set<std::string> names;
+        for (const auto& [name, _] : st.members) names.insert(name);
+        log_of(self) << "eddy coordinator: warning: " << join_names(names)
+                     << " did not leave within 30 s of the input's end; ending without them\n";
+        st.members.clear();
+        quit_if_alone(self);
       },
       [self](epoch_due_atom, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;

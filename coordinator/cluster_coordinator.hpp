@@ -39,6 +39,7 @@
 // Logging (to `log`, one line each): every membership change, every reassignment (generation,
 // which units moved from whom to whom), every generation start, every aborted epoch, warnings;
 // completed epochs only with `debug` (they are frequent).
+// Inputs that end: see cluster_coordinator_options::exit_at_end.
 // Persistence: after every change and every completed epoch, `state_dir/assignment.json` is
 // replaced (generation, last_complete, next_epoch, members with slots, unit -> owner).
 #pragma once
@@ -48,6 +49,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -75,6 +77,15 @@ struct cluster_coordinator_options {
   /// file): app/ dispatches them to the pipeline's sinks (sink::publish_staged: a rename for
   /// file output, a delivery for PostgreSQL and Kafka). Unset: publish_staged_files (renames).
   std::function<std::string(const std::vector<std::string>& staged_paths, bool sync)> publish;
+  /// --exit-at-end: workers end each partition at its end and close every window once all have
+  /// ended (as `eddy run --exit-at-end`); each host reports (ended_atom, generation, partition)
+  /// and once every partition has, the next epoch opens at once (not at the next interval). Once
+  /// an epoch commits in which every task acked with
+  /// its input ended, every member gets (finish_atom, generation, epoch) and leaves, and the
+  /// coordinator quits (an error reason when a partition ended before `end_offsets`, the ends
+  /// the partitions had at start; after 30 s it quits without members that did not leave).
+  bool exit_at_end = false;
+  std::map<int32_t, int64_t> end_offsets;
   bool debug = false;           ///< also log one line per completed epoch
   std::ostream* log = nullptr;  ///< nullptr = std::cerr
 };

@@ -1,16 +1,48 @@
 #include "coordinator/epoch_coordinator.hpp"
 
+#include <caf/all.hpp>
+
+#include <chrono>
 #include <iostream>
+#include <map>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/messages.hpp"
 #include "state/epoch_log.hpp"
 #include "worker/checkpoint/crash_point.hpp"
+#include "worker/kafka/consumer.hpp"
 #include "worker/runtime/actor_faults.hpp"
+#include "worker/runtime/run_context.hpp"
 #include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
 namespace {
+
+struct epoch_coordinator_state {
+  std::shared_ptr<run_context> ctx;
+  std::shared_ptr<checkpoint_store> store;
+  std::unique_ptr<kafka_consumer> committer;  ///< offsets to Kafka (see commit_offsets)
+  bool commit_warned = false;
+  std::map<int32_t, caf::actor> tasks;
+  std::vector<caf::actor> shards;
+  caf::actor sink, poller, worker;
+  checkpoint_metadata compat;
+  uint64_t next_epoch = 1;
+  uint64_t in_progress = 0;  ///< epoch being taken, 0 = none
+  bool final_epoch = false, done = false;
+  size_t acks = 0;
+  checkpoint_metadata meta;
+  std::vector<std::pair<int32_t, int64_t>> offsets;
+  std::map<int32_t, int64_t> end_offsets;  ///< of every task (-1: read nothing yet), epoch log
+  std::set<int32_t> ended;
+  std::chrono::steady_clock::time_point started;
+  static inline const char* name = "eddy.checkpoint_coordinator";
+};
+
+using coord_ptr = caf::stateful_actor<epoch_coordinator_state>*;
 
 void end_run(coord_ptr self) {
   auto& st = self->state;
@@ -146,8 +178,6 @@ void complete_epoch(coord_ptr self) {
                      tick_atom::value);
 }
 
-}  // namespace
-
 caf::behavior checkpoint_coordinator(coord_ptr self, std::shared_ptr<run_context> ctx,
                                      std::shared_ptr<checkpoint_store> store,
                                      checkpoint_metadata compat, uint64_t next_epoch,
@@ -206,6 +236,16 @@ caf::behavior checkpoint_coordinator(coord_ptr self, std::shared_ptr<run_context
       },
       [self](failed_atom, const std::string& error) { coordinator_fail(self, error); },
   };
+}
+
+}  // namespace
+
+caf::actor spawn_checkpoint_coordinator(caf::actor_system& sys, std::shared_ptr<run_context> ctx,
+                                        std::shared_ptr<checkpoint_store> store,
+                                        checkpoint_metadata compat, uint64_t next_epoch,
+                                        caf::actor worker) {
+  return sys.spawn<caf::detached>(checkpoint_coordinator, std::move(ctx), std::move(store),
+                                  std::move(compat), next_epoch, std::move(worker));
 }
 
 }  // namespace eddy

@@ -21,52 +21,27 @@
 // checkpoint fails, (failed_atom, error) to `worker` and stop_atom to the sink.
 // Ends: itself after the final epoch or a failure, ending every task and shard with it
 // (user_shutdown); the worker kills it when it is shut down.
+// This header names no worker type but run_context (declared only): its state lives in the .cpp.
 #pragma once
 
-#include <caf/all.hpp>
+#include <caf/fwd.hpp>
 
-#include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <set>
-#include <utility>
-#include <vector>
 
 #include "state/checkpoint_store.hpp"
-#include "worker/kafka/consumer.hpp"
-#include "worker/runtime/run_context.hpp"
 
 namespace eddy {
 
-struct epoch_coordinator_state {
-  std::shared_ptr<run_context> ctx;
-  std::shared_ptr<checkpoint_store> store;
-  std::unique_ptr<kafka_consumer> committer;  ///< offsets to Kafka (see commit_offsets)
-  bool commit_warned = false;
-  std::map<int32_t, caf::actor> tasks;
-  std::vector<caf::actor> shards;
-  caf::actor sink, poller, worker;
-  checkpoint_metadata compat;
-  uint64_t next_epoch = 1;
-  uint64_t in_progress = 0;  ///< epoch being taken, 0 = none
-  bool final_epoch = false, done = false;
-  size_t acks = 0;
-  checkpoint_metadata meta;
-  std::vector<std::pair<int32_t, int64_t>> offsets;
-  std::map<int32_t, int64_t> end_offsets;  ///< of every task (-1: read nothing yet), epoch log
-  std::set<int32_t> ended;
-  std::chrono::steady_clock::time_point started;
-  static inline const char* name = "eddy.checkpoint_coordinator";
-};
+struct run_context;
 
-using coord_ptr = caf::stateful_actor<epoch_coordinator_state>*;
-
-/// Takes epochs from `next_epoch` on into `store`; every epoch's metadata starts from `compat`
-/// (the pipeline's fingerprint). `worker` hears of a failed checkpoint.
-caf::behavior checkpoint_coordinator(coord_ptr self, std::shared_ptr<run_context> ctx,
-                                     std::shared_ptr<checkpoint_store> store,
-                                     checkpoint_metadata compat, uint64_t next_epoch,
-                                     caf::actor worker);
+/// Spawns the coordinator (detached: the commit blocks on disk I/O). It takes epochs from
+/// `next_epoch` on into `store`; every epoch's metadata starts from `compat` (the pipeline's
+/// fingerprint). `worker` hears of a failed checkpoint.
+[[nodiscard]] caf::actor spawn_checkpoint_coordinator(caf::actor_system& sys,
+                                                      std::shared_ptr<run_context> ctx,
+                                                      std::shared_ptr<checkpoint_store> store,
+                                                      checkpoint_metadata compat,
+                                                      uint64_t next_epoch, caf::actor worker);
 
 }  // namespace eddy

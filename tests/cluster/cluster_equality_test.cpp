@@ -39,6 +39,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -302,7 +303,8 @@ class cluster_equality : public ::testing::Test {
 
   /// Writes the pipeline and starts the coordinator; the test must end within `bound`.
   bool begin_cluster(kind k, const std::string& name, int64_t rate, std::chrono::seconds bound,
-                     std::vector<std::string> timing_options = {}) {
+                     std::vector<std::string> timing_options = {},
+                     std::vector<std::string> coordinator_options = {}) {
     kind_ = k;
     deadline_ = start_ + bound;
     bound_ = bound;
@@ -315,7 +317,9 @@ class cluster_equality : public ::testing::Test {
     cluster_ = std::make_unique<test_cluster>(fs::path(*dir_ / "cluster"), EDDY_BINARY, config,
                                               shared_->bootstrap);
     watch_ = std::make_unique<completion_watch>(paths_.checkpoint, shared_->end_offsets);
-    return cluster_->start_coordinator(timing_options);
+    coordinator_options.insert(coordinator_options.end(), timing_options.begin(),
+                               timing_options.end());
+    return cluster_->start_coordinator(coordinator_options);
   }
 
   void start_worker(const std::string& name, const std::vector<std::string>& env = {}) {
@@ -366,14 +370,15 @@ class cluster_equality : public ::testing::Test {
     return std::to_string(100 * watch_->committed() / std::max<int64_t>(1, watch_->total())) + "%";
   }
 
-  /// The cluster's published output against the reference (see the file comment).
-  void expect_output_equals_reference() {
+  /// The cluster's published output against the reference (see the file comment). `whole`: no
+  /// cut at the flush time (a cluster that drained its windows at the end, --exit-at-end).
+  void expect_output_equals_reference(bool whole = false) {
     const reference_output* ref = reference(kind_);
     ASSERT_NE(ref, nullptr);
     auto rows = published_lines(paths_.out);
     auto dead = published_lines(paths_.dead);
     std::vector<std::string> want = ref->rows;
-    if (kind_ == kind::windowed) {
+    if (kind_ == kind::windowed && !whole) {
       const auto got = split_at_window_end(rows, k_flush_us);
       const auto ref_cut = split_at_window_end(ref->rows, k_flush_us);
       EXPECT_TRUE(got.bad.empty())
@@ -664,9 +669,38 @@ TEST_F(cluster_equality, three_workers_publish_the_cleaned_rows_reference) {
   expect_output_equals_reference();
 }
 
+/// `eddy coordinator --exit-at-end`: the cluster reads every partition to the end it had at
+/// start, closes every window (as `eddy run --exit-at-end`), commits that, and ends by itself:
+/// the workers exit 0, then the coordinator. Its output equals the reference whole, the flush
+/// records' windows included.
+TEST_F(cluster_equality, three_workers_with_exit_at_end_end_by_themselves_equal_to_eddy_run) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_exit_at_end", 0, 120s, {}, {"--exit-at-end"}));
+  for (const auto& w : k_three) start_worker(w);
+  for (const auto& w : k_three) {
+    auto status = cluster_->process(w).wait_for(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - steady::now()));
+    ASSERT_TRUE(status) << w << " still runs at the test's bound";
+    EXPECT_TRUE(status->ok()) << w << ": " << status->describe();
+    EXPECT_TRUE(cluster_->worker_log(w).find("the input is complete")) << w;
+  }
+  auto status = cluster_->coordinator_process().wait_for(10s);
+  ASSERT_TRUE(status) << "the coordinator still runs 10 s after its workers left";
+  EXPECT_TRUE(status->ok()) << "eddy coordinator: " << status->describe();
+  EXPECT_TRUE(cluster_->coordinator_log().find("eddy coordinator: the input is complete"));
+  watch_->poll();
+  EXPECT_EQ(watch_->committed(), watch_->total()) << watch_->status();
+  std::cerr << "ended by itself after " << seconds_since(start_) << " s\n";
+  expect_output_equals_reference(true);
+}
+
 /// Ten times: kill -9 a random worker, wait for the coordinator's loss line and an epoch
 /// committed without it (the failover gap: kill -> that manifest's creation), restart it, wait
-/// for an epoch committed with all three again, a random 0-300 ms more, the next kill.
+/// for an epoch committed with all three again, a random 0-300 ms more, the next kill. After each
+/// kill every unit the victim held must be reported resumed by a survivor ("unit p3 resumed from
+/// epoch E (moved from w1), N ms after the loss of w1 was detected"), E being the epoch the first
+/// generation after the loss restored.
 TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {
   ASSERT_NE(reference(kind::windowed), nullptr);
   start_ = steady::now();
@@ -687,6 +721,14 @@ TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {
     const auto a = cluster_->assignment();
     ASSERT_TRUE(a);
     const uint64_t gen_before = test_cluster::generation(*a);
+    std::vector<std::string> victim_units;  // what the survivors must report resuming
+    if (const auto* o = a->if_contains("owners"); o && o->is_object())
+      for (const auto& [u, w] : o->as_object())
+        if (w.is_string() && w.as_string() == victim) victim_units.emplace_back(u);
+    ASSERT_FALSE(victim_units.empty()) << victim << " held no units before kill " << kill;
+    std::map<std::string, size_t> survivor_from;
+    for (const auto& w : k_three)
+      if (w != victim) survivor_from[w] = cluster_->worker_log(w).size();
     const std::string done_before = percent_committed();
     mid_stream += watch_->committed() < watch_->total() ? 1 : 0;
     const size_t from = coord.size();
@@ -701,6 +743,37 @@ TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {
     ASSERT_TRUE(
         wait_commit_in(gen_before + 1, "after kill " + std::to_string(kill) + " of " + victim));
     const manifest m = *watch_->first_of_generation_after(gen_before);
+    // Each of the victim's units resumed on a survivor, from the epoch the first generation
+    // started after the loss restored, with the time since the loss was detected.
+    auto started = coord.wait_for(" started: ", std::min(deadline_, steady::now() + 10s), *lost);
+    ASSERT_TRUE(started) << "kill " << kill << ": no generation started after the loss";
+    const std::string& started_line = coord.at(*started).text;
+    const size_t ep_at = started_line.find("restored from epoch ");
+    ASSERT_NE(ep_at, std::string::npos) << started_line;
+    const std::string restored = std::to_string(
+        std::stoull(started_line.substr(ep_at + std::strlen("restored from epoch "))));
+    int64_t slowest_resume_ms = -1;
+    for (const auto& u : victim_units) {
+      const std::string needle =
+          "unit " + u + " resumed from epoch " + restored + " (moved from " + victim + "), ";
+      std::optional<std::string> line;
+      for (const auto until = std::min(deadline_, steady::now() + 10s); !line;) {
+        for (auto& [w, from] : survivor_from)
+          if (auto i = cluster_->worker_log(w).find(needle, from))
+            line = cluster_->worker_log(w).at(*i).text;
+        if (line || steady::now() >= until) break;
+        std::this_thread::sleep_for(5ms);  // polling logs for a condition
+      }
+      ASSERT_TRUE(line) << "kill " << kill << ": no survivor logged '" << needle << "...'";
+      const std::string after = " ms after the loss of " + victim + " was detected";
+      const size_t ms_end = line->find(after);
+      ASSERT_NE(ms_end, std::string::npos) << *line;
+      const size_t ms_at = line->rfind(", ", ms_end) + 2;
+      const int64_t ms = std::stoll(line->substr(ms_at, ms_end - ms_at));
+      EXPECT_GE(ms, 0) << *line;
+      EXPECT_LT(ms, 10000) << *line;
+      slowest_resume_ms = std::max(slowest_resume_ms, ms);
+    }
     std::cerr << "kill " << kill << ": " << victim << " in generation " << gen_before << ", "
               << done_before << " of the input committed; loss logged after "
               << ms_between(t_kill, coord.at(*lost).seen) << " ms, "
@@ -708,7 +781,9 @@ TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {
                               std::to_string(ms_between(t_kill, coord.at(*regen).seen)) + " ms"
                         : std::string("no generation line"))
               << "; first epoch committed in a newer generation: " << m.epoch << " (generation "
-              << m.generation << ") " << m.created_unix_ms - kill_unix_ms << " ms after the kill\n";
+              << m.generation << ") " << m.created_unix_ms - kill_unix_ms << " ms after the kill; "
+              << victim_units.size() << " units resumed on the others from epoch " << restored
+              << ", the last " << slowest_resume_ms << " ms after the loss was detected\n";
     start_worker(victim);
   }
   ASSERT_TRUE(cluster_->wait_for_members(k_three, deadline_));

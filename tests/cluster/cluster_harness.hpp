@@ -598,6 +598,7 @@ class test_cluster {
   }
 
   child_process& process(const std::string& name) { return *workers_.at(name).proc; }
+  child_process& coordinator_process() { return *coordinator_; }
   log_file& worker_log(const std::string& name) { return *workers_.at(name).log; }
   log_file& coordinator_log() { return *coordinator_log_; }
   [[nodiscard]] fs::path assignment_file() const {

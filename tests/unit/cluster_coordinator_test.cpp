@@ -45,6 +45,7 @@ struct worker_seen {
   std::vector<unit_assignment> assignments;
   std::vector<std::pair<uint64_t, std::vector<caf::actor>>> starts;  ///< generation, shard table
   std::vector<std::pair<uint64_t, uint64_t>> checkpoints, commits;   ///< generation, epoch
+  std::vector<std::pair<uint64_t, uint64_t>> finishes;               ///< generation, epoch
 };
 
 class cluster_actors : public ::testing::Test {
@@ -64,8 +65,10 @@ class cluster_actors : public ::testing::Test {
     std::filesystem::remove_all(state_dir_);
   }
 
-  caf::actor spawn_coordinator(bool debug = false) {
+  caf::actor spawn_coordinator(bool debug = false, bool exit_at_end = false) {
     cluster_coordinator_options o;
+    o.exit_at_end = exit_at_end;
+    for (int32_t p = 0; p < 6; ++p) o.end_offsets[p] = 100 + p;  // unit_ack_of's offsets
     o.pipeline_name = "p";
     o.pipeline_toml = "# the pipeline text";
     o.partitions = {0, 1, 2, 3, 4, 5};
@@ -116,14 +119,17 @@ class cluster_actors : public ::testing::Test {
               [seen](commit_atom, uint64_t generation, uint64_t epoch) {
                 seen->commits.emplace_back(generation, epoch);
               },
+              [seen](finish_atom, uint64_t generation, uint64_t epoch) {
+                seen->finishes.emplace_back(generation, epoch);
+              },
           };
         },
         std::move(seen)));
   }
 
   /// Members "a" and "b" joined and ready for the generation that holds both: returns it.
-  uint64_t two_started_members() {
-    coordinator_ = spawn_coordinator();
+  uint64_t two_started_members(bool exit_at_end = false) {
+    coordinator_ = spawn_coordinator(false, exit_at_end);
     a_->coordinator = b_->coordinator = coordinator_;
     wa_ = stand_in(a_);
     wb_ = stand_in(b_);
@@ -249,11 +255,45 @@ TEST_F(cluster_actors, a_lost_worker_s_units_move_to_the_survivor) {
   ASSERT_TRUE(join(coordinator, {eddy_version, "a", 1, "h"}, wa).accepted);
   ASSERT_TRUE(join(coordinator, {eddy_version, "b", 1, "h"}, wb).accepted);
   const auto before = a->back().generation;
+  // The first assignment moves nothing (no unit had an owner); b's join moves units from a,
+  // named in b's assignment, with no loss to time them from.
+  EXPECT_TRUE(a->front().moved_units.empty());
+  const unit_assignment& joined = b->back();
+  ASSERT_EQ(joined.moved_units.size(), units(joined));
+  EXPECT_EQ(joined.moved_from, std::vector<std::string>(units(joined), "a"));
+  EXPECT_EQ(joined.since_change_ms, -1);
+  EXPECT_TRUE(a->back().moved_units.empty());  // a only lost units
   caf::anon_send_exit(wb, caf::exit_reason::kill);
   sched_.run();
   ASSERT_GT(a->back().generation, before);
   EXPECT_EQ(units(a->back()), 8u);
   EXPECT_NE(log_.str().find("worker b lost"), std::string::npos) << log_.str();
+  // b's units, each named with b as where it comes from, timed from the loss's detection.
+  std::vector<std::string> b_units;
+  for (int32_t p : joined.partitions) b_units.push_back("p" + std::to_string(p));
+  for (int32_t sh : joined.shards) b_units.push_back("s" + std::to_string(sh));
+  std::vector<std::string> moved = a->back().moved_units;
+  std::sort(moved.begin(), moved.end());
+  std::sort(b_units.begin(), b_units.end());
+  EXPECT_EQ(moved, b_units);
+  EXPECT_EQ(a->back().moved_from, std::vector<std::string>(b_units.size(), "b"));
+  EXPECT_GE(a->back().since_change_ms, 0);
+  EXPECT_EQ(a->back().change, "the loss of b was detected");
+}
+
+TEST_F(cluster_actors,
+       units_assigned_again_after_every_worker_was_lost_come_from_their_last_owner) {
+  auto coordinator = spawn_coordinator();
+  auto a = std::make_shared<assignments>(), b = std::make_shared<assignments>();
+  auto wa = fake_worker(a);
+  ASSERT_TRUE(join(coordinator, {eddy_version, "a", 1, "h"}, wa).accepted);
+  caf::anon_send_exit(wa, caf::exit_reason::kill);
+  sched_.run();
+  ASSERT_TRUE(join(coordinator, {eddy_version, "b", 1, "h"}, fake_worker(b)).accepted);
+  ASSERT_EQ(units(b->back()), 8u);
+  EXPECT_EQ(b->back().moved_units.size(), 8u);
+  EXPECT_EQ(b->back().moved_from, std::vector<std::string>(8, "a"));
+  EXPECT_EQ(b->back().change, "the loss of a was detected");
 }
 
 TEST_F(cluster_actors, other_versions_and_taken_names_are_refused_with_the_reason) {
@@ -685,6 +725,122 @@ TEST_F(cluster_actors, a_restarted_coordinator_continues_after_the_last_committe
   EXPECT_EQ(c->assignments.back().restore_epoch, 7u);
   EXPECT_EQ(c->assignments.back().first_epoch, 9u);
   EXPECT_GT(c->assignments.back().generation, g + 1);
+}
+
+}  // namespace
+}  // namespace eddy
+
+namespace eddy {
+namespace {
+
+// ---- --exit-at-end -----------------------------------------------------------------------------
+
+TEST_F(cluster_actors, with_exit_at_end_the_epoch_after_every_input_ended_commits_then_all_leave) {
+  const uint64_t g = two_started_members(true);
+  EXPECT_TRUE(a_->assignments.back().exit_at_end);
+  caf::scoped_actor self{sys_};
+  self->monitor(coordinator_);
+  advance(1s);
+  // Epoch 1: p5's input has not ended; committed, and the cluster goes on.
+  for (const auto& u : all_units({"a", "b"})) {
+    auto x = unit_ack_of(u, g, 1);
+    x.input_ended = u.starts_with("p") && u != "p5";
+    ack(coordinator_, x);
+  }
+  ASSERT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_TRUE(a_->finishes.empty());
+  // The workers report each partition's end; once all have, the next epoch opens at once.
+  for (int32_t p = 0; p < 5; ++p) caf::anon_send(coordinator_, ended_atom::value, g, p);
+  caf::anon_send(coordinator_, ended_atom::value, g - 1, int32_t{5});  // another generation's
+  sched_.run();
+  EXPECT_EQ(a_->checkpoints.size(), 1u);
+  caf::anon_send(coordinator_, ended_atom::value, g, int32_t{5});
+  sched_.run();
+  ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
+  // Epoch 2: every task ended before it: committed, then every member is told to leave.
+  for (const auto& u : all_units({"a", "b"})) {
+    auto x = unit_ack_of(u, g, 2);
+    x.input_ended = u.starts_with("p");
+    ack(coordinator_, x);
+  }
+  ASSERT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 2)));
+  EXPECT_EQ(a_->commits.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
+  EXPECT_EQ(a_->finishes, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 2}}));
+  EXPECT_EQ(b_->finishes, a_->finishes);
+  EXPECT_NE(log_.str().find("the input is complete"), std::string::npos) << log_.str();
+  advance(1s);
+  EXPECT_EQ(a_->checkpoints.size(), 2u);  // no epoch after the end
+  // A joiner is refused now; the members leave; the coordinator ends, normally.
+  auto late =
+      join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(std::make_shared<worker_seen>()));
+  EXPECT_FALSE(late.accepted);
+  for (const char* name : {"a", "b"}) {
+    auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string(name));
+    sched_.run();
+    req.receive([] {}, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  }
+  sched_.run();
+  bool down = false;
+  self->receive(
+      [&](const caf::down_msg& dm) {
+        down = true;
+        EXPECT_FALSE(dm.reason) << sys_.render(dm.reason);
+      },
+      caf::after(std::chrono::seconds(0)) >> [] {});
+  EXPECT_TRUE(down) << log_.str();
+}
+
+TEST_F(cluster_actors, with_exit_at_end_workers_waiting_for_the_last_boundary_are_answered_too) {
+  const uint64_t g = two_started_members(true);
+  advance(1s);  // epoch 1 opens
+  caf::scoped_actor self{sys_};
+  auto leave = self->request(coordinator_, caf::infinite, leave_atom::value, std::string("b"));
+  sched_.run();
+  EXPECT_NE(log_.str().find("worker b is leaving"), std::string::npos) << log_.str();
+  auto c = std::make_shared<worker_seen>();
+  c->coordinator = coordinator_;
+  ASSERT_TRUE(join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(c)).accepted);
+  EXPECT_NE(log_.str().find("it takes units at the next epoch boundary"), std::string::npos);
+  for (const auto& u : all_units({"a", "b"})) {
+    auto x = unit_ack_of(u, g, 1);
+    x.input_ended = u.starts_with("p");
+    ack(coordinator_, x);
+  }
+  EXPECT_EQ(a_->finishes, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  EXPECT_EQ(c->finishes, a_->finishes);
+  EXPECT_TRUE(c->assignments.empty());  // no generation for it: the input is done
+  EXPECT_EQ(a_->assignments.back().generation, g);
+  bool answered = false;  // b's SIGTERM leave, answered at the boundary it waited for
+  ASSERT_FALSE(self->mailbox().empty()) << "b's leave request was not answered";  // no hang
+  leave.receive([&] { answered = true; },
+                [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  EXPECT_TRUE(answered);
+}
+
+TEST_F(cluster_actors, with_exit_at_end_a_partition_ending_short_of_its_start_end_fails_the_run) {
+  const uint64_t g = two_started_members(true);
+  caf::scoped_actor self{sys_};
+  self->monitor(coordinator_);
+  advance(1s);
+  for (const auto& u : all_units({"a", "b"})) {
+    auto x = unit_ack_of(u, g, 1);
+    x.input_ended = u.starts_with("p");
+    if (u == "p2") x.next_offset = 50;  // its end at start was 102
+    ack(coordinator_, x);
+  }
+  EXPECT_EQ(a_->finishes.size(), 1u);
+  EXPECT_NE(log_.str().find("p2 at 50 of 102"), std::string::npos) << log_.str();
+  // Members that never leave: the coordinator ends without them after 30 s, with the error.
+  advance(30s);
+  bool down = false;
+  self->receive(
+      [&](const caf::down_msg& dm) {
+        down = true;
+        EXPECT_TRUE(dm.reason);
+      },
+      caf::after(std::chrono::seconds(0)) >> [] {});
+  EXPECT_TRUE(down) << log_.str();
+  EXPECT_NE(log_.str().find("did not leave within 30 s"), std::string::npos) << log_.str();
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ struct host_state {
   std::map<int32_t, caf::actor> tasks;
   std::map<int32_t, caf::actor> shards;  ///< local shards by id
   std::map<caf::actor_addr, std::string> children;
+  std::set<int32_t> ended;  ///< exit_at_end: partitions whose input ended (their task said so)
   std::vector<caf::actor> handles;
   bool started = false;
   uint64_t open_epoch = 0;
@@ -151,6 +152,8 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
     ack.next_offset = in.next_offset;
     ack.watermark = in.watermark;
     ack.counters = in.counters;
+    // A task says it ended before it acks any later barrier (same sender, same receiver).
+    ack.input_ended = in.partition >= 0 && st.ended.count(in.partition) > 0;
     if (ack.error.empty()) {
       const fs::path path =
           unit_snapshot_path(cc.dir, ack.unit, in.epoch, st.opts.assignment.generation);
@@ -196,11 +199,34 @@ void log_backpressure(host_ptr self) {
   st.credit_logged_at = now;
 }
 
+/// One line per unit that moved here: it resumes now, at its restored state and offset (tasks:
+/// their poller is assigned the restored offsets; shards: the generation started).
+void log_resumed_units(host_ptr self) {
+  const auto& st = self->state;
+  const auto& a = st.opts.assignment;
+  const auto here = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - st.opts.received_at)
+                        .count();
+  for (size_t i = 0; i < a.moved_units.size() && i < a.moved_from.size(); ++i) {
+    std::string line = "eddy worker " + st.opts.worker_name + ": unit " + a.moved_units[i] +
+                       " resumed " +
+                       (a.restore_epoch == 0 ? std::string("from the start (no epoch complete yet)")
+                                             : "from epoch " + std::to_string(a.restore_epoch)) +
+                       " (moved from " + a.moved_from[i] + ")";
+    if (a.since_change_ms >= 0)
+      line += ", " + std::to_string(a.since_change_ms + here) + " ms after " + a.change;
+    log_of(self) << line + "\n";  // one write: other actors log to the same stream
+  }
+}
+
 void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
   auto& st = self->state;
   st.started = true;
   const auto& cfg = *st.ctx->cfg;
-  if (st.opts.assignment.partitions.empty()) return;
+  if (st.opts.assignment.partitions.empty()) {
+    log_resumed_units(self);  // shards only: they take input from now on
+    return;
+  }
   std::string err;
   std::shared_ptr<kafka_consumer> consumer =
       kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id,
@@ -226,6 +252,7 @@ void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
                                          caf::actor_cast<caf::actor>(self), st.offsets);
   adopt(self, st.poller, "Kafka poller");
   self->send(st.poller, assign_atom::value, st.opts.assignment.partitions, tasks);
+  log_resumed_units(self);  // after the consumer's metadata: the tasks run from here on
 }
 
 caf::behavior unit_host(host_ptr self, unit_host_options opts) {
@@ -238,7 +265,16 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   for (auto& sc : cfg->sinks) sc.name_tag = st.tag;
   cfg->dead_letter.name_tag = st.tag;
   st.opts.cfg = cfg;
-  st.ctx = std::make_shared<run_context>();
+  // The units' context owns that copy: a unit actor may still run after the host ended (its
+  // units are killed, not joined) and reads ctx->cfg (ASan: a shard read the freed config when
+  // only the host's state owned it).
+  struct owned_context {
+    std::shared_ptr<const pipeline_config> cfg;
+    run_context ctx;
+  };
+  auto owned = std::make_shared<owned_context>();
+  owned->cfg = cfg;
+  st.ctx = std::shared_ptr<run_context>(owned, &owned->ctx);
   auto& ctx = *st.ctx;
   ctx.cfg = st.opts.cfg.get();
   ctx.opts.log = st.opts.log;
@@ -246,6 +282,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
   ctx.generation = a.generation;  // credit grants carry it (worker/runtime/credits.hpp)
+  ctx.opts.exit_at_end = a.exit_at_end;  // the poller ends partitions at their end
   auto fail_now = [self](const std::string& e) -> caf::behavior {
     self->quit(caf::make_error(caf::sec::runtime_error, e));
     return {};
@@ -327,7 +364,11 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
         (void)generation;
         (void)epoch;  // the coordinator published; nothing to do here yet
       },
-      [self](ended_atom, int32_t) {},  // streaming: inputs do not end in a cluster
+      [self](ended_atom, int32_t p) {  // exit_at_end only
+        auto& st = self->state;
+        st.ended.insert(p);
+        self->send(st.opts.coordinator, ended_atom::value, st.opts.assignment.generation, p);
+      },
       [self](failed_atom, const std::string& e) {
         stop_host(self, caf::make_error(caf::sec::runtime_error, e));
       },

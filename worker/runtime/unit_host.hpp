@@ -10,7 +10,9 @@
 //      the node;
 //   3. on (start_atom, generation, shard_table) spawns a source task per partition (partials and
 //      barriers go to shard_table: shards on this or another worker) and a Kafka poller from the
-//      restored offsets;
+//      restored offsets; each unit the assignment lists as moved to this worker logs one line
+//      then ("unit p3 resumed from epoch 41 (moved from w1), 812 ms after the loss of w1 was
+//      detected");
 //   4. on (checkpoint_atom, generation, epoch) tells its tasks, which send barriers in-band; for
 //      each local unit that acks it writes the unit's state to
 //      checkpoint.dir/cluster/units/<unit>/<epoch>-g<generation>.snap and sends the coordinator a
@@ -24,6 +26,7 @@
 
 #include <caf/fwd.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <ostream>
@@ -43,6 +46,9 @@ struct unit_host_options {
   caf::actor node;  ///< the worker node: the ready message goes through it (the coordinator
                     ///< knows members by their node's handle)
   std::ostream* log = nullptr;  ///< nullptr = std::cerr
+  /// When the node received `assignment`: the resume lines add the time since then to the
+  /// coordinator's assignment.since_change_ms.
+  std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();
 };
 
 /// Spawns the host (see above). It ends with an error reason when it cannot run its units.

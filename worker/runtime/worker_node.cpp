@@ -108,6 +108,7 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
           });
   return {
       [self](assign_atom, const unit_assignment& a) {
+        const auto received_at = std::chrono::steady_clock::now();
         auto& o = *self->state.outcome;
         if (a.generation <= o.generation) return;  // fenced: older than what we hold
         o.generation = a.generation;
@@ -133,6 +134,7 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         h.coordinator = st.coordinator;
         h.node = caf::actor_cast<caf::actor>(self);
         h.log = st.opts.log;
+        h.received_at = received_at;
         st.host = spawn_unit_host(self->system(), std::move(h));
         st.host_generation = a.generation;
         self->monitor(st.host);
@@ -154,6 +156,13 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
       [self](commit_atom a, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;
         if (st.host && generation == st.host_generation) self->send(st.host, a, generation, epoch);
+      },
+      [self](finish_atom, uint64_t generation, uint64_t epoch) {
+        auto& st = self->state;
+        if (generation < st.outcome->generation) return;  // fenced
+        log_of(self) << "eddy worker " << st.opts.name << ": the input is complete (epoch "
+                     << epoch << " committed its end); leaving\n";
+        self->send(self, leave_atom::value, 10000);
       },
       [self](leave_atom, int timeout_ms) {
         auto& st = self->state;

@@ -7,7 +7,8 @@
 //                 retry;
 //   lost          the coordinator's connection dropped or its heartbeats stopped: the node's
 //                 units are stopped and nothing more is published; join again;
-//   left          it left on request (leave()).
+//   left          it left on request (leave()), or because the coordinator said the input is
+//                 complete ((finish_atom, generation, epoch), --exit-at-end).
 // Logging: one line per join, assignment and loss.
 //
 // Running units: the join reply carries the pipeline; for every assignment the node kills the
