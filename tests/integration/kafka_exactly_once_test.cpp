@@ -148,10 +148,10 @@ TEST_F(kafka_exactly_once, windowed_and_cleaned_rows_in_the_topic_equal_the_file
     const std::string out_topic = "out_" + v.name;
     const std::string sinks = file_sink(dir_ / (v.name + "-out")) + kafka_sink(out_topic);
     const std::string config = dir_ / (v.name + ".toml");
-    write_text_file(config, v.windowed ? windowed_toml(topic, sinks, dir_ / (v.name + "-dead"),
-                                                       dir_ / (v.name + "-cp"))
-                                       : plain_toml(topic, sinks, dir_ / (v.name + "-dead"),
-                                                    dir_ / (v.name + "-cp")));
+    write_text_file(
+        config,
+        v.windowed ? windowed_toml(topic, sinks, dir_ / (v.name + "-dead"), dir_ / (v.name + "-cp"))
+                   : plain_toml(topic, sinks, dir_ / (v.name + "-dead"), dir_ / (v.name + "-cp")));
     std::string err;
     ASSERT_NO_FATAL_FAILURE(run_to_end(config, &err));
     const auto file_rows = sorted_file_rows(dir_ / (v.name + "-out"));
@@ -219,8 +219,8 @@ TEST_F(kafka_exactly_once, after_repeated_sigkills_every_row_is_in_the_topic_exa
       status = proc.wait_for(10s);
       ASSERT_TRUE(status.has_value());
     }
-    ASSERT_FALSE(status->exited) << "run " << i << " (" << how << ") ended by itself: "
-                                 << status->describe()
+    ASSERT_FALSE(status->exited) << "run " << i << " (" << how
+                                 << ") ended by itself: " << status->describe()
                                  << "; stderr: " << read_text_file(base + ".stderr");
     ASSERT_EQ(status->signal, SIGKILL) << read_text_file(base + ".stderr");
     ++kills[how];
@@ -234,9 +234,12 @@ TEST_F(kafka_exactly_once, after_repeated_sigkills_every_row_is_in_the_topic_exa
             n.find_first_not_of("0123456789") == std::string::npos)
           epochs.push_back(std::stoull(n));
       ASSERT_FALSE(epochs.empty());
-      const fs::path current =
-          cp / "epochs" / std::to_string(*std::max_element(epochs.begin(), epochs.end())) /
-          "db/CURRENT";
+      // With only one complete epoch there is nothing to fall back to: eddy would rightly refuse
+      // to start (it never starts over silently), so only a later epoch is damaged.
+      if (epochs.size() < 2) continue;
+      const fs::path current = cp / "epochs" /
+                               std::to_string(*std::max_element(epochs.begin(), epochs.end())) /
+                               "db/CURRENT";
       std::fstream io(current, std::ios::in | std::ios::out | std::ios::binary);
       char c = 0;
       io.read(&c, 1);
