@@ -1602,8 +1602,14 @@ void shard_aggregator::merge(partial_batch&& batch, int64_t received_us) {
   auto& info = s.partitions[batch.partition];
   info.watermark = std::max(info.watermark, batch.watermark);
   int64_t last = batch.last_record_us;
-  if (own_clock && last != min_time)  // how long before the cut, moved to this clock
-    last = sub_sat(now, std::max<int64_t>(0, sub_sat(batch.processing_time_us, last)));
+  if (own_clock && last != min_time) {  // how long before the cut, moved to this clock
+    // Both are the sender's clock, any values (a negative last_record_us made sub_sat overflow:
+    // UBSan): the difference saturates, and a record "after" the cut counts as at it.
+    int64_t age = 0;
+    if (__builtin_sub_overflow(batch.processing_time_us, last, &age))
+      age = batch.processing_time_us > last ? max_time : 0;
+    last = sub_sat(now, std::max<int64_t>(0, age));
+  }
   info.last_record_us = std::max(info.last_record_us, last);
   for (auto& e : batch.entries) s.merge_entry(e);
   batch.entries.clear();
