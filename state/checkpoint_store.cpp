@@ -553,6 +553,13 @@ std::optional<restore_result> checkpoint_store::restore_latest(const std::string
     return std::nullopt;
   }
   if (epochs.empty()) return std::nullopt;  // nothing was ever committed: a fresh start
+  if (std::none_of(epochs.begin(), epochs.end(), [](const epoch_entry& x) { return x.complete; })) {
+    // Only epochs that never completed (the process died during its first checkpoints): nothing
+    // was committed, so nothing was published either: a fresh start is exact, not a loss.
+    for (auto it = epochs.rbegin(); it != epochs.rend(); ++it)
+      warnings->push_back(problem(it->epoch, "incomplete (no manifest.json), skipped"));
+    return std::nullopt;
+  }
 
   const fs::path target(target_db_dir);
   std::error_code ec;

@@ -101,8 +101,9 @@ class checkpoint_store {
   /// Materialises the newest intact complete epoch into `target_db_dir` (which must not exist or
   /// be an empty directory; it appears atomically, by rename, once every file was copied and
   /// checked). Newer epochs that are incomplete or damaged are skipped, each with a warning naming
-  /// the file. Returns nullopt with an ok status when the store holds no epoch at all (a fresh
-  /// start); an error when epochs exist but none is intact (the caller may offer --reset).
+  /// the file. Returns nullopt with an ok status when the store holds no complete epoch at all
+  /// (a fresh start: none was ever committed; incomplete ones are named in `warnings`); an error
+  /// when complete epochs exist but none is intact (the caller may offer --reset).
   [[nodiscard]] std::optional<restore_result> restore_latest(const std::string& target_db_dir,
                                                              std::vector<std::string>* warnings,
                                                              store_status* status);

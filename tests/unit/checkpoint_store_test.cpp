@@ -289,6 +289,23 @@ TEST(checkpoint_store, no_intact_epoch_is_an_error_not_a_fresh_start) {
   EXPECT_FALSE(fs::exists(f.tmp.path / "restored"));
 }
 
+/// The process died during its very first checkpoint: no epoch was ever committed (so none
+/// published anything), and the next start is a fresh one, naming the incomplete epoch, not a
+/// refusal that only --reset gets past.
+TEST(checkpoint_store, only_incomplete_epochs_are_a_fresh_start_with_a_warning) {
+  fixture f;
+  put_range(*f.db, 0, 100, "a");
+  f.commit(1);
+  fs::remove(f.ck_dir / "epochs" / "1" / "manifest.json");  // as if the commit crashed before it
+  std::vector<std::string> warnings;
+  store_status st;
+  auto r = f.store->restore_latest((f.tmp.path / "restored").string(), &warnings, &st);
+  EXPECT_FALSE(r);
+  EXPECT_TRUE(st.ok()) << st.error;
+  EXPECT_TRUE(contains(warnings, "checkpoint 1: incomplete")) << join(warnings);
+  EXPECT_FALSE(fs::exists(f.tmp.path / "restored"));
+}
+
 TEST(checkpoint_store, an_empty_store_restores_nothing_without_error) {
   temp_dir tmp;
   store_status st;
