@@ -159,7 +159,8 @@ INSTANTIATE_TEST_SUITE_P(
                       fault_case{"poller", "20", "Kafka poller", false, false},
                       fault_case{"shard", "5", "aggregation shard ", true, false},
                       fault_case{"checkpoint_coordinator", "2", "checkpoint coordinator", true,
-                                 true}),
+                                 true},
+                      fault_case{"publisher", "2", "publisher", false, true}),
     [](const auto& info) { return std::string(info.param.point); });
 
 // ---- SIGTERM ends a run within a bound, whatever its drain does --------------------------------

@@ -11,6 +11,7 @@
 #include "worker/postgres/pg_sink.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
+#include "worker/runtime/publisher_actor.hpp"
 #include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
@@ -150,6 +151,8 @@ void take(sink_ptr self, int32_t in, std::vector<row>&& rows, std::vector<dead_l
   spill_if_full(self);
 }
 
+void send_or_hold_ack(sink_ptr self, checkpoint_ack ack);
+
 /// Every input's barrier of `epoch` is in: stage the epoch's output durably (what is left after
 /// the parts staged before, as its last part), then ack.
 void stage(sink_ptr self, uint64_t epoch) {
@@ -179,20 +182,47 @@ void stage(sink_ptr self, uint64_t epoch) {
   st.current_parts = 0;
   st.part_error.clear();
   if (!ack.error.empty()) fail(self, ack.error);
+  send_or_hold_ack(self, std::move(ack));
+}
+
+/// Epochs committed but not published yet, at most: the sink holds its ack of a newer epoch
+/// (and so its commit) until the publisher has caught up. One epoch is delivered while the next
+/// is processed; a slow database or broker slows the pipeline down instead of piling up staged
+/// epochs on disk.
+constexpr uint64_t max_unpublished_epochs = 2;
+
+/// Acks `ack` now, or holds it while the publisher lags more than max_unpublished_epochs.
+void send_or_hold_ack(sink_ptr self, checkpoint_ack ack) {
+  auto& st = self->state;
+  if (ack.error.empty() && st.publish_asked > st.published &&
+      ack.epoch > st.published + max_unpublished_epochs) {
+    st.held_ack = std::move(ack);
+    return;
+  }
   self->send(st.coordinator, std::move(ack));
 }
 
-/// The coordinator recorded `epoch` as complete: make its staged output visible.
+/// The coordinator recorded `epoch` as complete: its staged output is published by the
+/// publisher (publisher_actor.hpp), on its own thread, in commit order.
 void publish(sink_ptr self, uint64_t epoch) {
   auto& st = self->state;
-  for (auto& s : st.sinks) {
-    if (!s->transactional()) continue;
-    if (auto err = s->publish_epoch(epoch); !err.empty()) fail(self, "sink: " + err);
+  if (!st.publisher) {
+    publish_targets t;
+    for (const auto& s : st.sinks)
+      if (s->transactional()) t.sinks.push_back(s);
+    t.dead_letter_dir = st.dead_file->dir();
+    t.sync = st.ctx->cfg->checkpoint.sync;
+    st.publisher = spawn_publisher(self, st.ctx, std::move(t));
   }
-  if (auto err = publish_epoch_files(st.dead_file->dir(), epoch, st.ctx->cfg->checkpoint.sync);
-      !err.empty())
-    fail(self, "dead-letter output: " + err);
-  crash_point("published");  // the epoch's output is visible
+  st.publish_asked = epoch;
+  self->send(st.publisher, publish_atom::value, epoch);
+}
+
+/// Nothing is being published: a final commit or a stop may end the sink now.
+void maybe_end(sink_ptr self) {
+  auto& st = self->state;
+  if (st.publish_asked > st.published) return;
+  if (st.final_committed || st.stopping) finish(self);
 }
 
 }  // namespace
@@ -305,9 +335,23 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
       },
       [self](commit_atom, uint64_t epoch, bool final_epoch) {
         publish(self, epoch);
-        if (final_epoch) finish(self);
+        if (final_epoch) self->state.final_committed = true;
       },
-      [self](stop_atom) { finish(self); },  // the coordinator gave up (checkpoint failure)
+      [self](published_atom, uint64_t epoch, const std::string& error) {
+        auto& st = self->state;
+        st.published = epoch;
+        if (!error.empty()) fail(self, error);
+        if (st.held_ack && (st.published >= st.publish_asked ||
+                            st.held_ack->epoch <= st.published + max_unpublished_epochs)) {
+          self->send(st.coordinator, std::move(*st.held_ack));
+          st.held_ack.reset();
+        }
+        maybe_end(self);
+      },
+      [self](stop_atom) {  // the coordinator gave up (checkpoint failure)
+        self->state.stopping = true;
+        maybe_end(self);
+      },
       [self](tick_atom) {
         auto& st = self->state;
         flush(self);

@@ -36,10 +36,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "actors/messages.hpp"
 #include "model/row.hpp"
 #include "worker/checkpoint/barrier_aligner.hpp"
 #include "worker/decode/record_processor.hpp"
@@ -57,7 +59,7 @@ struct epoch_bucket {
 
 struct sink_state {
   std::shared_ptr<run_context> ctx;
-  std::vector<std::unique_ptr<sink>> sinks;
+  std::vector<std::shared_ptr<sink>> sinks;  ///< shared with the publisher
   std::unique_ptr<dead_letter_file_writer> dead_file;
   std::unique_ptr<kafka_dead_letter_writer> dead_kafka;
   output_schema schema;
@@ -78,6 +80,13 @@ struct sink_state {
   uint64_t current_epoch = 0;  ///< the epoch `current` belongs to (ctx->first_epoch, then +1)
   int current_parts = 0;       ///< parts of current_epoch staged before its barrier
   std::string part_error;      ///< staging one of those failed: the epoch must fail
+  // publishing (publisher_actor.hpp): committed epochs are published on another thread
+  caf::actor publisher;                    ///< spawned at the first commit
+  uint64_t publish_asked = 0;              ///< the newest epoch sent to the publisher
+  uint64_t published = 0;                  ///< the newest epoch it answered for
+  std::optional<checkpoint_ack> held_ack;  ///< staged, acked once the publisher catches up
+  bool final_committed = false;            ///< the final epoch is committed: finish once published
+  bool stopping = false;  ///< stop_atom came: finish once nothing is being published
   static inline const char* name = "eddy.sink";
 };
 
