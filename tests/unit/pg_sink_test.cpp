@@ -417,8 +417,8 @@ TEST_F(pg_sink_server, delivers_each_staged_file_once_and_removes_it) {
   const std::string never = s->staging_dir() + "/_staging/00000000000000000009/part-x.jsonl";
   EXPECT_NE(s->publish_staged({never}, false).find(never), std::string::npos);
   EXPECT_EQ(server_.query("SELECT unit, epoch, row_count FROM eddy_sink_progress ORDER BY unit"),
-            (std::vector<std::vector<std::string>>{{"part-0000000001-00001.jsonl", "1", "1"},
-                                                   {"part-0000000001.jsonl", "1", "1"}}));
+            (std::vector<std::vector<std::string>>{{"part-0000000001-00001.copy", "1", "1"},
+                                                   {"part-0000000001.copy", "1", "1"}}));
   // The same pipeline with new checkpoints would skip files of the same names: refused.
   auto again = make(cfg, &err);
   ASSERT_NE(again, nullptr) << err;

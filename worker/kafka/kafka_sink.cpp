@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "state/file_io.hpp"
 #include "worker/checkpoint/crash_point.hpp"
 #include "worker/kafka/producer.hpp"
 #include "worker/sink/epoch_files.hpp"
@@ -30,18 +31,6 @@ using clock_type = std::chrono::steady_clock;
 // seconds rather than librdkafka's default five minutes.
 const kafka_config output_producer_config = {{"compression.type", "zstd"},
                                              {"message.timeout.ms", "30000"}};
-
-std::string read_whole_file(const fs::path& p, std::string* error) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
-    *error = "cannot read \"" + p.string() + "\"";
-    return {};
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) *error = "cannot read \"" + p.string() + "\"";
-  return ss.str();
-}
 
 /// The lines of `text` (a JSON Lines file; a missing final newline is tolerated).
 std::vector<std::string_view> split_lines(std::string_view text) {
@@ -182,9 +171,9 @@ class kafka_sink final : public sink {
         continue;
       }
       std::string rerr;
-      const std::string content = read_whole_file(staged, &rerr);
-      if (!rerr.empty()) return what_ + ": " + rerr;
-      if (auto err = deliver(content, staged.filename().string(), epoch, marker); !err.empty())
+      const auto content = file_io::read_small_file(staged, &rerr);
+      if (!content) return what_ + ": cannot read \"" + p + "\": " + rerr;
+      if (auto err = deliver(*content, staged.filename().string(), epoch, marker); !err.empty())
         return what_ + ": cannot publish \"" + p + "\": " + err;
       fs::remove(staged, ec);
       if (ec) return what_ + ": delivered \"" + p + "\" but cannot remove it: " + ec.message();
@@ -586,9 +575,9 @@ class kafka_sink final : public sink {
       std::error_code ec;
       if (fs::exists(marker, ec)) {
         std::string err;
-        const std::string text = read_whole_file(marker, &err);
-        if (!err.empty()) return err;
-        auto m = decode_marker(text, &err);
+        const auto text = file_io::read_small_file(marker, &err);
+        if (!text) return "cannot read \"" + marker.string() + "\": " + err;
+        auto m = decode_marker(*text, &err);
         if (!m) return marker.string() + ": " + err;
         if (m->partitions > partitions_)
           return "the topic has " + std::to_string(partitions_) + " partitions, fewer than the " +

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "state/file_io.hpp"
 #include "worker/checkpoint/crash_point.hpp"
 #include "worker/decode/record_processor.hpp"
 #include "worker/sink/epoch_files.hpp"
@@ -55,6 +56,11 @@ struct outcome {
   bool skipped = false;  ///< delivered already (its progress row exists)
 };
 
+/// Staged parts are COPY text (pg::append_copy_row), what the server takes as it is: publishing
+/// streams the file, it converts nothing. Files staged as JSON Lines (by eddy before 2026-12-03)
+/// are converted when they are delivered.
+constexpr const char* staged_extension = ".copy";
+
 std::string epoch_part_name(uint64_t epoch, int part, const std::string& tag) {
   std::string name = epoch_file_stem("part", epoch);
   if (part != 0) {
@@ -62,7 +68,7 @@ std::string epoch_part_name(uint64_t epoch, int part, const std::string& tag) {
     std::snprintf(k.data(), k.size(), "-%05d", part);
     name += k.data();
   }
-  return tagged_file_name(name + ".jsonl", tag);
+  return tagged_file_name(name + staged_extension, tag);
 }
 
 std::string format_seconds(clock_type::duration d) {
@@ -120,8 +126,8 @@ class pg_sink final : public sink {
     if (!tag_error_.empty()) return sink_name_ + ": " + tag_error_;
     if (rows.empty()) return {};
     std::string text;
-    text.reserve(rows.size() * (32 + 24 * schema.names.size()));
-    append_json_lines(text, schema, rows, fmt_);
+    text.reserve(rows.size() * (8 + 16 * schema.names.size()));
+    for (const row& r : rows) pg::append_copy_row(text, r, schema.names.size(), fmt_);
     auto err =
         stage_epoch_file(staging_, epoch, epoch_part_name(epoch, part, sc_.name_tag), text, sync_);
     return err.empty() ? err : sink_name_ + ": " + err;
@@ -487,14 +493,19 @@ class pg_sink final : public sink {
       return "cannot deliver \"" + p + "\": it is not staged, and " + progress_.display() +
              " has no row for it";
     }
-    std::ifstream in(staged, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (!in) return "cannot read \"" + p + "\"";
-    std::string copy;
+    std::string rerr;
+    auto content = file_io::read_small_file(staged, &rerr);
+    if (!content) return "cannot read \"" + p + "\": " + rerr;
+    std::string copy = std::move(*content);
     size_t rows = 0;
-    if (auto err = pg::jsonl_to_copy(text.str(), schema_, copy, &rows); !err.empty())
-      return "\"" + p + "\": " + err;
+    if (name.ends_with(".jsonl")) {  // staged by an earlier version: converted here
+      std::string converted;
+      if (auto err = pg::jsonl_to_copy(copy, schema_, converted, &rows); !err.empty())
+        return "\"" + p + "\": " + err;
+      copy = std::move(converted);
+    } else {
+      rows = static_cast<size_t>(std::count(copy.begin(), copy.end(), '\n'));
+    }
     auto o = with_retry([&] { return deliver(copy, &name, epoch, rows); });
     if (o.kind != outcome::ok) return "delivering \"" + p + "\": " + o.message;
     crash_point("pg_delivered");  // committed, the staged copy not yet removed
