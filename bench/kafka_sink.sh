@@ -10,10 +10,14 @@
 #          per epoch, published with an idempotent zstd producer) into a fresh topic (the dev
 #          broker creates it with 4 partitions on first use). This includes reading and decoding the input: a lower bound
 #          of the sink's own rate.
+#   publish  the sink's publish step alone (build/bench/kafka_publish_bench): the same rows
+#          staged as one epoch part by the same sink, then published (keys, partitions, headers,
+#          the end offsets recorded first, every acknowledgement awaited) into a fresh topic;
+#          timed inside, the publish only: like for like with kcat, which reads a file too
 #   kcat   kcat -P -z zstd of the same rows (the JSON Lines a file sink wrote for the same
 #          pipeline, once, before the rounds) into another fresh topic: no keys, no headers.
 # Each round checks that the eddy topic holds as many records as the file sink wrote rows. It
-# prints rows/s per round, the medians and the ratio eddy/kcat of the medians.
+# prints rows/s per round, the medians and the ratios publish/kcat and eddy/kcat of the medians.
 #
 # Usage: bench/kafka_sink.sh [BUILD_DIR]     (default: <repo>/build)
 # Env:   COUNT=400000 ROUNDS=3 PARTITIONS=8 KEEP=0 CP_BASE=/var/tmp
@@ -82,6 +86,8 @@ echo "rows: $rows ($(du -m "$work/rows.jsonl" | cut -f1) MB of JSON Lines)"
 
 eddy_rates=()
 kcat_rates=()
+pub_rates=()
+publish_bench="$build/bench/kafka_publish_bench"
 for round in $(seq "$ROUNDS"); do
   out="bench.kafka_sink.out$round"
   pipeline "[[sinks]]
@@ -96,15 +102,28 @@ topic = \"$out\"" "$cp_root/kafka$round" >"$work/kafka$round.toml"
   t2=$(now)
   kcat -P -b "$bootstrap" -t "$kout" -z zstd -X linger.ms=5 <"$work/rows.jsonl"
   t3=$(now)
+  # The publish step alone: the same rows staged as one epoch part, then published (timed
+  # inside: the publish, not the staging) into a topic of its own.
+  pout="bench.kafka_sink.publish$round"
+  pipeline "[[sinks]]
+type = \"kafka\"
+topic = \"$pout\"" "$cp_root/publish$round" >"$work/publish$round.toml"
+  pub_s=$("$publish_bench" "$work/publish$round.toml" "$work/rows.jsonl" | awk '{print $(NF-1)}')
+  got=$(kcat -C -b "$bootstrap" -t "$pout" -e -o beginning -q -f 'x\n' | wc -l)
+  [[ "$got" -eq "$rows" ]] || { echo "round $round: topic $pout holds $got records, not $rows" >&2; exit 1; }
+  p=$(python3 -c "print(round($rows/$pub_s))")
+  pub_rates+=("$p")
   e=$(python3 -c "print(round($rows/($t1-$t0)))")
   k=$(python3 -c "print(round($rows/($t3-$t2)))")
   eddy_rates+=("$e")
   kcat_rates+=("$k")
-  echo "round $round: eddy run (kafka sink) $e rows/s ($(python3 -c "print(round($t1-$t0,2))") s), kcat -P $k rows/s ($(python3 -c "print(round($t3-$t2,2))") s)"
+  echo "round $round: eddy run (kafka sink) $e rows/s ($(python3 -c "print(round($t1-$t0,2))") s), publish alone $p rows/s ($pub_s s), kcat -P $k rows/s ($(python3 -c "print(round($t3-$t2,2))") s)"
 done
-python3 - "${eddy_rates[*]}" "${kcat_rates[*]}" <<'EOF'
+python3 - "${eddy_rates[*]}" "${kcat_rates[*]}" "${pub_rates[*]}" <<'EOF'
 import statistics, sys
 e = statistics.median(map(float, sys.argv[1].split()))
 k = statistics.median(map(float, sys.argv[2].split()))
-print(f"median: eddy {e:.0f} rows/s, kcat -P {k:.0f} rows/s, ratio eddy/kcat {e/k:.2f}")
+p = statistics.median(map(float, sys.argv[3].split()))
+print(f"median: eddy run {e:.0f} rows/s, publish alone {p:.0f} rows/s, kcat -P {k:.0f} rows/s")
+print(f"ratios: publish alone / kcat -P {p/k:.2f}; eddy run / kcat -P {e/k:.2f}")
 EOF

@@ -1,10 +1,12 @@
 #include "state/file_io.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rocksdb/file_checksum.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -136,18 +138,26 @@ std::optional<std::string> read_small_file(const fs::path& path, std::string* er
     *error = "open " + path.string() + ": " + errno_text();
     return std::nullopt;
   }
+  // Read in place into a buffer of the file's size (staged output files run to megabytes: no
+  // reallocation, no second copy); a file that grows meanwhile is read to its end all the same.
+  struct stat st {};
+  std::size_t cap = ::fstat(in.fd, &st) == 0 && st.st_size > 0
+                        ? static_cast<std::size_t>(st.st_size) + 1
+                        : std::size_t{65536};
   std::string out;
-  char buf[65536];
+  std::size_t used = 0;
   for (;;) {
-    const ssize_t n = ::read(in.fd, buf, sizeof buf);
+    if (used == out.size()) out.resize(std::max(cap, out.size() * 2));
+    const ssize_t n = ::read(in.fd, out.data() + used, out.size() - used);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       *error = "read " + path.string() + ": " + errno_text();
       return std::nullopt;
     }
     if (n == 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
+    used += static_cast<std::size_t>(n);
   }
+  out.resize(used);
   return out;
 }
 

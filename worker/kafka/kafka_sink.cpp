@@ -509,8 +509,9 @@ class kafka_sink final : public sink {
       for (;;) {
         const rd_kafka_resp_err_t err = rd_kafka_producev(
             rk_, RD_KAFKA_V_RKT(rkt_), RD_KAFKA_V_PARTITION(p),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
+            // Not copied: `content` outlives every message of the attempt (deliver() awaits
+            // every acknowledgement, or destroys the producer, before it returns).
+            RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
             RD_KAFKA_V_VALUE(const_cast<char*>(line.data()), line.size()),
             RD_KAFKA_V_HEADER(header_pipeline.data(), pipeline_.data(),
                               static_cast<ssize_t>(pipeline_.size())),

@@ -136,7 +136,9 @@ std::string record_key(std::string_view row_json, const std::vector<std::string>
                        std::string* error) {
   error->clear();
   if (key_names.empty()) return {};
-  std::vector<std::pair<std::string_view, std::string_view>> members;
+  // One row's members, reused row after row (the publish loop calls this per record).
+  thread_local std::vector<std::pair<std::string_view, std::string_view>> members;
+  members.clear();
   if (!split_flat_object(row_json, &members)) {
     *error = "not a flat JSON object: " + std::string(row_json.substr(0, 80));
     return {};
