@@ -30,6 +30,7 @@
 #include "worker/runtime/worker_node.hpp"
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/publish_dispatch.hpp"
+#include "worker/sink/sink.hpp"
 #include "worker/window/windowing.hpp"
 
 namespace eddy::app {
@@ -229,6 +230,10 @@ void run_coordinator(const coordinator_cli& o) {
             << " ms, a silent worker is lost after " << o.hb.timeout_ms << " ms; an epoch every "
             << cfg.checkpoint.interval_ms << " ms into " << cfg.checkpoint.dir << ", aborted after "
             << o.epoch_timeout_ms << " ms\n";
+  // What each sink is and what it guarantees, as `eddy run` says it (README "Checkpoints and
+  // recovery"): the coordinator publishes the transactional ones.
+  for (size_t i = 0; i < cfg.sinks.size(); ++i)
+    std::cerr << "eddy coordinator: " << describe_sink(cfg, i) << "\n";
   // The metadata watch: partitions added to the topic become units (at an epoch boundary).
   size_t known = partitions.size();
   bool said = false;

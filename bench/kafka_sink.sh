@@ -10,6 +10,7 @@
 #          per epoch, published with an idempotent zstd producer) into a fresh topic (the dev
 #          broker creates it with 4 partitions on first use). This includes reading and decoding the input: a lower bound
 #          of the sink's own rate.
+#   file   the same pipeline with a file sink instead: the source side's own rate
 #   publish  the sink's publish step alone (build/bench/kafka_publish_bench): the same rows
 #          staged as one epoch part by the same sink, then published (keys, partitions, headers,
 #          the end offsets recorded first, every acknowledgement awaited) into a fresh topic;
@@ -87,6 +88,7 @@ echo "rows: $rows ($(du -m "$work/rows.jsonl" | cut -f1) MB of JSON Lines)"
 eddy_rates=()
 kcat_rates=()
 pub_rates=()
+file_rates=()
 publish_bench="$build/bench/kafka_publish_bench"
 for round in $(seq "$ROUNDS"); do
   out="bench.kafka_sink.out$round"
@@ -102,6 +104,15 @@ topic = \"$out\"" "$cp_root/kafka$round" >"$work/kafka$round.toml"
   t2=$(now)
   kcat -P -b "$bootstrap" -t "$kout" -z zstd -X linger.ms=5 <"$work/rows.jsonl"
   t3=$(now)
+  # The same pipeline with a file sink: the source side's own rate.
+  pipeline "[[sinks]]
+type = \"file\"
+path = \"$work/rows$round\"" "$cp_root/files$round" >"$work/files$round.toml"
+  tf0=$(now)
+  "$eddy" run -c "$work/files$round.toml" --exit-at-end >/dev/null 2>"$work/files$round.err"
+  tf1=$(now)
+  f=$(python3 -c "print(round($rows/($tf1-$tf0)))")
+  file_rates+=("$f")
   # The publish step alone: the same rows staged as one epoch part, then published (timed
   # inside: the publish, not the staging) into a topic of its own.
   pout="bench.kafka_sink.publish$round"
@@ -117,13 +128,14 @@ topic = \"$pout\"" "$cp_root/publish$round" >"$work/publish$round.toml"
   k=$(python3 -c "print(round($rows/($t3-$t2)))")
   eddy_rates+=("$e")
   kcat_rates+=("$k")
-  echo "round $round: eddy run (kafka sink) $e rows/s ($(python3 -c "print(round($t1-$t0,2))") s), publish alone $p rows/s ($pub_s s), kcat -P $k rows/s ($(python3 -c "print(round($t3-$t2,2))") s)"
+  echo "round $round: eddy run (kafka sink) $e rows/s ($(python3 -c "print(round($t1-$t0,2))") s), file sink $f rows/s, publish alone $p rows/s ($pub_s s), kcat -P $k rows/s ($(python3 -c "print(round($t3-$t2,2))") s)"
 done
-python3 - "${eddy_rates[*]}" "${kcat_rates[*]}" "${pub_rates[*]}" <<'EOF'
+python3 - "${eddy_rates[*]}" "${kcat_rates[*]}" "${pub_rates[*]}" "${file_rates[*]}" <<'EOF'
 import statistics, sys
 e = statistics.median(map(float, sys.argv[1].split()))
 k = statistics.median(map(float, sys.argv[2].split()))
 p = statistics.median(map(float, sys.argv[3].split()))
-print(f"median: eddy run {e:.0f} rows/s, publish alone {p:.0f} rows/s, kcat -P {k:.0f} rows/s")
-print(f"ratios: publish alone / kcat -P {p/k:.2f}; eddy run / kcat -P {e/k:.2f}")
+f = statistics.median(map(float, sys.argv[4].split()))
+print(f"median: eddy run {e:.0f} rows/s (file sink {f:.0f}), publish alone {p:.0f} rows/s, kcat -P {k:.0f} rows/s")
+print(f"ratios: publish alone / kcat -P {p/k:.2f}; eddy run / kcat -P {e/k:.2f}; eddy run kafka / file sink {e/f:.2f}")
 EOF

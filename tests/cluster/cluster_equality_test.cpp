@@ -667,6 +667,13 @@ TEST_F(cluster_equality, three_workers_publish_the_cleaned_rows_reference) {
   ASSERT_TRUE(wait_done());
   std::cerr << "done after " << seconds_since(start_) << " s\n";
   expect_output_equals_reference();
+  // Each process says what the sink is and what it guarantees, as `eddy run` does.
+  const std::string sink_line = "sink 1: file " + paths_.out.string() + "/ (jsonl): exactly-once";
+  EXPECT_TRUE(cluster_->coordinator_log().find("eddy coordinator: " + sink_line))
+      << "no '" << sink_line << "...' line from the coordinator";
+  for (const auto& w : k_three)
+    EXPECT_TRUE(cluster_->worker_log(w).find("eddy worker " + w + ": " + sink_line))
+        << "no '" << sink_line << "...' line from " << w;
 }
 
 /// `eddy coordinator --exit-at-end`: the cluster reads every partition to the end it had at
@@ -884,20 +891,21 @@ TEST_F(cluster_equality, scaling_out_1_to_3_and_in_3_to_2_leaves_the_output_equa
   EXPECT_TRUE(status->ok()) << "w2 after SIGTERM: " << status->describe();
   // Handed over at an epoch boundary: the generation without w2 restores from the very epoch
   // w2 took part in last, so nothing it did is redone.
-  auto left = coord.wait_for("worker w2 left after epoch ", std::min(deadline_, steady::now() + 10s),
-                             from);
+  auto left =
+      coord.wait_for("worker w2 left after epoch ", std::min(deadline_, steady::now() + 10s), from);
   ASSERT_TRUE(left) << "no 'worker w2 left after epoch' line";
   const std::string& left_line = coord.at(*left).text;
-  const std::string epoch = left_line.substr(left_line.find("after epoch ") + 12,
-                                             left_line.find(" (its units") -
-                                                 (left_line.find("after epoch ") + 12));
+  const std::string epoch =
+      left_line.substr(left_line.find("after epoch ") + 12,
+                       left_line.find(" (its units") - (left_line.find("after epoch ") + 12));
   auto restarted = coord.wait_for("started: ", std::min(deadline_, steady::now() + 10s), *left);
   ASSERT_TRUE(restarted);
   const std::string& started = coord.at(*restarted).text;
   const size_t at = started.find("restored from epoch " + epoch);
   const size_t after = at + 20 + epoch.size();
-  EXPECT_TRUE(at != std::string::npos &&
-              (after == started.size() || !std::isdigit(static_cast<unsigned char>(started[after]))))
+  EXPECT_TRUE(
+      at != std::string::npos &&
+      (after == started.size() || !std::isdigit(static_cast<unsigned char>(started[after]))))
       << started << " (w2 left after epoch " << epoch << ")";
   auto two = cluster_->wait_for_members({"w1", "w3"}, deadline_);
   ASSERT_TRUE(two);

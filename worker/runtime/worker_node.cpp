@@ -1,11 +1,13 @@
 #include "worker/runtime/worker_node.hpp"
 
+#include <atomic>
 #include <iostream>
 
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/unit_host.hpp"
+#include "worker/sink/sink.hpp"
 
 namespace eddy {
 
@@ -101,6 +103,12 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
             log_of(self) << "eddy worker " << st.opts.name << ": joined the coordinator "
                          << st.opts.coordinator_label << " (pipeline " << r.pipeline_name << ", "
                          << st.opts.slots << (st.opts.slots == 1 ? " slot" : " slots") << ")\n";
+            // Once per process: what each sink is and what it guarantees, as `eddy run` says it.
+            static std::atomic<bool> sinks_described{false};  // a rejoin is a new node actor
+            if (st.pipeline && !sinks_described.exchange(true))
+              for (size_t i = 0; i < st.pipeline->sinks.size(); ++i)
+                log_of(self) << "eddy worker " << st.opts.name << ": "
+                             << describe_sink(*st.pipeline, i) << "\n";
           },
           [self](const caf::error& err) {
             finish(self, worker_node_outcome::kind::lost,
@@ -160,8 +168,8 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
       [self](finish_atom, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;
         if (generation < st.outcome->generation) return;  // fenced
-        log_of(self) << "eddy worker " << st.opts.name << ": the input is complete (epoch "
-                     << epoch << " committed its end); leaving\n";
+        log_of(self) << "eddy worker " << st.opts.name << ": the input is complete (epoch " << epoch
+                     << " committed its end); leaving\n";
         self->send(self, leave_atom::value, 10000);
       },
       [self](leave_atom, int timeout_ms) {
