@@ -47,6 +47,11 @@ using more_atom = caf::atom_constant<caf::atom("more")>;  ///< shard to itself: 
 /// (worker/runtime/credits.hpp).
 using credit_atom = caf::atom_constant<caf::atom("credit")>;
 
+/// To a publisher (worker/runtime/publisher_actor.hpp, the cluster coordinator's): publish a
+/// committed epoch's staged output; answered with published_atom.
+using publish_atom = caf::atom_constant<caf::atom("publish")>;
+using published_atom = caf::atom_constant<caf::atom("published")>;
+
 /// Messages of one partition fetched in one poll: one contiguous byte buffer plus an index, so
 /// a batch costs a handful of allocations however many records it holds.
 struct kafka_batch {

@@ -80,8 +80,11 @@ struct cluster_state {
   /// Partitions the topic gained while running (the metadata watch): units from the next
   /// boundary on.
   std::vector<int32_t> new_partitions;
-  /// Committed epochs whose files could not all be published: retried after every commit.
-  std::map<uint64_t, std::vector<std::string>> unpublished;
+  /// Publishing (cluster_publisher): committed epochs go to it in order; it answers each.
+  caf::actor publisher;
+  uint64_t publish_asked = 0;        ///< the newest epoch sent to the publisher
+  uint64_t published = 0;            ///< the newest it answered for
+  bool open_when_published = false;  ///< a tick found the publisher too far behind
   /// exit_at_end: the input is complete and committed; members are told to leave, then it quits
   /// (with `finish_error` as the reason when not empty).
   bool finished = false;
@@ -337,23 +340,37 @@ void open_next_epoch(cluster_ptr self) {
                      epoch_due_atom::value, st.generation, e);
 }
 
+/// The coordinator's publisher: publishes committed epochs' staged files in the order they come
+/// (the commit order), off the coordinator's thread, and answers each with (published_atom, e).
+struct cluster_publisher_state {
+  std::function<std::string(const std::vector<std::string>&, bool)> publish;
+  bool sync = true;
+  std::vector<std::string> output_dirs;
+  std::ostream* log = nullptr;
+  /// Committed epochs whose files could not all be published: retried after every commit.
+  std::map<uint64_t, std::vector<std::string>> unpublished;
+  static inline const char* name = "eddy.cluster_publisher";
+};
+
+using publisher_ptr = caf::stateful_actor<cluster_publisher_state>*;
+
 /// Publishes the staged files of committed epoch `e` (idempotent), then retries earlier epochs
 /// whose publish failed. A failure is logged once per epoch and retried after the next commit.
-void publish(cluster_ptr self, uint64_t e, const std::vector<std::string>& files) {
+/// Then deletes what stays in staging for epochs up to `e` and can never be published.
+void publish_epoch(publisher_ptr self, uint64_t e, const std::vector<std::string>& files) {
   auto& st = self->state;
+  std::ostream& log = st.log ? *st.log : std::cerr;
   auto publish_files = [&](const std::vector<std::string>& list) {
-    return st.opts.publish ? st.opts.publish(list, st.opts.output_sync)
-                           : publish_staged_files(list, st.opts.output_sync);
+    return st.publish ? st.publish(list, st.sync) : publish_staged_files(list, st.sync);
   };
   if (std::string err = publish_files(files); !err.empty()) {
-    log_of(self) << "eddy coordinator: warning: epoch " << e << " is committed but publishing "
-                 << "its files failed (retried after every commit): " << err << "\n";
+    log << "eddy coordinator: warning: epoch " << e << " is committed but publishing "
+        << "its files failed (retried after every commit): " << err << "\n";
     st.unpublished[e] = files;
   }
   for (auto it = st.unpublished.begin(); it != st.unpublished.end();) {
     if (it->first != e && publish_files(it->second).empty()) {
-      log_of(self) << "eddy coordinator: the files of epoch " << it->first
-                   << " are published now\n";
+      log << "eddy coordinator: the files of epoch " << it->first << " are published now\n";
       it = st.unpublished.erase(it);
     } else {
       ++it;
@@ -361,18 +378,43 @@ void publish(cluster_ptr self, uint64_t e, const std::vector<std::string>& files
   }
   // What stays in staging for epochs up to e will never be published: aborted epochs' files and
   // those of workers fenced after their generation ended. Epochs still waiting to be published
-  // keep theirs.
+  // keep theirs (epochs after e are staged, not committed: untouched).
   std::set<uint64_t> keep;
   for (const auto& [u, _] : st.unpublished) keep.insert(u);
-  for (const auto& dir : st.opts.output_dirs)
+  for (const auto& dir : st.output_dirs)
     if (std::string err = discard_stale_staged_epochs(dir, e, keep); !err.empty())
-      log_of(self) << "eddy coordinator: warning: cleaning staged files: " << err << "\n";
+      log << "eddy coordinator: warning: cleaning staged files: " << err << "\n";
+}
+
+caf::behavior cluster_publisher(publisher_ptr self, cluster_coordinator_options opts) {
+  auto& st = self->state;
+  st.publish = std::move(opts.publish);
+  st.sync = opts.output_sync;
+  st.output_dirs = std::move(opts.output_dirs);
+  st.log = opts.log;
+  return {
+      [self](publish_atom, uint64_t e, const std::vector<std::string>& files) {
+        publish_epoch(self, e, files);
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()), published_atom::value, e);
+      },
+  };
+}
+
+/// Committed epochs waiting to be published, at most, before a tick opens the next epoch.
+constexpr uint64_t max_unpublished_epochs = 2;
+
+/// Sends committed epoch `e`'s staged files to the publisher.
+void publish(cluster_ptr self, uint64_t e, const std::vector<std::string>& files) {
+  auto& st = self->state;
+  st.publish_asked = std::max(st.publish_asked, e);
+  self->send(st.publisher, publish_atom::value, e, files);
 }
 
 /// exit_at_end, once finished: quits when the last member left.
 void quit_if_alone(cluster_ptr self) {
   auto& st = self->state;
   if (!st.finished || !st.members.empty()) return;
+  if (st.published < st.publish_asked) return;  // the last epochs are still being published
   log_of(self) << "eddy coordinator: every worker left; done\n";
   if (st.finish_error.empty())
     self->quit();
@@ -495,8 +537,18 @@ void recover(cluster_ptr self) {
       st.next_epoch = latest->epoch + 1;
       log << "eddy coordinator: last complete epoch " << latest->epoch << " (generation "
           << latest->generation << ") in " << st.opts.checkpoint_dir.string() << "\n";
-      // Idempotent: finishes a publish that a crash after the commit point interrupted.
-      publish(self, latest->epoch, latest->published);
+      // Idempotent: finishes the publishes a crash after the commit point interrupted, of every
+      // manifest kept (the publisher may have been up to max_unpublished_epochs behind).
+      std::string lerr;
+      for (uint64_t e : list_cluster_manifests(st.opts.checkpoint_dir, &lerr)) {
+        if (e > latest->epoch) break;
+        std::string rerr;
+        if (auto m = e == latest->epoch ? latest
+                                        : read_cluster_manifest(st.opts.checkpoint_dir, e, &rerr))
+          publish(self, e, m->published);
+        else
+          log << "eddy coordinator: warning: " << rerr << "\n";
+      }
     }
   }
   if (st.opts.state_dir.empty()) return;
@@ -529,6 +581,10 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
   st.opts = std::move(opts);
   for (int32_t p : st.opts.partitions) st.units.push_back(unit_id::partition(p));
   for (int32_t s = 0; s < st.opts.shards; ++s) st.units.push_back(unit_id::shard(s));
+  // Linked: it goes when the coordinator goes (after the publish it is in, if any).
+  st.publisher = st.opts.publish_detached
+                     ? self->spawn<caf::detached + caf::linked>(cluster_publisher, st.opts)
+                     : self->spawn<caf::linked>(cluster_publisher, st.opts);
   recover(self);
   persist(self);
   self->set_down_handler([self](const caf::down_msg& dm) {
@@ -575,8 +631,9 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         } else if (hello.slots == 0) {
           reply.refusal = "worker " + hello.name + " has no slots";
         } else if (st.finished) {
-          reply.refusal = "the pipeline's input is complete (--exit-at-end): the coordinator is "
-                          "ending";
+          reply.refusal =
+              "the pipeline's input is complete (--exit-at-end): the coordinator is "
+              "ending";
         }
         if (!reply.refusal.empty()) {
           log_of(self) << "eddy coordinator: refused worker " << hello.name << " from "
@@ -694,7 +751,21 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         if (generation != st.generation || !st.started || st.finished) return;  // older, or done
         self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
                            tick_atom::value, generation);
-        if (!st.epoch) open_next_epoch(self);
+        if (st.epoch) return;
+        if (st.publish_asked >= st.published + max_unpublished_epochs) {
+          st.open_when_published = true;  // the publisher is behind: it opens once it caught up
+          return;
+        }
+        open_next_epoch(self);
+      },
+      [self](published_atom, uint64_t epoch) {
+        auto& st = self->state;
+        st.published = std::max(st.published, epoch);
+        if (st.open_when_published && st.publish_asked < st.published + max_unpublished_epochs) {
+          st.open_when_published = false;
+          if (st.started && !st.finished && !st.epoch) open_next_epoch(self);
+        }
+        quit_if_alone(self);
       },
       [self](ended_atom, uint64_t generation, int32_t partition) {
         auto& st = self->state;

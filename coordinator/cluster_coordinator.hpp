@@ -77,6 +77,12 @@ struct cluster_coordinator_options {
   /// file): app/ dispatches them to the pipeline's sinks (sink::publish_staged: a rename for
   /// file output, a delivery for PostgreSQL and Kafka). Unset: publish_staged_files (renames).
   std::function<std::string(const std::vector<std::string>& staged_paths, bool sync)> publish;
+  /// Publishing runs on a publisher actor of the coordinator's, in commit order, so that a slow
+  /// database or broker does not hold up membership, acks and the next epochs; more than 2
+  /// committed epochs waiting to be published hold back the next epoch's opening (at its tick).
+  /// true: the publisher is detached (a thread of its own, as it blocks on I/O); false: scheduled
+  /// like the coordinator (CAF's deterministic test scheduler runs it in step).
+  bool publish_detached = true;
   /// --exit-at-end: workers end each partition at its end and close every window once all have
   /// ended (as `eddy run --exit-at-end`); each host reports (ended_atom, generation, partition)
   /// and once every partition has, the next epoch opens at once (not at the next interval). Once

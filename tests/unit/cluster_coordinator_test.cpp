@@ -9,13 +9,17 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <memory>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
@@ -80,10 +84,15 @@ class cluster_actors : public ::testing::Test {
     o.debug = debug;
     o.output_dirs = {(state_dir_ / "out").string()};
     o.log = &log_;
+    // The publisher runs in step with the test scheduler, unless a test gives it a thread.
+    o.publish_detached = publish_detached_;
+    o.publish = publish_;
     return spawned_.emplace_back(spawn_cluster_coordinator(sys_, std::move(o)));
   }
 
   std::filesystem::path checkpoint_dir() const { return state_dir_ / "checkpoints"; }
+  bool publish_detached_ = false;
+  std::function<std::string(const std::vector<std::string>&, bool)> publish_;
 
   /// A stand-in worker that records the assignments it receives.
   caf::actor fake_worker(std::shared_ptr<assignments> got) {
@@ -476,6 +485,49 @@ TEST_F(cluster_actors, a_commit_cleans_what_can_never_be_published_from_staging)
   EXPECT_TRUE(std::filesystem::exists(next));  // the next epoch's part stays
 }
 
+/// Publishing runs on the coordinator's publisher, off its thread: an epoch whose publish is
+/// slow (a database, a broker) does not stop the next epoch from opening and committing; only
+/// with 2 committed epochs unpublished does the next tick wait, and the publisher's catching up
+/// opens it.
+TEST_F(cluster_actors, a_slow_publish_holds_back_epochs_only_past_two_unpublished) {
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> calls{0};
+  publish_detached_ = true;  // a thread of its own: it blocks
+  publish_ = [released, &calls](const std::vector<std::string>&, bool) {
+    if (calls++ == 0) released.wait();  // epoch 1's publish hangs until released
+    return std::string();
+  };
+  const uint64_t g = two_started_members();
+  auto commit = [&](uint64_t e) {
+    for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, e));
+  };
+  advance(1s);
+  ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 1}));
+  commit(1);
+  ASSERT_EQ(a_->commits.size(), 1u);
+  // Epoch 1 is being published (stuck): epoch 2 opens at its tick and commits all the same.
+  advance(1s);
+  ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 2}));
+  commit(2);
+  ASSERT_EQ(a_->commits.size(), 2u);
+  // Two committed epochs unpublished: the next tick waits.
+  advance(1s);
+  EXPECT_EQ(a_->checkpoints.size(), 2u);
+  advance(1s);
+  EXPECT_EQ(a_->checkpoints.size(), 2u);
+  // Released, the publisher answers for epoch 1 (from its thread): epoch 3 opens at once.
+  release.set_value();
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (a_->checkpoints.size() < 3 && std::chrono::steady_clock::now() < until) {
+    sched_.run();
+    std::this_thread::sleep_for(1ms);  // waiting for the publisher thread's message
+  }
+  ASSERT_EQ(a_->checkpoints.size(), 3u) << "epoch 3 never opened after the publisher caught up";
+  EXPECT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 3}));
+  EXPECT_GE(calls.load(), 2);  // epoch 2 was published after epoch 1
+}
+
 TEST_F(cluster_actors, a_failed_publish_is_logged_and_does_not_hold_back_later_epochs) {
   coordinator_ = spawn_coordinator();
   a_->coordinator = coordinator_;
@@ -578,9 +630,9 @@ TEST_F(cluster_actors, a_joining_member_takes_units_when_the_open_epoch_commits)
   EXPECT_EQ(c->assignments.back().restore_epoch, 1u);
   EXPECT_EQ(c->assignments.back().first_epoch, 2u);
   EXPECT_GT(units(c->assignments.back()), 0u);
-  EXPECT_EQ(units(a_->assignments.back()) + units(b_->assignments.back()) +
-                units(c->assignments.back()),
-            8u);
+  EXPECT_EQ(
+      units(a_->assignments.back()) + units(b_->assignments.back()) + units(c->assignments.back()),
+      8u);
 }
 
 TEST_F(cluster_actors, a_joining_member_opens_an_epoch_at_once_when_none_is_open) {
@@ -644,7 +696,8 @@ TEST_F(cluster_actors, a_leaving_member_hands_its_units_over_after_the_next_epoc
   EXPECT_EQ(a_->assignments.back().generation, g);
   bool answered = false;
   for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
-  req.receive([&] { answered = true; }, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  req.receive([&] { answered = true; },
+              [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
   EXPECT_TRUE(answered);
   EXPECT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
   EXPECT_NE(log_.str().find("worker b left after epoch 1 (its units handed over)"),
@@ -653,7 +706,7 @@ TEST_F(cluster_actors, a_leaving_member_hands_its_units_over_after_the_next_epoc
   const unit_assignment& next = a_->assignments.back();
   EXPECT_EQ(next.generation, g + 1);
   EXPECT_EQ(units(next), 8u);
-  EXPECT_EQ(next.restore_epoch, 1u);  // the epoch b committed: nothing redone
+  EXPECT_EQ(next.restore_epoch, 1u);                // the epoch b committed: nothing redone
   EXPECT_EQ(b_->assignments.back().generation, g);  // b is no member any more
 }
 

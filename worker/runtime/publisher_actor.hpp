@@ -30,13 +30,11 @@
 #include <string>
 #include <vector>
 
+#include "actors/messages.hpp"
 #include "worker/runtime/run_context.hpp"
 #include "worker/sink/sink.hpp"
 
 namespace eddy {
-
-using publish_atom = caf::atom_constant<caf::atom("publish")>;
-using published_atom = caf::atom_constant<caf::atom("published")>;
 
 /// What the publisher publishes: the transactional sinks and the dead-letter directory.
 struct publish_targets {
