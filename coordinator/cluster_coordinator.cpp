@@ -504,7 +504,9 @@ void complete_epoch(cluster_ptr self) {
   for (const auto& [_, mb] : st.members)
     self->send(mb.handle, commit_atom::value, st.generation, e);
   persist(self);
-  auto kept = prune_cluster_checkpoints(st.opts.checkpoint_dir, manifests_kept);
+  // Manifests of epochs not published yet stay too: a restart publishes from them.
+  const auto keep = std::max<uint64_t>(manifests_kept, st.last_complete - st.published + 1);
+  auto kept = prune_cluster_checkpoints(st.opts.checkpoint_dir, static_cast<size_t>(keep));
   for (const auto& w : kept.warnings)
     log_of(self) << "eddy coordinator: warning: retention: " << w << "\n";
   if (st.opts.debug)
