@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 namespace eddy {
 namespace {
@@ -53,6 +56,32 @@ TEST_F(epoch_files, staged_files_are_invisible_until_published) {
   EXPECT_FALSE(fs::exists(dir_ / "_staging")) << "an empty staging directory is removed";
   ASSERT_EQ(publish_epoch_files(dir_, 3), "") << "publishing again is a no-op";
   ASSERT_EQ(publish_epoch_files(dir_, 9), "") << "nothing staged: nothing to do";
+}
+
+/// Staging and publishing run at once (eddy run's publisher thread; the cluster coordinator's
+/// process), and every publish ends by removing `_staging` when it is empty, which may come
+/// between the stager's mkdir of `_staging` and of `_staging/<e>`. Here a thread does only that
+/// removal, in a loop, while epochs are staged (and taken away, as a publish does): every stage
+/// must still succeed.
+TEST_F(epoch_files, staging_survives_a_concurrent_removal_of_the_empty_staging_dir) {
+  constexpr uint64_t epochs = 5000;
+  std::atomic<bool> done{false};
+  std::thread tidier([&] {
+    std::error_code ec;
+    while (!done.load()) fs::remove(dir_ / "_staging", ec);  // only when empty, as publishes do
+  });
+  std::string error;
+  uint64_t e = 1;
+  for (; e <= epochs && error.empty(); ++e) {
+    error = stage_epoch_file(dir_, e, "part.jsonl", "x\n", /*sync=*/false);
+    std::error_code ec;
+    char name[24];
+    std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(e));
+    fs::remove_all(dir_ / "_staging" / name, ec);  // published meanwhile
+  }
+  done = true;
+  tidier.join();
+  EXPECT_EQ(error, "") << "at epoch " << e - 1;
 }
 
 TEST_F(epoch_files, recovery_publishes_complete_epochs_and_drops_incomplete_ones) {
