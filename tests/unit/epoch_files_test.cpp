@@ -64,7 +64,7 @@ TEST_F(epoch_files, staged_files_are_invisible_until_published) {
 /// removal, in a loop, while epochs are staged (and taken away, as a publish does): every stage
 /// must still succeed.
 TEST_F(epoch_files, staging_survives_a_concurrent_removal_of_the_empty_staging_dir) {
-  constexpr uint64_t epochs = 5000;
+  constexpr uint64_t epochs = 2000;
   std::atomic<bool> done{false};
   std::thread tidier([&] {
     std::error_code ec;

@@ -433,16 +433,17 @@ std::string write_file_atomically(const std::string& dir, const std::string& nam
   const fs::path tmp_path = fs::path(dir) / ("." + name + ".tmp");
   // A publisher (another thread, or the coordinator's process) removes `_staging` once it is
   // empty; between our mkdir of it and of the epoch's folder in it, that makes the second mkdir
-  // (or the open) fail with ENOENT. The folders are simply created again: a few attempts.
+  // (or the open) fail with ENOENT. The folders are simply created again (each attempt takes
+  // microseconds; the bound only stops a directory that keeps vanishing for another reason).
   int fd = -1;
   for (int attempt = 1;; ++attempt) {
     fs::create_directories(dir, ec);
-    if (ec && (ec != std::errc::no_such_file_or_directory || attempt == 10))
+    if (ec && (ec != std::errc::no_such_file_or_directory || attempt == 1000))
       return "cannot create directory \"" + dir + "\": " + ec.message();
     if (ec) continue;
     fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) break;
-    if (errno != ENOENT || attempt == 10)
+    if (errno != ENOENT || attempt == 1000)
       return "cannot create \"" + tmp_path.string() + "\": " + errno_message(errno);
   }
   auto fail = [&](const std::string& what, int err) {
