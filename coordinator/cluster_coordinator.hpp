@@ -78,8 +78,8 @@ struct cluster_coordinator_options {
   /// file output, a delivery for PostgreSQL and Kafka). Unset: publish_staged_files (renames).
   std::function<std::string(const std::vector<std::string>& staged_paths, bool sync)> publish;
   /// Publishing runs on a publisher actor of the coordinator's, in commit order, so that a slow
-  /// database or broker does not hold up membership, acks and the next epochs; more than 2
-  /// committed epochs waiting to be published hold back the next epoch's opening (at its tick).
+  /// database or broker does not hold up membership, acks and the next epochs; 2 committed
+  /// epochs waiting to be published hold back the next epoch's opening (at its tick).
   /// true: the publisher is detached (a thread of its own, as it blocks on I/O); false: scheduled
   /// like the coordinator (CAF's deterministic test scheduler runs it in step).
   bool publish_detached = true;

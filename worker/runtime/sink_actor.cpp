@@ -185,13 +185,13 @@ void stage(sink_ptr self, uint64_t epoch) {
   send_or_hold_ack(self, std::move(ack));
 }
 
-/// Epochs committed but not published yet, at most: the sink holds its ack of a newer epoch
-/// (and so its commit) until the publisher has caught up. One epoch is delivered while the next
-/// is processed; a slow database or broker slows the pipeline down instead of piling up staged
-/// epochs on disk.
+/// Epochs committed but not published yet: with this many waiting, the sink holds its ack of
+/// the next epoch (and so its commit) until the publisher has caught up. One epoch is delivered
+/// while the next is processed; a slow database or broker slows the pipeline down instead of piling
+/// up staged epochs on disk.
 constexpr uint64_t max_unpublished_epochs = 2;
 
-/// Acks `ack` now, or holds it while the publisher lags more than max_unpublished_epochs.
+/// Acks `ack` now, or holds it while max_unpublished_epochs committed epochs are unpublished.
 void send_or_hold_ack(sink_ptr self, checkpoint_ack ack) {
   auto& st = self->state;
   if (ack.error.empty() && st.publish_asked > st.published &&
