@@ -196,6 +196,32 @@ TEST_F(run_faults, sigterm_during_a_hung_drain_ends_the_run_after_the_stop_timeo
   EXPECT_GE(int_at(summary, "in"), 2000) << "the counters of what the sink took are reported";
 }
 
+/// The publisher (publishing committed epochs on its own thread) stuck in I/O, e.g. a database
+/// that stopped answering: the pipeline stops completing epochs once 2 committed ones wait, and
+/// SIGTERM still ends the run within --stop-timeout, exit 1.
+TEST_F(run_faults, sigterm_with_a_hung_publisher_ends_the_run_after_the_stop_timeout) {
+  const std::string topic = "rides";
+  ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":2"));
+  ASSERT_TRUE(produce_with({"--topic", topic, "--count", "2000", "--seed", "7"}).has_value());
+  const std::string config = write_pipeline(topic, false, "",
+                                            "\n[checkpoint]\ndir = \"" + (dir_ / "checkpoints") +
+                                                "\"\ninterval = \"100ms\"\nsync = false\n");
+  auto run = start_run({"-c", config, "--bootstrap", bootstrap_, "--summary-json", summary_path(),
+                        "--stop-timeout", "2"},
+                       {"EDDY_HANG_AT=publisher:2"});
+  ASSERT_TRUE(wait_for_stderr("EDDY_HANG_AT reached", 30s)) << read_text_file(err_path());
+  ASSERT_TRUE(run->running()) << read_text_file(err_path());
+  run->send_signal(SIGTERM);
+  auto end = wait_end(*run, 30s);
+  ASSERT_TRUE(end.has_value()) << "eddy run ignored SIGTERM with its publisher hung";
+  EXPECT_LT(end->took, 12s);
+  EXPECT_TRUE(end->status.exited && end->status.code == 1)
+      << end->status.describe() << "; stderr: " << end->err;
+  EXPECT_NE(end->err.find("did not finish within 2 s (--stop-timeout)"), std::string::npos)
+      << end->err;
+  EXPECT_FALSE(parse_object(read_text_file(summary_path())).at("ok").as_bool());
+}
+
 TEST_F(run_faults, a_second_sigterm_during_a_hung_drain_exits_at_once) {
   const std::string topic = "rides";
   ASSERT_NO_FATAL_FAILURE(start_broker(topic + ":2"));
