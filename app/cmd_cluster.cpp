@@ -232,8 +232,7 @@ void run_coordinator(const coordinator_cli& o) {
             << o.epoch_timeout_ms << " ms\n";
   // What each sink is and what it guarantees, as `eddy run` says it (README "Checkpoints and
   // recovery"): the coordinator publishes the transactional ones.
-  for (size_t i = 0; i < cfg.sinks.size(); ++i)
-    std::cerr << "eddy coordinator: " << describe_sink(cfg, i) << "\n";
+  write_sink_lines(std::cerr, cfg, "eddy coordinator: ");
   // The metadata watch: partitions added to the topic become units (at an epoch boundary).
   size_t known = partitions.size();
   bool said = false;

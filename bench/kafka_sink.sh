@@ -77,9 +77,14 @@ EOF
 }
 
 # The rows, once, through a file sink.
-pipeline "[[sinks]]
-type = \"file\"
-path = \"$work/rows\"" "$cp_root/files" >"$work/files.toml"
+# The pipeline with one sink: $1 = type, $2 = its `path` or `topic` key, $3 = value, $4 = checkpoint dir.
+with_sink() {
+  pipeline "[[sinks]]
+type = \"$1\"
+$2 = \"$3\"" "$4"
+}
+
+with_sink file path "$work/rows" "$cp_root/files" >"$work/files.toml"
 "$eddy" run -c "$work/files.toml" --exit-at-end >/dev/null 2>"$work/files.err"
 cat "$work"/rows/part-*.jsonl >"$work/rows.jsonl"
 rows=$(wc -l <"$work/rows.jsonl")
@@ -92,9 +97,7 @@ file_rates=()
 publish_bench="$build/bench/kafka_publish_bench"
 for round in $(seq "$ROUNDS"); do
   out="bench.kafka_sink.out$round"
-  pipeline "[[sinks]]
-type = \"kafka\"
-topic = \"$out\"" "$cp_root/kafka$round" >"$work/kafka$round.toml"
+  with_sink kafka topic "$out" "$cp_root/kafka$round" >"$work/kafka$round.toml"
   t0=$(now)
   "$eddy" run -c "$work/kafka$round.toml" --exit-at-end >/dev/null 2>"$work/kafka$round.err"
   t1=$(now)
@@ -105,9 +108,7 @@ topic = \"$out\"" "$cp_root/kafka$round" >"$work/kafka$round.toml"
   kcat -P -b "$bootstrap" -t "$kout" -z zstd -X linger.ms=5 <"$work/rows.jsonl"
   t3=$(now)
   # The same pipeline with a file sink: the source side's own rate.
-  pipeline "[[sinks]]
-type = \"file\"
-path = \"$work/rows$round\"" "$cp_root/files$round" >"$work/files$round.toml"
+  with_sink file path "$work/rows$round" "$cp_root/files$round" >"$work/files$round.toml"
   tf0=$(now)
   "$eddy" run -c "$work/files$round.toml" --exit-at-end >/dev/null 2>"$work/files$round.err"
   tf1=$(now)
@@ -116,9 +117,7 @@ path = \"$work/rows$round\"" "$cp_root/files$round" >"$work/files$round.toml"
   # The publish step alone: the same rows staged as one epoch part, then published (timed
   # inside: the publish, not the staging) into a topic of its own.
   pout="bench.kafka_sink.publish$round"
-  pipeline "[[sinks]]
-type = \"kafka\"
-topic = \"$pout\"" "$cp_root/publish$round" >"$work/publish$round.toml"
+  with_sink kafka topic "$pout" "$cp_root/publish$round" >"$work/publish$round.toml"
   pub_s=$("$publish_bench" "$work/publish$round.toml" "$work/rows.jsonl" | awk '{print $(NF-1)}')
   got=$(kcat -C -b "$bootstrap" -t "$pout" -e -o beginning -q -f 'x\n' | wc -l)
   [[ "$got" -eq "$rows" ]] || { echo "round $round: topic $pout holds $got records, not $rows" >&2; exit 1; }

@@ -325,7 +325,7 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
   {
     // What each sink is and what it guarantees (README "Checkpoints and recovery").
     std::ostream& out = opts.log ? *opts.log : std::cerr;
-    for (size_t i = 0; i < cfg.sinks.size(); ++i) out << "eddy: " << describe_sink(cfg, i) << "\n";
+    write_sink_lines(out, cfg, "eddy: ");
     out.flush();
   }
   // Metadata first: assign() before it makes the "beginning" lookup wait on a retry timer.

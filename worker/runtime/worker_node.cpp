@@ -106,9 +106,7 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
             // Once per process: what each sink is and what it guarantees, as `eddy run` says it.
             static std::atomic<bool> sinks_described{false};  // a rejoin is a new node actor
             if (st.pipeline && !sinks_described.exchange(true))
-              for (size_t i = 0; i < st.pipeline->sinks.size(); ++i)
-                log_of(self) << "eddy worker " << st.opts.name << ": "
-                             << describe_sink(*st.pipeline, i) << "\n";
+              write_sink_lines(log_of(self), *st.pipeline, "eddy worker " + st.opts.name + ": ");
           },
           [self](const caf::error& err) {
             finish(self, worker_node_outcome::kind::lost,

@@ -84,6 +84,10 @@ class sink {
 /// after a crash writes (at-least-once from "earliest", at-most-once from "latest").
 [[nodiscard]] std::string describe_sink(const pipeline_config& cfg, size_t index);
 
+/// The start-up lines: `prefix` + describe_sink(cfg, i) + "\n" for every sink, in `[[sinks]]`
+/// order (prefix "eddy: " for `eddy run`, "eddy coordinator: ", "eddy worker NAME: ").
+void write_sink_lines(std::ostream& out, const pipeline_config& cfg, std::string_view prefix);
+
 /// Spark-like table per batch ("Batch: N", +---+ framing, aligned columns) to `out`.
 /// Values longer than 20 characters are cut to 17 + "..." when cfg.truncate; at most
 /// cfg.num_rows rows are shown, then "only showing top N rows".

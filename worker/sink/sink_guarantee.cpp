@@ -1,5 +1,6 @@
 // sink_guarantee.cpp — what `eddy run` says about each sink at start-up: what it is and what
 // it guarantees after a crash.
+#include <ostream>
 #include <string>
 
 #include "worker/sink/sink.hpp"
@@ -72,6 +73,10 @@ std::string describe_sink(const pipeline_config& cfg, size_t index) {
       break;
   }
   return line;
+}
+
+void write_sink_lines(std::ostream& out, const pipeline_config& cfg, std::string_view prefix) {
+  for (size_t i = 0; i < cfg.sinks.size(); ++i) out << prefix << describe_sink(cfg, i) << "\n";
 }
 
 }  // namespace eddy
