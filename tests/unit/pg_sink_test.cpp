@@ -4,11 +4,13 @@
 // throw-away server (tests/support/pg_server.hpp; skipped when PostgreSQL is not installed).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "model/pipeline_config.hpp"
 #include "tests/support/pg_server.hpp"
@@ -381,6 +383,35 @@ TEST_F(pg_sink_server, creates_the_table_and_writes_batches) {
   EXPECT_EQ(server_.query("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
                           "attrelid = 'r'::regclass AND attnum > 0 ORDER BY attnum"),
             (std::vector<std::vector<std::string>>{{"bigint"}, {"text"}}));
+}
+
+/// Cluster workers start their sinks at once: their CREATE TABLE IF NOT EXISTS race inside
+/// PostgreSQL, and the loser's fails on the catalog's unique index. Every sink must start.
+TEST_F(pg_sink_server, sinks_starting_at_once_on_a_fresh_database_all_start) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("eddy-pg-race-" + std::to_string(::getpid()));
+  const std::string ckpt = "\n[checkpoint]\ndir = \"" + dir.string() + "\"\n";
+  for (int round = 0; round < 12; ++round) {
+    auto cfg = config("table = \"race_" + std::to_string(round) + "\"\n", ckpt);
+    cfg.name = "race_" + std::to_string(round);  // a progress table per round: both race too
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> threads;
+    std::atomic<int> ready{0};
+    for (size_t i = 0; i < errors.size(); ++i)
+      threads.emplace_back([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < static_cast<int>(errors.size())) {
+        }
+        std::ostringstream log;
+        std::string err;
+        auto s = make_postgres_sink(cfg, 0, time_formatter(), log, pg_start::connect, &err);
+        if (!s) errors[i] = err.empty() ? "no sink" : err;
+      });
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "") << "round " << round;
+    server_.query("DROP TABLE eddy_sink_progress");
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(pg_sink_server, delivers_each_staged_file_once_and_removes_it) {

@@ -350,18 +350,14 @@ class pg_sink final : public sink {
         const auto sql = pg::create_table_sql(target_, schema_,
                                               sc_.upsert ? sc_.key : std::vector<std::string>{},
                                               pg::key_never_null(cfg_, sc_.key));
-        if (o = exec(sql); o.kind != outcome::ok) {
-          o.message = "cannot create table " + target_.display() + ": " + o.message;
-          return o;
-        }
+        if (o = create_if_absent(sql, target_); o.kind != outcome::ok) return o;
         log_ << "eddy: " << sink_name_ << ": created table " << target_.display() << "\n";
       }
       if (o = check_table(); o.kind != outcome::ok) return o;
       if (transactional()) {
-        if (o = exec(pg::create_progress_sql(progress_)); o.kind != outcome::ok) {
-          o.message = "cannot create table " + progress_.display() + ": " + o.message;
+        if (o = create_if_absent(pg::create_progress_sql(progress_), progress_);
+            o.kind != outcome::ok)
           return o;
-        }
       }
       table_ready_ = true;
     }
@@ -370,6 +366,23 @@ class pg_sink final : public sink {
       stage_ready_ = true;
     }
     return {};
+  }
+
+  /// Runs `sql` (CREATE TABLE IF NOT EXISTS `t`). Two sinks starting at once (cluster workers,
+  /// the coordinator's publisher) race inside PostgreSQL: the loser's IF NOT EXISTS fails with a
+  /// unique violation on the catalog. The table exists then, which is all that was asked.
+  outcome create_if_absent(const std::string& sql, const pg::table_name& t) {
+    outcome o = exec(sql);
+    if (o.kind == outcome::ok) return o;
+    if (o.kind != outcome::lost) {
+      result_ptr r;
+      if (exec_params("SELECT to_regclass($1) IS NOT NULL", {t.quoted()}, PGRES_TUPLES_OK, &r)
+                  .kind == outcome::ok &&
+          std::string(PQgetvalue(r.get(), 0, 0)) == "t")
+        return {};
+    }
+    o.message = "cannot create table " + t.display() + ": " + o.message;
+    return o;
   }
 
   outcome check_table() {
