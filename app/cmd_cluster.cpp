@@ -290,6 +290,15 @@ void run_worker(const worker_cli& o) {
                                 ": a worker name is 1-60 of the characters A-Z a-z 0-9 _ . - "
                                 "(it goes into output file names)",
                             2);
+  // Output names are "part-<epoch>[-<5-digit part>]-<worker>-g<gen>": a name starting with five
+  // digits and '-' would read as another worker's part number.
+  if (name.size() > 6 && name[5] == '-' &&
+      std::all_of(name.begin(), name.begin() + 5, [](char c) { return c >= '0' && c <= '9'; }))
+    throw CLI::RuntimeError("--name " + name +
+                                ": a worker name must not start with five digits and '-' (output "
+                                "file names put a part number there)" +
+                                (o.name.empty() ? "; this host's name does: pass --name" : ""),
+                            2);
   // Tests only: pretend to be another eddy version, to see the coordinator refuse it.
   const char* version_override = std::getenv("EDDY_TEST_VERSION");
 

@@ -379,8 +379,15 @@ void publish_epoch(publisher_ptr self, uint64_t e, const std::vector<std::string
   // What stays in staging for epochs up to e will never be published: aborted epochs' files and
   // those of workers fenced after their generation ended. Epochs still waiting to be published
   // keep theirs (epochs after e are staged, not committed: untouched).
+  // An epoch's list may name files staged under earlier, aborted epochs (a worker that kept its
+  // units running across a generation change carries them): keep the staging directories the
+  // unpublished lists name.
   std::set<uint64_t> keep;
-  for (const auto& [u, _] : st.unpublished) keep.insert(u);
+  for (const auto& [u, list] : st.unpublished) {
+    keep.insert(u);
+    for (const auto& f : list)
+      if (auto fe = staged_path_epoch(f)) keep.insert(*fe);
+  }
   for (const auto& dir : st.output_dirs)
     if (std::string err = discard_stale_staged_epochs(dir, e, keep); !err.empty())
       log << "eddy coordinator: warning: cleaning staged files: " << err << "\n";

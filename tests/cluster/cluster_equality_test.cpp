@@ -166,6 +166,8 @@ struct shared_input {
   int commands = 0;
 };
 
+const std::vector<std::string> k_three = {"w1", "w2", "w3"};
+
 class cluster_equality : public ::testing::Test {
  protected:
   static void TearDownTestSuite() {
@@ -399,6 +401,122 @@ class cluster_equality : public ::testing::Test {
               << (d.inexact ? std::to_string(d.inexact) + " equal within 1e-12 only" : "") << "\n";
   }
 
+  /// `kills` times: kill -9 a random worker, wait for the coordinator's loss line and an epoch
+  /// committed without it (the failover gap: kill -> that manifest's creation), restart it, wait
+  /// for an epoch committed with all three again, a random 0-300 ms more, the next kill. After
+  /// each kill every unit the victim held must be reported resumed by a survivor ("unit p3
+  /// resumed from epoch E (moved from w1), N ms after the loss of w1 was detected"), E being the
+  /// epoch the first generation after the loss restored; without aggregation the survivors must
+  /// say they went on from where they were, and restore nothing.
+  void kill9_loop(kind k, const std::string& name, int kills) {
+    ASSERT_NE(reference(k), nullptr);
+    start_ = steady::now();
+    ASSERT_TRUE(begin_cluster(k, name, k_kill_rate, 180s));
+    for (const auto& w : k_three) start_worker(w);
+    ASSERT_TRUE(wait_first_commit());
+    auto gen = rng();
+    auto& coord = cluster_->coordinator_log();
+    int mid_stream = 0;
+    for (int kill = 1; kill <= kills; ++kill) {
+      auto members_gen = cluster_->wait_for_members(k_three, deadline_);
+      ASSERT_TRUE(members_gen) << "the three workers were not all members again";
+      ASSERT_TRUE(
+          wait_commit_in(*members_gen, "all three workers, before kill " + std::to_string(kill)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(gen)));
+      const std::string victim = k_three[std::uniform_int_distribution<size_t>(0, 2)(gen)];
+      const auto a = cluster_->assignment();
+      ASSERT_TRUE(a);
+      const uint64_t gen_before = test_cluster::generation(*a);
+      std::vector<std::string> victim_units;  // what the survivors must report resuming
+      if (const auto* o = a->if_contains("owners"); o && o->is_object())
+        for (const auto& [u, w] : o->as_object())
+          if (w.is_string() && w.as_string() == victim) victim_units.emplace_back(u);
+      ASSERT_FALSE(victim_units.empty()) << victim << " held no units before kill " << kill;
+      std::map<std::string, size_t> survivor_from;
+      for (const auto& w : k_three)
+        if (w != victim) survivor_from[w] = cluster_->worker_log(w).size();
+      const std::string done_before = percent_committed();
+      mid_stream += watch_->committed() < watch_->total() ? 1 : 0;
+      const size_t from = coord.size();
+
+      const auto t_kill = steady::now();
+      const int64_t kill_unix_ms = unix_ms_now();
+      cluster_->kill9(victim);
+      auto lost =
+          coord.wait_for("worker " + victim + " lost", std::min(deadline_, t_kill + 10s), from);
+      ASSERT_TRUE(lost) << "kill " << kill << ": no 'worker " << victim << " lost' within 10 s";
+      const auto regen = coord.wait_for("generation ", std::min(deadline_, t_kill + 2s), *lost);
+      ASSERT_TRUE(
+          wait_commit_in(gen_before + 1, "after kill " + std::to_string(kill) + " of " + victim));
+      const manifest m = *watch_->first_of_generation_after(gen_before);
+      // Each of the victim's units resumed on a survivor, from the epoch the first generation
+      // started after the loss restored, with the time since the loss was detected.
+      auto started = coord.wait_for(" started: ", std::min(deadline_, steady::now() + 10s), *lost);
+      ASSERT_TRUE(started) << "kill " << kill << ": no generation started after the loss";
+      const std::string& started_line = coord.at(*started).text;
+      const size_t ep_at = started_line.find("restored from epoch ");
+      ASSERT_NE(ep_at, std::string::npos) << started_line;
+      const std::string restored = std::to_string(
+          std::stoull(started_line.substr(ep_at + std::strlen("restored from epoch "))));
+      int64_t slowest_resume_ms = -1;
+      for (const auto& u : victim_units) {
+        const std::string needle =
+            "unit " + u + " resumed from epoch " + restored + " (moved from " + victim + "), ";
+        std::optional<std::string> line;
+        for (const auto until = std::min(deadline_, steady::now() + 10s); !line;) {
+          for (auto& [w, from] : survivor_from)
+            if (auto i = cluster_->worker_log(w).find(needle, from))
+              line = cluster_->worker_log(w).at(*i).text;
+          if (line || steady::now() >= until) break;
+          std::this_thread::sleep_for(5ms);  // polling logs for a condition
+        }
+        ASSERT_TRUE(line) << "kill " << kill << ": no survivor logged '" << needle << "...'";
+        const std::string after = " ms after the loss of " + victim + " was detected";
+        const size_t ms_end = line->find(after);
+        ASSERT_NE(ms_end, std::string::npos) << *line;
+        const size_t ms_at = line->rfind(", ", ms_end) + 2;
+        const int64_t ms = std::stoll(line->substr(ms_at, ms_end - ms_at));
+        EXPECT_GE(ms, 0) << *line;
+        EXPECT_LT(ms, 10000) << *line;
+        slowest_resume_ms = std::max(slowest_resume_ms, ms);
+      }
+      // Without aggregation the survivors go on from where they are: only the victim's
+      // partitions rewind. With it every unit restarts from the restored epoch.
+      for (auto& [w, from] : survivor_from) {
+        auto& log = cluster_->worker_log(w);
+        const auto kept = log.find("go on from where they are", from);
+        if (k == kind::cleaned) {
+          EXPECT_TRUE(kept) << "kill " << kill << ": survivor " << w << " did not keep its units";
+          EXPECT_FALSE(log.find("restored its units from epoch", from))
+              << "kill " << kill << ": survivor " << w << " rewound every unit";
+        } else {
+          EXPECT_FALSE(kept) << "kill " << kill << ": " << w << " kept shard state across a loss";
+        }
+      }
+      std::cerr << "kill " << kill << ": " << victim << " in generation " << gen_before << ", "
+                << done_before << " of the input committed; loss logged after "
+                << ms_between(t_kill, coord.at(*lost).seen) << " ms, "
+                << (regen ? "'" + coord.at(*regen).text.substr(0, 60) + "' after " +
+                                std::to_string(ms_between(t_kill, coord.at(*regen).seen)) + " ms"
+                          : std::string("no generation line"))
+                << "; first epoch committed in a newer generation: " << m.epoch << " (generation "
+                << m.generation << ") " << m.created_unix_ms - kill_unix_ms
+                << " ms after the kill; " << victim_units.size()
+                << " units resumed on the others from epoch " << restored << ", the last "
+                << slowest_resume_ms << " ms after the loss was detected\n";
+      start_worker(victim);
+    }
+    ASSERT_TRUE(cluster_->wait_for_members(k_three, deadline_));
+    ASSERT_TRUE(wait_done());
+    std::cerr << "done after " << seconds_since(start_) << " s; " << mid_stream << " of " << kills
+              << " kills before the whole input was committed\n";
+    EXPECT_GE(mid_stream, kills / 2)
+        << "the input was committed too early for the kills to matter: "
+           "lower k_kill_rate";
+    expect_output_equals_reference();
+  }
+
   /// A seeded generator; EDDY_CLUSTER_SEED overrides the seed.
   std::mt19937_64 rng() {
     uint64_t seed = 20261202;
@@ -419,8 +537,6 @@ class cluster_equality : public ::testing::Test {
   std::unique_ptr<test_cluster> cluster_;
   std::unique_ptr<completion_watch> watch_;
 };
-
-const std::vector<std::string> k_three = {"w1", "w2", "w3"};
 
 // ---- the harness, validated against `eddy run` ------------------------------------------------
 
@@ -702,103 +818,80 @@ TEST_F(cluster_equality, three_workers_with_exit_at_end_end_by_themselves_equal_
   expect_output_equals_reference(true);
 }
 
-/// Ten times: kill -9 a random worker, wait for the coordinator's loss line and an epoch
-/// committed without it (the failover gap: kill -> that manifest's creation), restart it, wait
-/// for an epoch committed with all three again, a random 0-300 ms more, the next kill. After each
-/// kill every unit the victim held must be reported resumed by a survivor ("unit p3 resumed from
-/// epoch E (moved from w1), N ms after the loss of w1 was detected"), E being the epoch the first
-/// generation after the loss restored.
+/// Ten kill -9s of random workers running the windowed pipeline (every unit restarts from the
+/// last committed epoch after each: kill9_loop).
 TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {
-  ASSERT_NE(reference(kind::windowed), nullptr);
-  start_ = steady::now();
-  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_kill9", k_kill_rate, 180s));
-  for (const auto& w : k_three) start_worker(w);
-  ASSERT_TRUE(wait_first_commit());
-  auto gen = rng();
-  auto& coord = cluster_->coordinator_log();
-  int mid_stream = 0;
-  for (int kill = 1; kill <= 10; ++kill) {
-    auto members_gen = cluster_->wait_for_members(k_three, deadline_);
-    ASSERT_TRUE(members_gen) << "the three workers were not all members again";
-    ASSERT_TRUE(
-        wait_commit_in(*members_gen, "all three workers, before kill " + std::to_string(kill)));
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(gen)));
-    const std::string victim = k_three[std::uniform_int_distribution<size_t>(0, 2)(gen)];
-    const auto a = cluster_->assignment();
-    ASSERT_TRUE(a);
-    const uint64_t gen_before = test_cluster::generation(*a);
-    std::vector<std::string> victim_units;  // what the survivors must report resuming
-    if (const auto* o = a->if_contains("owners"); o && o->is_object())
-      for (const auto& [u, w] : o->as_object())
-        if (w.is_string() && w.as_string() == victim) victim_units.emplace_back(u);
-    ASSERT_FALSE(victim_units.empty()) << victim << " held no units before kill " << kill;
-    std::map<std::string, size_t> survivor_from;
-    for (const auto& w : k_three)
-      if (w != victim) survivor_from[w] = cluster_->worker_log(w).size();
-    const std::string done_before = percent_committed();
-    mid_stream += watch_->committed() < watch_->total() ? 1 : 0;
-    const size_t from = coord.size();
+  kill9_loop(kind::windowed, "eq_kill9", 10);
+}
 
-    const auto t_kill = steady::now();
-    const int64_t kill_unix_ms = unix_ms_now();
-    cluster_->kill9(victim);
-    auto lost =
-        coord.wait_for("worker " + victim + " lost", std::min(deadline_, t_kill + 10s), from);
-    ASSERT_TRUE(lost) << "kill " << kill << ": no 'worker " << victim << " lost' within 10 s";
-    const auto regen = coord.wait_for("generation ", std::min(deadline_, t_kill + 2s), *lost);
-    ASSERT_TRUE(
-        wait_commit_in(gen_before + 1, "after kill " + std::to_string(kill) + " of " + victim));
-    const manifest m = *watch_->first_of_generation_after(gen_before);
-    // Each of the victim's units resumed on a survivor, from the epoch the first generation
-    // started after the loss restored, with the time since the loss was detected.
-    auto started = coord.wait_for(" started: ", std::min(deadline_, steady::now() + 10s), *lost);
-    ASSERT_TRUE(started) << "kill " << kill << ": no generation started after the loss";
-    const std::string& started_line = coord.at(*started).text;
-    const size_t ep_at = started_line.find("restored from epoch ");
-    ASSERT_NE(ep_at, std::string::npos) << started_line;
-    const std::string restored = std::to_string(
-        std::stoull(started_line.substr(ep_at + std::strlen("restored from epoch "))));
-    int64_t slowest_resume_ms = -1;
-    for (const auto& u : victim_units) {
-      const std::string needle =
-          "unit " + u + " resumed from epoch " + restored + " (moved from " + victim + "), ";
-      std::optional<std::string> line;
-      for (const auto until = std::min(deadline_, steady::now() + 10s); !line;) {
-        for (auto& [w, from] : survivor_from)
-          if (auto i = cluster_->worker_log(w).find(needle, from))
-            line = cluster_->worker_log(w).at(*i).text;
-        if (line || steady::now() >= until) break;
-        std::this_thread::sleep_for(5ms);  // polling logs for a condition
-      }
-      ASSERT_TRUE(line) << "kill " << kill << ": no survivor logged '" << needle << "...'";
-      const std::string after = " ms after the loss of " + victim + " was detected";
-      const size_t ms_end = line->find(after);
-      ASSERT_NE(ms_end, std::string::npos) << *line;
-      const size_t ms_at = line->rfind(", ", ms_end) + 2;
-      const int64_t ms = std::stoll(line->substr(ms_at, ms_end - ms_at));
-      EXPECT_GE(ms, 0) << *line;
-      EXPECT_LT(ms, 10000) << *line;
-      slowest_resume_ms = std::max(slowest_resume_ms, ms);
+/// Five kill -9s of random workers running the cleaned-row pipeline: the survivors keep their
+/// partitions running, only the victim's rewind, and the output stays equal.
+TEST_F(cluster_equality, kill9s_under_cleaned_rows_rewind_only_the_moved_partitions) {
+  kill9_loop(kind::cleaned, "eq_kill9_cleaned", 5);
+}
+
+/// The epoch number in an output file's name ("part-0000000012-00001-w1-g3.jsonl" -> 12; a path
+/// before it is ignored); 0 when there is none.
+uint64_t epoch_in_name(std::string_view name) {
+  if (const size_t slash = name.rfind('/'); slash != std::string_view::npos)
+    name.remove_prefix(slash + 1);
+  const size_t at = name.find_first_of("0123456789");
+  if (at == std::string_view::npos || at == 0 || name[at - 1] != '-') return 0;
+  uint64_t e = 0;
+  std::from_chars(name.data() + at, name.data() + name.size(), e);
+  return e;
+}
+
+/// An epoch that a loss aborts after the survivors staged it: w2's sink hangs (EDDY_HANG_AT), so
+/// the open epoch cannot complete while w1 and w3 stage theirs; then w2 is killed. Without
+/// aggregation the survivors keep running and their output since the last committed epoch,
+/// the aborted epoch's staged files included, is committed with the new generation's first
+/// epoch: that manifest lists files named after an older epoch, and the output stays equal.
+TEST_F(cluster_equality, an_epoch_aborted_by_a_loss_carries_the_survivors_staged_output) {
+  ASSERT_NE(reference(kind::cleaned), nullptr);
+  start_ = steady::now();
+  ASSERT_TRUE(begin_cluster(kind::cleaned, "eq_carry", k_kill_rate, 150s));
+  start_worker("w1");
+  start_worker("w3");
+  start_worker("w2", {"EDDY_HANG_AT=sink:300"});
+  ASSERT_TRUE(wait_first_commit());
+  ASSERT_TRUE(cluster_->wait_for_members(k_three, deadline_));
+  // w2's sink hangs after 300 results: no epoch commits from then on.
+  std::optional<manifest> stalled;
+  for (const auto until = std::min(deadline_, steady::now() + 60s); steady::now() < until;) {
+    watch_->poll();
+    const auto n = watch_->newest();
+    if (n && n->generation > 0 && unix_ms_now() - n->created_unix_ms > 2500) {
+      stalled = n;
+      break;
     }
-    std::cerr << "kill " << kill << ": " << victim << " in generation " << gen_before << ", "
-              << done_before << " of the input committed; loss logged after "
-              << ms_between(t_kill, coord.at(*lost).seen) << " ms, "
-              << (regen ? "'" + coord.at(*regen).text.substr(0, 60) + "' after " +
-                              std::to_string(ms_between(t_kill, coord.at(*regen).seen)) + " ms"
-                        : std::string("no generation line"))
-              << "; first epoch committed in a newer generation: " << m.epoch << " (generation "
-              << m.generation << ") " << m.created_unix_ms - kill_unix_ms << " ms after the kill; "
-              << victim_units.size() << " units resumed on the others from epoch " << restored
-              << ", the last " << slowest_resume_ms << " ms after the loss was detected\n";
-    start_worker(victim);
+    std::this_thread::sleep_for(20ms);  // polling the manifests for a condition
   }
+  ASSERT_TRUE(stalled) << "the epochs never stalled on w2's hung sink: " << watch_->status();
+  ASSERT_LT(watch_->committed(), watch_->total()) << "w2 hung only after the input was committed";
+  const auto a = cluster_->assignment();
+  ASSERT_TRUE(a);
+  const uint64_t gen_before = test_cluster::generation(*a);
+  std::map<std::string, size_t> survivor_from;
+  for (const std::string w : {"w1", "w3"}) survivor_from[w] = cluster_->worker_log(w).size();
+  cluster_->kill9("w2");
+  ASSERT_TRUE(wait_commit_in(gen_before + 1, "after w2 was killed"));
+  const manifest m = *watch_->first_of_generation_after(gen_before);
+  std::vector<std::string> carried;
+  for (const auto& f : m.published)
+    if (const uint64_t e = epoch_in_name(f); e > stalled->epoch && e < m.epoch)
+      carried.push_back(f);
+  EXPECT_FALSE(carried.empty()) << "epoch " << m.epoch << ", the first after epoch "
+                                << stalled->epoch << " and the loss, published no file staged "
+                                << "for the aborted epoch between them";
+  for (auto& [w, from] : survivor_from)
+    EXPECT_TRUE(cluster_->worker_log(w).find("go on from where they are", from))
+        << w << " did not keep its units";
+  std::cerr << "epoch " << stalled->epoch << " committed before w2 hung; epoch " << m.epoch
+            << " published " << carried.size() << " files of the aborted epoch(s) between\n";
+  start_worker("w2");
   ASSERT_TRUE(cluster_->wait_for_members(k_three, deadline_));
   ASSERT_TRUE(wait_done());
-  std::cerr << "done after " << seconds_since(start_) << " s; " << mid_stream
-            << " of 10 kills before the whole input was committed\n";
-  EXPECT_GE(mid_stream, 5) << "the input was committed too early for the kills to matter: "
-                              "lower k_kill_rate";
   expect_output_equals_reference();
 }
 

@@ -166,8 +166,10 @@ TEST_F(cluster_membership, workers_get_balanced_units_and_a_killed_worker_s_unit
   // Balanced per kind (16 partitions: 5 or 6 each; 4 shards: 1 or 2 each). Workers that join
   // one after the other can leave both round-ups with the first one (stickiness wins over the
   // balance of totals: 6 + 2), so the totals are not asserted.
-  for (const auto& [w, n] : units_per_worker(a, 'p')) EXPECT_TRUE(n == 5 || n == 6) << w << " " << n;
-  for (const auto& [w, n] : units_per_worker(a, 's')) EXPECT_TRUE(n == 1 || n == 2) << w << " " << n;
+  for (const auto& [w, n] : units_per_worker(a, 'p'))
+    EXPECT_TRUE(n == 5 || n == 6) << w << " " << n;
+  for (const auto& [w, n] : units_per_worker(a, 's'))
+    EXPECT_TRUE(n == 1 || n == 2) << w << " " << n;
   const auto gen = a.at("generation").as_int64();
   EXPECT_TRUE(workers_["w2"].wait_for_line("generation " + std::to_string(gen) + ": holds", 5s))
       << workers_["w2"].text();
@@ -245,6 +247,15 @@ TEST_F(cluster_membership, bad_addresses_and_options_are_named) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status.code, 2);
   EXPECT_NE(r->err.find("--join: expected HOST:PORT"), std::string::npos) << r->err;
+  r = run_eddy({"worker", "--join", "127.0.0.1:1", "--local-dir", dir_ / "l", "--name", "a/b"});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status.code, 2);
+  EXPECT_NE(r->err.find("a worker name is 1-60 of the characters"), std::string::npos) << r->err;
+  r = run_eddy(
+      {"worker", "--join", "127.0.0.1:1", "--local-dir", dir_ / "l", "--name", "00012-w1"});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status.code, 2);
+  EXPECT_NE(r->err.find("must not start with five digits"), std::string::npos) << r->err;
   r = run_eddy({"worker", "--join", "127.0.0.1:70000", "--local-dir", dir_ / "l"});
   ASSERT_TRUE(r);
   EXPECT_NE(r->err.find("port must be 1..65535"), std::string::npos) << r->err;

@@ -169,6 +169,44 @@ TEST_F(epoch_files, staged_paths_are_filtered_by_the_tag_before_the_extension) {
   EXPECT_EQ(err, "");
 }
 
+/// What a cluster sink kept across a generation change reports: its own files of every epoch
+/// after the last committed one, and never another worker's whose tag ends with its own.
+TEST_F(epoch_files, a_writer_s_staged_paths_span_epochs_and_match_its_tag_exactly) {
+  for (const char* name : {"part-0000000005-w1-g3.jsonl", "part-0000000005-00002-w1-g3.jsonl",
+                           "dead-letter-0000000005-w1-g3.jsonl", "part-0000000005-a-w1-g3.jsonl",
+                           "part-0000000005-12-w1-g3.jsonl", "part-0000000005-w2-g3.jsonl"})
+    ASSERT_EQ(stage_epoch_file(dir_, 5, name, "x\n", false), "");
+  ASSERT_EQ(stage_epoch_file(dir_, 4, "part-0000000004-w1-g3.jsonl", "x\n", false), "");
+  ASSERT_EQ(stage_epoch_file(dir_, 7, "dt=2025-11-07/part-0000000007-w1-g3.csv", "x\n", false), "");
+  ASSERT_EQ(stage_epoch_file(dir_, 7, "part-0000000005-w1-g3.jsonl", "x\n", false), "")
+      << "another epoch's name in this epoch's directory: not this writer's";
+  ASSERT_EQ(stage_epoch_file(dir_, 9, "part-0000000009-w1-g3.jsonl", "x\n", false), "");
+  const fs::path s5 = dir_ / "_staging" / "00000000000000000005";
+  const fs::path s7 = dir_ / "_staging" / "00000000000000000007";
+  std::string err;
+  EXPECT_EQ(
+      staged_paths_of_writer(dir_, 4, 8, "w1-g3", &err),
+      (std::vector<std::string>{(s5 / "dead-letter-0000000005-w1-g3.jsonl").string(),
+                                (s5 / "part-0000000005-00002-w1-g3.jsonl").string(),
+                                (s5 / "part-0000000005-w1-g3.jsonl").string(),
+                                (s7 / "dt=2025-11-07" / "part-0000000007-w1-g3.csv").string()}))
+      << "epochs 5..8 only; a-w1-g3 and 12-w1-g3 are other writers";
+  EXPECT_EQ(err, "");
+  EXPECT_EQ(staged_paths_of_writer(dir_, 4, 8, "a-w1-g3", &err),
+            std::vector<std::string>{(s5 / "part-0000000005-a-w1-g3.jsonl").string()});
+  EXPECT_TRUE(staged_paths_of_writer(dir_, 9, 20, "w2-g3", &err).empty());
+  EXPECT_TRUE(staged_paths_of_writer(dir_ / "nothing", 0, 20, "w1-g3", &err).empty());
+  EXPECT_EQ(err, "");
+}
+
+TEST(staged_path_epoch, reads_the_epoch_directory_with_or_without_a_sub_folder) {
+  EXPECT_EQ(staged_path_epoch("/o/_staging/00000000000000000012/part-0000000012-w1-g3.jsonl"), 12u);
+  EXPECT_EQ(staged_path_epoch("o/_staging/00000000000000000007/dt=2025-11-07/part.csv"), 7u);
+  EXPECT_EQ(staged_path_epoch("/o/_staging/12/part.jsonl"), std::nullopt) << "not 20 digits";
+  EXPECT_EQ(staged_path_epoch("/o/x/00000000000000000012/part.jsonl"), std::nullopt);
+  EXPECT_EQ(staged_path_epoch("/o/_staging/00000000000000000012/.part.jsonl.tmp"), std::nullopt);
+}
+
 TEST_F(epoch_files, publishing_a_list_moves_exactly_its_files_and_is_idempotent) {
   // Two workers staged into one directory; the coordinator publishes only w1's files.
   for (const char* name : {"part-0000000008-w1-g2.jsonl", "part-0000000008-00001-w1-g2.jsonl",

@@ -56,20 +56,6 @@ std::string epoch_part_name(uint64_t epoch, int part, const std::string& tag) {
   return tagged_file_name(name + ".jsonl", tag);
 }
 
-/// The epoch of a staged path `<dir>/_staging/<epoch, 20 digits>/<name>`; false when it is not
-/// shaped so.
-bool staged_path_epoch(const fs::path& staged, uint64_t* epoch) {
-  const std::string e = staged.parent_path().filename().string();
-  if (e.size() != 20 ||
-      !std::all_of(e.begin(), e.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return false;
-  if (staged.parent_path().parent_path().filename() != "_staging") return false;
-  const std::string n = staged.filename().string();
-  if (n.empty() || n.starts_with(".")) return false;
-  *epoch = std::stoull(e);
-  return true;
-}
-
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
@@ -159,8 +145,9 @@ class kafka_sink final : public sink {
     std::vector<fs::path> dirs;
     for (const std::string& p : staged_paths) {
       const fs::path staged(p);
-      uint64_t epoch = 0;
-      if (!staged_path_epoch(staged, &epoch))
+      const std::optional<uint64_t> staged_epoch = staged_path_epoch(p);
+      // No sub-folders here: <dir>/_staging/<epoch>/<name>.
+      if (!staged_epoch || staged.parent_path().parent_path().filename() != "_staging")
         return what_ + ": cannot publish \"" + p +
                "\": not a staged file (<dir>/_staging/<epoch>/<name>)";
       const fs::path marker = staged.parent_path() / marker_name(staged.filename().string());
@@ -173,7 +160,8 @@ class kafka_sink final : public sink {
       std::string rerr;
       const auto content = file_io::read_small_file(staged, &rerr);
       if (!content) return what_ + ": cannot read \"" + p + "\": " + rerr;
-      if (auto err = deliver(*content, staged.filename().string(), epoch, marker); !err.empty())
+      if (auto err = deliver(*content, staged.filename().string(), *staged_epoch, marker);
+          !err.empty())
         return what_ + ": cannot publish \"" + p + "\": " + err;
       fs::remove(staged, ec);
       if (ec) return what_ + ": delivered \"" + p + "\" but cannot remove it: " + ec.message();

@@ -163,6 +163,9 @@ void stage(sink_ptr self, uint64_t epoch) {
     ack.error = "sink: barrier " + std::to_string(epoch) + " while expecting epoch " +
                 std::to_string(st.current_epoch);
   if (!st.part_error.empty()) ack.error = st.part_error;
+  // A sink that failed before (one that could not start stages nothing): the epoch must not
+  // commit without its output.
+  if (!st.error.empty() && ack.error.empty()) ack.error = st.error;
   // A replayed epoch (ctx->replay) published its output in an earlier run: not written again.
   if (!st.ctx->replay.contains(epoch)) {
     sort_rows(self, st.current.rows);
@@ -320,8 +323,37 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
         if (b.end) st.ended.insert(b.partition);
         maybe_finish(self);
       },
+      // A cluster host kept its units running across a generation change (unit_host.hpp): the
+      // epoch that was open is aborted, so every row since the last committed epoch belongs to
+      // `first_epoch`, the new generation's first; partitions moved here (`added`, with their
+      // restored counters) become inputs too. Parts staged for aborted epochs stay staged: the
+      // host reports them with first_epoch's files.
+      [self](assign_atom, uint64_t first_epoch, const std::vector<int32_t>& added,
+             const std::vector<record_counters>& counters) {
+        auto& st = self->state;
+        if (!st.part_error.empty())  // rows of an aborted epoch were not staged: cannot carry
+          throw std::runtime_error("sink: " + st.part_error);
+        auto& cur = st.current;
+        std::move(st.next.rows.begin(), st.next.rows.end(), std::back_inserter(cur.rows));
+        std::move(st.next.dead.begin(), st.next.dead.end(), std::back_inserter(cur.dead));
+        st.next = {};
+        if (first_epoch != st.current_epoch) st.current_parts = 0;
+        st.current_epoch = first_epoch;
+        st.stale_below = first_epoch;
+        st.held_ack.reset();
+        for (size_t i = 0; i < added.size(); ++i) {
+          const record_counters c = i < counters.size() ? counters[i] : record_counters{};
+          st.expected.insert(added[i]);
+          st.counters[added[i]] = c;
+          st.ctx->note_taken(added[i], c, -1);
+        }
+        st.aligner = std::make_unique<barrier_aligner>(
+            std::vector<int32_t>(st.expected.begin(), st.expected.end()));
+        spill_if_full(self);
+      },
       [self](barrier_atom, uint64_t epoch, int32_t input) {
         auto& st = self->state;
+        if (epoch < st.stale_below) return;  // cut before the generation change: aborted
         std::string err;
         if (st.aligner->on_barrier(input, epoch, &err)) {
           stage(self, epoch);

@@ -79,6 +79,7 @@ struct sink_state {
   epoch_bucket current, next;
   uint64_t current_epoch = 0;  ///< the epoch `current` belongs to (ctx->first_epoch, then +1)
   int current_parts = 0;       ///< parts of current_epoch staged before its barrier
+  uint64_t stale_below = 0;    ///< barriers of older epochs are dropped (aborted: see adopt)
   std::string part_error;      ///< staging one of those failed: the epoch must fail
   // publishing (publisher_actor.hpp): committed epochs are published on another thread
   caf::actor publisher;                    ///< spawned at the first commit

@@ -50,6 +50,13 @@ struct host_state {
   std::vector<caf::actor> handles;
   bool started = false;
   uint64_t open_epoch = 0;
+  /// Kept across a generation change (adopt): the partitions that moved in with it, to start,
+  /// and the last committed epoch: until an epoch after it commits, the sink's ack lists every
+  /// file it staged after it (aborted epochs' included), not only the acked epoch's.
+  std::vector<int32_t> moved_in;
+  bool adopted = false;
+  bool carrying = false;
+  uint64_t carry_from = 0;
   int64_t credit_waits_logged = 0;  ///< run_context::credit_waits at the last backpressure line
   std::chrono::steady_clock::time_point credit_logged_at{};
   static inline const char* name = "eddy.unit_host";
@@ -80,6 +87,27 @@ void adopt(host_ptr self, const caf::actor& child, std::string what) {
   self->state.handles.push_back(child);
 }
 
+/// Loads into the local DB the snapshots of `units` ("p3", "s1") of the assignment's restore
+/// epoch (the coordinator's manifest names them). "" or the error.
+std::string load_snapshots(host_ptr self, const std::vector<std::string>& units) {
+  auto& st = self->state;
+  const auto& a = st.opts.assignment;
+  const checkpoint_config& cc = st.ctx->cfg->checkpoint;
+  if (a.restore_epoch == 0 || units.empty()) return {};
+  std::string err;
+  auto manifest = read_cluster_manifest(cc.dir, a.restore_epoch, &err);
+  if (!manifest) return err;
+  for (const auto& u : units) {
+    auto it = manifest->units.find(u);
+    if (it == manifest->units.end() || it->second.snapshot.empty()) continue;  // a new unit
+    fs::path path(it->second.snapshot);
+    if (path.is_relative()) path = fs::path(cc.dir) / path;
+    if (auto e = load_unit_snapshot(path.string(), it->second.crc32c, *st.ctx->db); !e.empty())
+      return "unit " + u + ": " + e;
+  }
+  return {};
+}
+
 /// Opens the local DB and loads the units' snapshots of the restore epoch. "" or the error.
 std::string restore_units(host_ptr self) {
   auto& st = self->state;
@@ -99,28 +127,16 @@ std::string restore_units(host_ptr self) {
   std::shared_ptr<kv_store> db = kv_store::open(local.string(), kvo, &s);
   if (!db) return "--local-dir: " + s.error;
   st.ctx->db = db;
-  if (a.restore_epoch == 0) return {};
-  std::string err;
-  auto manifest = read_cluster_manifest(cc.dir, a.restore_epoch, &err);
-  if (!manifest) return err;
   std::vector<std::string> mine;
   for (int32_t p : a.partitions) mine.push_back("p" + std::to_string(p));
   for (int32_t sh : a.shards) mine.push_back("s" + std::to_string(sh));
-  for (const auto& u : mine) {
-    auto it = manifest->units.find(u);
-    if (it == manifest->units.end() || it->second.snapshot.empty()) continue;  // a new unit
-    fs::path path(it->second.snapshot);
-    if (path.is_relative()) path = fs::path(cc.dir) / path;
-    if (auto e = load_unit_snapshot(path.string(), it->second.crc32c, *db); !e.empty())
-      return "unit " + u + ": " + e;
-  }
-  return {};
+  return load_snapshots(self, mine);
 }
 
-/// Reads each partition's restored offset and counters from the local DB.
-std::string read_task_meta(host_ptr self) {
+/// Reads the restored offset and counters of each of `partitions` from the local DB.
+std::string read_task_meta(host_ptr self, const std::vector<int32_t>& partitions) {
   auto& st = self->state;
-  for (int32_t p : st.opts.assignment.partitions) {
+  for (int32_t p : partitions) {
     store_status s;
     auto meta = st.ctx->db->get(task_prefix(p) + "m", &s);
     if (!s.ok()) return "--local-dir: " + s.error;
@@ -142,13 +158,16 @@ void send_ack(host_ptr self, unit_ack ack) {
 
 void on_local_ack(host_ptr self, const checkpoint_ack& in) {
   auto& st = self->state;
+  // An epoch cut before this host was kept across a generation change: it was aborted (its
+  // output is carried into the new generation's first epoch, see adopt_assignment).
+  if (in.epoch < st.opts.assignment.first_epoch) return;
   unit_ack ack;
   ack.epoch = in.epoch;
   ack.error = in.error;
   const auto& cc = st.ctx->cfg->checkpoint;
   if (in.partition >= 0 || in.shard >= 0) {
-    ack.unit = in.partition >= 0 ? "p" + std::to_string(in.partition)
-                                 : "s" + std::to_string(in.shard);
+    ack.unit =
+        in.partition >= 0 ? "p" + std::to_string(in.partition) : "s" + std::to_string(in.shard);
     ack.next_offset = in.next_offset;
     ack.watermark = in.watermark;
     ack.counters = in.counters;
@@ -170,7 +189,8 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
     ack.unit = "sink:" + st.opts.worker_name;
     for (const auto& d : staged_output_dirs(*st.ctx->cfg)) {
       std::string err;
-      auto paths = staged_epoch_paths(d, in.epoch, st.tag, &err);
+      auto paths = st.carrying ? staged_paths_of_writer(d, st.carry_from, in.epoch, st.tag, &err)
+                               : staged_epoch_paths(d, in.epoch, st.tag, &err);
       if (!err.empty() && ack.error.empty()) ack.error = "sink: " + err;
       for (auto& p : paths) ack.staged.push_back(std::move(p));
     }
@@ -219,11 +239,15 @@ void log_resumed_units(host_ptr self) {
   }
 }
 
-void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
+/// Starts source tasks for `partitions` and a Kafka poller (with a consumer of its own) from
+/// their restored offsets: every partition at a generation's start, or those that moved to a
+/// host kept across a generation change.
+void start_units(host_ptr self, const std::vector<int32_t>& partitions,
+                 const std::vector<caf::actor>& shard_table) {
   auto& st = self->state;
   st.started = true;
   const auto& cfg = *st.ctx->cfg;
-  if (st.opts.assignment.partitions.empty()) {
+  if (partitions.empty()) {
     log_resumed_units(self);  // shards only: they take input from now on
     return;
   }
@@ -241,7 +265,7 @@ void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
     log_of(self) << "eddy worker " << st.opts.worker_name << ": warning: metadata of "
                  << cfg.source.topic << ": " << err << "\n";
   std::vector<caf::actor> tasks;
-  for (int32_t p : st.opts.assignment.partitions) {
+  for (int32_t p : partitions) {
     auto t = self->spawn(source_task, st.ctx, p, st.sink, shard_table,
                          caf::actor_cast<caf::actor>(self));
     adopt(self, t, "source task of partition " + std::to_string(p));
@@ -251,8 +275,57 @@ void start_units(host_ptr self, const std::vector<caf::actor>& shard_table) {
   st.poller = self->spawn<caf::detached>(poller_actor, st.ctx, consumer,
                                          caf::actor_cast<caf::actor>(self), st.offsets);
   adopt(self, st.poller, "Kafka poller");
-  self->send(st.poller, assign_atom::value, st.opts.assignment.partitions, tasks);
+  self->send(st.poller, assign_atom::value, partitions, tasks);
   log_resumed_units(self);  // after the consumer's metadata: the tasks run from here on
+}
+
+/// The node keeps this host across a generation change (worker_node.hpp: a pipeline without
+/// aggregation whose new assignment keeps every partition this host runs): its tasks go on
+/// from where they are instead of rewinding to the last committed epoch; only the partitions
+/// that moved here restore (from that epoch) and start when the generation starts. The epoch
+/// that was open is aborted, so the sink files everything since the last committed epoch under
+/// the new generation's first epoch, and until an epoch commits the sink's acks list what it
+/// staged for the aborted epochs too (their names stay unique: the host keeps its tag).
+void adopt_assignment(host_ptr self, const unit_assignment& a, int64_t received_at_ns) {
+  auto& st = self->state;
+  if (st.ctx->abort.load()) {  // its sink failed: a new host starts the sinks again
+    stop_host(self, caf::make_error(caf::sec::runtime_error,
+                                    "a sink failed in generation " +
+                                        std::to_string(st.opts.assignment.generation)));
+    return;
+  }
+  std::set<int32_t> held;
+  for (const auto& [p, _] : st.tasks) held.insert(p);
+  st.moved_in.clear();
+  std::vector<std::string> units;
+  for (int32_t p : a.partitions)
+    if (!held.contains(p)) {
+      st.moved_in.push_back(p);
+      units.push_back("p" + std::to_string(p));
+    }
+  st.opts.assignment = a;
+  st.opts.received_at = std::chrono::steady_clock::time_point(
+      std::chrono::steady_clock::duration(std::chrono::nanoseconds(received_at_ns)));
+  st.ctx->generation = a.generation;
+  st.ctx->restored_epoch = a.restore_epoch;  // the moved partitions' tasks restore from it
+  st.started = false;
+  st.adopted = true;
+  st.carrying = true;
+  st.carry_from = a.restore_epoch;
+  st.open_epoch = 0;
+  if (auto e = load_snapshots(self, units); !e.empty()) {
+    stop_host(self, caf::make_error(caf::sec::runtime_error, e));
+    return;
+  }
+  if (auto e = read_task_meta(self, st.moved_in); !e.empty()) {
+    stop_host(self, caf::make_error(caf::sec::runtime_error, e));
+    return;
+  }
+  std::vector<record_counters> counters;
+  for (int32_t p : st.moved_in) counters.push_back(st.counters[p]);
+  self->send(st.sink, assign_atom::value, a.first_epoch, st.moved_in, counters);
+  self->send(st.opts.node, ready_atom::value, a.generation, std::vector<int32_t>{},
+             std::vector<caf::actor>{});
 }
 
 caf::behavior unit_host(host_ptr self, unit_host_options opts) {
@@ -281,7 +354,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.checkpointing = true;
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
-  ctx.generation = a.generation;  // credit grants carry it (worker/runtime/credits.hpp)
+  ctx.generation = a.generation;         // credit grants carry it (worker/runtime/credits.hpp)
   ctx.opts.exit_at_end = a.exit_at_end;  // the poller ends partitions at their end
   auto fail_now = [self](const std::string& e) -> caf::behavior {
     self->quit(caf::make_error(caf::sec::runtime_error, e));
@@ -301,7 +374,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   }
   const auto restore_started = std::chrono::steady_clock::now();
   if (auto e = restore_units(self); !e.empty()) return fail_now(e);
-  if (auto e = read_task_meta(self); !e.empty()) return fail_now(e);
+  if (auto e = read_task_meta(self, a.partitions); !e.empty()) return fail_now(e);
   if (a.restore_epoch > 0)
     log_of(self) << "eddy worker " << st.opts.worker_name << ": generation " << a.generation
                  << ": restored its units from epoch " << a.restore_epoch << " in "
@@ -322,8 +395,8 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   // The node ends a generation with user_shutdown (exit_reason::kill cannot be trapped, and the
   // units must go with the host).
   self->set_exit_handler([self](caf::exit_msg& m) { stop_host(self, std::move(m.reason)); });
-  st.sink = self->spawn(sink_actor, st.ctx, st.schema, caf::actor_cast<caf::actor>(self),
-                        st.counters);
+  st.sink =
+      self->spawn(sink_actor, st.ctx, st.schema, caf::actor_cast<caf::actor>(self), st.counters);
   adopt(self, st.sink, "sink");
   self->send(st.sink, assign_atom::value, a.partitions, a.shards,
              caf::actor_cast<caf::actor>(self));
@@ -342,7 +415,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
       [self](start_atom, uint64_t generation, const std::vector<caf::actor>& shard_table) {
         auto& st = self->state;
         if (generation != st.opts.assignment.generation || st.started) return;
-        start_units(self, shard_table);
+        start_units(self, st.adopted ? st.moved_in : st.opts.assignment.partitions, shard_table);
       },
       [self](checkpoint_atom, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;
@@ -360,9 +433,13 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
       },
       [self](const checkpoint_ack& ack) { on_local_ack(self, ack); },
       [self](commit_atom, uint64_t generation, uint64_t epoch) {
-        (void)self;
-        (void)generation;
-        (void)epoch;  // the coordinator published; nothing to do here yet
+        auto& st = self->state;
+        // The coordinator published that epoch's list, carried files included.
+        if (generation == st.opts.assignment.generation && epoch >= st.opts.assignment.first_epoch)
+          st.carrying = false;
+      },
+      [self](assign_atom, const unit_assignment& a, int64_t received_at_ns) {
+        adopt_assignment(self, a, received_at_ns);
       },
       [self](ended_atom, int32_t p) {  // exit_at_end only
         auto& st = self->state;

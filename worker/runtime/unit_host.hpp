@@ -1,7 +1,8 @@
 // unit_host.hpp — a cluster worker's units in one generation (docs/cluster.md, "Epochs").
 //
 // The worker node spawns one unit host per assignment it takes (and kills the previous one: a
-// new generation restarts every unit from the last complete epoch). The host:
+// new generation restarts every unit from the last complete epoch), or keeps it (below).
+// The host:
 //   1. opens a fresh node-local RocksDB under `local_dir/g<generation>` and loads into it the
 //      snapshot of each of its units from the epoch `restore_epoch` (the coordinator's global
 //      manifest in checkpoint.dir/cluster/epochs names them);
@@ -18,6 +19,11 @@
 //      checkpoint.dir/cluster/units/<unit>/<epoch>-g<generation>.snap and sends the coordinator a
 //      unit_ack (tasks: offsets, watermark, counters; the sink: the files it staged). The
 //      coordinator publishes staged files after its manifest commit: a host never publishes.
+// A pipeline without aggregation may keep its host across a generation change: the node sends
+// the new assignment as (assign_atom, unit_assignment, received_at ns) when it keeps every
+// partition the host runs; the host's tasks go on, only partitions that moved in restore and
+// start, and the sink's output since the last committed epoch goes with the new generation's
+// first epoch (docs/cluster.md, "Keeping units across a generation").
 // Messages of another generation are dropped. An actor of the host that fails (or an error in
 // 1.) ends the host with the error: the node then ends its membership, so the coordinator sees
 // the worker lost and restarts the generation without it.

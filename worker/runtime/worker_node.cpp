@@ -1,7 +1,9 @@
 #include "worker/runtime/worker_node.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
+#include <set>
 
 #include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
@@ -21,6 +23,8 @@ struct node_state {
   std::shared_ptr<const pipeline_config> pipeline;  ///< from the join reply
   caf::actor host;                                  ///< this generation's units
   uint64_t host_generation = 0;
+  std::vector<int32_t> host_partitions;  ///< what the host runs
+  bool host_started = false;             ///< the host's generation started
   static inline const char* name = "eddy.worker_node";
 };
 
@@ -44,6 +48,22 @@ void finish(node_ptr self, worker_node_outcome::kind how, std::string detail) {
   // user_shutdown, not kill: the host traps it to take its units along (kill is untrappable).
   if (self->state.host) self->send_exit(self->state.host, caf::exit_reason::user_shutdown);
   self->quit();
+}
+
+/// A pipeline without aggregation has no state shared between partitions: when the new
+/// assignment keeps every partition the running host has (a survivor of a loss, a worker that
+/// keeps its units while another joins or leaves), the host goes on from where it is and only
+/// the partitions that moved to it rewind (unit_host.hpp, adopt). Otherwise a new host restores
+/// every unit from the last committed epoch. --exit-at-end runs restart (a task that ended says
+/// so once, to its generation).
+bool keeps_host(node_ptr self, const unit_assignment& a) {
+  const auto& st = self->state;
+  if (!st.host || !st.host_started || !st.pipeline->aggregates.empty() || a.exit_at_end ||
+      !a.shards.empty() || st.host_partitions.empty())
+    return false;
+  const std::set<int32_t> next(a.partitions.begin(), a.partitions.end());
+  return std::all_of(st.host_partitions.begin(), st.host_partitions.end(),
+                     [&](int32_t p) { return next.contains(p); });
 }
 
 caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_options opts,
@@ -128,6 +148,21 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
                      << ": holds " << (units.empty() ? "no units" : units) << "\n";
         auto& st = self->state;
         if (!st.pipeline) return;
+        if (keeps_host(self, a)) {
+          log_of(self) << "eddy worker " << st.opts.name << ": generation " << a.generation << ": "
+                       << join_list('p', st.host_partitions)
+                       << " go on from where they are (no aggregation: only partitions that "
+                          "moved restore from epoch "
+                       << a.restore_epoch << ")\n";
+          st.host_generation = a.generation;
+          st.host_partitions = a.partitions;
+          st.host_started = false;
+          self->send(st.host, assign_atom::value, a,
+                     static_cast<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              received_at.time_since_epoch())
+                                              .count()));
+          return;
+        }
         if (st.host) {
           self->demonitor(st.host);
           self->send_exit(st.host, caf::exit_reason::user_shutdown);
@@ -143,6 +178,8 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         h.received_at = received_at;
         st.host = spawn_unit_host(self->system(), std::move(h));
         st.host_generation = a.generation;
+        st.host_partitions = a.partitions;
+        st.host_started = false;
         self->monitor(st.host);
       },
       [self](ready_atom a, uint64_t generation, const std::vector<int32_t>& ids,
@@ -153,7 +190,9 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
       },
       [self](start_atom a, uint64_t generation, const std::vector<caf::actor>& table) {
         auto& st = self->state;
-        if (st.host && generation == st.host_generation) self->send(st.host, a, generation, table);
+        if (!st.host || generation != st.host_generation) return;
+        st.host_started = true;
+        self->send(st.host, a, generation, table);
       },
       [self](checkpoint_atom a, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;

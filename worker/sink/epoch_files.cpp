@@ -241,6 +241,61 @@ std::vector<std::string> staged_epoch_paths(const std::string& dir, uint64_t epo
   return paths;
 }
 
+namespace {
+
+/// `name` (a sub-folder before it ignored) is "<stem>-<epoch>[-<5 digits>]-<tag>.<ext>", the
+/// epoch as epoch_file_stem writes it.
+bool written_by(std::string_view name, uint64_t epoch, std::string_view tag) {
+  if (const size_t slash = name.rfind('/'); slash != std::string_view::npos)
+    name = name.substr(slash + 1);
+  const size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos) return false;
+  std::string_view stem = name.substr(0, dot);
+  if (!carries_tag(stem, tag)) return false;
+  stem.remove_suffix(tag.size() + 1);
+  auto digits = [](std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (stem.size() > 6 && stem[stem.size() - 6] == '-' && digits(stem.substr(stem.size() - 5)))
+    stem.remove_suffix(6);                           // the part number
+  const std::string e = epoch_file_stem("", epoch);  // "-<epoch, 10 digits at least>"
+  return stem.size() > e.size() && stem.ends_with(e);
+}
+
+}  // namespace
+
+std::vector<std::string> staged_paths_of_writer(const std::string& dir, uint64_t after,
+                                                uint64_t up_to, std::string_view tag,
+                                                std::string* error) {
+  error->clear();
+  std::vector<std::string> paths;
+  std::vector<uint64_t> epochs;
+  if (std::string err = list_staged_epochs(dir, &epochs); !err.empty()) {
+    *error = err;
+    return paths;
+  }
+  for (uint64_t e : epochs) {
+    if (e <= after || e > up_to) continue;
+    std::string err;
+    const fs::path sdir = staging_dir(dir, e);
+    for (const std::string& n : staged_epoch_files(dir, e, &err))
+      if (written_by(n, e, tag)) paths.push_back((sdir / n).string());
+    if (!err.empty() && error->empty()) *error = err;
+  }
+  return paths;
+}
+
+std::optional<uint64_t> staged_path_epoch(const std::string& path) {
+  const fs::path staged(path);
+  const std::string name = staged.filename().string();
+  if (name.empty() || name.starts_with(".")) return std::nullopt;
+  fs::path edir = staged.parent_path();
+  if (!is_epoch_dir_name(edir.filename().string())) edir = edir.parent_path();  // a sub-folder
+  if (!is_epoch_dir_name(edir.filename().string()) || edir.parent_path().filename() != "_staging")
+    return std::nullopt;
+  return std::stoull(edir.filename().string());
+}
+
 std::string publish_staged_files(const std::vector<std::string>& staged_paths, bool sync) {
   std::vector<fs::path> out_dirs;    // each once, in first-seen order; sub-folders before D
   std::vector<fs::path> empty_dirs;  // staging directories to remove when left empty

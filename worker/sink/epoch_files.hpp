@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -72,6 +73,21 @@ struct epoch_recovery {
 [[nodiscard]] std::vector<std::string> staged_epoch_paths(const std::string& dir, uint64_t epoch,
                                                           std::string_view tag_filter,
                                                           std::string* error);
+
+/// Full paths of the files staged in `dir` for every epoch in (`after`, `up_to`], sorted, that
+/// one writer with name tag `tag` stages: file names (a sub-folder before them allowed) exactly
+/// "<stem>-<epoch, as epoch_file_stem>[-<part, 5 digits>]-<tag>.<ext>". Unlike staged_epoch_paths, the
+/// tag of another writer whose tag ends with '-' + `tag` never matches (a worker named
+/// "<5 digits>-<name>" is refused for that reason). What a cluster sink that kept running across
+/// a generation change reports: its staged output since the last committed epoch.
+[[nodiscard]] std::vector<std::string> staged_paths_of_writer(const std::string& dir,
+                                                              uint64_t after, uint64_t up_to,
+                                                              std::string_view tag,
+                                                              std::string* error);
+
+/// The epoch of a staged path `<dir>/_staging/<epoch, 20 digits>/[<sub-folder>/]<name>`;
+/// nullopt when it is not shaped so.
+[[nodiscard]] std::optional<uint64_t> staged_path_epoch(const std::string& path);
 
 /// Publishes exactly the listed staged files: each `D/_staging/<epoch>/<name>` (absolute, or
 /// relative to the working directory) is renamed to `D/<name>`, and each
