@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
+#include <vector>
 
+#include "worker/kafka/consumer.hpp"
 #include "worker/kafka/producer.hpp"
 
 namespace eddy {
@@ -137,6 +140,46 @@ TEST(dev_broker, round_trips_messages_on_two_topics) {
     used.insert(parts.begin(), parts.end());
   }
   EXPECT_GT(used.size(), 1u);
+}
+
+/// A cluster host kept across a generation change adds the partitions that moved to it to its
+/// running consumer: those are read from their given offsets, and the partitions it had go on
+/// where they were (nothing re-read, nothing skipped).
+TEST(kafka_consumer, adding_partitions_keeps_the_assigned_ones_where_they_are) {
+  std::string error;
+  auto broker = dev_broker::start(1, {{"gamma", 2}}, 0, &error);
+  ASSERT_TRUE(broker) << error;
+  auto producer = kafka_producer::create(broker->bootstrap(), {}, &error);
+  ASSERT_TRUE(producer) << error;
+  for (int32_t p : {0, 1})
+    for (int i = 0; i < 100; ++i)
+      ASSERT_TRUE(producer->produce("gamma", p, "k", std::string_view("v"), 0, &error)) << error;
+  ASSERT_TRUE(producer->flush(10000, &error)) << error;
+  auto consumer = kafka_consumer::create(broker->bootstrap(), "eddy-test", {}, &error);
+  ASSERT_TRUE(consumer) << error;
+  ASSERT_EQ(consumer->partitions("gamma", 10000, &error).size(), 2u) << error;
+  ASSERT_TRUE(consumer->assign("gamma", {{0, 0}}, &error)) << error;
+  std::map<int32_t, std::vector<int64_t>> seen;
+  auto poll_until = [&](const std::function<bool()>& done) {
+    bool ok = true;
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         !done() && std::chrono::steady_clock::now() < until;) {
+      consumer->poll(
+          100, 30, [&](const fetched_message& m) { seen[m.partition].push_back(m.offset); },
+          [](int32_t, int64_t) {}, &error, &ok, 1 << 20, 0);
+      ASSERT_TRUE(ok) << error;
+    }
+  };
+  poll_until([&] { return seen[0].size() >= 30; });
+  ASSERT_GE(seen[0].size(), 30u);
+  ASSERT_LT(seen[0].size(), 100u) << "partition 0 was read to its end before the addition";
+  ASSERT_TRUE(consumer->add_partitions("gamma", {{1, 50}}, &error)) << error;
+  poll_until([&] { return seen[0].size() >= 100 && seen[1].size() >= 50; });
+  std::vector<int64_t> want0(100), want1(50);
+  for (int i = 0; i < 100; ++i) want0[i] = i;
+  for (int i = 0; i < 50; ++i) want1[i] = 50 + i;
+  EXPECT_EQ(seen[0], want0);
+  EXPECT_EQ(seen[1], want1);
 }
 
 TEST(dev_broker, serves_several_brokers_behind_a_fixed_bootstrap_port) {

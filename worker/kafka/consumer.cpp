@@ -152,6 +152,24 @@ bool kafka_consumer::assign(const std::string& topic,
   return true;
 }
 
+bool kafka_consumer::add_partitions(const std::string& topic,
+                                    const std::vector<std::pair<int32_t, int64_t>>& start,
+                                    std::string* error) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(start.size()));
+  for (const auto& [p, off] : start)
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = off;
+  // Outside a rebalance callback too (librdkafka's contract): manual assignment, no group.
+  rd_kafka_error_t* e = rd_kafka_incremental_assign(impl_->rk, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (e != nullptr) {
+    if (error) *error = std::string("cannot add partitions: ") + rd_kafka_error_string(e);
+    rd_kafka_error_destroy(e);
+    return false;
+  }
+  return true;
+}
+
 size_t kafka_consumer::poll(int timeout_ms, size_t max,
                             const std::function<void(const fetched_message&)>& on_message,
                             const std::function<void(int32_t, int64_t)>& on_eof, std::string* error,

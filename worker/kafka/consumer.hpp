@@ -65,6 +65,12 @@ class kafka_consumer {
                             const std::vector<std::pair<int32_t, int64_t>>& start,
                             std::string* error);
 
+  /// Adds `topic` partitions, from the given offsets, to the assignment; the partitions already
+  /// assigned go on untouched (their fetched and held messages stay valid).
+  [[nodiscard]] bool add_partitions(const std::string& topic,
+                                    const std::vector<std::pair<int32_t, int64_t>>& start,
+                                    std::string* error);
+
   /// Waits up to `timeout_ms` for messages, then hands up to `max` of them to `on_message`
   /// and partition-EOF events to `on_eof`. Returns the number of messages handed over;
   /// fatal consumer errors are reported through `error` (and a false `*ok`).

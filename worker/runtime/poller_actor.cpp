@@ -98,6 +98,28 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
         }
         self->send(self, poll_atom::value);
       },
+      // More partitions for a running poller (a cluster host kept across a generation change
+      // took them over): added to the assignment from `offsets` (-1: as a partition the
+      // checkpoint does not know); the others go on.
+      [self](assign_atom, const std::vector<int32_t>& partitions,
+             const std::vector<caf::actor>& tasks, const std::vector<int64_t>& offsets) {
+        auto& st = self->state;
+        const int64_t from =
+            st.ctx->restored_epoch == 0 && st.ctx->cfg->source.starting_offsets == "latest"
+                ? offset_end
+                : offset_beginning;
+        std::vector<std::pair<int32_t, int64_t>> start;
+        for (size_t i = 0; i < partitions.size() && i < tasks.size(); ++i) {
+          st.tasks[partitions[i]] = tasks[i];
+          start.emplace_back(partitions[i],
+                             i < offsets.size() && offsets[i] >= 0 ? offsets[i] : from);
+        }
+        std::string err;
+        if (!st.consumer->add_partitions(st.ctx->cfg->source.topic, start, &err)) {
+          st.ctx->note_failure(err);
+          self->send(st.worker, failed_atom::value, err);
+        }
+      },
       [self](poll_atom) {
         auto& st = self->state;
         if (st.tasks.empty()) return;

@@ -4,6 +4,8 @@
 // Messages:
 //   (assign_atom, partitions, tasks)  from the worker: assigns the partitions (from the `resume`
 //                                     offsets, else per source.starting_offsets) and starts
+//   (assign_atom, partitions, tasks, offsets)  more partitions for a running poller, from
+//                                     `offsets` (-1: per source.starting_offsets); the others go on
 //   poll_atom                         to itself: one poll, each partition's records as one
 //                                     kafka_batch to its task (their in_flight_cost added to
 //                                     ctx->in_flight_bytes); waits while the in-flight bytes are

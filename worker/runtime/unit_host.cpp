@@ -239,9 +239,9 @@ void log_resumed_units(host_ptr self) {
   }
 }
 
-/// Starts source tasks for `partitions` and a Kafka poller (with a consumer of its own) from
-/// their restored offsets: every partition at a generation's start, or those that moved to a
-/// host kept across a generation change.
+/// Starts source tasks for `partitions` from their restored offsets, and a Kafka poller for
+/// them: every partition at a generation's start; for a host kept across a generation change,
+/// the partitions that moved to it, added to its running poller.
 void start_units(host_ptr self, const std::vector<int32_t>& partitions,
                  const std::vector<caf::actor>& shard_table) {
   auto& st = self->state;
@@ -249,6 +249,22 @@ void start_units(host_ptr self, const std::vector<int32_t>& partitions,
   const auto& cfg = *st.ctx->cfg;
   if (partitions.empty()) {
     log_resumed_units(self);  // shards only: they take input from now on
+    return;
+  }
+  if (st.adopted && st.poller) {  // kept across a generation change: its poller takes them too
+    std::vector<caf::actor> tasks;
+    std::vector<int64_t> offsets;
+    for (int32_t p : partitions) {
+      auto t = self->spawn(source_task, st.ctx, p, st.sink, shard_table,
+                           caf::actor_cast<caf::actor>(self));
+      adopt(self, t, "source task of partition " + std::to_string(p));
+      st.tasks[p] = t;
+      tasks.push_back(t);
+      auto it = st.offsets.find(p);
+      offsets.push_back(it == st.offsets.end() ? -1 : it->second);
+    }
+    self->send(st.poller, assign_atom::value, partitions, tasks, offsets);
+    log_resumed_units(self);
     return;
   }
   std::string err;
