@@ -23,7 +23,9 @@
 #include "app/commands.hpp"
 #include "app/signals.hpp"
 #include "coordinator/cluster_coordinator.hpp"
+#include "coordinator/cluster_manifest.hpp"
 #include "model/pipeline_config.hpp"
+#include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/kafka_sink.hpp"
 #include "worker/postgres/pg_sink.hpp"
@@ -136,6 +138,47 @@ std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) 
   return sinks;
 }
 
+/// The checkpoint directory must hold this cluster's epochs of a compatible pipeline, or none.
+/// eddy run's checkpoints (epochs/<e>/manifest.json) cannot be continued by a cluster: starting
+/// over would read the input again and publish its output a second time.
+void check_checkpoint_dir(const pipeline_config& cfg,
+                          const std::map<std::string, std::string>& compat) {
+  namespace fs = std::filesystem;
+  const fs::path dir = cfg.checkpoint.dir;
+  std::error_code ec;
+  uint64_t newest_run = 0;
+  for (const auto& e : fs::directory_iterator(dir / "epochs", ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.empty() || n.size() > 19 || n.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::error_code mec;
+    if (fs::exists(e.path() / "manifest.json", mec))
+      newest_run = std::max<uint64_t>(newest_run, std::stoull(n));
+  }
+  if (newest_run > 0)
+    throw CLI::RuntimeError(
+        "checkpoint.dir " + cfg.checkpoint.dir +
+            " holds the checkpoints of `eddy run` (newest epoch " + std::to_string(newest_run) +
+            "): a cluster cannot continue them, and starting over would read the input again and "
+            "publish its output a second time. Use a new checkpoint.dir (and new sink paths), or "
+            "go on with eddy run",
+        2);
+  std::string err;
+  const auto epochs = list_cluster_manifests(dir, &err);
+  for (auto it = epochs.rbegin(); it != epochs.rend(); ++it) {
+    std::string rerr;
+    auto m = read_cluster_manifest(dir, *it, &rerr);
+    if (!m) continue;  // damaged: the coordinator falls back past it with a warning
+    if (!m->compat.empty()) {
+      auto e = compat_check(m->compat, compat, cfg.checkpoint.dir,
+                            "Use a new checkpoint.dir, or delete its cluster/ directory to start "
+                            "over (drops the saved state and offsets).");
+      if (!e.empty()) throw CLI::RuntimeError(e, 2);
+    }
+    break;
+  }
+}
+
 void run_coordinator(const coordinator_cli& o) {
   if (o.hb.timeout_ms <= o.hb.heartbeat_ms)
     throw CLI::RuntimeError("--connection-timeout-ms must be larger than --heartbeat-ms", 2);
@@ -163,6 +206,8 @@ void run_coordinator(const coordinator_cli& o) {
     if (!plan) throw CLI::RuntimeError(o.config + ": " + error, 2);
     shards = plan->shard_count;
   }
+  const auto compat = compat_fingerprint(cfg);
+  check_checkpoint_dir(cfg, compat);
   make_directory(o.state_dir, "--state-dir");
   std::ostringstream text;
   text << std::ifstream(o.config).rdbuf();
@@ -198,6 +243,7 @@ void run_coordinator(const coordinator_cli& o) {
   caf::actor_system sys{sys_cfg};
   cluster_coordinator_options copts;
   copts.pipeline_name = cfg.name;
+  copts.compat = compat;
   copts.pipeline_toml = text.str();
   copts.bootstrap = bootstrap;
   copts.partitions = partitions;

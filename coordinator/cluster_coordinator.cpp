@@ -478,6 +478,7 @@ void complete_epoch(cluster_ptr self) {
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   m.pipeline = st.opts.pipeline_name;
+  m.compat = st.opts.compat;
   for (const auto& [unit, ack] : st.epoch->acks) {
     if (unit.starts_with("sink:")) {
       m.published.insert(m.published.end(), ack.staged.begin(), ack.staged.end());

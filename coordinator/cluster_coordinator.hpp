@@ -58,6 +58,8 @@ namespace eddy {
 
 struct cluster_coordinator_options {
   std::string pipeline_name;
+  /// The pipeline's fingerprint (checkpoint_compat.hpp), written into every manifest.
+  std::map<std::string, std::string> compat;
   std::string pipeline_toml;        ///< sent to every worker that joins
   std::string bootstrap;            ///< Kafka brokers, sent with it
   std::vector<int32_t> partitions;  ///< the topic's partitions

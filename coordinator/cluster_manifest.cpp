@@ -88,6 +88,9 @@ json::object to_json(const cluster_manifest& m) {
   doc["pipeline"] = m.pipeline;
   doc["units"] = std::move(units);
   doc["published"] = std::move(published);
+  json::object compat;
+  for (const auto& [k, v] : m.compat) compat[k] = v;
+  doc["compat"] = std::move(compat);
   return doc;
 }
 
@@ -182,6 +185,17 @@ std::optional<cluster_manifest> from_json(const json::value& v, std::string* err
         break;
       }
       m.published.emplace_back((*a)[i].as_string());
+    }
+  }
+  if (const json::value* c = doc->if_contains("compat")) {  // absent before compat was kept
+    const json::object* co = c->if_object();
+    if (!co && r.error.empty()) r.error = "\"compat\" is not an object";
+    for (const auto& kv : co ? *co : json::object{}) {
+      if (!kv.value().is_string()) {
+        if (r.error.empty()) r.error = "\"compat\" holds a non-string";
+        break;
+      }
+      m.compat.emplace(std::string(kv.key()), std::string(kv.value().as_string()));
     }
   }
   if (!r.error.empty()) {

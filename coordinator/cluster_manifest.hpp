@@ -9,10 +9,12 @@
 //    "units": {"p3": {"owner", "next_offset", "watermark", "counters": {"in", "out", "filtered",
 //                     "dead_lettered", "late"}, "snapshot", "bytes", "crc32c"},
 //              "s1": {"owner", "snapshot", "bytes", "crc32c"}},
-//    "published": ["<staged path>", ...]}
+//    "published": ["<staged path>", ...],
+//    "compat": {"compat.topic": "...", ...}}   (the fingerprint; absent in older manifests)
 // Units named "p<partition>" are source tasks (offsets, watermark, counters); every other unit
 // ("s<shard>") carries only its snapshot. `published` lists the staged files the epoch publishes,
-// as the sinks reported them.
+// as the sinks reported them. `compat` is what the state depends on (checkpoint_compat.hpp): a
+// coordinator restarted with an incompatible pipeline refuses to continue from the manifest.
 //
 // Writes are atomic and durable (temporary file, fsync, rename, fsync of the directory:
 // state/file_io.hpp). The latest complete epoch is the newest manifest that parses; damaged
@@ -55,6 +57,9 @@ struct cluster_manifest {
   std::string pipeline;
   std::map<std::string, cluster_manifest_unit> units;  ///< "p3", "s1" -> entry
   std::vector<std::string> published;                  ///< staged files the epoch publishes
+  /// The pipeline's fingerprint (worker/checkpoint/checkpoint_compat.hpp: "compat.topic", ...):
+  /// what the units' state depends on. Empty in manifests of older versions.
+  std::map<std::string, std::string> compat;
 };
 
 /// True for a source task's unit name ("p3"); its entry carries offsets and counters.

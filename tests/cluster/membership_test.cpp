@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <thread>
@@ -239,6 +240,53 @@ TEST_F(cluster_membership, a_worker_started_before_its_coordinator_joins_once_it
   start_coordinator(address_);
   EXPECT_TRUE(w.wait_for_line("joined the coordinator", 15s)) << w.text();
   EXPECT_TRUE(w.wait_for_line("holds p0,p1,p2,p3", 5s)) << w.text();
+}
+
+/// A cluster cannot continue `eddy run`'s checkpoints, nor eddy run a cluster's: starting over
+/// would read the input again and publish its output twice, so each refuses the other's
+/// checkpoint.dir. A coordinator restarted with a pipeline whose state no longer fits its
+/// newest manifest refuses too, naming the difference (as eddy run does).
+TEST_F(cluster_membership, the_other_kind_s_checkpoints_and_an_incompatible_pipeline_are_refused) {
+  start_broker(k_topic + ":2");
+  auto coordinator = [&](const std::string& pipeline) {
+    return run_eddy({"coordinator", "-c", pipeline, "--listen", "127.0.0.1:0", "--state-dir",
+                     dir_ / "c", "--bootstrap", bootstrap_},
+                    20s);
+  };
+  // eddy run's checkpoints in the pipeline's checkpoint.dir.
+  auto r = run_eddy({"run", "-c", pipeline_, "--bootstrap", bootstrap_, "--exit-at-end"}, 60s);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << r->err;
+  r = coordinator(pipeline_);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status.code, 2) << r->err;
+  EXPECT_NE(r->err.find("holds the checkpoints of `eddy run`"), std::string::npos) << r->err;
+
+  // A cluster's manifest (as a coordinator writes it) in another checkpoint.dir.
+  const std::string cdir = dir_ / "cluster-checkpoints";
+  const std::string pipeline2 = dir_ / "cluster.toml";
+  write_text_file(pipeline2, read_text_file(k_example) + "\n[checkpoint]\ndir = \"" + cdir +
+                                 "\"\ninterval = \"1s\"\n");
+  std::filesystem::create_directories(cdir + "/cluster/epochs");
+  auto manifest = [&](const std::string& topic) {
+    write_text_file(cdir + "/cluster/epochs/00000000000000000007.json",
+                    "{\"epoch\":7,\"generation\":2,\"created_unix_ms\":0,\"pipeline\":"
+                    "\"ncr_windowed\",\"units\":{},\"published\":[],\"compat\":{"
+                    "\"compat.topic\":\"" +
+                        topic + "\"}}");
+  };
+  manifest("another_topic");
+  r = run_eddy({"run", "-c", pipeline2, "--bootstrap", bootstrap_, "--exit-at-end"}, 60s);
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->status.code, 0);
+  EXPECT_NE(r->err.find("holds the checkpoints of a cluster"), std::string::npos) << r->err;
+  EXPECT_FALSE(std::filesystem::exists(cdir + "/epochs")) << "eddy run wrote a checkpoint there";
+  r = coordinator(pipeline2);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status.code, 2) << r->err;
+  EXPECT_NE(r->err.find("changed incompatibly"), std::string::npos) << r->err;
+  EXPECT_NE(r->err.find("another_topic"), std::string::npos) << r->err;
+  EXPECT_NE(r->err.find("delete its cluster/ directory"), std::string::npos) << r->err;
 }
 
 TEST_F(cluster_membership, bad_addresses_and_options_are_named) {

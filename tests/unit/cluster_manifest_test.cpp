@@ -63,6 +63,7 @@ class cluster_manifests : public ::testing::Test {
     s1.crc32c = "ffffffff";
     m.units["s1"] = s1;
     m.published = {"/out/part-" + std::to_string(epoch) + "-0-w1-g4.jsonl"};
+    m.compat = {{"compat.topic", "rides"}, {"compat.window", "tumbling size=1m \"x\""}};
     return m;
   }
 
@@ -81,6 +82,7 @@ TEST_F(cluster_manifests, a_manifest_reads_back_as_written) {
   EXPECT_EQ(got->created_unix_ms, m.created_unix_ms);
   EXPECT_EQ(got->pipeline, m.pipeline);
   EXPECT_EQ(got->published, m.published);
+  EXPECT_EQ(got->compat, m.compat);
   ASSERT_EQ(got->units.size(), 2u);
   const auto& p3 = got->units.at("p3");
   EXPECT_EQ(p3.owner, "w1");
@@ -104,6 +106,23 @@ TEST_F(cluster_manifests, a_manifest_reads_back_as_written) {
   for ([[maybe_unused]] const auto& f : fs::directory_iterator(dir_ / "cluster/epochs")) ++files;
   EXPECT_EQ(files, 1);
   EXPECT_EQ(list_cluster_manifests(dir_, &err), (std::vector<uint64_t>{12}));
+}
+
+/// Manifests written before the pipeline's fingerprint was kept read with an empty one; a
+/// fingerprint that is not an object of strings is damage.
+TEST_F(cluster_manifests, a_manifest_without_a_fingerprint_reads_with_an_empty_one) {
+  fs::create_directories(dir_ / "cluster/epochs");
+  const std::string base =
+      R"({"epoch":3,"generation":1,"created_unix_ms":5,"pipeline":"p","units":{},"published":[])";
+  std::ofstream(dir_ / "cluster/epochs/00000000000000000003.json") << base << "}";
+  std::string err;
+  auto got = read_cluster_manifest(dir_, 3, &err);
+  ASSERT_TRUE(got) << err;
+  EXPECT_TRUE(got->compat.empty());
+  std::ofstream(dir_ / "cluster/epochs/00000000000000000003.json")
+      << base << R"(,"compat":{"compat.topic":7}})";
+  EXPECT_FALSE(read_cluster_manifest(dir_, 3, &err));
+  EXPECT_NE(err.find("compat"), std::string::npos) << err;
 }
 
 TEST_F(cluster_manifests, no_manifest_is_no_complete_epoch) {

@@ -154,7 +154,8 @@ std::map<std::string, std::string> compat_fingerprint(const pipeline_config& cfg
 }
 
 std::string compat_check(const std::map<std::string, std::string>& then,
-                         const std::map<std::string, std::string>& now, const std::string& dir) {
+                         const std::map<std::string, std::string>& now, const std::string& dir,
+                         std::string_view remedy) {
   // Every compat key of either side, the known components first in their order.
   std::vector<std::string> keys;
   for (const auto c : component_order) keys.push_back(key(c));
@@ -185,8 +186,7 @@ std::string compat_check(const std::map<std::string, std::string>& then,
   }
   if (differences.empty()) return "";
   return "the pipeline changed incompatibly with its checkpoint in " + dir + ": " + differences +
-         ". Use a new checkpoint.dir, or --reset to start over (drops the saved state and "
-         "offsets).";
+         ". " + std::string(remedy);
 }
 
 }  // namespace eddy

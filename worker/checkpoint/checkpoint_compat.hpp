@@ -37,6 +37,10 @@
 
 namespace eddy {
 
+/// What eddy run's refusal tells the user to do.
+inline constexpr std::string_view compat_run_remedy =
+    "Use a new checkpoint.dir, or --reset to start over (drops the saved state and offsets).";
+
 /// The prefix of every fingerprint key; other keys of a checkpoint's metadata are ignored here.
 inline constexpr std::string_view compat_prefix = "compat.";
 
@@ -55,8 +59,11 @@ inline constexpr std::string_view compat_prefix = "compat.";
 /// Only keys starting with "compat." are compared. A component present on one side only is a
 /// difference too ("checkpoint has none"), except components that newer versions add and list
 /// here as ignorable when absent from an older checkpoint (none yet).
+/// `remedy` ends the message (eddy run's: "Use a new checkpoint.dir, or --reset to start over
+/// (drops the saved state and offsets).").
 [[nodiscard]] std::string compat_check(const std::map<std::string, std::string>& then,
                                        const std::map<std::string, std::string>& now,
-                                       const std::string& dir);
+                                       const std::string& dir,
+                                       std::string_view remedy = compat_run_remedy);
 
 }  // namespace eddy

@@ -102,6 +102,25 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
     log << "eddy: --reset: removed the checkpoints in " << cc.dir
         << "; starting over as a new pipeline\n";
   }
+  // A cluster's checkpoints (cluster/epochs/<e>.json): eddy run cannot continue them, and
+  // starting over would read the input again and publish its output a second time.
+  {
+    uint64_t newest_cluster = 0;
+    for (const auto& e : fs::directory_iterator(fs::path(cc.dir) / "cluster" / "epochs", ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.size() == 25 && n.ends_with(".json") &&
+          n.find_first_not_of("0123456789") == n.size() - 5)
+        newest_cluster = std::max<uint64_t>(newest_cluster, std::stoull(n.substr(0, 20)));
+    }
+    ec.clear();
+    if (newest_cluster > 0)
+      return "checkpoint.dir " + cc.dir +
+             " holds the checkpoints of a cluster (eddy coordinator; newest epoch " +
+             std::to_string(newest_cluster) +
+             "): eddy run cannot continue them, and starting over would read the input again "
+             "and publish its output a second time. Use a new checkpoint.dir (and new sink "
+             "paths), or --reset to drop them";
+  }
   store_status s;
   std::shared_ptr<checkpoint_store> store = checkpoint_store::open(
       checkpoint_options{cc.dir, static_cast<size_t>(cc.retain), cc.sync}, &s);
