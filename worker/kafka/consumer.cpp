@@ -136,13 +136,24 @@ bool kafka_consumer::watermarks(const std::string& topic, int32_t partition, int
   return true;
 }
 
-bool kafka_consumer::assign(const std::string& topic,
-                            const std::vector<std::pair<int32_t, int64_t>>& start,
-                            std::string* error) {
+namespace {
+
+/// `topic`'s partitions at their start offsets, as librdkafka takes them (caller destroys).
+rd_kafka_topic_partition_list_t* partition_list(
+    const std::string& topic, const std::vector<std::pair<int32_t, int64_t>>& start) {
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(start.size()));
   for (const auto& [p, off] : start)
     rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = off;
+  return list;
+}
+
+}  // namespace
+
+bool kafka_consumer::assign(const std::string& topic,
+                            const std::vector<std::pair<int32_t, int64_t>>& start,
+                            std::string* error) {
+  rd_kafka_topic_partition_list_t* list = partition_list(topic, start);
   rd_kafka_resp_err_t err = rd_kafka_assign(impl_->rk, list);
   rd_kafka_topic_partition_list_destroy(list);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -155,10 +166,7 @@ bool kafka_consumer::assign(const std::string& topic,
 bool kafka_consumer::add_partitions(const std::string& topic,
                                     const std::vector<std::pair<int32_t, int64_t>>& start,
                                     std::string* error) {
-  rd_kafka_topic_partition_list_t* list =
-      rd_kafka_topic_partition_list_new(static_cast<int>(start.size()));
-  for (const auto& [p, off] : start)
-    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = off;
+  rd_kafka_topic_partition_list_t* list = partition_list(topic, start);
   // Outside a rebalance callback too (librdkafka's contract): manual assignment, no group.
   rd_kafka_error_t* e = rd_kafka_incremental_assign(impl_->rk, list);
   rd_kafka_topic_partition_list_destroy(list);

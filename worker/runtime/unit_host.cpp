@@ -251,15 +251,22 @@ void start_units(host_ptr self, const std::vector<int32_t>& partitions,
     log_resumed_units(self);  // shards only: they take input from now on
     return;
   }
-  if (st.adopted && st.poller) {  // kept across a generation change: its poller takes them too
+  // One source task per partition, sending partials and barriers to `shard_table`.
+  auto spawn_tasks = [&] {
     std::vector<caf::actor> tasks;
-    std::vector<int64_t> offsets;
     for (int32_t p : partitions) {
       auto t = self->spawn(source_task, st.ctx, p, st.sink, shard_table,
                            caf::actor_cast<caf::actor>(self));
       adopt(self, t, "source task of partition " + std::to_string(p));
       st.tasks[p] = t;
       tasks.push_back(t);
+    }
+    return tasks;
+  };
+  if (st.adopted && st.poller) {  // kept across a generation change: its poller takes them too
+    const std::vector<caf::actor> tasks = spawn_tasks();
+    std::vector<int64_t> offsets;
+    for (int32_t p : partitions) {
       auto it = st.offsets.find(p);
       offsets.push_back(it == st.offsets.end() ? -1 : it->second);
     }
@@ -280,14 +287,7 @@ void start_units(host_ptr self, const std::vector<int32_t>& partitions,
   if (consumer->partitions(cfg.source.topic, 10'000, &err).empty())
     log_of(self) << "eddy worker " << st.opts.worker_name << ": warning: metadata of "
                  << cfg.source.topic << ": " << err << "\n";
-  std::vector<caf::actor> tasks;
-  for (int32_t p : partitions) {
-    auto t = self->spawn(source_task, st.ctx, p, st.sink, shard_table,
-                         caf::actor_cast<caf::actor>(self));
-    adopt(self, t, "source task of partition " + std::to_string(p));
-    st.tasks[p] = t;
-    tasks.push_back(t);
-  }
+  const std::vector<caf::actor> tasks = spawn_tasks();
   st.poller = self->spawn<caf::detached>(poller_actor, st.ctx, consumer,
                                          caf::actor_cast<caf::actor>(self), st.offsets);
   adopt(self, st.poller, "Kafka poller");
