@@ -856,18 +856,31 @@ TEST_F(cluster_equality, an_epoch_aborted_by_a_loss_carries_the_survivors_staged
   start_worker("w2", {"EDDY_HANG_AT=sink:300"});
   ASSERT_TRUE(wait_first_commit());
   ASSERT_TRUE(cluster_->wait_for_members(k_three, deadline_));
-  // w2's sink hangs after 300 results: no epoch commits from then on.
+  // w2's sink hangs after 300 results: no epoch commits from then on. Waits until the epoch
+  // after the newest committed one is stalled (nothing committed for 1.5 s) and both survivors
+  // staged output for it (on a slow machine, e.g. under ASan, they may lag behind their input).
   std::optional<manifest> stalled;
+  auto survivors_staged = [&](uint64_t epoch) {
+    std::set<std::string> workers;
+    char name[24];
+    std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(epoch));
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(paths_.out / "_staging" / name, ec))
+      if (auto t = tag_of(f.path().filename().string())) workers.insert(t->worker);
+    return workers.contains("w1") && workers.contains("w3");
+  };
   for (const auto until = std::min(deadline_, steady::now() + 60s); steady::now() < until;) {
     watch_->poll();
     const auto n = watch_->newest();
-    if (n && n->generation > 0 && unix_ms_now() - n->created_unix_ms > 2500) {
+    if (n && n->generation > 0 && unix_ms_now() - n->created_unix_ms > 1500 &&
+        survivors_staged(n->epoch + 1)) {
       stalled = n;
       break;
     }
-    std::this_thread::sleep_for(20ms);  // polling the manifests for a condition
+    std::this_thread::sleep_for(20ms);  // polling the manifests and staging for a condition
   }
-  ASSERT_TRUE(stalled) << "the epochs never stalled on w2's hung sink: " << watch_->status();
+  ASSERT_TRUE(stalled) << "the epochs never stalled on w2's hung sink with w1 and w3 staged: "
+                       << watch_->status();
   ASSERT_LT(watch_->committed(), watch_->total()) << "w2 hung only after the input was committed";
   const auto a = cluster_->assignment();
   ASSERT_TRUE(a);

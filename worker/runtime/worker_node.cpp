@@ -50,16 +50,18 @@ void finish(node_ptr self, worker_node_outcome::kind how, std::string detail) {
   self->quit();
 }
 
-/// A pipeline without aggregation has no state shared between partitions: when the new
-/// assignment keeps every partition the running host has (a survivor of a loss, a worker that
-/// keeps its units while another joins or leaves), the host goes on from where it is and only
-/// the partitions that moved to it rewind (unit_host.hpp, adopt). Otherwise a new host restores
-/// every unit from the last committed epoch. --exit-at-end runs restart (a task that ended says
-/// so once, to its generation).
+/// A pipeline without aggregation has no state shared between partitions: when a worker was lost
+/// or left and the new assignment keeps every partition the running host has, the host goes on
+/// from where it is and only the partitions that moved to it rewind (unit_host.hpp, adopt).
+/// Otherwise a new host restores every unit from the last committed epoch. --exit-at-end runs
+/// restart too (a task that ended says so once, to its generation).
 bool keeps_host(node_ptr self, const unit_assignment& a) {
   const auto& st = self->state;
+  // Only when the generation answers a worker lost or gone (since_change_ms set): an epoch that
+  // failed or timed out may have been stuck in this very host (a hung sink), which a new host
+  // replaces; a join waits for an epoch boundary anyway, so a new host redoes nothing.
   if (!st.host || !st.host_started || !st.pipeline->aggregates.empty() || a.exit_at_end ||
-      !a.shards.empty() || st.host_partitions.empty())
+      !a.shards.empty() || st.host_partitions.empty() || a.since_change_ms < 0)
     return false;
   const std::set<int32_t> next(a.partitions.begin(), a.partitions.end());
   return std::all_of(st.host_partitions.begin(), st.host_partitions.end(),
