@@ -62,6 +62,15 @@ void end_partitions(caf::stateful_actor<poller_state>* self, const std::set<int3
   }
 }
 
+/// Where a partition the checkpoint does not know starts: starting_offsets applies to a new
+/// pipeline only (as in Spark); a partition added to a restored one (the topic grew) starts at
+/// its beginning.
+int64_t default_start(const poller_state& st) {
+  return st.ctx->restored_epoch == 0 && st.ctx->cfg->source.starting_offsets == "latest"
+             ? offset_end
+             : offset_beginning;
+}
+
 }  // namespace
 
 caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
@@ -78,12 +87,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
                      const std::vector<caf::actor>& tasks) {
         auto& st = self->state;
         std::vector<std::pair<int32_t, int64_t>> start;
-        // starting_offsets applies to a new pipeline only (as in Spark); a partition the
-        // checkpoint does not know (the topic grew) starts at its beginning.
-        int64_t from =
-            st.ctx->restored_epoch == 0 && st.ctx->cfg->source.starting_offsets == "latest"
-                ? offset_end
-                : offset_beginning;
+        const int64_t from = default_start(st);
         for (size_t i = 0; i < partitions.size(); ++i) {
           st.tasks[partitions[i]] = tasks[i];
           auto it = resume.find(partitions[i]);
@@ -104,10 +108,7 @@ caf::behavior poller_actor(caf::stateful_actor<poller_state>* self,
       [self](assign_atom, const std::vector<int32_t>& partitions,
              const std::vector<caf::actor>& tasks, const std::vector<int64_t>& offsets) {
         auto& st = self->state;
-        const int64_t from =
-            st.ctx->restored_epoch == 0 && st.ctx->cfg->source.starting_offsets == "latest"
-                ? offset_end
-                : offset_beginning;
+        const int64_t from = default_start(st);
         std::vector<std::pair<int32_t, int64_t>> start;
         for (size_t i = 0; i < partitions.size() && i < tasks.size(); ++i) {
           st.tasks[partitions[i]] = tasks[i];

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "actors/messages.hpp"
@@ -55,8 +56,7 @@ struct host_state {
   /// file it staged after it (aborted epochs' included), not only the acked epoch's.
   std::vector<int32_t> moved_in;
   bool adopted = false;
-  bool carrying = false;
-  uint64_t carry_from = 0;
+  std::optional<uint64_t> carry_from;
   int64_t credit_waits_logged = 0;  ///< run_context::credit_waits at the last backpressure line
   std::chrono::steady_clock::time_point credit_logged_at{};
   static inline const char* name = "eddy.unit_host";
@@ -189,8 +189,8 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
     ack.unit = "sink:" + st.opts.worker_name;
     for (const auto& d : staged_output_dirs(*st.ctx->cfg)) {
       std::string err;
-      auto paths = st.carrying ? staged_paths_of_writer(d, st.carry_from, in.epoch, st.tag, &err)
-                               : staged_epoch_paths(d, in.epoch, st.tag, &err);
+      auto paths = st.carry_from ? staged_paths_of_writer(d, *st.carry_from, in.epoch, st.tag, &err)
+                                 : staged_epoch_paths(d, in.epoch, st.tag, &err);
       if (!err.empty() && ack.error.empty()) ack.error = "sink: " + err;
       for (auto& p : paths) ack.staged.push_back(std::move(p));
     }
@@ -326,7 +326,6 @@ void adopt_assignment(host_ptr self, const unit_assignment& a, int64_t received_
   st.ctx->restored_epoch = a.restore_epoch;  // the moved partitions' tasks restore from it
   st.started = false;
   st.adopted = true;
-  st.carrying = true;
   st.carry_from = a.restore_epoch;
   st.open_epoch = 0;
   if (auto e = load_snapshots(self, units); !e.empty()) {
@@ -452,7 +451,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
         auto& st = self->state;
         // The coordinator published that epoch's list, carried files included.
         if (generation == st.opts.assignment.generation && epoch >= st.opts.assignment.first_epoch)
-          st.carrying = false;
+          st.carry_from.reset();
       },
       [self](assign_atom, const unit_assignment& a, int64_t received_at_ns) {
         adopt_assignment(self, a, received_at_ns);
