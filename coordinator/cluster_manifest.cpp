@@ -77,6 +77,12 @@ json::object to_json(const cluster_manifest& m) {
     o["snapshot"] = u.snapshot;
     o["bytes"] = u.bytes;
     o["crc32c"] = u.crc32c;
+    if (!u.deltas.empty()) {
+      json::array deltas;
+      for (const auto& d : u.deltas)
+        deltas.push_back(json::object{{"path", d.path}, {"bytes", d.bytes}, {"crc32c", d.crc32c}});
+      o["deltas"] = std::move(deltas);
+    }
     units[name] = std::move(o);
   }
   json::array published;
@@ -173,6 +179,23 @@ std::optional<cluster_manifest> from_json(const json::value& v, std::string* err
       u.snapshot = r.str(*uo, "snapshot", where);
       u.bytes = r.u64(*uo, "bytes", where);
       u.crc32c = r.str(*uo, "crc32c", where);
+      if (const json::value* dv = uo->if_contains("deltas")) {
+        const json::array* a = dv->if_array();
+        if (!a && r.error.empty()) r.error = "\"deltas\"" + where + " is not an array";
+        for (size_t i = 0; a && i < a->size(); ++i) {
+          const json::object* d = (*a)[i].if_object();
+          if (!d) {
+            if (r.error.empty()) r.error = "\"deltas\"" + where + " holds a non-object";
+            break;
+          }
+          const std::string dwhere = " in delta " + std::to_string(i) + where;
+          unit_file_ref f;
+          f.path = r.str(*d, "path", dwhere);
+          f.bytes = r.u64(*d, "bytes", dwhere);
+          f.crc32c = r.str(*d, "crc32c", dwhere);
+          u.deltas.push_back(std::move(f));
+        }
+      }
       m.units.emplace(name, std::move(u));
     }
   }
@@ -211,6 +234,30 @@ std::string snapshot_key(const fs::path& p) {
 }
 
 }  // namespace
+
+fs::path unit_file_path(const fs::path& dir, const std::string& unit, uint64_t epoch,
+                        uint64_t generation, unit_file_kind kind) {
+  char name[64];
+  std::snprintf(name, sizeof name, "%020llu-g%llu%s", static_cast<unsigned long long>(epoch),
+                static_cast<unsigned long long>(generation),
+                kind == unit_file_kind::snapshot ? ".snap" : ".delta");
+  return units_dir(dir) / unit / name;
+}
+
+std::optional<uint64_t> unit_file_epoch(const std::string& file_name) {
+  if (auto e = epoch_of(file_name, ".snap")) return e;  // older versions: no generation
+  std::string_view rest =
+      std::string_view(file_name).substr(std::min(file_name.size(), epoch_digits));
+  std::string_view suffix;
+  for (std::string_view s : {std::string_view(".snap"), std::string_view(".delta")})
+    if (rest.ends_with(s)) suffix = s;
+  if (suffix.empty() || !rest.starts_with("-g")) return std::nullopt;
+  const std::string_view gen = rest.substr(2, rest.size() - 2 - suffix.size());
+  if (gen.empty() || gen.size() > 20 ||
+      !std::all_of(gen.begin(), gen.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  return epoch_of(file_name.substr(0, epoch_digits) + ".snap", ".snap");
+}
 
 bool is_task_unit(const std::string& unit) {
   return unit.size() > 1 && unit[0] == 'p';
@@ -299,8 +346,10 @@ cluster_retention prune_cluster_checkpoints(const fs::path& dir, size_t keep) {
       continue;
     }
     out.kept.insert(out.kept.begin(), *it);
-    for (const auto& [_, u] : m->units)
+    for (const auto& [_, u] : m->units) {
       if (!u.snapshot.empty()) referenced.insert(snapshot_key(u.snapshot));
+      for (const auto& d : u.deltas) referenced.insert(snapshot_key(d.path));
+    }
   }
   if (out.kept.empty()) return out;  // nothing parses: delete nothing
   const uint64_t oldest_kept = out.kept.front(), newest_kept = out.kept.back();
@@ -320,7 +369,7 @@ cluster_retention prune_cluster_checkpoints(const fs::path& dir, size_t keep) {
     if (!u->is_directory()) continue;
     std::error_code fec;
     for (fs::directory_iterator f(u->path(), fec); !fec && f != end; f.increment(fec)) {
-      const auto e = epoch_of(f->path().filename().string(), ".snap");
+      const auto e = unit_file_epoch(f->path().filename().string());
       if (!e || *e > newest_kept || referenced.count(snapshot_key(f->path()))) continue;
       std::error_code rec;
       if (fs::remove(f->path(), rec))

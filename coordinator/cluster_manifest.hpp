@@ -3,25 +3,30 @@
 //
 // Layout under the pipeline's checkpoint directory D (shared by every node):
 //   D/cluster/epochs/<epoch, 20 digits>.json   one manifest per complete epoch
-//   D/cluster/units/<unit>/<epoch>.snap        unit snapshots the workers export (state/)
+//   D/cluster/units/<unit>/<epoch, 20 digits>-g<generation>.snap    full unit snapshots and
+//   D/cluster/units/<unit>/<epoch, 20 digits>-g<generation>.delta   unit deltas (state/), which
+//                                                                   workers export
 // A manifest holds (Boost.JSON):
 //   {"epoch": E, "generation": G, "created_unix_ms": T, "pipeline": "name",
 //    "units": {"p3": {"owner", "next_offset", "watermark", "counters": {"in", "out", "filtered",
-//                     "dead_lettered", "late"}, "snapshot", "bytes", "crc32c"},
-//              "s1": {"owner", "snapshot", "bytes", "crc32c"}},
+//                     "dead_lettered", "late"}, "snapshot", "bytes", "crc32c",
+//                     "deltas": [{"path", "bytes", "crc32c"}, ...]},
+//              "s1": {"owner", "snapshot", "bytes", "crc32c", "deltas"}},
 //    "published": ["<staged path>", ...],
 //    "compat": {"compat.topic": "...", ...}}   (the fingerprint; absent in older manifests)
 // Units named "p<partition>" are source tasks (offsets, watermark, counters); every other unit
-// ("s<shard>") carries only its snapshot. `published` lists the staged files the epoch publishes,
+// ("s<shard>") carries only its snapshot. A unit's state at the epoch is its snapshot with its
+// deltas applied in order (state/unit_snapshot.hpp); "deltas" is absent when there are none
+// (and in manifests of older versions). `published` lists the staged files the epoch publishes,
 // as the sinks reported them. `compat` is what the state depends on (checkpoint_compat.hpp): a
 // coordinator restarted with an incompatible pipeline refuses to continue from the manifest.
 //
 // Writes are atomic and durable (temporary file, fsync, rename, fsync of the directory:
 // state/file_io.hpp). The latest complete epoch is the newest manifest that parses; damaged
 // ones are skipped with a warning naming the file. Retention keeps the newest `keep` manifests
-// that parse, deletes older manifest files, and deletes unit snapshot files that no kept manifest
-// references, of epochs up to the newest kept one (newer snapshots may belong to an epoch in
-// progress). A snapshot reference matches a file by its last two path components
+// that parse, deletes older manifest files, and deletes unit snapshot files (snapshots and deltas)
+// that no kept manifest references, of epochs up to the newest kept one (newer snapshots may belong
+// to an epoch in progress). A snapshot reference matches a file by its last two path components
 // ("<unit>/<file>"), so absolute and relative spellings of the same snapshot both count.
 //
 // Errors are values naming the path ("" = ok); nothing throws. One writer (the coordinator) per
@@ -39,15 +44,24 @@
 
 namespace eddy {
 
+/// A unit file a manifest references.
+struct unit_file_ref {
+  std::string path;    ///< as the worker reported it (absolute, or relative to the directory)
+  uint64_t bytes = 0;  ///< its size
+  std::string crc32c;  ///< its CRC32C, 8 hex digits
+  bool operator==(const unit_file_ref&) const = default;
+};
+
 /// One unit's entry in a manifest.
 struct cluster_manifest_unit {
-  std::string owner;              ///< the worker that held the unit in the epoch
-  int64_t next_offset = -1;       ///< tasks: next offset of the partition after the epoch
-  int64_t watermark = INT64_MIN;  ///< tasks
-  record_counters counters;       ///< tasks: cumulative
-  std::string snapshot;           ///< the unit's snapshot file, as the worker reported it
-  uint64_t bytes = 0;             ///< its size
-  std::string crc32c;             ///< its CRC32C, 8 hex digits
+  std::string owner;                  ///< the worker that held the unit in the epoch
+  int64_t next_offset = -1;           ///< tasks: next offset of the partition after the epoch
+  int64_t watermark = INT64_MIN;      ///< tasks
+  record_counters counters;           ///< tasks: cumulative
+  std::string snapshot;               ///< the unit's snapshot file, as the worker reported it
+  uint64_t bytes = 0;                 ///< its size
+  std::string crc32c;                 ///< its CRC32C, 8 hex digits
+  std::vector<unit_file_ref> deltas;  ///< applied to the snapshot in order
 };
 
 struct cluster_manifest {
@@ -64,6 +78,19 @@ struct cluster_manifest {
 
 /// True for a source task's unit name ("p3"); its entry carries offsets and counters.
 [[nodiscard]] bool is_task_unit(const std::string& unit);
+
+/// What a unit file holds: all of the unit's keys (.snap) or one epoch's writes to them (.delta).
+enum class unit_file_kind { snapshot, delta };
+
+/// Where a worker exports a unit file of `epoch`, written in `generation`:
+/// D/cluster/units/<unit>/<epoch, 20 digits>-g<generation>.snap (or .delta).
+[[nodiscard]] std::filesystem::path unit_file_path(const std::filesystem::path& dir,
+                                                   const std::string& unit, uint64_t epoch,
+                                                   uint64_t generation, unit_file_kind kind);
+
+/// The epoch of a unit file's name as unit_file_path writes it (or "<20 digits>.snap" of older
+/// versions); nullopt for any other name.
+[[nodiscard]] std::optional<uint64_t> unit_file_epoch(const std::string& file_name);
 
 /// D/cluster/epochs/<epoch, 20 digits>.json
 [[nodiscard]] std::filesystem::path cluster_manifest_path(const std::filesystem::path& dir,

@@ -26,11 +26,14 @@ class cluster_manifests : public ::testing::Test {
   }
   ~cluster_manifests() override { fs::remove_all(dir_); }
 
-  /// "<dir>/cluster/units/<unit>/<epoch 20 digits>.snap", created with a few bytes.
+  /// Where a worker of generation 4 exports `unit`'s snapshot of `epoch` (unit_file_path).
+  fs::path snap_path(const std::string& unit, uint64_t epoch) const {
+    return unit_file_path(dir_, unit, epoch, 4, unit_file_kind::snapshot);
+  }
+
+  /// snap_path(unit, epoch), created with a few bytes.
   fs::path snapshot(const std::string& unit, uint64_t epoch) const {
-    char name[32];
-    std::snprintf(name, sizeof name, "%020llu.snap", static_cast<unsigned long long>(epoch));
-    const fs::path p = dir_ / "cluster" / "units" / unit / name;
+    const fs::path p = snap_path(unit, epoch);
     fs::create_directories(p.parent_path());
     std::ofstream(p) << "state of " << unit;
     return p;
@@ -54,11 +57,7 @@ class cluster_manifests : public ::testing::Test {
     m.units["p3"] = p3;
     cluster_manifest_unit s1;
     s1.owner = "w2";
-    snapshot("s1", snap_epoch);
-    char rel[64];
-    std::snprintf(rel, sizeof rel, "cluster/units/s1/%020llu.snap",
-                  static_cast<unsigned long long>(snap_epoch));
-    s1.snapshot = rel;  // relative to the checkpoint directory
+    s1.snapshot = fs::relative(snapshot("s1", snap_epoch), dir_).string();  // relative
     s1.bytes = 8;
     s1.crc32c = "ffffffff";
     m.units["s1"] = s1;
@@ -71,7 +70,10 @@ class cluster_manifests : public ::testing::Test {
 };
 
 TEST_F(cluster_manifests, a_manifest_reads_back_as_written) {
-  const auto m = sample(12, 12);
+  auto m = sample(12, 12);
+  m.units["p3"].deltas = {
+      {"cluster/units/p3/00000000000000000013-g4.delta", 7, "89abcdef"},
+      {(dir_ / "cluster/units/p3/00000000000000000014-g4.delta").string(), 0, "00000000"}};
   ASSERT_EQ(write_cluster_manifest(dir_, m), "");
   EXPECT_EQ(cluster_manifest_path(dir_, 12), dir_ / "cluster/epochs/00000000000000000012.json");
   std::string err;
@@ -101,6 +103,9 @@ TEST_F(cluster_manifests, a_manifest_reads_back_as_written) {
   EXPECT_EQ(s1.snapshot, m.units.at("s1").snapshot);
   EXPECT_EQ(s1.bytes, 8u);
   EXPECT_EQ(s1.crc32c, "ffffffff");
+  EXPECT_TRUE(s1.deltas.empty());
+  EXPECT_EQ(p3.deltas, m.units.at("p3").deltas);
+  ASSERT_EQ(p3.deltas.size(), 2u);
   // No temporary file is left behind.
   int files = 0;
   for ([[maybe_unused]] const auto& f : fs::directory_iterator(dir_ / "cluster/epochs")) ++files;
@@ -182,16 +187,48 @@ TEST_F(cluster_manifests, retention_keeps_three_manifests_and_the_snapshots_they
   std::string err;
   EXPECT_EQ(list_cluster_manifests(dir_, &err), (std::vector<uint64_t>{3, 5, 6}));
   for (const char* unit : {"p3", "s1"}) {
-    const fs::path u = dir_ / "cluster/units" / unit;
-    EXPECT_FALSE(fs::exists(u / "00000000000000000001.snap")) << unit;
-    EXPECT_FALSE(fs::exists(u / "00000000000000000002.snap")) << unit;
-    EXPECT_TRUE(fs::exists(u / "00000000000000000003.snap")) << unit;
-    EXPECT_TRUE(fs::exists(u / "00000000000000000005.snap")) << unit;  // epochs 5 and 6
+    EXPECT_FALSE(fs::exists(snap_path(unit, 1))) << unit;
+    EXPECT_FALSE(fs::exists(snap_path(unit, 2))) << unit;
+    EXPECT_TRUE(fs::exists(snap_path(unit, 3))) << unit;
+    EXPECT_TRUE(fs::exists(snap_path(unit, 5))) << unit;  // epochs 5 and 6
   }
   EXPECT_FALSE(fs::exists(aborted));
   EXPECT_TRUE(fs::exists(in_progress));
   EXPECT_TRUE(fs::exists(dir_ / "cluster/units/p3/notes.txt"));
   EXPECT_EQ(r.deleted_snapshots, 5u);  // p3: 1, 2, 4; s1: 1, 2
+}
+
+TEST_F(cluster_manifests, retention_reads_the_names_workers_write_deltas_and_older_names) {
+  // Before unit_file_epoch, retention matched "<20 digits>.snap" only: every file a worker wrote
+  // ("...-g<generation>.snap") stayed for ever.
+  EXPECT_EQ(unit_file_epoch("00000000000000000012-g7.snap"), 12u);
+  EXPECT_EQ(unit_file_epoch("00000000000000000012-g7.delta"), 12u);
+  EXPECT_EQ(unit_file_epoch("00000000000000000012.snap"), 12u);
+  for (const char* odd : {"00000000000000000012-g.snap", "00000000000000000012-gx.delta",
+                          "00000000000000000012-g7.snap.tmp", "00000000000000000012.delta",
+                          "0000000000000000001-g7.snap", "notes.txt", "-g7.snap"})
+    EXPECT_EQ(unit_file_epoch(odd), std::nullopt) << odd;
+
+  for (uint64_t e : {1, 2, 3}) ASSERT_EQ(write_cluster_manifest(dir_, sample(e, e)), "");
+  cluster_manifest m4 = sample(4, 3);
+  // Epoch 4 references epoch 3's snapshot of p3 and its delta of epoch 4.
+  const fs::path delta4 = unit_file_path(dir_, "p3", 4, 4, unit_file_kind::delta);
+  std::ofstream(delta4) << "delta";
+  m4.units["p3"].deltas.push_back({delta4.string(), 5, "00000000"});
+  ASSERT_EQ(write_cluster_manifest(dir_, m4), "");
+  const fs::path old_delta = unit_file_path(dir_, "p3", 2, 3, unit_file_kind::delta);
+  const fs::path legacy = dir_ / "cluster/units/p3/00000000000000000001.snap";
+  const fs::path odd = dir_ / "cluster/units/p3/00000000000000000001-g4.snap.tmp";
+  for (const auto& p : {old_delta, legacy, odd}) std::ofstream(p) << "x";
+
+  auto r = prune_cluster_checkpoints(dir_, 1);
+  EXPECT_TRUE(r.warnings.empty()) << r.warnings.front();
+  EXPECT_EQ(r.kept, (std::vector<uint64_t>{4}));
+  EXPECT_TRUE(fs::exists(snap_path("p3", 3)));
+  EXPECT_TRUE(fs::exists(delta4));
+  for (const auto& p : {snap_path("p3", 1), snap_path("p3", 2), old_delta, legacy})
+    EXPECT_FALSE(fs::exists(p)) << p;
+  EXPECT_TRUE(fs::exists(odd));
 }
 
 TEST_F(cluster_manifests, retention_counts_only_manifests_that_parse) {
@@ -202,8 +239,8 @@ TEST_F(cluster_manifests, retention_counts_only_manifests_that_parse) {
   EXPECT_EQ(r.deleted_manifests, (std::vector<uint64_t>{1}));
   ASSERT_EQ(r.warnings.size(), 1u);
   EXPECT_NE(r.warnings[0].find("00000000000000000005.json"), std::string::npos) << r.warnings[0];
-  EXPECT_TRUE(fs::exists(dir_ / "cluster/units/p3/00000000000000000002.snap"));
-  EXPECT_FALSE(fs::exists(dir_ / "cluster/units/p3/00000000000000000001.snap"));
+  EXPECT_TRUE(fs::exists(snap_path("p3", 2)));
+  EXPECT_FALSE(fs::exists(snap_path("p3", 1)));
 }
 
 TEST_F(cluster_manifests, retention_without_a_readable_manifest_deletes_nothing) {
@@ -212,7 +249,7 @@ TEST_F(cluster_manifests, retention_without_a_readable_manifest_deletes_nothing)
   std::ofstream(dir_ / "cluster/epochs/00000000000000000002.json") << "{";
   auto r = prune_cluster_checkpoints(dir_, 3);
   EXPECT_TRUE(r.kept.empty());
-  EXPECT_TRUE(fs::exists(dir_ / "cluster/units/p3/00000000000000000001.snap"));
+  EXPECT_TRUE(fs::exists(snap_path("p3", 1)));
   EXPECT_TRUE(fs::exists(dir_ / "cluster/epochs/00000000000000000002.json"));
 }
 

@@ -26,14 +26,6 @@ namespace eddy {
 
 namespace fs = std::filesystem;
 
-std::filesystem::path unit_snapshot_path(const std::string& checkpoint_dir, const std::string& unit,
-                                         uint64_t epoch, uint64_t generation) {
-  char name[64];
-  std::snprintf(name, sizeof name, "%020llu-g%llu.snap", static_cast<unsigned long long>(epoch),
-                static_cast<unsigned long long>(generation));
-  return fs::path(checkpoint_dir) / "cluster" / "units" / unit / name;
-}
-
 namespace {
 
 struct host_state {
@@ -174,8 +166,8 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
     // A task says it ended before it acks any later barrier (same sender, same receiver).
     ack.input_ended = in.partition >= 0 && st.ended.count(in.partition) > 0;
     if (ack.error.empty()) {
-      const fs::path path =
-          unit_snapshot_path(cc.dir, ack.unit, in.epoch, st.opts.assignment.generation);
+      const fs::path path = unit_file_path(cc.dir, ack.unit, in.epoch,
+                                           st.opts.assignment.generation, unit_file_kind::snapshot);
       auto r = write_unit_snapshot(*st.ctx->db, prefix_of(ack.unit), path.string(), cc.sync);
       if (!r.error.empty()) {
         ack.error = "unit " + ack.unit + ": " + r.error;

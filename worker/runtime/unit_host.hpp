@@ -60,9 +60,4 @@ struct unit_host_options {
 /// Spawns the host (see above). It ends with an error reason when it cannot run its units.
 [[nodiscard]] caf::actor spawn_unit_host(caf::actor_system& sys, unit_host_options opts);
 
-/// Where a unit's snapshot of `epoch` goes: checkpoint.dir/cluster/units/<unit>/<e>-g<g>.snap.
-[[nodiscard]] std::filesystem::path unit_snapshot_path(const std::string& checkpoint_dir,
-                                                       const std::string& unit, uint64_t epoch,
-                                                       uint64_t generation);
-
 }  // namespace eddy
