@@ -22,6 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view magic = "EDDYUNIT";
+constexpr std::string_view delta_magic = "EDDYDLTA";
 constexpr std::uint32_t format_version = 1;
 constexpr std::uint64_t header_fixed_bytes = 8 + 4 + 4;  // magic, version, prefix length
 constexpr std::uint64_t trailer_bytes = 8 + 4;           // pair count, CRC32C
@@ -175,8 +176,8 @@ using pair_sink = std::function<std::string(std::string_view key, std::string_vi
 /// Reads and checks the whole snapshot at `path`, calling `on_pair` (when set) for every pair,
 /// after the pair's lengths and prefix were checked; the trailer is checked last. "" or what is
 /// wrong (without the path).
-std::string walk(const std::string& path, std::string_view expected_crc32c, std::string* prefix,
-                 const pair_sink& on_pair) {
+std::string walk(const std::string& path, std::string_view file_magic,
+                 std::string_view expected_crc32c, std::string* prefix, const pair_sink& on_pair) {
   file_io::fd_guard in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (in.fd < 0) return "open: " + file_io::errno_text();
   struct stat st {};
@@ -190,7 +191,8 @@ std::string walk(const std::string& path, std::string_view expected_crc32c, std:
   const std::uint64_t pairs_end = size - trailer_bytes;
   std::string bytes;
   if (std::string e = r.read(header_fixed_bytes, &bytes); !e.empty()) return e;
-  if (std::string_view(bytes).substr(0, magic.size()) != magic) return "not a unit snapshot";
+  if (std::string_view(bytes).substr(0, file_magic.size()) != file_magic)
+    return file_magic == magic ? "not a unit snapshot" : "not a unit delta";
   const std::uint64_t version = get_le(std::string_view(bytes).substr(8, 4));
   if (version != format_version) return "unsupported format version " + std::to_string(version);
   const std::uint64_t prefix_len = get_le(std::string_view(bytes).substr(12, 4));
@@ -249,6 +251,61 @@ std::string walk(const std::string& path, std::string_view expected_crc32c, std:
   return {};
 }
 
+// ---- deltas --------------------------------------------------------------------------------
+
+/// The end of `prefix`'s key range (what kv_op::delete_prefix deletes up to).
+std::string prefix_end(std::string_view prefix) {
+  return kv_op::delete_prefix(std::string(prefix)).range_end;
+}
+
+/// Checks one delta record (its key is under the prefix already). "" or what is wrong.
+std::string check_record(std::string_view end_of_prefix, std::string_view key,
+                         std::string_view record) {
+  const std::string at = " (key \"" + shown_key(key) + "\")";
+  if (record.empty()) return "corrupt: a record without a tag" + at;
+  switch (record[0]) {
+    case 'p':
+      return {};
+    case 'd':
+      return record.size() == 1 ? std::string() : "corrupt: a delete with a payload" + at;
+    case 'r': {
+      const std::string_view end = record.substr(1);
+      if (end <= key) return "corrupt: a range delete that ends at or before its start" + at;
+      if (end > end_of_prefix) return "corrupt: a range delete past the unit's keys" + at;
+      return {};
+    }
+    default:
+      return "corrupt: unknown record tag " +
+             std::to_string(static_cast<unsigned char>(record[0])) + at;
+  }
+}
+
+/// Checks `changes` in memory as load_unit_delta checks a file's records.
+std::string check_changes(std::string_view prefix, const unit_changes& changes) {
+  const std::string end = prefix_end(prefix);
+  const std::string_view r = changes.records;
+  std::uint64_t pos = 0, count = 0;
+  auto field = [&](std::string_view* out) {
+    if (r.size() - pos < 4) return false;
+    const std::uint64_t n = get_le(r.substr(pos, 4));
+    if (n > r.size() - pos - 4) return false;
+    *out = r.substr(pos + 4, n);
+    pos += 4 + n;
+    return true;
+  };
+  while (pos < r.size()) {
+    std::string_view key, record;
+    if (!field(&key) || !field(&record)) return "malformed records at byte " + std::to_string(pos);
+    if (!key.starts_with(prefix)) {
+      return "key \"" + shown_key(key) + "\" is not under the prefix \"" + shown_key(prefix) + "\"";
+    }
+    if (std::string e = check_record(end, key, record); !e.empty()) return e;
+    ++count;
+  }
+  if (count != changes.count)
+    return std::to_string(count) + " records, " + std::to_string(changes.count) + " counted";
+  return {};
+}
 }  // namespace
 
 unit_snapshot_result write_unit_snapshot(const kv_store& db, std::string_view prefix,
@@ -305,7 +362,8 @@ std::string load_unit_snapshot(const std::string& path, std::string_view expecte
   const std::string shown = "unit snapshot " + path + ": ";
   // Pass 1: check everything; the store is not touched.
   std::string prefix;
-  if (std::string e = walk(path, expected_crc32c, &prefix, nullptr); !e.empty()) return shown + e;
+  if (std::string e = walk(path, magic, expected_crc32c, &prefix, nullptr); !e.empty())
+    return shown + e;
 
   // Pass 2: replace the prefix, in batches of bounded size (the first one deletes the prefix).
   std::vector<kv_op> batch;
@@ -325,10 +383,113 @@ std::string load_unit_snapshot(const std::string& path, std::string_view expecte
     return bytes >= batch_bytes ? write() : std::string();
   };
   std::string again;
-  if (std::string e = walk(path, expected_crc32c, &again, add); !e.empty()) {
+  if (std::string e = walk(path, magic, expected_crc32c, &again, add); !e.empty()) {
     return shown + e + " (on the second read: the unit's keys may be partly replaced)";
   }
   if (std::string e = write(); !e.empty()) return shown + e;
+  return {};
+}
+
+void append_unit_changes(const std::vector<kv_op>& ops, unit_changes& changes) {
+  for (const kv_op& op : ops) {
+    put_u32(changes.records, static_cast<std::uint32_t>(op.key.size()));
+    changes.records += op.key;
+    const std::string& payload = op.is_range() ? op.range_end
+                                 : op.value    ? *op.value
+                                               : std::string();
+    put_u32(changes.records, static_cast<std::uint32_t>(1 + payload.size()));
+    changes.records += op.is_range() ? 'r' : op.value ? 'p' : 'd';
+    changes.records += payload;
+    ++changes.count;
+  }
+}
+
+unit_snapshot_result write_unit_delta(std::string_view prefix, const unit_changes& changes,
+                                      const std::string& path, bool sync) {
+  auto failed = [&path](const std::string& what) {
+    unit_snapshot_result r;
+    r.error = "unit delta " + path + ": " + what;
+    return r;
+  };
+  if (!valid_prefix(prefix)) return failed("the prefix is empty or all 0xff bytes");
+  if (prefix.size() > max_length) return failed("the prefix is too long");
+  if (std::string e = check_changes(prefix, changes); !e.empty()) return failed(e);
+  const fs::path target(path);
+  if (target.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(target.parent_path(), ec);
+    if (ec) return failed("create " + target.parent_path().string() + ": " + ec.message());
+  }
+  file_io::atomic_file file;  // removes the temporary file unless committed
+  if (std::string e = file.open(target); !e.empty()) return failed(e);
+  snapshot_writer w(file);
+  w.append(delta_magic);
+  w.append_u32(format_version);
+  w.append_u32(static_cast<std::uint32_t>(prefix.size()));
+  w.append(prefix);
+  w.append(changes.records);
+  w.append_u64(changes.count);
+  unit_snapshot_result r;
+  if (std::string e = w.finish(&r.crc32c); !e.empty()) return failed(e);
+  if (std::string e = file.commit(sync); !e.empty()) return failed(e);
+  r.bytes = w.size();
+  r.keys = changes.count;
+  return r;
+}
+
+std::string load_unit_delta(const std::string& path, std::string_view expected_crc32c,
+                            std::string_view expected_prefix, kv_store& db) {
+  const std::string shown = "unit delta " + path + ": ";
+  // Pass 1: check everything; the store is not touched.
+  std::string prefix, end;
+  const pair_sink check = [&](std::string_view key, std::string_view record) {
+    return check_record(end, key, record);
+  };
+  {
+    // The prefix is known only once the header is read: check records against it lazily.
+    const pair_sink first = [&](std::string_view key, std::string_view record) {
+      if (end.empty()) end = prefix_end(prefix);
+      return check(key, record);
+    };
+    if (std::string e = walk(path, delta_magic, expected_crc32c, &prefix, first); !e.empty())
+      return shown + e;
+  }
+  if (!expected_prefix.empty() && prefix != expected_prefix) {
+    return shown + "it holds the keys of \"" + shown_key(prefix) + "\", not of \"" +
+           shown_key(expected_prefix) + "\"";
+  }
+  end = prefix_end(prefix);
+
+  // Pass 2: the range deletes; pass 3: puts and deletes in file order (one write_batch of the
+  // original ops applies range deletes first, then the rest in order).
+  std::vector<kv_op> batch;
+  std::size_t bytes = 0;
+  auto write = [&]() -> std::string {
+    if (batch.empty()) return {};
+    const store_status st = db.write_batch(batch, /*sync=*/false);
+    batch.clear();
+    bytes = 0;
+    return st.error;
+  };
+  for (const bool ranges : {true, false}) {
+    const pair_sink apply = [&](std::string_view key, std::string_view record) -> std::string {
+      // Checked again: the file may have changed since pass 1.
+      if (!key.starts_with(prefix) || !check(key, record).empty())
+        return "changed while it was loaded";
+      if ((record[0] == 'r') != ranges) return {};
+      kv_op op(std::string(key), std::nullopt);
+      if (record[0] == 'r') op.range_end = std::string(record.substr(1));
+      if (record[0] == 'p') op.value = std::string(record.substr(1));
+      bytes += key.size() + record.size();
+      batch.push_back(std::move(op));
+      return bytes >= batch_bytes ? write() : std::string();
+    };
+    std::string again;
+    if (std::string e = walk(path, delta_magic, expected_crc32c, &again, apply); !e.empty())
+      return shown + e + " (on a later read: the unit's keys may be partly changed)";
+    if (again != prefix) return shown + "changed while it was loaded";
+    if (std::string e = write(); !e.empty()) return shown + e;
+  }
   return {};
 }
 

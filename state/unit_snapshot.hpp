@@ -24,6 +24,19 @@
 /// caller must not use the unit until a load succeeds. The loader does not sync the store: the
 /// store's own durability rules apply (a worker restores its units after a crash anyway).
 ///
+/// Deltas: a unit's state can also move as its snapshot of some epoch plus the writes of each
+/// later epoch, in order (a task's or shard's checkpoint writes only what changed: windowing.hpp).
+/// `append_unit_changes` encodes one checkpoint's kv_ops (the WriteBatch a task or shard applies
+/// to the store) as records; `write_unit_delta` writes them to a delta file; `load_unit_delta`
+/// applies one to a store that holds the state the delta was taken on (its snapshot and the
+/// deltas before it), with exactly the effect of the original write_batch: range deletes first,
+/// then puts and deletes in their order.
+///   delta file: the snapshot's layout with magic "EDDYDLTA" and records in place of pairs:
+///            u32 key length, key, u32 length, then one tag byte and its payload:
+///            'p' value (a put), 'd' nothing (a delete), 'r' end key (a range delete [key, end))
+///   every key starts with the prefix; a range's end is after its key and not past the prefix's
+///   range. Atomicity, verification before any change, bounded memory and errors: as above.
+///
 /// Errors are values and name the file; nothing throws. Memory stays bounded by the largest
 /// pair plus one batch, whatever the file's size or content. No CAF dependency.
 #pragma once
@@ -31,7 +44,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "state/kv_op.hpp"
 #include "state/kv_store.hpp"
 
 namespace eddy {
@@ -56,5 +71,27 @@ struct unit_snapshot_result {
 /// fails, `db` is unchanged.
 [[nodiscard]] std::string load_unit_snapshot(const std::string& path,
                                              std::string_view expected_crc32c, kv_store& db);
+
+/// One checkpoint's writes to one unit's keys, encoded as a delta file's records (see above).
+struct unit_changes {
+  std::string records;
+  std::uint64_t count = 0;  ///< records in `records`
+};
+
+/// Appends `ops`, in order, to `changes`.
+void append_unit_changes(const std::vector<kv_op>& ops, unit_changes& changes);
+
+/// Writes `changes` as a delta file of the unit under `prefix` at `path`, atomically (as
+/// write_unit_snapshot). Fails, writing nothing, when a record is malformed or a key is not
+/// under `prefix`. `keys` in the result counts records.
+[[nodiscard]] unit_snapshot_result write_unit_delta(std::string_view prefix,
+                                                    const unit_changes& changes,
+                                                    const std::string& path, bool sync);
+
+/// Verifies the delta at `path` (whole-file CRC32C = `expected_crc32c` unless empty; its
+/// prefix = `expected_prefix` unless empty), then applies it to `db`. "" or the error, naming
+/// `path`; when verification fails, `db` is unchanged.
+[[nodiscard]] std::string load_unit_delta(const std::string& path, std::string_view expected_crc32c,
+                                          std::string_view expected_prefix, kv_store& db);
 
 }  // namespace eddy

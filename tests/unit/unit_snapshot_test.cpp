@@ -12,6 +12,8 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -293,6 +295,166 @@ TEST_F(unit_snapshot, a_well_formed_file_with_a_key_outside_its_prefix_is_refuse
   write_file(path, v2);
   EXPECT_NE(load_unit_snapshot(path, "", *target_).find("unsupported format version 2"),
             std::string::npos);
+}
+
+// ---- deltas ---------------------------------------------------------------------------------
+
+/// One random checkpoint batch on the unit: puts (new and overwritten keys), deletes, range
+/// deletes of sub-prefixes, several ops on one key, and a range delete with puts inside it.
+std::vector<kv_op> random_batch(std::mt19937& rng) {
+  std::vector<kv_op> ops;
+  auto key = [&] {
+    return unit + "a/" + std::to_string(rng() % 8) + "/" + std::to_string(rng() % 20);
+  };
+  const int n = 1 + static_cast<int>(rng() % 40);
+  for (int i = 0; i < n; ++i) {
+    switch (rng() % 6) {
+      case 0:
+      case 1:
+      case 2:
+        ops.emplace_back(key(), std::string(rng() % 50, static_cast<char>('a' + rng() % 26)));
+        break;
+      case 3:
+        ops.emplace_back(key(), std::nullopt);
+        break;
+      case 4:
+        ops.push_back(kv_op::delete_prefix(unit + "a/" + std::to_string(rng() % 8) + "/"));
+        break;
+      default: {  // the same key twice: the last one wins
+        const std::string k = key();
+        ops.emplace_back(k, "first");
+        ops.emplace_back(k, rng() % 2 ? std::optional<std::string>("second") : std::nullopt);
+      }
+    }
+  }
+  ops.emplace_back(unit + "m", "meta " + std::to_string(rng()));
+  return ops;
+}
+
+TEST_F(unit_snapshot, a_snapshot_and_the_later_deltas_rebuild_the_state_the_batches_made) {
+  for (unsigned seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    TearDown();
+    fs::remove_all(root_ / "source");
+    fs::remove_all(root_ / "target");
+    fs::remove_all(root_ / "units");
+    SetUp();
+    std::mt19937 rng(seed);
+    fill_source();
+    fill_target();
+    for (int e = 0; e < 3; ++e) ASSERT_TRUE(source_->write_batch(random_batch(rng), false).ok());
+    const auto base = write_unit_snapshot(*source_, unit, snap_path("base.snap"), false);
+    ASSERT_TRUE(base.ok()) << base.error;
+    std::vector<std::pair<std::string, std::string>> deltas;  // path, crc
+    for (int e = 0; e < 8; ++e) {
+      const auto ops = random_batch(rng);
+      ASSERT_TRUE(source_->write_batch(ops, false).ok());
+      unit_changes c;
+      append_unit_changes(ops, c);
+      EXPECT_EQ(c.count, ops.size());
+      const std::string path = snap_path(std::to_string(e) + ".delta");
+      const auto r = write_unit_delta(unit, c, path, false);
+      ASSERT_TRUE(r.ok()) << r.error;
+      EXPECT_EQ(r.keys, ops.size());
+      EXPECT_EQ(r.crc32c, file_io::crc32c_hex(read_file(path)));
+      deltas.emplace_back(path, r.crc32c);
+    }
+    const pairs others = all(*target_, "t/0000000002/");
+    ASSERT_EQ(load_unit_snapshot(snap_path("base.snap"), base.crc32c, *target_), "");
+    for (const auto& [path, crc] : deltas)
+      ASSERT_EQ(load_unit_delta(path, crc, unit, *target_), "");
+    EXPECT_EQ(all(*target_, unit), all(*source_, unit));
+    EXPECT_EQ(all(*target_, "t/0000000002/"), others);
+    EXPECT_EQ(all(*target_, "t/00000000030"), (pairs{{"t/00000000030/m", "kept too"}}));
+    store_status st;
+    EXPECT_EQ(target_->get("t/0000000003", &st), "kept");
+  }
+}
+
+TEST_F(unit_snapshot, the_delta_writer_refuses_records_outside_the_unit) {
+  const std::vector<std::vector<kv_op>> bad = {
+      {kv_op("t/0000000002/m", "another unit")},
+      {kv_op::delete_prefix("t/0000000003")},  // ends past the unit's keys
+      {kv_op::delete_prefix("t/")}};
+  for (const auto& ops : bad) {
+    unit_changes c;
+    append_unit_changes(ops, c);
+    const auto r = write_unit_delta(unit, c, snap_path("bad.delta"), false);
+    EXPECT_FALSE(r.ok()) << ops.front().key;
+    EXPECT_NE(r.error.find(snap_path("bad.delta")), std::string::npos) << r.error;
+    EXPECT_FALSE(fs::exists(snap_path("bad.delta")));
+  }
+  unit_changes miscounted;
+  append_unit_changes({kv_op(unit + "m", "x")}, miscounted);
+  miscounted.count = 2;
+  EXPECT_FALSE(write_unit_delta(unit, miscounted, snap_path("bad.delta"), false).ok());
+}
+
+/// A delta built from the documented layout, independently of the writer.
+std::string build_delta(const std::string& prefix,
+                        const std::vector<std::pair<std::string, std::string>>& records) {
+  std::string f = "EDDYDLTA" + le(1, 4) + le(prefix.size(), 4) + prefix;
+  for (const auto& [k, r] : records) f += le(k.size(), 4) + k + le(r.size(), 4) + r;
+  f += le(records.size(), 8);
+  file_io::crc32c_hasher h;
+  h.update(f);
+  return f + h.finish_bytes();
+}
+
+TEST_F(unit_snapshot, a_delta_is_laid_out_as_documented_and_applies_ranges_first) {
+  put(*target_, {{unit + "a/1/x", "old"}, {unit + "a/2/y", "kept"}, {unit + "m", "old meta"}});
+  // In one batch a range delete applies before the puts, wherever it stands.
+  const std::vector<kv_op> ops = {kv_op(unit + "a/1/z", "new"), kv_op(unit + "m", std::nullopt),
+                                  kv_op::delete_prefix(unit + "a/1/")};
+  unit_changes c;
+  append_unit_changes(ops, c);
+  const auto r = write_unit_delta(unit, c, snap_path("x.delta"), false);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(read_file(snap_path("x.delta")),
+            build_delta(unit, {{unit + "a/1/z", "pnew"},
+                               {unit + "m", "d"},
+                               {unit + "a/1/", "r" + unit + "a/10"}}));
+  ASSERT_EQ(load_unit_delta(snap_path("x.delta"), r.crc32c, unit, *target_), "");
+  EXPECT_EQ(all(*target_, unit), (pairs{{unit + "a/1/z", "new"}, {unit + "a/2/y", "kept"}}));
+}
+
+TEST_F(unit_snapshot, a_damaged_or_foreign_delta_is_refused_before_the_store_changes) {
+  fill_target();
+  const pairs before = all(*target_);
+  const std::string good =
+      build_delta(unit, {{unit + "a/1", "pone"}, {unit + "a/", "r" + unit + "a0"}});
+  const std::string path = snap_path("d.delta");
+  fs::create_directories(fs::path(path).parent_path());
+  auto refused = [&](std::string_view bytes, std::string_view crc, std::string_view prefix,
+                     const std::string& what) {
+    write_file(path, bytes);
+    const std::string err = load_unit_delta(path, crc, prefix, *target_);
+    EXPECT_NE(err, "") << what;
+    EXPECT_NE(err.find(path), std::string::npos) << what << ": " << err;
+    EXPECT_EQ(all(*target_), before) << what;
+  };
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x01);
+    refused(bad, "", unit, "byte " + std::to_string(i));
+  }
+  for (std::size_t n = 0; n < good.size(); ++n)
+    refused(std::string_view(good).substr(0, n), "", unit, "cut to " + std::to_string(n));
+  refused(good, "00000000", unit, "another checksum");
+  refused(good, "", "t/0000000002/", "another unit's prefix expected");
+  refused(build_snapshot(unit, {{unit + "a/1", "one"}}), "", unit, "a snapshot");
+  for (const auto& rec : std::vector<std::pair<std::string, std::string>>{
+           {unit + "a", ""},                // no tag
+           {unit + "a", "dx"},              // a delete with a payload
+           {unit + "a", "q"},               // unknown tag
+           {unit + "b", "r" + unit + "a"},  // a range ending before it starts
+           {unit + "a", "r" + unit + "b"},  // fine alone ...
+           {unit + "a", "rt/0000000004"}})  // ... but this one ends past the unit
+    if (rec.second != "r" + unit + "b")
+      refused(build_delta(unit, {{unit + "m", "pm"}, rec}), "", unit, "record " + rec.second);
+  write_file(path, good);
+  ASSERT_EQ(load_unit_delta(path, "", unit, *target_), "");  // a/stale goes, m stays
+  EXPECT_EQ(all(*target_, unit), (pairs{{unit + "a/1", "one"}, {unit + "m", "old meta"}}));
 }
 
 }  // namespace
