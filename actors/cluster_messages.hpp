@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "model/unit_file_ref.hpp"
 
 namespace eddy {
 
@@ -107,6 +108,12 @@ typename Inspector::result_type inspect(Inspector& f, unit_assignment& x) {
            x.moved_from, x.since_change_ms, x.change, x.exit_at_end);
 }
 
+/// A unit's snapshot or delta file (model/unit_file_ref.hpp) inside a unit_ack.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, unit_file_ref& x) {
+  return f(caf::meta::type_name("unit_file_ref"), x.path, x.bytes, x.crc32c);
+}
+
 /// A unit's answer to epoch `epoch` of `generation`, worker -> coordinator as
 /// (ack_atom, unit_ack). `unit` is "p<partition>" (a source task), "s<shard>" (an aggregator
 /// shard) or "sink:<worker name>" (a member's sink). A non-empty `error` fails the epoch.
@@ -120,6 +127,8 @@ struct unit_ack {
   std::string snapshot;           ///< tasks, shards: the unit's exported state file
   uint64_t snapshot_bytes = 0;
   std::string snapshot_crc32c;
+  /// tasks, shards: the deltas to apply to `snapshot`, in order (state/unit_snapshot.hpp)
+  std::vector<unit_file_ref> deltas;
   std::vector<std::string> staged;  ///< sink: paths of the files it staged for this epoch
   std::string error;
   bool input_ended = false;  ///< tasks, exit_at_end: the partition's input ended before this epoch
@@ -128,8 +137,8 @@ struct unit_ack {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, unit_ack& x) {
   return f(caf::meta::type_name("unit_ack"), x.generation, x.epoch, x.unit, x.next_offset,
-           x.watermark, x.counters, x.snapshot, x.snapshot_bytes, x.snapshot_crc32c, x.staged,
-           x.error, x.input_ended);
+           x.watermark, x.counters, x.snapshot, x.snapshot_bytes, x.snapshot_crc32c, x.deltas,
+           x.staged, x.error, x.input_ended);
 }
 
 }  // namespace eddy

@@ -212,12 +212,16 @@ struct checkpoint_ack {
   int64_t watermark = INT64_MIN;
   record_counters counters;
   std::string error;
+  /// Tasks and shards of a cluster worker (run_context::unit_deltas): the epoch's writes to the
+  /// unit's keys, as delta records (state/unit_snapshot.hpp: unit_changes), and their number.
+  std::string changes;
+  uint64_t change_count = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, checkpoint_ack& x) {
   return f(caf::meta::type_name("checkpoint_ack"), x.epoch, x.partition, x.shard, x.next_offset,
-           x.watermark, x.counters, x.error);
+           x.watermark, x.counters, x.error, x.changes, x.change_count);
 }
 
 /// Final or periodic counters of a worker, per partition.

@@ -492,6 +492,7 @@ void complete_epoch(cluster_ptr self) {
     u.snapshot = ack.snapshot;
     u.bytes = ack.snapshot_bytes;
     u.crc32c = ack.snapshot_crc32c;
+    u.deltas = ack.deltas;
     m.units.emplace(unit, std::move(u));
   }
   // The commit point.

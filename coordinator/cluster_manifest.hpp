@@ -41,16 +41,9 @@
 #include <vector>
 
 #include "model/record_counters.hpp"
+#include "model/unit_file_ref.hpp"
 
 namespace eddy {
-
-/// A unit file a manifest references.
-struct unit_file_ref {
-  std::string path;    ///< as the worker reported it (absolute, or relative to the directory)
-  uint64_t bytes = 0;  ///< its size
-  std::string crc32c;  ///< its CRC32C, 8 hex digits
-  bool operator==(const unit_file_ref&) const = default;
-};
 
 /// One unit's entry in a manifest.
 struct cluster_manifest_unit {

@@ -119,6 +119,9 @@ struct run_context {
   bool checkpointing = false;
   std::shared_ptr<kv_store> db;  ///< node-local task state, restored from the last epoch
   uint64_t restored_epoch = 0;   ///< 0 = a new pipeline
+  /// A cluster worker's units: tasks and shards put their checkpoint writes into their acks
+  /// (checkpoint_ack::changes), from which the unit host writes unit deltas.
+  bool unit_deltas = false;
   /// The first epoch number this run takes (epochs are consecutive from there): the sink files
   /// the parts it stages before an epoch's barrier under it.
   uint64_t first_epoch = 1;

@@ -28,6 +28,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// A unit's exported state since its last full snapshot: the snapshot and the deltas written
+/// after it (paths relative to checkpoint.dir). An ack lists them all.
+struct unit_chain {
+  unit_file_ref base;
+  std::vector<unit_file_ref> deltas;
+  uint64_t delta_bytes = 0;
+};
+
+/// A unit writes a full snapshot again after this many deltas, or once its deltas would add up
+/// to more bytes than its snapshot: a restore reads at most about twice the unit's state.
+constexpr size_t max_deltas_per_snapshot = 15;
+
 struct host_state {
   unit_host_options opts;
   std::shared_ptr<run_context> ctx;
@@ -49,6 +61,9 @@ struct host_state {
   std::vector<int32_t> moved_in;
   bool adopted = false;
   std::optional<uint64_t> carry_from;
+  /// Per unit ("p3", "s1"): what its acks reference. A unit without one (new here, after a
+  /// generation change or after an error) writes a full snapshot next.
+  std::map<std::string, unit_chain> chains;
   int64_t credit_waits_logged = 0;  ///< run_context::credit_waits at the last backpressure line
   std::chrono::steady_clock::time_point credit_logged_at{};
   static inline const char* name = "eddy.unit_host";
@@ -92,10 +107,16 @@ std::string load_snapshots(host_ptr self, const std::vector<std::string>& units)
   for (const auto& u : units) {
     auto it = manifest->units.find(u);
     if (it == manifest->units.end() || it->second.snapshot.empty()) continue;  // a new unit
-    fs::path path(it->second.snapshot);
-    if (path.is_relative()) path = fs::path(cc.dir) / path;
-    if (auto e = load_unit_snapshot(path.string(), it->second.crc32c, *st.ctx->db); !e.empty())
+    auto in_dir = [&cc](const std::string& p) {
+      fs::path path(p);
+      return (path.is_relative() ? fs::path(cc.dir) / path : path).string();
+    };
+    if (auto e = load_unit_snapshot(in_dir(it->second.snapshot), it->second.crc32c, *st.ctx->db);
+        !e.empty())
       return "unit " + u + ": " + e;
+    for (const auto& d : it->second.deltas)
+      if (auto e = load_unit_delta(in_dir(d.path), d.crc32c, prefix_of(u), *st.ctx->db); !e.empty())
+        return "unit " + u + ": " + e;
   }
   return {};
 }
@@ -148,6 +169,32 @@ void send_ack(host_ptr self, unit_ack ack) {
   self->send(st.opts.coordinator, ack_atom::value, std::move(ack));
 }
 
+/// Exports `unit`'s state of `in.epoch`: a delta of the epoch's writes (in.changes) when the
+/// unit has a snapshot here and its chain is short, else a full snapshot; updates the unit's
+/// chain. "" or the error (the caller then drops the chain).
+std::string export_unit(host_ptr self, const std::string& unit, const checkpoint_ack& in) {
+  auto& st = self->state;
+  const auto& cc = st.ctx->cfg->checkpoint;
+  auto it = st.chains.find(unit);
+  const bool delta = it != st.chains.end() && it->second.deltas.size() < max_deltas_per_snapshot &&
+                     it->second.delta_bytes + in.changes.size() <= it->second.base.bytes;
+  const fs::path path = unit_file_path(cc.dir, unit, in.epoch, st.opts.assignment.generation,
+                                       delta ? unit_file_kind::delta : unit_file_kind::snapshot);
+  const unit_snapshot_result r =
+      delta ? write_unit_delta(prefix_of(unit), unit_changes{in.changes, in.change_count},
+                               path.string(), cc.sync)
+            : write_unit_snapshot(*st.ctx->db, prefix_of(unit), path.string(), cc.sync);
+  if (!r.ok()) return r.error;
+  unit_file_ref f{fs::relative(path, cc.dir).string(), r.bytes, r.crc32c};
+  if (delta) {
+    it->second.delta_bytes += r.bytes;
+    it->second.deltas.push_back(std::move(f));
+  } else {
+    st.chains[unit] = unit_chain{std::move(f), {}, 0};
+  }
+  return {};
+}
+
 void on_local_ack(host_ptr self, const checkpoint_ack& in) {
   auto& st = self->state;
   // An epoch cut before this host was kept across a generation change: it was aborted (its
@@ -156,7 +203,6 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
   unit_ack ack;
   ack.epoch = in.epoch;
   ack.error = in.error;
-  const auto& cc = st.ctx->cfg->checkpoint;
   if (in.partition >= 0 || in.shard >= 0) {
     ack.unit =
         in.partition >= 0 ? "p" + std::to_string(in.partition) : "s" + std::to_string(in.shard);
@@ -166,17 +212,17 @@ void on_local_ack(host_ptr self, const checkpoint_ack& in) {
     // A task says it ended before it acks any later barrier (same sender, same receiver).
     ack.input_ended = in.partition >= 0 && st.ended.count(in.partition) > 0;
     if (ack.error.empty()) {
-      const fs::path path = unit_file_path(cc.dir, ack.unit, in.epoch,
-                                           st.opts.assignment.generation, unit_file_kind::snapshot);
-      auto r = write_unit_snapshot(*st.ctx->db, prefix_of(ack.unit), path.string(), cc.sync);
-      if (!r.error.empty()) {
-        ack.error = "unit " + ack.unit + ": " + r.error;
+      if (auto e = export_unit(self, ack.unit, in); !e.empty()) {
+        ack.error = "unit " + ack.unit + ": " + e;
       } else {
-        ack.snapshot = fs::relative(path, cc.dir).string();
-        ack.snapshot_bytes = r.bytes;
-        ack.snapshot_crc32c = r.crc32c;
+        const unit_chain& c = st.chains.at(ack.unit);
+        ack.snapshot = c.base.path;
+        ack.snapshot_bytes = c.base.bytes;
+        ack.snapshot_crc32c = c.base.crc32c;
+        ack.deltas = c.deltas;
       }
     }
+    if (!ack.error.empty()) st.chains.erase(ack.unit);  // writes may be missing: full next
   } else {
     ack.unit = "sink:" + st.opts.worker_name;
     for (const auto& d : staged_output_dirs(*st.ctx->cfg)) {
@@ -320,6 +366,8 @@ void adopt_assignment(host_ptr self, const unit_assignment& a, int64_t received_
   st.adopted = true;
   st.carry_from = a.restore_epoch;
   st.open_epoch = 0;
+  // Files are named after the new generation from here on: every unit starts a new chain.
+  st.chains.clear();
   if (auto e = load_snapshots(self, units); !e.empty()) {
     stop_host(self, caf::make_error(caf::sec::runtime_error, e));
     return;
@@ -359,6 +407,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.cfg = st.opts.cfg.get();
   ctx.opts.log = st.opts.log;
   ctx.checkpointing = true;
+  ctx.unit_deltas = true;
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
   ctx.generation = a.generation;         // credit grants carry it (worker/runtime/credits.hpp)
