@@ -37,13 +37,21 @@ partitions, produced once), three measurements and a diagnostic:
    last one's exit, both publishing the same rows (checked; the cluster closes its windows at the
    end as `eddy run` does). CPU: the processes' rusage after they were reaped.
 
+6. Unit state per epoch, one worker, the changelog example (one key per primary key in each
+   partition's state) and the windowed one: the cluster as built (a unit exports its epoch's
+   writes as a delta, a full snapshot now and then) against the same cluster with
+   EDDY_UNIT_FULL_SNAPSHOTS=1 (every unit's full snapshot every epoch, as before deltas),
+   alternating, the input read at RATE records/s (--rate, default 50,000: a steady load over
+   many epochs): time to the covering manifest, the worker's CPU, and the bytes of unit files
+   the manifests reference for the first time, per epoch.
+
 Every cluster run starts from a fresh checkpoint dir and coordinator state; every run's output
 is checked: `eddy run` read all COUNT records; the cleaned-row cluster published exactly as many
 rows as `eddy run` wrote in the same round. CPU seconds (user + sys) are read from /proc (cluster
 processes, at the covering manifest; the broker, per run) and from rusage (eddy run).
 
   bench/cluster_bench.py [--count 400000] [--partitions 16] [--rounds 3] [--interval-ms 200]
-                         [--parts 1,2,3,4,5] [--idle 2] [--idle-cpu 3] [--eddy build/app/eddy]
+                         [--parts 1,2,3,4,5,6] [--idle 2] [--idle-cpu 3] [--eddy build/app/eddy]
                          [--cp-base /var/tmp] [--keep] [--verbose]
 
 Needs: python3 (stdlib), taskset (util-linux) for part 3, ss (iproute2) for part 2. Loopback
@@ -73,6 +81,7 @@ REPO = os.path.dirname(HERE)
 EXAMPLES = {
     "windowed": os.path.join(REPO, "deploy", "pipelines", "ncr_windowed.toml"),
     "cleaned": os.path.join(REPO, "deploy", "pipelines", "ncr_ride_bookings.toml"),
+    "changelog": os.path.join(REPO, "deploy", "pipelines", "ncr_changelog.toml"),
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -93,11 +102,13 @@ class Processes:
     def __init__(self):
         self.procs = []
 
-    def start(self, argv, out=None, err=None):
-        """Starts argv with stdout / stderr into the files `out` / `err` (None: discarded)."""
+    def start(self, argv, out=None, err=None, env=None):
+        """Starts argv with stdout / stderr into the files `out` / `err` (None: discarded) and
+        `env` added to this script's environment."""
         files = [open(f, "w") if f else subprocess.DEVNULL for f in (out, err)]
         try:
-            p = subprocess.Popen(argv, stdout=files[0], stderr=files[1], stdin=subprocess.DEVNULL)
+            p = subprocess.Popen(argv, stdout=files[0], stderr=files[1], stdin=subprocess.DEVNULL,
+                                 env=dict(os.environ, **env) if env else None)
         finally:
             for f in files:
                 if f is not subprocess.DEVNULL:
@@ -189,9 +200,11 @@ def machine():
 
 # ---- pipelines --------------------------------------------------------------------------------
 
-def make_pipeline(kind, path, bootstrap, out_dir, dead_dir, cp_dir, interval_ms, topic=TOPIC):
+def make_pipeline(kind, path, bootstrap, out_dir, dead_dir, cp_dir, interval_ms, topic=TOPIC,
+                  rate=0):
     """The example `kind` up to its sinks, on `topic` at `bootstrap`, with a file sink, dead
-    letters and a [checkpoint] table (absolute paths: the workers get the pipeline's text)."""
+    letters and a [checkpoint] table (absolute paths: the workers get the pipeline's text);
+    `rate` > 0: source.max_records_per_second."""
     lines = []
     for line in read(EXAMPLES[kind]).splitlines():
         if line.startswith("# ---- sinks"):
@@ -201,6 +214,8 @@ def make_pipeline(kind, path, bootstrap, out_dir, dead_dir, cp_dir, interval_ms,
         elif line.startswith("bootstrap_servers = "):
             line = f'bootstrap_servers = "{bootstrap}"'
         lines.append(line)
+        if line.startswith("[source]") and rate > 0:
+            lines.append(f"max_records_per_second = {rate}")
     lines += ["", "[[sinks]]", 'type = "file"', f'path = "{out_dir}"', "",
               "[dead_letter]", f'path = "{dead_dir}"', "",
               "[checkpoint]", f'dir = "{cp_dir}"', f'interval = "{interval_ms}ms"', ""]
@@ -230,6 +245,8 @@ class ManifestWatch:
         self.count = count
         self.seen = {}  # epoch -> (created_unix_ms, committed records, generation)
         self.covering = None
+        self.unit_files = set()  # unit files (snapshots, deltas) referenced by a manifest seen
+        self.unit_bytes = {}  # epoch -> bytes of the unit files its manifest references first
 
     def poll(self):
         try:
@@ -251,6 +268,14 @@ class ManifestWatch:
             offs = [units.get(f"p{p}", {}).get("next_offset") for p in range(self.partitions)]
             committed = sum(max(0, o) for o in offs if isinstance(o, int))
             self.seen[e] = (m["created_unix_ms"], committed, m.get("generation"))
+            new_bytes = 0
+            for u in units.values():
+                for ref in [(u.get("snapshot"), u.get("bytes", 0))] + [
+                        (d["path"], d["bytes"]) for d in u.get("deltas", [])]:
+                    if ref[0] and ref[0] not in self.unit_files:
+                        self.unit_files.add(ref[0])
+                        new_bytes += ref[1]
+            self.unit_bytes[e] = new_bytes
             if (all(isinstance(o, int) for o in offs) and committed == self.count
                     and (self.covering is None or e < self.covering)):
                 self.covering = e
@@ -393,15 +418,17 @@ class Bench:
         return {"wall": wall, "cpu": cpu, "rows": rows, "out": s.get("out"),
                 "dead": s.get("dead_lettered"), "broker_cpu": cpu_seconds(self.broker.pid) - broker_cpu0}
 
-    def cluster(self, kind, workers, net=False, idle=0.0, topic=TOPIC, count=None):
-        """A coordinator and `workers` ([(name, cpu or None)]) until the covering manifest."""
+    def cluster(self, kind, workers, net=False, idle=0.0, topic=TOPIC, count=None, env=None,
+                rate=0):
+        """A coordinator and `workers` ([(name, cpu or None)]) until the covering manifest;
+        `env`: extra environment variables of the workers; `rate`: make_pipeline's."""
         count = count or self.a.count
         label = f"cluster{len(workers)}-{kind}" + ("-pinned" if workers[0][1] is not None else "")
         d, cp = self.fresh(label)
         pipeline = os.path.join(d, "pipeline.toml")
         out_dir = os.path.join(d, "out")
         make_pipeline(kind, pipeline, self.bootstrap, out_dir, os.path.join(d, "dead"), cp,
-                      self.a.interval_ms, topic)
+                      self.a.interval_ms, topic, rate)
         clog = os.path.join(d, "coordinator.log")
         cout = os.path.join(d, "coordinator.out")
         mine = []
@@ -425,7 +452,7 @@ class Bench:
                         "--local-dir", os.path.join(d, f"local-{name}")]
                 if cpu is not None:
                     argv = ["taskset", "-c", str(cpu)] + argv
-                wprocs.append(self.procs.start(argv, err=os.path.join(d, f"{name}.log")))
+                wprocs.append(self.procs.start(argv, err=os.path.join(d, f"{name}.log"), env=env))
                 mine.append(wprocs[-1])
             watch = ManifestWatch(cp, self.a.partitions, count)
             gen_started = {}
@@ -482,6 +509,8 @@ class Bench:
                     "covering_epoch": watch.covering, "epochs": len(watch.seen),
                     "first_input": first_input, "cpu": cpu, "net": net_at_cover, "idle": idle_stats,
                     "rows": rows,
+                    "unit_bytes": [watch.unit_bytes[e] for e in sorted(watch.unit_bytes)
+                                   if e <= watch.covering],
                     "timeline": [(e, (v[0] - t0_unix_ms) / 1000, v[1]) for e, v in
                                  sorted(watch.seen.items()) if e <= watch.covering]}
         finally:
@@ -809,6 +838,40 @@ def part5(b, rounds):
     return res
 
 
+
+def part6(b, rounds):
+    print("\n== 6. Unit state per epoch: deltas vs a full snapshot every epoch (one worker) ==")
+    print("   (reference: the same cluster with EDDY_UNIT_FULL_SNAPSHOTS=1, how units were exported"
+          f" before deltas; same topic, alternating; read at {b.a.rate:,} records/s, checkpoints"
+          f" every {b.a.interval_ms} ms)")
+    res = {}
+    for kind in ("changelog", "windowed"):
+        res[kind] = {"deltas": [], "full": []}
+        for r in range(rounds):
+            order = ("deltas", "full") if r % 2 == 0 else ("full", "deltas")
+            for which in order:
+                env = {"EDDY_UNIT_FULL_SNAPSHOTS": "1"} if which == "full" else None
+                cl = b.cluster(kind, [("w1", None)], env=env, rate=b.a.rate)
+                res[kind][which].append(cl)
+                ub = cl["unit_bytes"]
+                print(f"round {r + 1} {kind:9} {which:6}: {fmt_s(cl['wall'])} to the covering "
+                      f"manifest (epoch {cl['covering_epoch']}), CPU worker "
+                      f"{cl['cpu']['workers']:.2f} s; unit files written {sum(ub) / 1e6:.2f} MB "
+                      f"over {len(ub)} epochs, largest epoch {max(ub, default=0) / 1e6:.2f} MB",
+                      flush=True)
+    print()
+    for kind, got in res.items():
+        d, f = got["deltas"], got["full"]
+        wd, wf = median([x["wall"] for x in d]), median([x["wall"] for x in f])
+        cd, cf = (median([x["cpu"]["workers"] for x in d]),
+                  median([x["cpu"]["workers"] for x in f]))
+        bd, bf = median([sum(x["unit_bytes"]) for x in d]), median([sum(x["unit_bytes"]) for x in f])
+        print(f"{kind:9}: time full / deltas {wf / wd:.2f} ({fmt_s(wf)} / {fmt_s(wd)}), worker "
+              f"CPU full / deltas {cf / cd:.2f}, unit bytes written full / deltas {bf / max(bd, 1):.1f}"
+              f" ({bf / 1e6:.1f} MB / {bd / 1e6:.1f} MB)")
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=400000)
@@ -816,7 +879,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--interval-ms", type=int, default=200)
     ap.add_argument("--disorder-ms", type=int, default=0)
-    ap.add_argument("--parts", default="1,2,3,4,5")
+    ap.add_argument("--parts", default="1,2,3,4,5,6")
+    ap.add_argument("--rate", type=int, default=50000,
+                    help="part 6: source.max_records_per_second (a steady load over many epochs)")
     ap.add_argument("--idle-cpu", type=float, default=3.0,
                     help="seconds of each CPU window after the input in part 4")
     ap.add_argument("--idle", type=float, default=2.0,
@@ -871,6 +936,8 @@ def main():
             part4(b, a.rounds, a.idle_cpu)
         if 5 in parts:
             part5(b, a.rounds)
+        if 6 in parts:
+            part6(b, a.rounds)
         print(f"\nload average at the end: {' '.join(read('/proc/loadavg').split()[:3])}")
         ok = True
     except BenchError as e:

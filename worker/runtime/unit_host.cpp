@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -64,6 +65,9 @@ struct host_state {
   /// Per unit ("p3", "s1"): what its acks reference. A unit without one (new here, after a
   /// generation change or after an error) writes a full snapshot next.
   std::map<std::string, unit_chain> chains;
+  /// EDDY_UNIT_FULL_SNAPSHOTS=1 (benchmarks only): a full snapshot every epoch, no deltas — how
+  /// units were exported before deltas, the reference of bench/cluster_bench.py's part 6.
+  bool full_snapshots_only = false;
   int64_t credit_waits_logged = 0;  ///< run_context::credit_waits at the last backpressure line
   std::chrono::steady_clock::time_point credit_logged_at{};
   static inline const char* name = "eddy.unit_host";
@@ -176,7 +180,8 @@ std::string export_unit(host_ptr self, const std::string& unit, const checkpoint
   auto& st = self->state;
   const auto& cc = st.ctx->cfg->checkpoint;
   auto it = st.chains.find(unit);
-  const bool delta = it != st.chains.end() && it->second.deltas.size() < max_deltas_per_snapshot &&
+  const bool delta = !st.full_snapshots_only && it != st.chains.end() &&
+                     it->second.deltas.size() < max_deltas_per_snapshot &&
                      it->second.delta_bytes + in.changes.size() <= it->second.base.bytes;
   const fs::path path = unit_file_path(cc.dir, unit, in.epoch, st.opts.assignment.generation,
                                        delta ? unit_file_kind::delta : unit_file_kind::snapshot);
@@ -407,7 +412,9 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.cfg = st.opts.cfg.get();
   ctx.opts.log = st.opts.log;
   ctx.checkpointing = true;
-  ctx.unit_deltas = true;
+  if (const char* v = std::getenv("EDDY_UNIT_FULL_SNAPSHOTS"); v && std::string_view(v) == "1")
+    st.full_snapshots_only = true;
+  ctx.unit_deltas = !st.full_snapshots_only;
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
   ctx.generation = a.generation;         // credit grants carry it (worker/runtime/credits.hpp)
