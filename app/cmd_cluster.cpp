@@ -10,6 +10,7 @@
 #include <caf/io/all.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -29,6 +30,7 @@
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/kafka_sink.hpp"
 #include "worker/postgres/pg_sink.hpp"
+#include "worker/runtime/pipeline_runtime.hpp"
 #include "worker/runtime/worker_node.hpp"
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/publish_dispatch.hpp"
@@ -113,6 +115,7 @@ struct coordinator_cli {
   int metadata_interval_ms = 10000;
   bool debug = false;
   bool exit_at_end = false;
+  bool take_over_run = false;
   heartbeat_cli hb;
 };
 
@@ -141,8 +144,10 @@ std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) 
 /// The checkpoint directory must hold this cluster's epochs of a compatible pipeline, or none.
 /// eddy run's checkpoints (epochs/<e>/manifest.json) cannot be continued by a cluster: starting
 /// over would read the input again and publish its output a second time.
-void check_checkpoint_dir(const pipeline_config& cfg,
-                          const std::map<std::string, std::string>& compat) {
+/// Refuses a checkpoint.dir the coordinator cannot continue. true: it holds eddy run's
+/// checkpoints and no cluster's, and `take_over` (--take-over-run) asks to convert them.
+bool check_checkpoint_dir(const pipeline_config& cfg,
+                          const std::map<std::string, std::string>& compat, bool take_over) {
   namespace fs = std::filesystem;
   const fs::path dir = cfg.checkpoint.dir;
   std::error_code ec;
@@ -155,14 +160,19 @@ void check_checkpoint_dir(const pipeline_config& cfg,
     if (fs::exists(e.path() / "manifest.json", mec))
       newest_run = std::max<uint64_t>(newest_run, std::stoull(n));
   }
-  if (newest_run > 0)
+  std::string lerr;
+  // Cluster manifests next to eddy run's checkpoints: a take-over converted them (eddy run
+  // refuses a cluster's directory, so none of its epochs can be newer).
+  if (newest_run > 0 && list_cluster_manifests(dir, &lerr).empty()) {
+    if (take_over) return true;
     throw CLI::RuntimeError(
         "checkpoint.dir " + cfg.checkpoint.dir +
             " holds the checkpoints of `eddy run` (newest epoch " + std::to_string(newest_run) +
-            "): a cluster cannot continue them, and starting over would read the input again and "
-            "publish its output a second time. Use a new checkpoint.dir (and new sink paths), or "
-            "go on with eddy run",
+            "): stop eddy run and start the coordinator with --take-over-run to continue them "
+            "as a cluster, or use a new checkpoint.dir (and new sink paths: starting over would "
+            "read the input again and publish its output a second time)",
         2);
+  }
   std::string err;
   const auto epochs = list_cluster_manifests(dir, &err);
   for (auto it = epochs.rbegin(); it != epochs.rend(); ++it) {
@@ -177,6 +187,7 @@ void check_checkpoint_dir(const pipeline_config& cfg,
     }
     break;
   }
+  return false;
 }
 
 void run_coordinator(const coordinator_cli& o) {
@@ -207,7 +218,7 @@ void run_coordinator(const coordinator_cli& o) {
     shards = plan->shard_count;
   }
   const auto compat = compat_fingerprint(cfg);
-  check_checkpoint_dir(cfg, compat);
+  const bool take_over = check_checkpoint_dir(cfg, compat, o.take_over_run);
   make_directory(o.state_dir, "--state-dir");
   std::ostringstream text;
   text << std::ifstream(o.config).rdbuf();
@@ -221,6 +232,23 @@ void run_coordinator(const coordinator_cli& o) {
     throw CLI::RuntimeError("cannot read the partitions of topic " + cfg.source.topic + " from " +
                                 bootstrap + ": " + error,
                             1);
+
+  if (take_over) {
+    uint64_t epoch = 0;
+    size_t units = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (auto e = take_over_run_checkpoints(cfg, partitions, std::cerr, &epoch, &units); !e.empty())
+      throw CLI::RuntimeError("--take-over-run: " + e, 1);
+    std::cerr << "eddy coordinator: took over eddy run's checkpoint " << epoch << " in "
+              << cfg.checkpoint.dir << " as " << units << " units (in "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - t0)
+                     .count()
+              << " ms); eddy run refuses this checkpoint.dir from now on\n";
+  } else if (o.take_over_run && list_cluster_manifests(cfg.checkpoint.dir, &error).empty()) {
+    std::cerr << "eddy coordinator: --take-over-run: " << cfg.checkpoint.dir
+              << " holds no checkpoints of eddy run; starting as a new pipeline\n";
+  }
 
   // --exit-at-end reads to the ends the partitions have now (as eddy run --exit-at-end).
   std::map<int32_t, int64_t> end_offsets;
@@ -446,6 +474,10 @@ void add_cluster_commands(CLI::App& root) {
                "Read every partition to the end it has at start, close every window (as\n"
                "eddy run --exit-at-end), commit that output, then tell the workers to leave\n"
                "(they exit 0) and exit 0");
+  cc->add_flag("--take-over-run", c->take_over_run,
+               "checkpoint.dir holds the checkpoints of `eddy run` (stopped): continue from its\n"
+               "newest one as a cluster (its state becomes the units' snapshots) instead of\n"
+               "refusing the directory; eddy run refuses it afterwards");
   add_heartbeat_options(cc, c->hb);
   cc->callback([c] { run_coordinator(*c); });
 

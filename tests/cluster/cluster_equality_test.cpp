@@ -818,6 +818,67 @@ TEST_F(cluster_equality, three_workers_with_exit_at_end_end_by_themselves_equal_
   expect_output_equals_reference(true);
 }
 
+/// `eddy run` of the windowed pipeline, stopped by SIGTERM part-way (its windows stay open in its
+/// final checkpoint), then `eddy coordinator --take-over-run --exit-at-end` with two workers on
+/// the same checkpoint.dir and sinks: the units start from eddy run's state and offsets, and the
+/// output of both together equals one `eddy run` over the whole topic. Afterwards eddy run
+/// refuses the directory.
+TEST_F(cluster_equality, a_cluster_takes_over_eddy_run_s_checkpoints_and_the_output_stays_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  const run_paths p{fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"),
+                    fs::path(*dir_ / "checkpoints")};
+  const std::string run_config = *dir_ / "run.toml";
+  write_text_file(run_config, pipeline_toml(kind::windowed, "eq_take_over", shared_->bootstrap, p,
+                                            "500ms", k_change_rate));
+  child_process run({.argv = {EDDY_BINARY, "run", "-c", run_config},
+                     .out = redirect::file(*dir_ / "run.stdout"),
+                     .err = redirect::file(*dir_ / "run.stderr")});
+  // Two of eddy run's checkpoints, then SIGTERM: a final checkpoint, windows left open.
+  const fs::path second = p.checkpoint / "epochs" / "2" / "manifest.json";
+  for (const auto until = steady::now() + 60s; !fs::exists(second) && steady::now() < until;)
+    std::this_thread::sleep_for(20ms);  // polling a file for a condition
+  ASSERT_TRUE(fs::exists(second)) << "eddy run committed no second checkpoint in 60 s:\n"
+                                  << read_text_file(*dir_ / "run.stderr");
+  run.send_signal(SIGTERM);
+  auto run_status = run.wait_for(60s);
+  ASSERT_TRUE(run_status) << "eddy run did not stop within 60 s of SIGTERM";
+  ASSERT_TRUE(run_status->ok()) << run_status->describe() << read_text_file(*dir_ / "run.stderr");
+  const size_t run_rows = published_lines(p.out).size();
+  std::cerr << "eddy run stopped after " << seconds_since(start_) << " s with " << run_rows
+            << " rows published\n";
+
+  // Without --take-over-run the coordinator refuses the directory; with it, it goes on.
+  auto refused = run_to_end({"coordinator", "-c", run_config, "--listen", "127.0.0.1:0",
+                             "--state-dir", *dir_ / "refused-state"},
+                            *dir_ / "refused", 30s);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status.code, 2) << refused->status.describe();
+  EXPECT_NE(refused->err.find("--take-over-run"), std::string::npos) << refused->err;
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_take_over", 0, 150s, {},
+                            {"--exit-at-end", "--take-over-run"}));
+  ASSERT_EQ(paths_.checkpoint, p.checkpoint);
+  for (const std::string w : {"w1", "w2"}) start_worker(w);
+  for (const std::string w : {"w1", "w2"}) {
+    auto status = cluster_->process(w).wait_for(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - steady::now()));
+    ASSERT_TRUE(status) << w << " still runs at the test's bound; " << watch_->status();
+    EXPECT_TRUE(status->ok()) << w << ": " << status->describe();
+  }
+  auto status = cluster_->coordinator_process().wait_for(10s);
+  ASSERT_TRUE(status) << "the coordinator still runs 10 s after its workers left";
+  EXPECT_TRUE(status->ok()) << "eddy coordinator: " << status->describe();
+  EXPECT_TRUE(cluster_->coordinator_log().find("took over eddy run's checkpoint"));
+  watch_->poll();
+  EXPECT_EQ(watch_->committed(), watch_->total()) << watch_->status();
+  expect_output_equals_reference(true);
+
+  auto again = run_to_end({"run", "-c", run_config}, *dir_ / "run-again", 60s);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->status.ok());
+  EXPECT_NE(again->err.find("holds the checkpoints of a cluster"), std::string::npos) << again->err;
+}
+
 /// Ten kill -9s of random workers running the windowed pipeline (every unit restarts from the
 /// last committed epoch after each: kill9_loop).
 TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {

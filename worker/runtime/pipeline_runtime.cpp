@@ -19,10 +19,12 @@
 
 #include "actors/messages.hpp"
 #include "actors/type_registry.hpp"
+#include "coordinator/cluster_manifest.hpp"
 #include "coordinator/coordinator_actor.hpp"
 #include "model/time_format.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/epoch_log.hpp"
+#include "state/unit_snapshot.hpp"
 #include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/kafka_sink.hpp"
@@ -32,6 +34,7 @@
 #include "worker/runtime/worker_actor.hpp"
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/sink.hpp"
+#include "worker/window/windowing.hpp"
 
 namespace eddy {
 
@@ -291,6 +294,92 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
 }
 
 }  // namespace
+
+std::string take_over_run_checkpoints(const pipeline_config& cfg,
+                                      const std::vector<int32_t>& partitions, std::ostream& log,
+                                      uint64_t* epoch, size_t* units) {
+  namespace fs = std::filesystem;
+  const checkpoint_config& cc = cfg.checkpoint;
+  std::string err;
+  auto fmt = time_formatter::for_zone(cfg.timezone, &err);
+  if (!fmt) return "pipeline.timezone: " + err;
+  run_context ctx;
+  ctx.cfg = &cfg;
+  ctx.fmt = *fmt;
+  run_options opts;
+  opts.log = &log;
+  restored_state restored;
+  if (auto e = prepare_checkpoints(cfg, opts, ctx, partitions, restored); !e.empty()) return e;
+  const uint64_t e = ctx.restored_epoch;
+  if (e == 0) return "checkpoint.dir " + cc.dir + " holds no complete checkpoint of eddy run";
+  if (!ctx.replay.empty())
+    return "eddy run's epoch log in " + cc.dir + " holds epoch(s) " +
+           std::to_string(ctx.replay.begin()->first) + ".." +
+           std::to_string(ctx.replay.rbegin()->first) + " after its newest checkpoint " +
+           std::to_string(e) +
+           " (their output was published, their state not): run eddy run on it until it takes "
+           "its next checkpoint, stop it, then start the coordinator again";
+  // The units: every partition's task, every shard; all the restored keys must be theirs.
+  std::vector<std::pair<std::string, std::string>> unit_prefixes;  // unit, prefix
+  for (int32_t p : partitions) unit_prefixes.emplace_back("p" + std::to_string(p), task_prefix(p));
+  if (!cfg.aggregates.empty()) {
+    auto plan = aggregation_plan::from_config(cfg, &err);
+    if (!plan) return err;
+    for (int s = 0; s < plan->shard_count; ++s)
+      unit_prefixes.emplace_back("s" + std::to_string(s), shard_prefix(s));
+  }
+  size_t outside = 0;
+  std::string first_outside;
+  store_status st = ctx.db->scan_each("", [&](std::string_view k, std::string_view) {
+    for (const auto& [_, prefix] : unit_prefixes)
+      if (k.starts_with(prefix)) return true;
+    if (outside++ == 0) first_outside = std::string(k.substr(0, 64));
+    return true;
+  });
+  if (!st.ok()) return "checkpoint.local_dir: " + st.error;
+  if (outside > 0)
+    return "eddy run's checkpoint " + std::to_string(e) + " holds " + std::to_string(outside) +
+           " key(s) of no partition or shard of this pipeline (the first: \"" + first_outside +
+           "\"): it cannot be split into a cluster's units";
+  cluster_manifest m;
+  m.epoch = e;
+  m.generation = 0;
+  m.created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  m.pipeline = cfg.name;
+  m.compat = restored.compat;
+  for (const auto& [unit, prefix] : unit_prefixes) {
+    cluster_manifest_unit u;
+    u.owner = "eddy run";
+    if (is_task_unit(unit)) {
+      const int32_t p = std::stoi(unit.substr(1));
+      auto off = restored.offsets.find(p);
+      if (off == restored.offsets.end()) continue;  // never read: a new unit for the cluster
+      u.next_offset = off->second;
+      u.counters = restored.counters[p];
+      auto meta = ctx.db->get(prefix + "m", &st);
+      int64_t next = -1, wm = INT64_MIN;
+      record_counters c;
+      if (meta && decode_task_meta(*meta, &next, &wm, &c)) u.watermark = wm;
+    }
+    const fs::path path = unit_file_path(cc.dir, unit, e, 0, unit_file_kind::snapshot);
+    auto r = write_unit_snapshot(*ctx.db, prefix, path.string(), cc.sync);
+    if (!r.ok()) return r.error;
+    u.snapshot = fs::relative(path, cc.dir).string();
+    u.bytes = r.bytes;
+    u.crc32c = r.crc32c;
+    m.units.emplace(unit, std::move(u));
+  }
+  // The commit point of the take-over: from here on the directory is a cluster's.
+  if (auto werr = write_cluster_manifest(cc.dir, m, cc.sync); !werr.empty()) return werr;
+  ctx.db.reset();
+  std::error_code ec;
+  fs::remove_all(cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir, ec);
+  *epoch = e;
+  *units = m.units.size();
+  return {};
+}
 
 std::string task_prefix(int32_t partition) {
   return "t/" + task_key_partition_digits(partition) + "/";

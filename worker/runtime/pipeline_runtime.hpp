@@ -88,6 +88,22 @@ struct run_result {
 /// Runs `cfg` until done (see above). Never throws; errors come back in the result.
 [[nodiscard]] run_result run_pipeline(const pipeline_config& cfg, const run_options& opts);
 
+/// `eddy coordinator --take-over-run`: continues the checkpoints `eddy run` left in
+/// cfg.checkpoint.dir as a cluster's. Recovers them exactly as `eddy run` would on start (the
+/// newest intact epoch E restored into checkpoint.local_dir, output staged by complete epochs
+/// published and by incomplete ones dropped, the pipeline's fingerprint checked), then writes
+/// each unit's state (the task of every partition, every aggregator shard) as a unit snapshot of
+/// epoch E and the cluster manifest of epoch E (offsets, watermarks, counters; owner
+/// "eddy run"): the coordinator goes on from there, and `eddy run` refuses the directory from then
+/// on. Refused (an error, nothing written) when epochs after E still need replaying from the
+/// epoch log (their output was published without their state: `eddy run` must take its next
+/// checkpoint first), or when the restored state holds keys outside every unit. `eddy run` must
+/// not be running. Sets *epoch to E and *units to the number of units written. "" or the error.
+[[nodiscard]] std::string take_over_run_checkpoints(const pipeline_config& cfg,
+                                                    const std::vector<int32_t>& partitions,
+                                                    std::ostream& log, uint64_t* epoch,
+                                                    size_t* units);
+
 /// The counters table printed at exit and on SIGUSR1.
 void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
                     const std::vector<record_counters>& counters);
