@@ -306,13 +306,18 @@ std::string check_changes(std::string_view prefix, const unit_changes& changes) 
     return std::to_string(count) + " records, " + std::to_string(changes.count) + " counted";
   return {};
 }
-}  // namespace
 
-unit_snapshot_result write_unit_snapshot(const kv_store& db, std::string_view prefix,
-                                         const std::string& path, bool sync) {
-  auto failed = [&path](const std::string& what) {
+/// Writes a unit file atomically at `path` (creating its parent directories): the header
+/// (`file_magic`, version, `prefix`), what `body` appends (it counts its pairs or records into
+/// its second argument; "" or an error, and then nothing is written), the count and the CRC.
+/// Errors start with `what` and the path.
+unit_snapshot_result write_unit_file(
+    std::string_view what, std::string_view file_magic, std::string_view prefix,
+    const std::string& path, bool sync,
+    const std::function<std::string(snapshot_writer&, std::uint64_t*)>& body) {
+  auto failed = [&](const std::string& why) {
     unit_snapshot_result r;
-    r.error = "unit snapshot " + path + ": " + what;
+    r.error = std::string(what) + path + ": " + why;
     return r;
   };
   if (!valid_prefix(prefix)) return failed("the prefix is empty or all 0xff bytes");
@@ -326,35 +331,42 @@ unit_snapshot_result write_unit_snapshot(const kv_store& db, std::string_view pr
   file_io::atomic_file file;  // removes the temporary file unless committed
   if (std::string e = file.open(target); !e.empty()) return failed(e);
   snapshot_writer w(file);
-  w.append(magic);
+  w.append(file_magic);
   w.append_u32(format_version);
   w.append_u32(static_cast<std::uint32_t>(prefix.size()));
   w.append(prefix);
-
-  std::uint64_t keys = 0;
-  std::string error;
-  const store_status st = db.scan_each(prefix, [&](std::string_view k, std::string_view v) {
-    if (k.size() > max_length || v.size() > max_length) {
-      error = "the pair of key \"" + shown_key(k) + "\" is larger than 4 GiB";
-      return false;
-    }
-    w.append_u32(static_cast<std::uint32_t>(k.size()));
-    w.append(k);
-    w.append_u32(static_cast<std::uint32_t>(v.size()));
-    w.append(v);
-    ++keys;
-    error = w.flush_if_full();
-    return error.empty();
-  });
-  if (!st.ok()) return failed(st.error);
-  if (!error.empty()) return failed(error);
-  w.append_u64(keys);
+  std::uint64_t count = 0;
+  if (std::string e = body(w, &count); !e.empty()) return failed(e);
+  w.append_u64(count);
   unit_snapshot_result r;
   if (std::string e = w.finish(&r.crc32c); !e.empty()) return failed(e);
   if (std::string e = file.commit(sync); !e.empty()) return failed(e);
   r.bytes = w.size();
-  r.keys = keys;
+  r.keys = count;
   return r;
+}
+}  // namespace
+
+unit_snapshot_result write_unit_snapshot(const kv_store& db, std::string_view prefix,
+                                         const std::string& path, bool sync) {
+  return write_unit_file(
+      "unit snapshot ", magic, prefix, path, sync, [&](snapshot_writer& w, std::uint64_t* keys) {
+        std::string error;
+        const store_status st = db.scan_each(prefix, [&](std::string_view k, std::string_view v) {
+          if (k.size() > max_length || v.size() > max_length) {
+            error = "the pair of key \"" + shown_key(k) + "\" is larger than 4 GiB";
+            return false;
+          }
+          w.append_u32(static_cast<std::uint32_t>(k.size()));
+          w.append(k);
+          w.append_u32(static_cast<std::uint32_t>(v.size()));
+          w.append(v);
+          ++*keys;
+          error = w.flush_if_full();
+          return error.empty();
+        });
+        return st.ok() ? error : st.error;
+      });
 }
 
 std::string load_unit_snapshot(const std::string& path, std::string_view expected_crc32c,
@@ -406,35 +418,13 @@ void append_unit_changes(const std::vector<kv_op>& ops, unit_changes& changes) {
 
 unit_snapshot_result write_unit_delta(std::string_view prefix, const unit_changes& changes,
                                       const std::string& path, bool sync) {
-  auto failed = [&path](const std::string& what) {
-    unit_snapshot_result r;
-    r.error = "unit delta " + path + ": " + what;
-    return r;
-  };
-  if (!valid_prefix(prefix)) return failed("the prefix is empty or all 0xff bytes");
-  if (prefix.size() > max_length) return failed("the prefix is too long");
-  if (std::string e = check_changes(prefix, changes); !e.empty()) return failed(e);
-  const fs::path target(path);
-  if (target.has_parent_path()) {
-    std::error_code ec;
-    fs::create_directories(target.parent_path(), ec);
-    if (ec) return failed("create " + target.parent_path().string() + ": " + ec.message());
-  }
-  file_io::atomic_file file;  // removes the temporary file unless committed
-  if (std::string e = file.open(target); !e.empty()) return failed(e);
-  snapshot_writer w(file);
-  w.append(delta_magic);
-  w.append_u32(format_version);
-  w.append_u32(static_cast<std::uint32_t>(prefix.size()));
-  w.append(prefix);
-  w.append(changes.records);
-  w.append_u64(changes.count);
-  unit_snapshot_result r;
-  if (std::string e = w.finish(&r.crc32c); !e.empty()) return failed(e);
-  if (std::string e = file.commit(sync); !e.empty()) return failed(e);
-  r.bytes = w.size();
-  r.keys = changes.count;
-  return r;
+  return write_unit_file("unit delta ", delta_magic, prefix, path, sync,
+                         [&](snapshot_writer& w, std::uint64_t* records) {
+                           if (std::string e = check_changes(prefix, changes); !e.empty()) return e;
+                           w.append(changes.records);
+                           *records = changes.count;
+                           return std::string();
+                         });
 }
 
 std::string load_unit_delta(const std::string& path, std::string_view expected_crc32c,
