@@ -840,6 +840,14 @@ TEST_F(cluster_equality, a_cluster_takes_over_eddy_run_s_checkpoints_and_the_out
     std::this_thread::sleep_for(20ms);  // polling a file for a condition
   ASSERT_TRUE(fs::exists(second)) << "eddy run committed no second checkpoint in 60 s:\n"
                                   << read_text_file(*dir_ / "run.stderr");
+  // A take-over while eddy run still runs is refused (it would clear eddy run's local DB).
+  auto early = run_to_end({"coordinator", "-c", run_config, "--listen", "127.0.0.1:0",
+                           "--state-dir", *dir_ / "early-state", "--take-over-run"},
+                          *dir_ / "early", 30s);
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->status.code, 1) << early->status.describe();
+  EXPECT_NE(early->err.find("is still running on"), std::string::npos) << early->err;
+  ASSERT_TRUE(run.running()) << read_text_file(*dir_ / "run.stderr");
   run.send_signal(SIGTERM);
   auto run_status = run.wait_for(60s);
   ASSERT_TRUE(run_status) << "eddy run did not stop within 60 s of SIGTERM";
@@ -911,6 +919,13 @@ uint64_t epoch_in_name(std::string_view name) {
 TEST_F(cluster_equality, an_epoch_aborted_by_a_loss_carries_the_survivors_staged_output) {
   ASSERT_NE(reference(kind::cleaned), nullptr);
   start_ = steady::now();
+  // Small output parts: a sink stages its rows every 200 while an epoch is open, so the
+  // survivors' output shows in staging even when the stalled epoch holds none of their rows (on
+  // a slow machine, e.g. under ASan, they may start reading only after it began).
+  edit_pipeline_ = [](std::string t) {
+    const std::string at = "trigger_interval_ms = 100\n";
+    return t.replace(t.find(at), at.size(), at + "max_rows_per_batch = 200\n");
+  };
   ASSERT_TRUE(begin_cluster(kind::cleaned, "eq_carry", k_kill_rate, 150s));
   start_worker("w1");
   start_worker("w3");
@@ -921,8 +936,8 @@ TEST_F(cluster_equality, an_epoch_aborted_by_a_loss_carries_the_survivors_staged
   // after the newest committed one is stalled (nothing committed for 1.5 s) and both survivors
   // staged output for it (on a slow machine, e.g. under ASan, they may lag behind their input).
   std::optional<manifest> stalled;
-  // Both survivors staged output after `committed` (in its next epoch or, when that epoch held
-  // none of their rows, e.g. under ASan, in a later one): output the loss will have to carry.
+  // Both survivors staged output after `committed` (in its next epoch, or as parts of a later
+  // one still open): output the loss will have to carry.
   auto survivors_staged = [&](uint64_t committed) {
     std::set<std::string> workers;
     std::error_code ec;

@@ -1,5 +1,6 @@
 #include "worker/runtime/pipeline_runtime.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -303,6 +304,19 @@ std::string take_over_run_checkpoints(const pipeline_config& cfg,
   std::string err;
   auto fmt = time_formatter::for_zone(cfg.timezone, &err);
   if (!fmt) return "pipeline.timezone: " + err;
+  // A running eddy run holds RocksDB's lock (a POSIX record lock) on its local DB: taking over
+  // would clear that directory under it and write the checkpoints it writes.
+  const std::string local = cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
+  if (const int fd = ::open((local + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    struct flock lk {};
+    lk.l_type = F_WRLCK;
+    lk.l_whence = SEEK_SET;
+    const bool held = ::fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
+    ::close(fd);
+    if (held)
+      return "eddy run (pid " + std::to_string(lk.l_pid) + ") is still running on " + cc.dir +
+             ": stop it first (SIGTERM: it takes a final checkpoint)";
+  }
   run_context ctx;
   ctx.cfg = &cfg;
   ctx.fmt = *fmt;
@@ -375,7 +389,7 @@ std::string take_over_run_checkpoints(const pipeline_config& cfg,
   if (auto werr = write_cluster_manifest(cc.dir, m, cc.sync); !werr.empty()) return werr;
   ctx.db.reset();
   std::error_code ec;
-  fs::remove_all(cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir, ec);
+  fs::remove_all(local, ec);
   *epoch = e;
   *units = m.units.size();
   return {};
