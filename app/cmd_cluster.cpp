@@ -11,12 +11,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "actors/cluster_messages.hpp"
 #include "actors/type_registry.hpp"
@@ -351,6 +355,43 @@ struct worker_cli {
   heartbeat_cli hb;
 };
 
+/// One membership's actor system (CAF keeps a reference to its config).
+struct membership_system {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+};
+
+/// Destroys `m` on this thread (CAF 0.17: the thread that created the system; its destructor
+/// waits for a logger reference that thread holds) within 10 s. The destructor waits until every
+/// detached actor was destroyed, and one still referenced somewhere would hold the worker for
+/// ever (seen once in ~20 runs under ASan, after leaving): past the bound a watchdog says so in
+/// one line and ends the process with `code` (std::_Exit: the stuck destructor still runs).
+void tear_down(std::unique_ptr<membership_system> m, const std::string& name, int code) {
+  struct watch {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto w = std::make_shared<watch>();
+  std::thread dog([w, name, code] {
+    std::unique_lock<std::mutex> lock(w->mu);
+    if (w->cv.wait_for(lock, std::chrono::seconds(10), [&] { return w->done; })) return;
+    std::cerr << "eddy worker " << name
+              << ": the actors of the ended membership did not stop within 10 s (an actor still "
+                 "referenced); exiting with status "
+              << code << std::endl;
+    std::_Exit(code);
+  });
+  m->sys.reset();
+  m.reset();
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->done = true;
+  }
+  w->cv.notify_one();
+  dog.join();
+}
+
 void run_worker(const worker_cli& o) {
   if (o.hb.timeout_ms <= o.hb.heartbeat_ms)
     throw CLI::RuntimeError("--connection-timeout-ms must be larger than --heartbeat-ms", 2);
@@ -382,9 +423,10 @@ void run_worker(const worker_cli& o) {
   while (!signals.stop) {
     // A fresh actor system for every membership: a new node id, so the coordinator never takes
     // a returning worker for the connection it already dropped (platform notes).
-    caf::actor_system_config cfg;
-    configure(cfg, o.hb);
-    caf::actor_system sys{cfg};
+    auto membership = std::make_unique<membership_system>();
+    configure(membership->cfg, o.hb);
+    membership->sys = std::make_unique<caf::actor_system>(membership->cfg);
+    caf::actor_system& sys = *membership->sys;
     auto handle = sys.middleman().remote_actor(coord.host, coord.port);
     if (!handle) {
       if (!said_unreachable) {
@@ -392,6 +434,7 @@ void run_worker(const worker_cli& o) {
                   << sys.render(handle.error()) << "); retrying with backoff\n";
         said_unreachable = true;
       }
+      tear_down(std::move(membership), name, 1);
       signals.wait(static_cast<double>(backoff.count()) / 1000.0);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       continue;
@@ -406,25 +449,31 @@ void run_worker(const worker_cli& o) {
     nopts.local_dir = o.local_dir;
     if (version_override) nopts.version = version_override;
     auto outcome = std::make_shared<worker_node_outcome>();
-    auto node = spawn_worker_node(sys, *handle, nopts, outcome);
-    caf::scoped_actor self{sys};
-    self->monitor(node);
-    bool done = false, leaving = false;
-    while (!done) {
-      self->receive([&](caf::down_msg&) { done = true; },
-                    caf::after(std::chrono::milliseconds(50)) >>
-                        [&] {
-                          if (signals.stop && !leaving) {
-                            leaving = true;
-                            // The coordinator answers once the next epoch committed and
-                            // the units were handed over (bounded like an epoch).
-                            leave_cluster(sys, node, 65000);
-                          }
-                        });
+    {
+      auto coordinator = std::move(*handle);
+      handle = caf::sec::invalid_argument;  // the proxy lives in this scope only
+      auto node = spawn_worker_node(sys, coordinator, nopts, outcome);
+      caf::scoped_actor self{sys};
+      self->monitor(node);
+      bool done = false, leaving = false;
+      while (!done) {
+        self->receive([&](caf::down_msg&) { done = true; },
+                      caf::after(std::chrono::milliseconds(50)) >>
+                          [&] {
+                            if (signals.stop && !leaving) {
+                              leaving = true;
+                              // The coordinator answers once the next epoch committed and
+                              // the units were handed over (bounded like an epoch).
+                              leave_cluster(sys, node, 65000);
+                            }
+                          });
+      }
     }
+    const bool left = outcome->how == worker_node_outcome::kind::left;
+    tear_down(std::move(membership), name, left ? 0 : 1);
     if (outcome->how == worker_node_outcome::kind::refused)
       throw CLI::RuntimeError("", 1);  // the node said why
-    if (outcome->how == worker_node_outcome::kind::left) {
+    if (left) {
       std::cerr << "eddy worker " << name << ": left the cluster\n";
       return;
     }

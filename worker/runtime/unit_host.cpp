@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -132,9 +133,17 @@ std::string restore_units(host_ptr self) {
   const checkpoint_config& cc = st.ctx->cfg->checkpoint;
   const fs::path local = st.opts.local_dir / ("g" + std::to_string(a.generation));
   std::error_code ec;
-  // Older generations' DBs: their actors are gone or going (files stay valid while open).
-  for (const auto& e : fs::directory_iterator(st.opts.local_dir, ec))
-    if (e.path().filename().string().starts_with("g")) fs::remove_all(e.path(), ec);
+  // Older generations' DBs: their actors are gone or going (files stay valid while open). Never
+  // a newer one: hosts are detached, and a host the node already replaced may get here after
+  // its successor opened its DB.
+  for (const auto& e : fs::directory_iterator(st.opts.local_dir, ec)) {
+    const std::string n = e.path().filename().string();
+    uint64_t g = 0;
+    if (n.size() > 1 && n[0] == 'g' &&
+        std::from_chars(n.data() + 1, n.data() + n.size(), g).ptr == n.data() + n.size() &&
+        g < a.generation)
+      fs::remove_all(e.path(), ec);
+  }
   kv_options kvo;
   kvo.block_cache_bytes = static_cast<size_t>(cc.block_cache_mb) << 20;
   kvo.write_buffer_bytes = static_cast<size_t>(cc.write_buffer_mb) << 20;
