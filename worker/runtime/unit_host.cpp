@@ -184,8 +184,8 @@ void send_ack(host_ptr self, unit_ack ack) {
 
 /// Exports `unit`'s state of `in.epoch`: a delta of the epoch's writes (in.changes) when the
 /// unit has a snapshot here and its chain is short, else a full snapshot; updates the unit's
-/// chain. "" or the error (the caller then drops the chain).
-std::string export_unit(host_ptr self, const std::string& unit, const checkpoint_ack& in) {
+/// chain. "" or the error (the caller then drops the chain). Takes in.changes.
+std::string export_unit(host_ptr self, const std::string& unit, checkpoint_ack& in) {
   auto& st = self->state;
   const auto& cc = st.ctx->cfg->checkpoint;
   auto it = st.chains.find(unit);
@@ -195,9 +195,10 @@ std::string export_unit(host_ptr self, const std::string& unit, const checkpoint
   const fs::path path = unit_file_path(cc.dir, unit, in.epoch, st.opts.assignment.generation,
                                        delta ? unit_file_kind::delta : unit_file_kind::snapshot);
   const unit_snapshot_result r =
-      delta ? write_unit_delta(prefix_of(unit), unit_changes{in.changes, in.change_count},
-                               path.string(), cc.sync)
-            : write_unit_snapshot(*st.ctx->db, prefix_of(unit), path.string(), cc.sync);
+      delta
+          ? write_unit_delta(prefix_of(unit), unit_changes{std::move(in.changes), in.change_count},
+                             path.string(), cc.sync)
+          : write_unit_snapshot(*st.ctx->db, prefix_of(unit), path.string(), cc.sync);
   if (!r.ok()) return r.error;
   unit_file_ref f{fs::relative(path, cc.dir).string(), r.bytes, r.crc32c};
   if (delta) {
@@ -209,7 +210,7 @@ std::string export_unit(host_ptr self, const std::string& unit, const checkpoint
   return {};
 }
 
-void on_local_ack(host_ptr self, const checkpoint_ack& in) {
+void on_local_ack(host_ptr self, checkpoint_ack& in) {
   auto& st = self->state;
   // An epoch cut before this host was kept across a generation change: it was aborted (its
   // output is carried into the new generation's first epoch, see adopt_assignment).
@@ -503,7 +504,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
           send_ack(self, std::move(ack));
         }
       },
-      [self](const checkpoint_ack& ack) { on_local_ack(self, ack); },
+      [self](checkpoint_ack& ack) { on_local_ack(self, ack); },
       [self](commit_atom, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;
         // The coordinator published that epoch's list, carried files included.
