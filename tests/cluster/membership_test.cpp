@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <thread>
@@ -287,6 +288,56 @@ TEST_F(cluster_membership, the_other_kind_s_checkpoints_and_an_incompatible_pipe
   EXPECT_NE(r->err.find("changed incompatibly"), std::string::npos) << r->err;
   EXPECT_NE(r->err.find("another_topic"), std::string::npos) << r->err;
   EXPECT_NE(r->err.find("delete its cluster/ directory"), std::string::npos) << r->err;
+}
+
+/// A take-over is refused, and changes nothing, while eddy run's epoch log holds epochs after
+/// its newest intact checkpoint (their output was published, their state not): eddy run replays
+/// them on its next start; a cluster could not.
+TEST_F(cluster_membership, a_take_over_with_epochs_left_to_replay_is_refused_and_changes_nothing) {
+  start_broker(k_topic + ":2");
+  ASSERT_TRUE(produce_with({"--count", "4000", "--seed", "3"}));
+  const std::filesystem::path cp = dir_ / "replay-checkpoints";
+  const std::string pipeline = dir_ / "replay.toml";
+  std::string text = read_text_file(k_example);
+  const std::string at = "[source]\n";
+  text.replace(text.find(at), at.size(), at + "max_records_per_second = 4000\n");
+  write_text_file(pipeline, text + "\n[checkpoint]\ndir = \"" + cp.string() +
+                                "\"\ninterval = \"100ms\"\nretain = 20\n");
+  auto r = run_eddy({"run", "-c", pipeline, "--bootstrap", bootstrap_, "--exit-at-end"}, 60s);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << r->err;
+  uint64_t newest = 0, count = 0;
+  for (const auto& e : std::filesystem::directory_iterator(cp / "epochs"))
+    if (std::filesystem::exists(e.path() / "manifest.json")) {
+      newest = std::max<uint64_t>(newest, std::stoull(e.path().filename().string()));
+      ++count;
+    }
+  ASSERT_GE(count, 2u) << "eddy run took fewer than two checkpoints";
+  {  // the newest checkpoint's state is damaged: a restore falls back to the one before
+    std::fstream io(cp / "epochs" / std::to_string(newest) / "db" / "CURRENT",
+                    std::ios::in | std::ios::out | std::ios::binary);
+    char c = 0;
+    io.read(&c, 1);
+    io.seekp(0);
+    c = static_cast<char>(c ^ 0x5A);
+    io.write(&c, 1);
+  }
+  r = run_eddy({"coordinator", "-c", pipeline, "--listen", "127.0.0.1:0", "--state-dir", dir_ / "c",
+                "--bootstrap", bootstrap_, "--take-over-run"},
+               30s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status.code, 1) << r->status.describe() << r->err;
+  EXPECT_NE(r->err.find("epoch log"), std::string::npos) << r->err;
+  EXPECT_NE(r->err.find(".." + std::to_string(newest) + " after its newest checkpoint"),
+            std::string::npos)
+      << r->err;
+  EXPECT_FALSE(std::filesystem::exists(cp / "cluster" / "epochs")) << "a manifest was written";
+  // eddy run can still go on: it replays the logged epoch.
+  r = run_eddy({"run", "-c", pipeline, "--bootstrap", bootstrap_, "--exit-at-end"}, 60s);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->status.ok()) << r->status.describe() << r->err;
+  EXPECT_NE(r->err.find("replaying epoch(s) " + std::to_string(newest)), std::string::npos)
+      << r->err;
 }
 
 TEST_F(cluster_membership, bad_addresses_and_options_are_named) {
