@@ -89,6 +89,11 @@ std::string task_key_partition_digits(int32_t p) {
   return buf;
 }
 
+/// Where the node-local task DB lives: checkpoint.local_dir, by default <checkpoint.dir>/local.
+std::string local_dir_of(const checkpoint_config& cc) {
+  return cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
+}
+
 /// Opens checkpoint storage, restores the node-local DB from the newest intact epoch, checks the
 /// pipeline against it and finishes or discards what sinks staged. "" or the error to stop with.
 std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& opts,
@@ -97,7 +102,7 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   namespace fs = std::filesystem;
   std::ostream& log = opts.log ? *opts.log : std::cerr;
   const checkpoint_config& cc = cfg.checkpoint;
-  const std::string local = cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
+  const std::string local = local_dir_of(cc);
   std::error_code ec;
   if (opts.reset) {
     fs::remove_all(cc.dir, ec);
@@ -306,7 +311,7 @@ std::string take_over_run_checkpoints(const pipeline_config& cfg,
   if (!fmt) return "pipeline.timezone: " + err;
   // A running eddy run holds RocksDB's lock (a POSIX record lock) on its local DB: taking over
   // would clear that directory under it and write the checkpoints it writes.
-  const std::string local = cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
+  const std::string local = local_dir_of(cc);
   if (const int fd = ::open((local + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
     struct flock lk {};
     lk.l_type = F_WRLCK;

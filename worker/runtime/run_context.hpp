@@ -11,9 +11,11 @@
 #include <optional>
 #include <string>
 
+#include "actors/messages.hpp"
 #include "model/pipeline_config.hpp"
 #include "model/time_format.hpp"
 #include "state/kv_store.hpp"
+#include "state/unit_snapshot.hpp"
 #include "worker/decode/record_processor.hpp"
 #include "worker/runtime/kv_state_reader.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
@@ -163,5 +165,16 @@ struct run_context {
                                            const record_counters& c);
 [[nodiscard]] bool decode_task_meta(const std::string& text, int64_t* next_offset,
                                     int64_t* watermark, record_counters* c);
+
+/// A task's or shard's checkpoint writes `ops` (applied): with ctx.unit_deltas (a cluster
+/// worker) they go into `ack` as delta records for the unit host (checkpoint_ack::changes).
+inline void attach_unit_changes(const run_context& ctx, const std::vector<kv_op>& ops,
+                                checkpoint_ack& ack) {
+  if (!ctx.unit_deltas) return;
+  unit_changes changes;
+  append_unit_changes(ops, changes);
+  ack.changes = std::move(changes.records);
+  ack.change_count = changes.count;
+}
 
 }  // namespace eddy

@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "actors/messages.hpp"
-#include "state/unit_snapshot.hpp"
 #include "worker/checkpoint/barrier_aligner.hpp"
 #include "worker/checkpoint/crash_point.hpp"
 #include "worker/runtime/actor_faults.hpp"
@@ -155,11 +154,8 @@ void snapshot(shard_ptr self, uint64_t epoch) {
     ack.error = "shard " + std::to_string(st.shard) + ": reading its state: " + e;
   } else if (auto s = st.ctx->db->write_batch(ops, false); !s.ok()) {
     ack.error = "shard " + std::to_string(st.shard) + ": " + s.error;
-  } else if (st.ctx->unit_deltas) {
-    unit_changes changes;
-    append_unit_changes(ops, changes);
-    ack.changes = std::move(changes.records);
-    ack.change_count = changes.count;
+  } else {
+    attach_unit_changes(*st.ctx, ops, ack);
   }
   // In-band: the sink sees this after every row the shard emitted before the snapshot.
   self->send(st.sink, barrier_atom::value, epoch, -1 - st.shard);

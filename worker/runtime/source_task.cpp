@@ -3,7 +3,6 @@
 #include <optional>
 #include <string>
 
-#include "state/unit_snapshot.hpp"
 #include "worker/checkpoint/crash_point.hpp"
 #include "worker/decode/debezium_decoder.hpp"
 #include "worker/runtime/actor_faults.hpp"
@@ -56,11 +55,8 @@ void task_checkpoint(task_ptr self, uint64_t epoch) {
     // not written: the epoch fails
   } else if (auto s = st.ctx->db->write_batch(ops, false); !s.ok()) {
     ack.error = "partition " + std::to_string(st.partition) + ": " + s.error;
-  } else if (st.ctx->unit_deltas) {
-    unit_changes changes;
-    append_unit_changes(ops, changes);
-    ack.changes = std::move(changes.records);
-    ack.change_count = changes.count;
+  } else {
+    attach_unit_changes(*st.ctx, ops, ack);
   }
   self->send(st.coordinator, std::move(ack));
 }

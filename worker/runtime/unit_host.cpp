@@ -66,9 +66,6 @@ struct host_state {
   /// Per unit ("p3", "s1"): what its acks reference. A unit without one (new here, after a
   /// generation change or after an error) writes a full snapshot next.
   std::map<std::string, unit_chain> chains;
-  /// EDDY_UNIT_FULL_SNAPSHOTS=1 (benchmarks only): a full snapshot every epoch, no deltas — how
-  /// units were exported before deltas, the reference of bench/cluster_bench.py's part 6.
-  bool full_snapshots_only = false;
   int64_t credit_waits_logged = 0;  ///< run_context::credit_waits at the last backpressure line
   std::chrono::steady_clock::time_point credit_logged_at{};
   static inline const char* name = "eddy.unit_host";
@@ -109,13 +106,13 @@ std::string load_snapshots(host_ptr self, const std::vector<std::string>& units)
   std::string err;
   auto manifest = read_cluster_manifest(cc.dir, a.restore_epoch, &err);
   if (!manifest) return err;
+  auto in_dir = [&cc](const std::string& p) {
+    fs::path path(p);
+    return (path.is_relative() ? fs::path(cc.dir) / path : path).string();
+  };
   for (const auto& u : units) {
     auto it = manifest->units.find(u);
     if (it == manifest->units.end() || it->second.snapshot.empty()) continue;  // a new unit
-    auto in_dir = [&cc](const std::string& p) {
-      fs::path path(p);
-      return (path.is_relative() ? fs::path(cc.dir) / path : path).string();
-    };
     if (auto e = load_unit_snapshot(in_dir(it->second.snapshot), it->second.crc32c, *st.ctx->db);
         !e.empty())
       return "unit " + u + ": " + e;
@@ -189,7 +186,7 @@ std::string export_unit(host_ptr self, const std::string& unit, checkpoint_ack& 
   auto& st = self->state;
   const auto& cc = st.ctx->cfg->checkpoint;
   auto it = st.chains.find(unit);
-  const bool delta = !st.full_snapshots_only && it != st.chains.end() &&
+  const bool delta = st.ctx->unit_deltas && it != st.chains.end() &&
                      it->second.deltas.size() < max_deltas_per_snapshot &&
                      it->second.delta_bytes + in.changes.size() <= it->second.base.bytes;
   const fs::path path = unit_file_path(cc.dir, unit, in.epoch, st.opts.assignment.generation,
@@ -422,9 +419,10 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   ctx.cfg = st.opts.cfg.get();
   ctx.opts.log = st.opts.log;
   ctx.checkpointing = true;
-  if (const char* v = std::getenv("EDDY_UNIT_FULL_SNAPSHOTS"); v && std::string_view(v) == "1")
-    st.full_snapshots_only = true;
-  ctx.unit_deltas = !st.full_snapshots_only;
+  // EDDY_UNIT_FULL_SNAPSHOTS=1 (benchmarks only): a full snapshot every epoch, no deltas — how
+  // units were exported before deltas, the reference of bench/cluster_bench.py's part 6.
+  const char* full = std::getenv("EDDY_UNIT_FULL_SNAPSHOTS");
+  ctx.unit_deltas = !(full && std::string_view(full) == "1");
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
   ctx.generation = a.generation;         // credit grants carry it (worker/runtime/credits.hpp)
