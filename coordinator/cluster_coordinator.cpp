@@ -93,6 +93,8 @@ struct cluster_state {
   /// the next epoch opens at once (as eddy run's final epoch) instead of at the next tick.
   std::set<int32_t> ended;
   bool final_epoch_due = false;  ///< all ended while an epoch was open: the next opens after it
+  /// (stop_atom): the next epoch that commits is the last; then finish as when the input ended.
+  bool stopping = false;
   static inline const char* name = "eddy.cluster_coordinator";
 };
 
@@ -284,6 +286,8 @@ void drop_member(cluster_ptr self, std::map<std::string, member>::iterator it,
   rebalance(self);
 }
 
+void open_next_epoch(cluster_ptr self);
+
 /// Every member is ready: send each the shard table and start the epoch ticks.
 void start_generation(cluster_ptr self) {
   auto& st = self->state;
@@ -308,12 +312,11 @@ void start_generation(cluster_ptr self) {
     st.last_gone.clear();
   }
   log_of(self) << "\n";
+  if (st.stopping && !st.opts.checkpoint_dir.empty() && !st.epoch) open_next_epoch(self);
   if (!st.opts.checkpoint_dir.empty())
     self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
                        tick_atom::value, st.generation);
 }
-
-void open_next_epoch(cluster_ptr self);
 
 /// A membership change (a join, a leave) waits for the next epoch boundary when a generation is
 /// running and taking epochs: opens that epoch now unless one is open. false: make it at once.
@@ -436,6 +439,7 @@ void finish_input(cluster_ptr self, uint64_t e, const std::map<std::string, unit
   st.finished = true;
   std::string short_of;  // partitions that ended before the end they had at start
   for (int32_t p : st.opts.partitions) {
+    if (st.stopping) break;  // stopped: the caller says where the partitions are
     auto end = st.opts.end_offsets.find(p);
     auto ack = acks.find(unit_id::partition(p).to_string());
     if (end == st.opts.end_offsets.end() || ack == acks.end()) continue;
@@ -448,9 +452,13 @@ void finish_input(cluster_ptr self, uint64_t e, const std::map<std::string, unit
     st.finish_error = "partitions ended before the end offsets they had at start: " + short_of;
     log_of(self) << "eddy coordinator: error: " << st.finish_error << "\n";
   }
-  log_of(self) << "eddy coordinator: the input is complete: every partition reached its end and "
-               << "epoch " << e << " committed the output after it; " << describe_members(st)
-               << " leave\n";
+  if (st.stopping)
+    log_of(self) << "eddy coordinator: stopping: epoch " << e << " committed, the last; "
+                 << describe_members(st) << " leave\n";
+  else
+    log_of(self) << "eddy coordinator: the input is complete: every partition reached its end "
+                 << "and epoch " << e << " committed the output after it; " << describe_members(st)
+                 << " leave\n";
   for (const auto& [_, m] : st.members) self->send(m.handle, finish_atom::value, st.generation, e);
   // Workers waiting for a boundary never took units: they go too (their leave is answered).
   for (const auto& [_, m] : st.joining) {
@@ -505,6 +513,7 @@ void complete_epoch(cluster_ptr self) {
   bool input_complete = st.opts.exit_at_end && st.new_partitions.empty();
   for (const auto& [unit, ack] : st.epoch->acks)
     if (unit.starts_with("p") && !ack.input_ended) input_complete = false;
+  if (st.stopping) input_complete = true;  // the last epoch: finish the same way
   std::map<std::string, unit_ack> acks;
   if (input_complete) acks = std::move(st.epoch->acks);
   st.epoch.reset();
@@ -807,6 +816,17 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         st.epoch->missing.erase(it);
         st.epoch->acks[ack.unit] = ack;
         if (st.epoch->missing.empty()) complete_epoch(self);
+      },
+      [self](stop_atom) {
+        auto& st = self->state;
+        if (st.finished || st.stopping) return;
+        st.stopping = true;
+        log_of(self) << "eddy coordinator: stopping: the next epoch to commit is the last\n";
+        if (!st.started) return;  // start_generation opens it
+        if (!st.epoch)
+          open_next_epoch(self);
+        else
+          st.final_epoch_due = true;
       },
       [self](finish_atom, uint64_t, uint64_t) {  // the deadline for members to leave
         auto& st = self->state;

@@ -40,6 +40,11 @@
 // which units moved from whom to whom), every generation start, every aborted epoch, warnings;
 // completed epochs only with `debug` (they are frequent).
 // Inputs that end: see cluster_coordinator_options::exit_at_end.
+// Stopping (`eddy run --as-cluster` on SIGTERM): `(stop_atom)` makes the next epoch that commits
+// the last (it opens at once when none is open; at the generation's start when none is
+// started): after its commit the members are told to leave, as when the input ended, and the
+// coordinator quits once they left and that epoch's output is published. No end offsets are
+// checked (the caller knows where the run stopped).
 // Persistence: after every change and every completed epoch, `state_dir/assignment.json` is
 // replaced (generation, last_complete, next_epoch, members with slots, unit -> owner).
 #pragma once

@@ -788,6 +788,52 @@ namespace {
 
 // ---- --exit-at-end -----------------------------------------------------------------------------
 
+TEST_F(cluster_actors, a_stop_makes_the_next_commit_the_last_then_all_leave_without_end_checks) {
+  // Without exit_at_end, and with inputs that did not end: a stop still ends the cluster after
+  // one more committed epoch, and no partition is called short (the end offsets are not asked).
+  const uint64_t g = two_started_members(false);
+  caf::scoped_actor self{sys_};
+  self->monitor(coordinator_);
+  advance(1s);  // epoch 1 opens at the tick
+  ASSERT_EQ(a_->checkpoints.back(), (std::pair<uint64_t, uint64_t>{g, 1}));
+  caf::anon_send(coordinator_, stop_atom::value);
+  sched_.run();
+  EXPECT_NE(log_.str().find("stopping: the next epoch to commit is the last"), std::string::npos);
+  EXPECT_EQ(a_->checkpoints.size(), 1u);  // the open epoch is the last one
+  for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  ASSERT_TRUE(std::filesystem::exists(cluster_manifest_path(checkpoint_dir(), 1)));
+  EXPECT_EQ(a_->finishes, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  EXPECT_EQ(b_->finishes, a_->finishes);
+  EXPECT_NE(log_.str().find("stopping: epoch 1 committed, the last"), std::string::npos)
+      << log_.str();
+  advance(1s);
+  EXPECT_EQ(a_->checkpoints.size(), 1u);  // no epoch after the last
+  for (const char* name : {"a", "b"}) {
+    auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string(name));
+    sched_.run();
+    req.receive([] {}, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  }
+  sched_.run();
+  bool down = false;
+  self->receive(
+      [&](const caf::down_msg& dm) {
+        down = true;
+        EXPECT_FALSE(dm.reason) << sys_.render(dm.reason);  // no "ended short" error
+      },
+      caf::after(std::chrono::seconds(0)) >> [] {});
+  EXPECT_TRUE(down) << log_.str();
+}
+
+TEST_F(cluster_actors, a_stop_between_epochs_opens_the_last_epoch_at_once) {
+  const uint64_t g = two_started_members(false);
+  caf::anon_send(coordinator_, stop_atom::value);
+  sched_.run();
+  // No tick has passed: the stop opened the epoch itself.
+  ASSERT_EQ(a_->checkpoints, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+  for (const auto& u : all_units({"a", "b"})) ack(coordinator_, unit_ack_of(u, g, 1));
+  EXPECT_EQ(a_->finishes, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 1}}));
+}
+
 TEST_F(cluster_actors, with_exit_at_end_the_epoch_after_every_input_ended_commits_then_all_leave) {
   const uint64_t g = two_started_members(true);
   EXPECT_TRUE(a_->assignments.back().exit_at_end);
