@@ -37,9 +37,10 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 /// the coordinator process's metadata watch -> coordinator: (parts_atom, std::vector<int32_t>
 /// every partition the topic has now); new ones become units at the next epoch boundary.
 using parts_atom = caf::atom_constant<caf::atom("parts")>;
-/// coordinator -> worker: (finish_atom, uint64_t generation, uint64_t epoch), with --exit-at-end:
-/// every partition reached its end and epoch `epoch` committed (and published) the output after
-/// it; the worker stops its units and leaves (leave_atom), then exits 0.
+/// coordinator -> worker: (finish_atom, uint64_t generation, uint64_t epoch): the run is over —
+/// with --exit-at-end every partition reached its end and epoch `epoch` committed (and published)
+/// the output after it; after a (stop_atom) to the coordinator `epoch` was the last to commit.
+/// The worker stops its units and leaves (leave_atom), then exits 0.
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
 // worker -> coordinator, --exit-at-end: (ended_atom, uint64_t generation, int32_t partition), the
 // partition's task reached its end (ended_atom is in messages.hpp).

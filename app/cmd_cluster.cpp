@@ -25,6 +25,7 @@
 #include "actors/cluster_messages.hpp"
 #include "actors/type_registry.hpp"
 #include "actors/version.hpp"
+#include "app/cluster_common.hpp"
 #include "app/commands.hpp"
 #include "app/signals.hpp"
 #include "coordinator/cluster_coordinator.hpp"
@@ -42,6 +43,76 @@
 #include "worker/window/windowing.hpp"
 
 namespace eddy::app {
+
+std::string this_host() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+// The shared helpers: see app/cluster_common.hpp.
+std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) {
+  std::vector<std::unique_ptr<sink>> sinks(cfg.sinks.size());
+  if (!cfg.checkpoint.enabled()) return sinks;  // nothing is staged: workers write per batch
+  std::string err;
+  auto fmt = time_formatter::for_zone(cfg.timezone, &err);
+  if (!fmt) throw CLI::RuntimeError("pipeline.timezone: " + err, 2);
+  for (size_t i = 0; i < cfg.sinks.size(); ++i) {
+    if (cfg.sinks[i].kind == sink_kind::postgres)
+      sinks[i] = make_postgres_sink(cfg, i, *fmt, std::cerr, pg_start::lazy, &err);
+    else if (cfg.sinks[i].kind == sink_kind::kafka)
+      sinks[i] = make_kafka_sink(cfg, i, *fmt, &err);  // connects on first use
+    else
+      continue;
+    if (!sinks[i]) throw CLI::RuntimeError(err, 2);
+  }
+  return sinks;
+}
+
+bool check_checkpoint_dir(const pipeline_config& cfg,
+                          const std::map<std::string, std::string>& compat, bool take_over) {
+  namespace fs = std::filesystem;
+  const fs::path dir = cfg.checkpoint.dir;
+  std::error_code ec;
+  uint64_t newest_run = 0;
+  for (const auto& e : fs::directory_iterator(dir / "epochs", ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.empty() || n.size() > 19 || n.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::error_code mec;
+    if (fs::exists(e.path() / "manifest.json", mec))
+      newest_run = std::max<uint64_t>(newest_run, std::stoull(n));
+  }
+  std::string lerr;
+  // Cluster manifests next to eddy run's checkpoints: a take-over converted them (eddy run
+  // refuses a cluster's directory, so none of its epochs can be newer).
+  if (newest_run > 0 && list_cluster_manifests(dir, &lerr).empty()) {
+    if (take_over) return true;
+    throw CLI::RuntimeError(
+        "checkpoint.dir " + cfg.checkpoint.dir +
+            " holds the checkpoints of `eddy run` (newest epoch " + std::to_string(newest_run) +
+            "): stop eddy run and continue them as a cluster's with --take-over-run (eddy "
+            "coordinator, or eddy run --as-cluster), or use a new checkpoint.dir (and new sink "
+            "paths: starting over would "
+            "read the input again and publish its output a second time)",
+        2);
+  }
+  std::string err;
+  const auto epochs = list_cluster_manifests(dir, &err);
+  for (auto it = epochs.rbegin(); it != epochs.rend(); ++it) {
+    std::string rerr;
+    auto m = read_cluster_manifest(dir, *it, &rerr);
+    if (!m) continue;  // damaged: the coordinator falls back past it with a warning
+    if (!m->compat.empty()) {
+      auto e = compat_check(m->compat, compat, cfg.checkpoint.dir,
+                            "Use a new checkpoint.dir, or delete its cluster/ directory to start "
+                            "over (drops the saved state and offsets).");
+      if (!e.empty()) throw CLI::RuntimeError(e, 2);
+    }
+    break;
+  }
+  return false;
+}
 
 namespace {
 
@@ -69,12 +140,6 @@ host_port parse_host_port(const std::string& text, const std::string& option, bo
         option + ": port must be " + (allow_zero ? "0" : "1") + "..65535, got '" + port + "'", 2);
   hp.port = static_cast<uint16_t>(v);
   return hp;
-}
-
-std::string this_host() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
 }
 
 /// Creates `dir` (and its parents) or throws the CLI error naming `option`.
@@ -122,77 +187,6 @@ struct coordinator_cli {
   bool take_over_run = false;
   heartbeat_cli hb;
 };
-
-/// One entry per `[[sinks]]` entry: the sinks that stage outside their output
-/// (sink::staging_dir: PostgreSQL, Kafka), built only to publish; null for the others (file
-/// output is renamed, console output is written by the workers).
-/// `cfg` must outlive them. Throws (exit 2) when such a sink's configuration is unusable.
-std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) {
-  std::vector<std::unique_ptr<sink>> sinks(cfg.sinks.size());
-  if (!cfg.checkpoint.enabled()) return sinks;  // nothing is staged: workers write per batch
-  std::string err;
-  auto fmt = time_formatter::for_zone(cfg.timezone, &err);
-  if (!fmt) throw CLI::RuntimeError("pipeline.timezone: " + err, 2);
-  for (size_t i = 0; i < cfg.sinks.size(); ++i) {
-    if (cfg.sinks[i].kind == sink_kind::postgres)
-      sinks[i] = make_postgres_sink(cfg, i, *fmt, std::cerr, pg_start::lazy, &err);
-    else if (cfg.sinks[i].kind == sink_kind::kafka)
-      sinks[i] = make_kafka_sink(cfg, i, *fmt, &err);  // connects on first use
-    else
-      continue;
-    if (!sinks[i]) throw CLI::RuntimeError(err, 2);
-  }
-  return sinks;
-}
-
-/// The checkpoint directory must hold this cluster's epochs of a compatible pipeline, or none.
-/// eddy run's checkpoints (epochs/<e>/manifest.json) cannot be continued by a cluster: starting
-/// over would read the input again and publish its output a second time.
-/// Refuses a checkpoint.dir the coordinator cannot continue. true: it holds eddy run's
-/// checkpoints and no cluster's, and `take_over` (--take-over-run) asks to convert them.
-bool check_checkpoint_dir(const pipeline_config& cfg,
-                          const std::map<std::string, std::string>& compat, bool take_over) {
-  namespace fs = std::filesystem;
-  const fs::path dir = cfg.checkpoint.dir;
-  std::error_code ec;
-  uint64_t newest_run = 0;
-  for (const auto& e : fs::directory_iterator(dir / "epochs", ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.empty() || n.size() > 19 || n.find_first_not_of("0123456789") != std::string::npos)
-      continue;
-    std::error_code mec;
-    if (fs::exists(e.path() / "manifest.json", mec))
-      newest_run = std::max<uint64_t>(newest_run, std::stoull(n));
-  }
-  std::string lerr;
-  // Cluster manifests next to eddy run's checkpoints: a take-over converted them (eddy run
-  // refuses a cluster's directory, so none of its epochs can be newer).
-  if (newest_run > 0 && list_cluster_manifests(dir, &lerr).empty()) {
-    if (take_over) return true;
-    throw CLI::RuntimeError(
-        "checkpoint.dir " + cfg.checkpoint.dir +
-            " holds the checkpoints of `eddy run` (newest epoch " + std::to_string(newest_run) +
-            "): stop eddy run and start the coordinator with --take-over-run to continue them "
-            "as a cluster, or use a new checkpoint.dir (and new sink paths: starting over would "
-            "read the input again and publish its output a second time)",
-        2);
-  }
-  std::string err;
-  const auto epochs = list_cluster_manifests(dir, &err);
-  for (auto it = epochs.rbegin(); it != epochs.rend(); ++it) {
-    std::string rerr;
-    auto m = read_cluster_manifest(dir, *it, &rerr);
-    if (!m) continue;  // damaged: the coordinator falls back past it with a warning
-    if (!m->compat.empty()) {
-      auto e = compat_check(m->compat, compat, cfg.checkpoint.dir,
-                            "Use a new checkpoint.dir, or delete its cluster/ directory to start "
-                            "over (drops the saved state and offsets).");
-      if (!e.empty()) throw CLI::RuntimeError(e, 2);
-    }
-    break;
-  }
-  return false;
-}
 
 void run_coordinator(const coordinator_cli& o) {
   if (o.hb.timeout_ms <= o.hb.heartbeat_ms)

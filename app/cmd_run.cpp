@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "app/commands.hpp"
+#include "app/local_cluster.hpp"
 #include "app/signals.hpp"
 #include "model/pipeline_config.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
@@ -25,6 +26,8 @@ struct run_args {
   std::string summary_json;
   bool exit_at_end = false;
   bool reset = false;
+  bool as_cluster = false;
+  bool take_over_run = false;
   double stop_timeout = 60;
   double max_unreachable = 0;
 };
@@ -120,6 +123,16 @@ void add_run_command(CLI::App& root) {
   cmd->add_flag("--reset", args->reset,
                 "Delete the pipeline's checkpoints (checkpoint.dir) and start over as a new\n"
                 "pipeline: state, offsets and staged output are dropped; published output stays");
+  auto as_cluster = cmd->add_flag(
+      "--as-cluster", args->as_cluster,
+      "Run on the cluster's code path: the coordinator and one worker of `eddy coordinator`\n"
+      "and `eddy worker` in this process, no network. Needs [checkpoint]; its checkpoint.dir\n"
+      "is then a cluster's, which a coordinator with workers can continue (and the reverse)");
+  cmd->add_flag("--take-over-run", args->take_over_run,
+                "With --as-cluster: checkpoint.dir holds the checkpoints of `eddy run` (stopped):\n"
+                "continue from its newest one on the cluster's path (as eddy coordinator\n"
+                "--take-over-run); eddy run without --as-cluster refuses the directory afterwards")
+      ->needs(as_cluster);
   cmd->add_option("--summary-json", args->summary_json,
                   "Write the final counters as JSON to this file (checked before the run starts:\n"
                   "exit 2 when it cannot be written; exit 1 when writing it at the end fails)");
@@ -166,7 +179,10 @@ void add_run_command(CLI::App& root) {
                               std::ofstream(path) << "{\"ok\": false, \"error\": "
                                                      "\"still running after the stop signal\"}\n";
                             });
-    run_result r = run_pipeline(cfg, opts);
+    if (args->as_cluster && args->max_unreachable > 0)
+      throw CLI::RuntimeError("--max-unreachable is not supported with --as-cluster yet", 2);
+    run_result r = args->as_cluster ? run_as_cluster(cfg, args->config, opts, args->take_over_run)
+                                    : run_pipeline(cfg, opts);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
     print_dropped_after_close(std::cerr, r);
     print_incomplete(std::cerr, r);

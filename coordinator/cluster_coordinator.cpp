@@ -555,6 +555,9 @@ void recover(cluster_ptr self) {
     if (latest) {
       st.last_complete = latest->epoch;
       st.next_epoch = latest->epoch + 1;
+      // Another coordinator's state dir may have written it (eddy run --as-cluster, or this
+      // one's assignment.json lost): never reuse its generation either.
+      st.generation = std::max(st.generation, latest->generation);
       log << "eddy coordinator: last complete epoch " << latest->epoch << " (generation "
           << latest->generation << ") in " << st.opts.checkpoint_dir.string() << "\n";
       // Idempotent: finishes the publishes a crash after the commit point interrupted, of every
@@ -712,7 +715,7 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
           if (auto it = st.members.find(name); it != st.members.end()) {
             self->demonitor(it->second.handle);
             st.members.erase(it);
-            log_of(self) << "eddy coordinator: worker " << name << " left: the input is complete\n";
+            log_of(self) << "eddy coordinator: worker " << name << " left: the run is complete\n";
             quit_if_alone(self);
           }
           return caf::unit;

@@ -806,7 +806,7 @@ TEST_F(cluster_equality, three_workers_with_exit_at_end_end_by_themselves_equal_
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - steady::now()));
     ASSERT_TRUE(status) << w << " still runs at the test's bound";
     EXPECT_TRUE(status->ok()) << w << ": " << status->describe();
-    EXPECT_TRUE(cluster_->worker_log(w).find("the input is complete")) << w;
+    EXPECT_TRUE(cluster_->worker_log(w).find("the run is complete")) << w;
   }
   auto status = cluster_->coordinator_process().wait_for(10s);
   ASSERT_TRUE(status) << "the coordinator still runs 10 s after its workers left";
@@ -885,6 +885,92 @@ TEST_F(cluster_equality, a_cluster_takes_over_eddy_run_s_checkpoints_and_the_out
   ASSERT_TRUE(again);
   EXPECT_FALSE(again->status.ok());
   EXPECT_NE(again->err.find("holds the checkpoints of a cluster"), std::string::npos) << again->err;
+}
+
+/// `eddy run --as-cluster` runs the cluster's code path in one process (a coordinator and one
+/// worker node), so its checkpoint.dir is a cluster's: one stopped by SIGTERM is continued by a
+/// coordinator with two workers (scale out, no conversion), that cluster, stopped, by `eddy run
+/// --as-cluster --exit-at-end` (scale in), and the output of the three equals one
+/// `eddy run --exit-at-end`, row for row and dead letter for dead letter.
+TEST_F(cluster_equality, eddy_run_as_cluster_and_a_cluster_continue_each_other_output_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  const std::string name = "eq_as_cluster";
+  const run_paths p{fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"),
+                    fs::path(*dir_ / "checkpoints")};
+  const std::string config = *dir_ / "pipeline.toml";  // begin_cluster writes the same text
+  write_text_file(
+      config, pipeline_toml(kind::windowed, name, shared_->bootstrap, p, "500ms", k_change_rate));
+  auto manifests = [&] { return manifest_epochs(p.checkpoint); };
+  // `count` epochs committed after epoch `after`, and more than `rows` rows published.
+  auto wait_epochs_after = [&](uint64_t after, int count, size_t rows, const std::string& what) {
+    for (const auto until = steady::now() + 60s; steady::now() < until;) {
+      auto es = manifests();
+      if (std::count_if(es.begin(), es.end(), [&](uint64_t e) { return e > after; }) >= count &&
+          published_lines(p.out).size() > rows)
+        return true;
+      std::this_thread::sleep_for(20ms);  // polling files for a condition
+    }
+    ADD_FAILURE() << "no " << count << " epochs committed after epoch " << after
+                  << " with more than " << rows << " rows published by " << what << " within 60 s";
+    return false;
+  };
+
+  // 1. eddy run --as-cluster: two committed epochs, then SIGTERM (a last epoch, exit 0).
+  {
+    child_process run({.argv = {EDDY_BINARY, "run", "-c", config, "--as-cluster"},
+                       .out = redirect::file(*dir_ / "run1.stdout"),
+                       .err = redirect::file(*dir_ / "run1.stderr")});
+    ASSERT_TRUE(wait_epochs_after(0, 2, 0, "eddy run --as-cluster"))
+        << read_text_file(*dir_ / "run1.stderr");
+    run.send_signal(SIGTERM);
+    auto status = run.wait_for(60s);
+    ASSERT_TRUE(status) << "eddy run --as-cluster did not stop within 60 s of SIGTERM";
+    const std::string err = read_text_file(*dir_ / "run1.stderr");
+    ASSERT_TRUE(status->ok()) << status->describe() << err;
+    EXPECT_NE(err.find("eddy coordinator: stopping: epoch"), std::string::npos) << err;
+  }
+  const uint64_t run_last = manifests().back();
+  const size_t run_rows = published_lines(p.out).size();
+  std::cerr << "eddy run --as-cluster stopped after epoch " << run_last << " with " << run_rows
+            << " rows published\n";
+  // eddy run on its own path refuses a cluster's directory, naming --as-cluster.
+  auto refused = run_to_end({"run", "-c", config}, *dir_ / "refused", 60s);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status.code, 1) << refused->status.describe();
+  EXPECT_NE(refused->err.find("--as-cluster"), std::string::npos) << refused->err;
+
+  // 2. A coordinator and two workers continue it (no --take-over-run: it is a cluster's).
+  ASSERT_TRUE(begin_cluster(kind::windowed, name, k_change_rate, 170s));
+  ASSERT_EQ(paths_.checkpoint, p.checkpoint);
+  for (const std::string w : {"w1", "w2"}) start_worker(w);
+  ASSERT_TRUE(wait_epochs_after(run_last, 2, run_rows, "the cluster")) << cluster_->logs_tail();
+  EXPECT_TRUE(cluster_->coordinator_log().find("restored from epoch " + std::to_string(run_last)))
+      << cluster_->logs_tail();
+  watch_->poll();
+  const auto newest = watch_->newest();
+  ASSERT_TRUE(newest);
+  EXPECT_LT(watch_->committed(), watch_->total()) << "the cluster read the whole input before "
+                                                     "it was stopped: nothing is left for step 3";
+  // Stopped at once: the workers lose the coordinator and publish nothing more.
+  cluster_->coordinator_process().terminate(10s);
+  cluster_->stop_all();
+  const uint64_t cluster_last = manifests().back();
+  EXPECT_GT(cluster_last, run_last);
+
+  // 3. eddy run --as-cluster --exit-at-end takes the rest.
+  auto last = run_to_end({"run", "-c", config, "--as-cluster", "--exit-at-end", "--summary-json",
+                          *dir_ / "summary.json"},
+                         *dir_ / "run3", 120s);
+  ASSERT_TRUE(last);
+  ASSERT_TRUE(last->status.ok()) << last->status.describe() << last->err;
+  EXPECT_NE(last->err.find("restored from epoch " + std::to_string(cluster_last)),
+            std::string::npos)
+      << last->err;
+  const auto summary = parse_object(read_text_file(*dir_ / "summary.json"));
+  EXPECT_EQ(int_at(summary, "in"), k_events + k_partitions);  // cumulative, every partition
+  EXPECT_TRUE(summary.at("ok").as_bool());
+  expect_output_equals_reference(true);
 }
 
 /// Ten kill -9s of random workers running the windowed pipeline (every unit restarts from the

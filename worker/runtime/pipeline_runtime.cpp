@@ -81,17 +81,16 @@ void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
   out.flush();
 }
 
+std::string local_dir_of(const checkpoint_config& cc) {
+  return cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
+}
+
 namespace {
 
 std::string task_key_partition_digits(int32_t p) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%010d", p);
   return buf;
-}
-
-/// Where the node-local task DB lives: checkpoint.local_dir, by default <checkpoint.dir>/local.
-std::string local_dir_of(const checkpoint_config& cc) {
-  return cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
 }
 
 /// Opens checkpoint storage, restores the node-local DB from the newest intact epoch, checks the
@@ -127,8 +126,9 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
              " holds the checkpoints of a cluster (eddy coordinator; newest epoch " +
              std::to_string(newest_cluster) +
              "): eddy run cannot continue them, and starting over would read the input again "
-             "and publish its output a second time. Use a new checkpoint.dir (and new sink "
-             "paths), or --reset to drop them";
+             "and publish its output a second time. Continue them with eddy run --as-cluster "
+             "(or a coordinator), use a new checkpoint.dir (and new sink paths), or --reset to "
+             "drop them";
   }
   store_status s;
   std::shared_ptr<checkpoint_store> store = checkpoint_store::open(

@@ -104,6 +104,10 @@ struct run_result {
                                                     std::ostream& log, uint64_t* epoch,
                                                     size_t* units);
 
+/// Where the node-local state of a run lives: checkpoint.local_dir, by default
+/// <checkpoint.dir>/local.
+[[nodiscard]] std::string local_dir_of(const checkpoint_config& cc);
+
 /// The counters table printed at exit and on SIGUSR1.
 void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
                     const std::vector<record_counters>& counters);

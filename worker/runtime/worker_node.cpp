@@ -207,8 +207,8 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
       [self](finish_atom, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;
         if (generation < st.outcome->generation) return;  // fenced
-        log_of(self) << "eddy worker " << st.opts.name << ": the input is complete (epoch " << epoch
-                     << " committed its end); leaving\n";
+        log_of(self) << "eddy worker " << st.opts.name << ": the run is complete (epoch " << epoch
+                     << " committed its last output); leaving\n";
         self->send(self, leave_atom::value, 10000);
       },
       [self](leave_atom, int timeout_ms) {

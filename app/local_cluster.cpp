@@ -1,0 +1,265 @@
+#include "app/local_cluster.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "actors/messages.hpp"
+#include "actors/type_registry.hpp"
+#include "app/cluster_common.hpp"
+#include "coordinator/cluster_coordinator.hpp"
+#include "coordinator/cluster_manifest.hpp"
+#include "model/time_format.hpp"
+#include "worker/checkpoint/checkpoint_compat.hpp"
+#include "worker/decode/record_processor.hpp"
+#include "worker/kafka/consumer.hpp"
+#include "worker/runtime/worker_node.hpp"
+#include "worker/sink/epoch_files.hpp"
+#include "worker/sink/publish_dispatch.hpp"
+#include "worker/window/windowing.hpp"
+
+namespace eddy::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// The partitions and their cumulative counters in the newest committed manifest (none: empty).
+void counters_of_last_commit(const pipeline_config& cfg, std::vector<int32_t>* partitions,
+                             std::vector<record_counters>* counters,
+                             std::map<int32_t, int64_t>* next_offsets) {
+  std::vector<std::string> warnings;
+  auto m = latest_complete(cfg.checkpoint.dir, &warnings);
+  if (!m) return;
+  std::map<int32_t, const cluster_manifest_unit*> tasks;
+  for (const auto& [name, u] : m->units)
+    if (is_task_unit(name)) tasks[std::stoi(name.substr(1))] = &u;
+  for (const auto& [p, u] : tasks) {
+    partitions->push_back(p);
+    counters->push_back(u->counters);
+    if (next_offsets) (*next_offsets)[p] = u->next_offset;
+  }
+}
+
+}  // namespace
+
+run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_path,
+                          const run_options& opts, bool take_over) {
+  run_result result;
+  std::ostream& log = opts.log ? *opts.log : std::cerr;
+  const checkpoint_config& cc = cfg.checkpoint;
+  if (!cc.enabled()) {
+    result.error = "--as-cluster: " + config_path +
+                   " has no [checkpoint] table: the cluster's code path commits every epoch as a "
+                   "manifest in checkpoint.dir (add one, or run without --as-cluster)";
+    return result;
+  }
+  // The checks eddy run makes before it starts (the worker node would fail on them later).
+  std::string err;
+  if (!time_formatter::for_zone(cfg.timezone, &err)) {
+    result.error = "pipeline.timezone: " + err;
+    return result;
+  }
+  if (!record_processor::create(cfg, &err)) {
+    result.error = err;
+    return result;
+  }
+  int32_t shards = 0;
+  if (!cfg.aggregates.empty()) {
+    auto plan = aggregation_plan::from_config(cfg, &err);
+    if (!plan) {
+      result.error = err;
+      return result;
+    }
+    shards = plan->shard_count;
+  }
+  write_sink_lines(log, cfg, "eddy: ");
+  const fs::path local = local_dir_of(cc);
+  std::error_code ec;
+  if (opts.reset) {
+    fs::remove_all(cc.dir, ec);
+    if (ec) {
+      result.error = "--reset: cannot remove " + cc.dir + ": " + ec.message();
+      return result;
+    }
+    fs::remove_all(local, ec);
+    log << "eddy: --reset: removed the checkpoints in " << cc.dir
+        << "; starting over as a new pipeline\n";
+  }
+  const auto compat = compat_fingerprint(cfg);
+  const bool convert = check_checkpoint_dir(cfg, compat, take_over);  // throws when it cannot
+
+  auto consumer =
+      kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id, {}, &err);
+  std::vector<int32_t> partitions;
+  if (consumer) partitions = consumer->partitions(cfg.source.topic, 10'000, &err);
+  if (partitions.empty()) {
+    result.error = err;
+    return result;
+  }
+  std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // --exit-at-end: [low, high)
+  std::map<int32_t, int64_t> end_offsets;
+  if (opts.exit_at_end)
+    for (int32_t p : partitions) {
+      int64_t low = 0, high = 0;
+      if (!consumer->watermarks(cfg.source.topic, p, &low, &high, 10'000, &err)) {
+        result.error = err;
+        return result;
+      }
+      bounds[p] = {low, high};
+      end_offsets[p] = high;
+    }
+  consumer.reset();
+  if (convert) {
+    uint64_t epoch = 0;
+    size_t units = 0;
+    if (auto e = take_over_run_checkpoints(cfg, partitions, log, &epoch, &units); !e.empty()) {
+      result.error = "--take-over-run: " + e;
+      return result;
+    }
+    log << "eddy: took over eddy run's checkpoint " << epoch << " as " << units << " units\n";
+  }
+  const fs::path state_dir = local / "coordinator", worker_dir = local / "worker";
+  for (const auto& d : {state_dir, worker_dir}) {
+    fs::create_directories(d, ec);
+    if (ec) {
+      result.error = "checkpoint.local_dir: cannot create " + d.string() + ": " + ec.message();
+      return result;
+    }
+  }
+  std::ostringstream text;
+  text << std::ifstream(config_path).rdbuf();
+
+  // On the heap: a run abandoned with a thread still blocked leaves them running (threads_left).
+  auto sys_cfg = std::make_unique<caf::actor_system_config>();
+  if (opts.scheduler_threads > 0) sys_cfg->set("scheduler.max-threads", opts.scheduler_threads);
+  sys_cfg->set("logger.verbosity", caf::atom("quiet"));
+  register_message_types(*sys_cfg);
+  auto sys = std::make_unique<caf::actor_system>(*sys_cfg);
+
+  cluster_coordinator_options copts;
+  copts.pipeline_name = cfg.name;
+  copts.compat = compat;
+  copts.pipeline_toml = text.str();
+  copts.bootstrap = cfg.source.bootstrap_servers;
+  copts.partitions = partitions;
+  copts.shards = shards;
+  copts.state_dir = state_dir;
+  copts.checkpoint_dir = cc.dir;
+  copts.checkpoint_interval_ms = cc.interval_ms;
+  copts.output_sync = cc.sync;
+  copts.output_dirs = staged_output_dirs(cfg);
+  auto publishers = std::make_shared<std::vector<std::unique_ptr<sink>>>(publishing_sinks(cfg));
+  copts.publish = [publishers](const std::vector<std::string>& paths, bool sync) {
+    return publish_to_sinks(*publishers, paths, sync);
+  };
+  copts.exit_at_end = opts.exit_at_end;
+  copts.end_offsets = end_offsets;
+  copts.log = &log;
+  worker_node_options nopts;
+  nopts.name = "local";
+  nopts.host = this_host();
+  nopts.coordinator_label = "in this process";
+  nopts.local_dir = worker_dir;
+  nopts.log = &log;
+  auto outcome = std::make_shared<worker_node_outcome>();
+
+  using clock = std::chrono::steady_clock;
+  {
+    caf::scoped_actor self{*sys};
+    auto coordinator = spawn_cluster_coordinator(*sys, std::move(copts));
+    auto node = spawn_worker_node(*sys, coordinator, std::move(nopts), outcome);
+    self->monitor(coordinator);
+    self->monitor(node);
+    bool node_done = false, coordinator_done = false;
+    std::optional<clock::time_point> stop_at, coordinator_done_at;
+    while (!(node_done && coordinator_done)) {
+      self->receive(
+          [&](caf::down_msg& dm) {
+            if (dm.source == node.address()) {
+              node_done = true;
+              return;
+            }
+            coordinator_done = true;
+            if (dm.reason)
+              result.error = "the coordinator ended with an error: " + sys->render(dm.reason);
+          },
+          caf::after(std::chrono::milliseconds(50)) >> [] {});
+      if (node_done && outcome->how != worker_node_outcome::kind::left) {
+        if (result.error.empty())
+          result.error = "the worker ended: " +
+                         (outcome->detail.empty() ? "no reason given" : outcome->detail);
+        break;
+      }
+      if (coordinator_done && !result.error.empty()) break;
+      const auto now = clock::now();
+      // The coordinator quits once the node's leave is answered: the node's end follows.
+      if (coordinator_done && !coordinator_done_at) coordinator_done_at = now;
+      if (coordinator_done && !node_done && now - *coordinator_done_at > std::chrono::seconds(5)) {
+        result.error = "the worker did not end within 5 s after the coordinator ended";
+        break;
+      }
+      if (!stop_at && opts.stop && opts.stop->load()) {
+        stop_at = now;
+        self->send(coordinator, stop_atom::value);
+      }
+      if (stop_at && now - *stop_at >= opts.stop_timeout) {
+        result.error =
+            "the stop did not finish within " +
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::seconds>(opts.stop_timeout).count()) +
+            " s (--stop-timeout), so it was abandoned: the next run resumes from the last "
+            "committed epoch";
+        break;
+      }
+      if (opts.stats_requested && opts.stats_requested->exchange(false)) {
+        std::vector<int32_t> ps;
+        std::vector<record_counters> cs;
+        counters_of_last_commit(cfg, &ps, &cs, nullptr);
+        log << "eddy: counters as of the last committed epoch:\n";
+        print_counters(log, ps, cs);
+      }
+    }
+    self->send_exit(node, caf::exit_reason::user_shutdown);
+    self->send_exit(coordinator, caf::exit_reason::user_shutdown);
+  }
+  // As eddy run: every actor should end promptly now; one blocked in I/O is left behind.
+  const auto teardown_deadline = clock::now() + std::chrono::seconds(5);
+  while (sys->registry().running() > 0 && clock::now() < teardown_deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (const size_t left = sys->registry().running(); left > 0) {
+    log << "eddy: " << left
+        << " actor(s) of the run did not end within 5 s after it (blocked, e.g. in I/O); "
+           "leaving them behind\n";
+    result.threads_left = true;
+    (void)sys.release();
+    (void)sys_cfg.release();
+  } else {
+    sys.reset();
+  }
+  std::map<int32_t, int64_t> next_offsets;
+  counters_of_last_commit(cfg, &result.partitions, &result.counters, &next_offsets);
+  if (opts.exit_at_end)
+    for (int32_t p : partitions) {
+      const auto [low, high] = bounds[p];
+      int64_t read_to = low;
+      if (auto it = next_offsets.find(p); it != next_offsets.end() && it->second >= 0)
+        read_to = it->second;
+      else if (cfg.source.starting_offsets == "latest")
+        read_to = high;
+      if (read_to < high) result.incomplete.push_back({p, read_to, high});
+    }
+  result.ok = result.error.empty() && result.incomplete.empty();
+  return result;
+}
+
+}  // namespace eddy::app
