@@ -973,6 +973,35 @@ TEST_F(cluster_equality, eddy_run_as_cluster_and_a_cluster_continue_each_other_o
   expect_output_equals_reference(true);
 }
 
+/// `eddy run --as-cluster --exit-at-end` from scratch, with a console sink next to the file
+/// sink: the files equal `eddy run --exit-at-end`'s, and the console shows every row too. A
+/// cluster worker leaving at the end writes what its per-trigger sinks hold before its units
+/// stop (they held the drain's rows, which were lost before).
+TEST_F(cluster_equality, eddy_run_as_cluster_to_the_end_writes_files_and_console_like_eddy_run) {
+  const reference_output* ref = reference(kind::windowed);
+  ASSERT_NE(ref, nullptr);
+  start_ = steady::now();
+  kind_ = kind::windowed;
+  paths_ = {fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"), fs::path(*dir_ / "checkpoints")};
+  std::string text = pipeline_toml(kind::windowed, "eq_as_cluster_end", shared_->bootstrap, paths_);
+  const std::string sinks = "\n[[sinks]]\n";
+  text.replace(text.find(sinks), sinks.size(),
+               sinks + "type = \"console\"\nnum_rows = 1000000\ntruncate = false\n" + sinks);
+  const std::string config = *dir_ / "pipeline.toml";
+  write_text_file(config, text);
+  auto r = run_to_end({"run", "-c", config, "--as-cluster", "--exit-at-end"}, *dir_ / "run", 120s);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << r->err;
+  expect_output_equals_reference(true);
+  // Console rows: "|2025-11-07 00:00:00|2025-11-07 00:00:10|Auto |..." (the data's year).
+  const std::string console = read_text_file(*dir_ / "run.stdout");
+  size_t rows = 0;
+  for (size_t at = 0; (at = console.find("\n|20", at)) != std::string::npos; ++at) ++rows;
+  EXPECT_EQ(rows, ref->rows.size())
+      << "console rows; stdout tail:\n"
+      << console.substr(console.size() - std::min<size_t>(console.size(), 2000));
+}
+
 /// Ten kill -9s of random workers running the windowed pipeline (every unit restarts from the
 /// last committed epoch after each: kill9_loop).
 TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <utility>
 
+#include "actors/cluster_messages.hpp"
 #include "actors/messages.hpp"
 #include "worker/checkpoint/crash_point.hpp"
 #include "worker/postgres/pg_sink.hpp"
@@ -380,6 +381,8 @@ caf::behavior sink_actor(sink_ptr self, std::shared_ptr<run_context> ctx, output
         }
         maybe_end(self);
       },
+      // A cluster worker leaves cleanly (its host stops next): write the per-trigger rows held.
+      [self](finish_atom, uint64_t, uint64_t) { flush(self); },
       [self](stop_atom) {  // the coordinator gave up (checkpoint failure)
         self->state.stopping = true;
         maybe_end(self);

@@ -24,6 +24,8 @@
 //   (commit_atom, epoch, final)    from the checkpoint coordinator: publishes the epoch's staged
 //                                  output; after the final epoch the sink ends
 //   stop_atom                      from the checkpoint coordinator (a checkpoint failed): ends
+//   (finish_atom, gen, epoch)      from a cluster worker's unit host leaving cleanly (the run
+//                                  is complete, or SIGTERM): writes the per-trigger rows held
 //   tick_atom                      to itself every trigger interval: writes the per-trigger
 //                                  batch, prints the counters when asked (stats_requested)
 // Sends: checkpoint_ack to the coordinator; when it ends, (done_atom, worker_report, batches) to

@@ -520,6 +520,9 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
       [self](failed_atom, const std::string& e) {
         stop_host(self, caf::make_error(caf::sec::runtime_error, e));
       },
+      [self](finish_atom a, uint64_t generation, uint64_t epoch) {  // leaving cleanly
+        self->send(self->state.sink, a, generation, epoch);
+      },
       [self](done_atom, const worker_report&, int64_t) {},
   };
 }

@@ -56,8 +56,8 @@ caf::behavior worker_actor(worker_ptr self, std::shared_ptr<run_context> ctx,
         auto& r = st.restored;
         if (st.ctx->checkpointing)
           st.checkpointer =
-              spawn_checkpoint_coordinator(self->system(), st.ctx, r.store, r.compat,
-                                           r.next_epoch, caf::actor_cast<caf::actor>(self));
+              spawn_checkpoint_coordinator(self->system(), st.ctx, r.store, r.compat, r.next_epoch,
+                                           caf::actor_cast<caf::actor>(self));
         if (st.checkpointer) adopt(self, st.checkpointer, "checkpoint coordinator");
         st.sink = self->spawn(sink_actor, st.ctx, st.schema, st.listener, r.counters);
         adopt(self, st.sink, "sink");

@@ -45,6 +45,11 @@ void finish(node_ptr self, worker_node_outcome::kind how, std::string detail) {
   if (o.how != worker_node_outcome::kind::running) return;
   o.how = how;
   o.detail = std::move(detail);
+  // A clean leave: the host's per-trigger sinks (console) write what they hold first (the
+  // at-least-once sinks would lose rows of committed epochs otherwise). Not after a loss: a
+  // fenced member writes nothing more.
+  if (self->state.host && how == worker_node_outcome::kind::left)
+    self->send(self->state.host, finish_atom::value, self->state.host_generation, uint64_t{0});
   // user_shutdown, not kill: the host traps it to take its units along (kill is untrappable).
   if (self->state.host) self->send_exit(self->state.host, caf::exit_reason::user_shutdown);
   self->quit();
