@@ -1002,6 +1002,57 @@ TEST_F(cluster_equality, eddy_run_as_cluster_to_the_end_writes_files_and_console
       << console.substr(console.size() - std::min<size_t>(console.size(), 2000));
 }
 
+/// kill -9 of `eddy run --as-cluster` (the coordinator and the worker die together: a
+/// coordinator restart each time) at random moments, 10 times, restarting it each time; then
+/// `--exit-at-end`: the output equals one `eddy run --exit-at-end`, nothing lost and nothing
+/// twice. Each restart must go on from a committed epoch (its "restored from epoch" line) once
+/// one exists.
+TEST_F(cluster_equality, ten_kill9s_of_eddy_run_as_cluster_leave_the_output_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  kind_ = kind::windowed;
+  paths_ = {fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"), fs::path(*dir_ / "checkpoints")};
+  const std::string config = *dir_ / "pipeline.toml";
+  write_text_file(config, pipeline_toml(kind::windowed, "eq_as_cluster_kill9", shared_->bootstrap,
+                                        paths_, "500ms", k_kill_rate));
+  auto gen = rng();
+  int restored = 0;
+  for (int kill = 1; kill <= 10; ++kill) {
+    const std::string log = *dir_ / ("run" + std::to_string(kill) + ".stderr");
+    child_process run({.argv = {EDDY_BINARY, "run", "-c", config, "--as-cluster"},
+                       .out = redirect::file(*dir_ / "run.stdout"),
+                       .err = redirect::file(log)});
+    // Alive for 0.3-2.3 s: sometimes before its first commit, mostly between or in epochs.
+    const auto alive = std::chrono::milliseconds(300 + gen() % 2000);
+    auto early = run.wait_for(alive);
+    ASSERT_FALSE(early) << "eddy run --as-cluster ended by itself: " << early->describe() << "\n"
+                        << read_text_file(log);
+    run.send_signal(SIGKILL);
+    ASSERT_TRUE(run.wait_for(10s));
+    if (read_text_file(log).find("restored from epoch") != std::string::npos) ++restored;
+  }
+  EXPECT_GE(restored, 5) << "fewer than 5 of the 10 runs restored a committed epoch";
+  const auto committed = manifest_epochs(paths_.checkpoint);
+  ASSERT_FALSE(committed.empty()) << "no epoch committed in 10 runs";
+  std::string err;
+  const auto newest = read_manifest(paths_.checkpoint, committed.back(), &err);
+  ASSERT_TRUE(newest) << err;
+  int64_t total = 0;
+  for (const auto& [_, e] : shared_->end_offsets) total += e;
+  const int64_t done = committed_records(*newest, shared_->end_offsets);
+  std::cerr << "after 10 kills: " << done << " of " << total << " input records committed\n";
+  EXPECT_LT(done, total) << "the input was committed before the last kill: lower k_kill_rate";
+  // The rest without the read-rate cap (not part of the pipeline's fingerprint).
+  const std::string uncapped = *dir_ / "pipeline-end.toml";
+  write_text_file(uncapped,
+                  pipeline_toml(kind::windowed, "eq_as_cluster_kill9", shared_->bootstrap, paths_));
+  auto last =
+      run_to_end({"run", "-c", uncapped, "--as-cluster", "--exit-at-end"}, *dir_ / "last", 120s);
+  ASSERT_TRUE(last);
+  ASSERT_TRUE(last->status.ok()) << last->status.describe() << last->err;
+  expect_output_equals_reference(true);
+}
+
 /// Ten kill -9s of random workers running the windowed pipeline (every unit restarts from the
 /// last committed epoch after each: kill9_loop).
 TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# e2e_as_cluster.sh — what the cluster's code path costs in one process: `eddy run` against
+# `eddy run --as-cluster` (the coordinator and one worker node of a cluster, no network) on the
+# same topic, same invocation.
+#
+# Starts `eddy broker` (in-memory, loopback only) with a topic of PARTITIONS (default 16)
+# partitions, produces COUNT (default 1,000,000) unwrapped ride-booking CDC messages (zstd), and
+# runs ROUNDS (default 3) rounds, each draining the topic from the beginning
+# (`--exit-at-end`, checkpoints every INTERVAL, default "1s", storage on disk under CP_BASE,
+# default /var/tmp) with three pipelines, each once per path (the order rotates every round):
+#   windowed   deploy/pipelines/ncr_windowed.toml's windows and aggregates (file sink in /dev/shm)
+#   plain      the same without aggregation (every filtered row written)
+#   changelog  deploy/pipelines/ncr_changelog.toml (~570k ids of state)
+# Prints msg/s per run, the medians, and the ratios as-cluster / run (1.0 = as fast).
+#
+# Usage: bench/e2e_as_cluster.sh [BUILD_DIR]     (default: <repo>/build)
+# Env:   COUNT=1000000 ROUNDS=3 PARTITIONS=16 INTERVAL=1s CP_BASE=/var/tmp KEEP=0
+# Needs: python3, kcat. Stops by itself; the broker is killed on exit. ~3 minutes on 2 cores.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+build="${1:-$repo/build}"
+eddy="$build/app/eddy"
+example="$repo/deploy/pipelines/ncr_windowed.toml"
+changelog="$repo/deploy/pipelines/ncr_changelog.toml"
+COUNT="${COUNT:-1000000}"
+ROUNDS="${ROUNDS:-3}"
+PARTITIONS="${PARTITIONS:-16}"
+INTERVAL="${INTERVAL:-1s}"
+CP_BASE="${CP_BASE:-/var/tmp}"
+KEEP="${KEEP:-0}"
+topic="bench.e2e_as_cluster"
+
+name=e2e_as_cluster
+produce_extra=()
+# shellcheck source=e2e_common.sh
+source "$here/e2e_common.sh"
+make_cp_root
+
+# $1 output file, $2 awk stop marker, $3 source pipeline.
+make_pipeline() {
+  awk -v stop="$2" 'index($0, stop) == 1 {exit} {print}' "${3:-$example}" |
+    sed -e "s|^topic = .*|topic = \"$topic\"|" \
+        -e "s|^bootstrap_servers = .*|bootstrap_servers = \"$bootstrap\"|" >"$1"
+  printf '\n[[sinks]]\ntype = "file"\npath = "%s/out"\n\n[dead_letter]\npath = "%s/dead"\n' \
+    "$work" "$work" >>"$1"
+  printf '\n[checkpoint]\ndir = "%s/cp"\ninterval = "%s"\n' "$cp_root" "$INTERVAL" >>"$1"
+}
+make_pipeline "$work/windowed.toml" "# ---- sinks"
+make_pipeline "$work/plain.toml" "# ---- aggregation"
+make_pipeline "$work/changelog.toml" "[[sinks]]" "$changelog"
+
+TIMEFORMAT='%R'
+run_eddy() {  # $1 = pipeline, $2.. = extra eddy run options; prints msg/s
+  local t in config="$1"
+  shift
+  rm -rf "$work/out" "$work/dead" "$work/summary.json" "$cp_root/cp"
+  t=$( { time "$eddy" run -c "$config" --exit-at-end --summary-json "$work/summary.json" "$@" \
+           >/dev/null 2>"$work/cmd.err"; } 2>&1 ) ||
+    { cat "$work/cmd.err" >&2; echo "$name: failed: $config $*" >&2; exit 1; }
+  in=$(python3 -c "import json; print(json.load(open('$work/summary.json'))['in'])")
+  [[ "$in" -eq "$COUNT" ]] || { echo "$name: eddy read $in of $COUNT ($config $*)" >&2; exit 1; }
+  python3 -c "print(round($COUNT / $t))"
+}
+
+declare -A rate
+runs=(windowed:run windowed:cluster plain:run plain:cluster changelog:run changelog:cluster)
+for round in $(seq "$ROUNDS"); do
+  line="round $round (load $(cut -d' ' -f1 /proc/loadavg)):"
+  for i in 0 1 2 3 4 5; do
+    key="${runs[$(( (i + 2 * (round - 1) + round - 1) % 6 ))]}"
+    p="${key%%:*}"
+    if [[ "${key#*:}" == cluster ]]; then r=$(run_eddy "$work/$p.toml" --as-cluster)
+    else r=$(run_eddy "$work/$p.toml"); fi
+    rate[$key]+="$r "
+    line+=" $key $r |"
+  done
+  echo "${line% |}"
+done
+python3 - "${rate[windowed:run]}" "${rate[windowed:cluster]}" "${rate[plain:run]}" \
+  "${rate[plain:cluster]}" "${rate[changelog:run]}" "${rate[changelog:cluster]}" <<'EOF2'
+import statistics, sys
+m = statistics.median
+w, wc, p, pc, c, cc = ([float(v) for v in a.split()] for a in sys.argv[1:])
+print()
+print("median msg/s: windowed run %.0f, as-cluster %.0f; plain run %.0f, as-cluster %.0f; "
+      "changelog run %.0f, as-cluster %.0f" % (m(w), m(wc), m(p), m(pc), m(c), m(cc)))
+print("as-cluster / run (medians): windowed %.3f, plain %.3f, changelog %.3f"
+      % (m(wc) / m(w), m(pc) / m(p), m(cc) / m(c)))
+ratios = lambda x, y: " ".join("%.2f" % (a / b) for a, b in zip(x, y))
+print("per round windowed: %s; plain: %s; changelog: %s" % (ratios(wc, w), ratios(pc, p), ratios(cc, c)))
+EOF2
