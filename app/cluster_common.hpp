@@ -33,4 +33,11 @@ namespace eddy::app {
                                         const std::map<std::string, std::string>& compat,
                                         bool take_over);
 
+/// Takes the coordinator's lock on cfg.checkpoint.dir (an fcntl record lock on
+/// <checkpoint.dir>/cluster/coordinator.lock, held until the process ends): two coordinators of
+/// one checkpoint directory would both commit epochs. Throws CLI::RuntimeError (exit 1) naming
+/// the pid of the process that holds it. Advisory, and only as good as the file system's locks
+/// (local file systems, NFS with lockd).
+void lock_cluster_checkpoints(const pipeline_config& cfg);
+
 }  // namespace eddy::app

@@ -4,7 +4,11 @@
 // cluster once the input is committed) and the worker process (joins with backoff, runs its
 // units, rejoins as a new member after losing the coordinator). docs/cluster.md says what is
 // built and what is not; `eddy run` runs a pipeline in one process.
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -67,6 +71,31 @@ std::vector<std::unique_ptr<sink>> publishing_sinks(const pipeline_config& cfg) 
     if (!sinks[i]) throw CLI::RuntimeError(err, 2);
   }
   return sinks;
+}
+
+void lock_cluster_checkpoints(const pipeline_config& cfg) {
+  const std::filesystem::path dir = std::filesystem::path(cfg.checkpoint.dir) / "cluster";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string path = (dir / "coordinator.lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw CLI::RuntimeError("checkpoint.dir: cannot open " + path + ": " + std::strerror(errno), 1);
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_SETLK, &lk) == 0) return;  // held (fd stays open) until the process ends
+  struct flock who {};
+  who.l_type = F_WRLCK;
+  who.l_whence = SEEK_SET;
+  const bool known = ::fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK;
+  ::close(fd);
+  throw CLI::RuntimeError(
+      "checkpoint.dir " + cfg.checkpoint.dir + " is in use by another coordinator" +
+          (known ? " (pid " + std::to_string(who.l_pid) + ")" : std::string()) +
+          " (eddy coordinator, or eddy run --as-cluster): one coordinator per checkpoint "
+          "directory; stop that one first",
+      1);
 }
 
 bool check_checkpoint_dir(const pipeline_config& cfg,
@@ -216,6 +245,7 @@ void run_coordinator(const coordinator_cli& o) {
     shards = plan->shard_count;
   }
   const auto compat = compat_fingerprint(cfg);
+  lock_cluster_checkpoints(cfg);
   const bool take_over = check_checkpoint_dir(cfg, compat, o.take_over_run);
   make_directory(o.state_dir, "--state-dir");
   std::ostringstream text;

@@ -82,6 +82,7 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     }
     shards = plan->shard_count;
   }
+  lock_cluster_checkpoints(cfg);  // before --reset removes what another coordinator uses
   write_sink_lines(log, cfg, "eddy: ");
   const fs::path local = local_dir_of(cc);
   std::error_code ec;
@@ -96,6 +97,7 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
         << "; starting over as a new pipeline\n";
   }
   const auto compat = compat_fingerprint(cfg);
+  if (opts.reset) lock_cluster_checkpoints(cfg);  // the lock file went with the directory
   const bool convert = check_checkpoint_dir(cfg, compat, take_over);  // throws when it cannot
 
   auto consumer =

@@ -923,6 +923,21 @@ TEST_F(cluster_equality, eddy_run_as_cluster_and_a_cluster_continue_each_other_o
                        .err = redirect::file(*dir_ / "run1.stderr")});
     ASSERT_TRUE(wait_epochs_after(0, 2, 0, "eddy run --as-cluster"))
         << read_text_file(*dir_ / "run1.stderr");
+    // One coordinator per checkpoint directory: a second one, or eddy run, is refused meanwhile.
+    auto second = run_to_end({"coordinator", "-c", config, "--listen", "127.0.0.1:0", "--state-dir",
+                              *dir_ / "second-state"},
+                             *dir_ / "second", 30s);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->status.code, 1) << second->status.describe();
+    EXPECT_NE(second->err.find("is in use by another coordinator (pid " +
+                               std::to_string(run.pid()) + ")"),
+              std::string::npos)
+        << second->err;
+    auto plain = run_to_end({"run", "-c", config}, *dir_ / "plain-run", 30s);
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(plain->status.code, 1) << plain->status.describe();
+    EXPECT_NE(plain->err.find("is in use by a cluster's coordinator"), std::string::npos)
+        << plain->err;
     run.send_signal(SIGTERM);
     auto status = run.wait_for(60s);
     ASSERT_TRUE(status) << "eddy run --as-cluster did not stop within 60 s of SIGTERM";

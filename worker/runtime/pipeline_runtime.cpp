@@ -103,6 +103,18 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   const checkpoint_config& cc = cfg.checkpoint;
   const std::string local = local_dir_of(cc);
   std::error_code ec;
+  // A cluster's coordinator (eddy coordinator, eddy run --as-cluster) running on this directory.
+  if (const int fd = ::open((cc.dir + "/cluster/coordinator.lock").c_str(), O_RDONLY | O_CLOEXEC);
+      fd >= 0) {
+    struct flock lk {};
+    lk.l_type = F_WRLCK;
+    lk.l_whence = SEEK_SET;
+    const bool held = ::fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
+    ::close(fd);
+    if (held)
+      return "checkpoint.dir " + cc.dir + " is in use by a cluster's coordinator (pid " +
+             std::to_string(lk.l_pid) + "; eddy coordinator or eddy run --as-cluster)";
+  }
   if (opts.reset) {
     fs::remove_all(cc.dir, ec);
     if (ec) return "--reset: cannot remove " + cc.dir + ": " + ec.message();
