@@ -179,6 +179,12 @@ void add_run_command(CLI::App& root) {
                               std::ofstream(path) << "{\"ok\": false, \"error\": "
                                                      "\"still running after the stop signal\"}\n";
                             });
+    if (args->as_cluster && !cfg.checkpoint.enabled())
+      throw CLI::RuntimeError(
+          "--as-cluster: " + args->config +
+              " has no [checkpoint] table: the cluster's code path commits every epoch as a "
+              "manifest in checkpoint.dir (add one, or run without --as-cluster)",
+          2);
     if (args->as_cluster && args->max_unreachable > 0)
       throw CLI::RuntimeError("--max-unreachable is not supported with --as-cluster yet", 2);
     run_result r = args->as_cluster ? run_as_cluster(cfg, args->config, opts, args->take_over_run)
