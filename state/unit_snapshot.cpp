@@ -261,22 +261,23 @@ std::string prefix_end(std::string_view prefix) {
 /// Checks one delta record (its key is under the prefix already). "" or what is wrong.
 std::string check_record(std::string_view end_of_prefix, std::string_view key,
                          std::string_view record) {
-  const std::string at = " (key \"" + shown_key(key) + "\")";
-  if (record.empty()) return "corrupt: a record without a tag" + at;
+  // Built only for an error: this runs for every record of every delta.
+  const auto at = [key] { return " (key \"" + shown_key(key) + "\")"; };
+  if (record.empty()) return "corrupt: a record without a tag" + at();
   switch (record[0]) {
     case 'p':
       return {};
     case 'd':
-      return record.size() == 1 ? std::string() : "corrupt: a delete with a payload" + at;
+      return record.size() == 1 ? std::string() : "corrupt: a delete with a payload" + at();
     case 'r': {
       const std::string_view end = record.substr(1);
-      if (end <= key) return "corrupt: a range delete that ends at or before its start" + at;
-      if (end > end_of_prefix) return "corrupt: a range delete past the unit's keys" + at;
+      if (end <= key) return "corrupt: a range delete that ends at or before its start" + at();
+      if (end > end_of_prefix) return "corrupt: a range delete past the unit's keys" + at();
       return {};
     }
     default:
       return "corrupt: unknown record tag " +
-             std::to_string(static_cast<unsigned char>(record[0])) + at;
+             std::to_string(static_cast<unsigned char>(record[0])) + at();
   }
 }
 
