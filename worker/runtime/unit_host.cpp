@@ -148,7 +148,7 @@ std::string restore_units(host_ptr self) {
   // Not write_mostly (a vector memtable) even with state in memory, as eddy run's task DB is:
   // full unit snapshots scan the DB while tasks keep writing, and every scan of a vector
   // memtable sorts it whole. With skip lists the changelog example's first epoch completed in
-  // ~0.75 s instead of ~1.9 s (docs/benchmarks.md §7).
+  // ~0.75 s instead of ~1.9 s (docs/benchmarks.md §6, "One process").
   kvo.write_mostly = false;
   store_status s;
   std::shared_ptr<kv_store> db = kv_store::open(local.string(), kvo, &s);
