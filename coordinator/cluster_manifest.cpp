@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <set>
 #include <system_error>
 
@@ -380,6 +381,62 @@ cluster_retention prune_cluster_checkpoints(const fs::path& dir, size_t keep) {
     if (fec) out.warnings.push_back("list " + u->path().string() + ": " + fec.message());
   }
   if (ec) out.warnings.push_back("list " + units.string() + ": " + ec.message());
+  return out;
+}
+
+fs::path unit_file_in(const fs::path& dir, const std::string& name) {
+  const fs::path p(name);
+  return p.is_relative() ? dir / p : p;
+}
+
+cluster_verification verify_cluster_checkpoints(const fs::path& dir) {
+  cluster_verification out;
+  std::string error;
+  const auto epochs = list_cluster_manifests(dir, &error);
+  if (!error.empty()) out.problems.push_back(error);
+  std::set<std::string> checked;  // a file referenced by several manifests is read once
+  auto check = [&](const std::string& name, uint64_t bytes, const std::string& crc) {
+    const fs::path path = unit_file_in(dir, name);
+    if (!checked.insert(path.string()).second) return;
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (ec) {
+      out.problems.push_back(path.string() + ": " + ec.message());
+      return;
+    }
+    if (size != bytes) {
+      out.problems.push_back(path.string() + ": " + std::to_string(size) + " bytes, the manifest " +
+                             "says " + std::to_string(bytes));
+      return;
+    }
+    if (crc.empty()) return;
+    std::ifstream in(path, std::ios::binary);
+    file_io::crc32c_hasher h;
+    std::string buf(1 << 20, '\0');
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      h.update(buf.data(), static_cast<size_t>(in.gcount()));
+    }
+    if (in.bad()) {
+      out.problems.push_back(path.string() + ": read failed");
+      return;
+    }
+    if (const std::string got = h.finish(); got != crc)
+      out.problems.push_back(path.string() + ": CRC32C " + got + ", the manifest says " + crc);
+  };
+  for (uint64_t e : epochs) {
+    std::string why;
+    auto m = read_cluster_manifest(dir, e, &why);
+    if (!m) {
+      out.problems.push_back(why);
+      continue;
+    }
+    out.manifests.push_back(e);
+    for (const auto& [_, u] : m->units) {
+      if (!u.snapshot.empty()) check(u.snapshot, u.bytes, u.crc32c);
+      for (const auto& d : u.deltas) check(d.path, d.bytes, d.crc32c);
+    }
+  }
   return out;
 }
 

@@ -120,4 +120,16 @@ struct cluster_retention {
 [[nodiscard]] cluster_retention prune_cluster_checkpoints(const std::filesystem::path& dir,
                                                           size_t keep = 3);
 
+/// `eddy checkpoint verify` of a cluster's directory: every manifest parses, and every unit
+/// file a manifest references (snapshot and deltas) exists with the recorded size and CRC32C.
+struct cluster_verification {
+  std::vector<uint64_t> manifests;    ///< epochs whose manifest parses, oldest first
+  std::vector<std::string> problems;  ///< one line per problem, naming the file
+};
+[[nodiscard]] cluster_verification verify_cluster_checkpoints(const std::filesystem::path& dir);
+
+/// Where a unit file a manifest names lives: relative names are under `dir`.
+[[nodiscard]] std::filesystem::path unit_file_in(const std::filesystem::path& dir,
+                                                 const std::string& name);
+
 }  // namespace eddy

@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "coordinator/cluster_manifest.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/epoch_log.hpp"
+#include "state/unit_snapshot.hpp"
 #include "tests/support/process.hpp"
 
 namespace eddy::test {
@@ -131,6 +133,76 @@ TEST_F(checkpoint_cli, a_directory_that_is_not_a_checkpoint_is_an_error) {
   auto r = run_eddy(dir_, {"checkpoint", "list", "--dir", dir_ / "task-db"});
   EXPECT_EQ(r.status.code, 2);
   EXPECT_NE(r.err.find("not a checkpoint directory"), std::string::npos) << r.err;
+}
+
+/// A cluster's directory (eddy coordinator, eddy run --as-cluster): two manifests, each unit with
+/// a snapshot, the second with a delta too, as the workers write them.
+TEST(checkpoint_cli_cluster, list_inspect_and_verify_read_a_cluster_s_manifests_and_unit_files) {
+  temp_dir dir{"eddy-ckpt-cli-cluster"};
+  const fs::path ck = dir / "checkpoints";
+  store_status st;
+  auto db = kv_store::open(dir / "db", &st);
+  ASSERT_TRUE(db) << st.error;
+  std::vector<kv_op> ops;
+  for (int i = 0; i < 100; ++i) ops.emplace_back("t/p0/" + std::to_string(i), std::string(50, 'v'));
+  ASSERT_TRUE(db->write_batch(ops, false).ok());
+  const fs::path snap = unit_file_path(ck, "p0", 1, 1, unit_file_kind::snapshot);
+  fs::create_directories(snap.parent_path());
+  const auto s1 = write_unit_snapshot(*db, "t/p0/", snap.string(), false);
+  ASSERT_TRUE(s1.ok()) << s1.error;
+  unit_changes changes;
+  append_unit_changes({kv_op("t/p0/x", "y")}, changes);
+  const fs::path delta = unit_file_path(ck, "p0", 2, 1, unit_file_kind::delta);
+  const auto d1 = write_unit_delta("t/p0/", changes, delta.string(), false);
+  ASSERT_TRUE(d1.ok()) << d1.error;
+  for (uint64_t e = 1; e <= 2; ++e) {
+    cluster_manifest m;
+    m.epoch = e;
+    m.generation = 1;
+    m.pipeline = "cli";
+    m.compat = {{"compat.topic", "t"}};
+    cluster_manifest_unit u;
+    u.owner = "w1";
+    u.next_offset = 100 * static_cast<int64_t>(e);
+    u.counters.in = 100 * static_cast<int64_t>(e);
+    u.counters.out = u.counters.in;
+    u.snapshot = fs::relative(snap, ck).string();
+    u.bytes = s1.bytes;
+    u.crc32c = s1.crc32c;
+    if (e == 2) u.deltas.push_back({fs::relative(delta, ck).string(), d1.bytes, d1.crc32c});
+    m.units["p0"] = u;
+    ASSERT_EQ(write_cluster_manifest(ck, m, false), "");
+  }
+
+  auto list = run_eddy(dir, {"checkpoint", "list", "--dir", ck});
+  ASSERT_TRUE(list.status.ok()) << list.err;
+  EXPECT_NE(list.out.find("epoch 1  generation 1"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("epoch 2  generation 1"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("1 deltas " + std::to_string(d1.bytes) + " B)  records in 200"),
+            std::string::npos)
+      << list.out;
+  auto inspect = run_eddy(dir, {"checkpoint", "inspect", "--dir", ck, "--files"});
+  ASSERT_TRUE(inspect.status.ok()) << inspect.err;
+  EXPECT_NE(inspect.out.find("unit p0  owner w1  next offset 200"), std::string::npos)
+      << inspect.out;
+  EXPECT_NE(inspect.out.find("file " + fs::relative(delta, ck).string()), std::string::npos)
+      << inspect.out;
+  EXPECT_NE(inspect.out.find("compat.topic = t"), std::string::npos) << inspect.out;
+  auto ok = run_eddy(dir, {"checkpoint", "verify", "--dir", ck});
+  EXPECT_TRUE(ok.status.ok()) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("ok: 2 complete epoch(s)"), std::string::npos) << ok.out;
+
+  {  // one flipped byte in the delta
+    std::fstream f(delta, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('\x7f');
+  }
+  fs::remove(snap);
+  auto bad = run_eddy(dir, {"checkpoint", "verify", "--dir", ck});
+  EXPECT_EQ(bad.status.code, 1);
+  EXPECT_NE(bad.out.find("damaged: " + delta.string() + ": CRC32C"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("damaged: " + snap.string() + ": "), std::string::npos) << bad.out;
+  EXPECT_NE(bad.err.find("2 problem(s)"), std::string::npos) << bad.err;
 }
 
 }  // namespace
