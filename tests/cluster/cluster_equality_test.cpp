@@ -1068,6 +1068,36 @@ TEST_F(cluster_equality, ten_kill9s_of_eddy_run_as_cluster_leave_the_output_equa
   expect_output_equals_reference(true);
 }
 
+/// kill -9 of the coordinator while three workers run, then the coordinator started again on
+/// the same address and state directory: the workers lose it (they stop their units and publish
+/// nothing more) and join it again as new members, and the run goes on from the last committed
+/// epoch; the output equals `eddy run`'s, nothing lost and nothing twice.
+TEST_F(cluster_equality,
+       a_coordinator_killed_and_restarted_under_running_workers_leaves_the_output_equal) {
+  ASSERT_NE(reference(kind::windowed), nullptr);
+  start_ = steady::now();
+  ASSERT_TRUE(begin_cluster(kind::windowed, "eq_coordinator_restart", k_change_rate, 150s));
+  for (const auto& w : k_three) start_worker(w);
+  ASSERT_TRUE(wait_first_commit());
+  ASSERT_TRUE(cluster_->wait_for_members(k_three, deadline_));
+  watch_->poll();
+  const auto before = watch_->newest();
+  ASSERT_TRUE(before);
+  EXPECT_LT(watch_->committed(), watch_->total()) << "the input was committed before the kill";
+  cluster_->coordinator_process().send_signal(SIGKILL);
+  ASSERT_TRUE(cluster_->coordinator_process().wait_for(10s));
+  ASSERT_TRUE(cluster_->restart_coordinator());
+  EXPECT_TRUE(cluster_->wait_for_members(k_three, deadline_))
+      << "the workers did not all join the restarted coordinator; " << cluster_->logs_tail();
+  ASSERT_TRUE(wait_done());
+  EXPECT_TRUE(cluster_->coordinator_log().find("last complete epoch")) << cluster_->logs_tail();
+  for (const auto& w : k_three)
+    EXPECT_TRUE(cluster_->worker_log(w).find("lost the coordinator")) << w;
+  watch_->poll();
+  EXPECT_GT(watch_->newest()->generation, before->generation);
+  expect_output_equals_reference();
+}
+
 /// Ten kill -9s of random workers running the windowed pipeline (every unit restarts from the
 /// last committed epoch after each: kill9_loop).
 TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {

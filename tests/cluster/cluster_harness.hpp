@@ -550,15 +550,36 @@ class test_cluster {
 
   /// Starts the coordinator (`env`, "NAME=VALUE", added to its environment) and waits (20 s) for
   /// its `listening=` line; false (with a test failure naming its log) when it does not come.
+  /// restart_coordinator() starts it again on the address it had (after it was killed).
   bool start_coordinator(const std::vector<std::string>& extra = {},
                          const std::vector<std::string>& env = {}) {
+    return launch_coordinator(extra, env, "127.0.0.1:0");
+  }
+
+  /// Starts the coordinator again, on the same HOST:PORT, state dir and options, logging to a
+  /// new file (coordinator_log() is then the new one); the old process must have ended.
+  bool restart_coordinator() {
+    if (coordinator_ && coordinator_->running())
+      throw std::logic_error("the coordinator is still running");
+    return launch_coordinator(coordinator_extra_, coordinator_env_, address_);
+  }
+
+ private:
+  bool launch_coordinator(const std::vector<std::string>& extra,
+                          const std::vector<std::string>& env, const std::string& listen) {
+    coordinator_extra_ = extra;
+    coordinator_env_ = env;
+    ++coordinator_incarnation_;
     std::vector<std::string> argv = {
         eddy_,         "coordinator", "-c",          pipeline_,
-        "--listen",    "127.0.0.1:0", "--state-dir", (dir_ / "coordinator-state").string(),
+        "--listen",    listen,        "--state-dir", (dir_ / "coordinator-state").string(),
         "--bootstrap", bootstrap_};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    const fs::path out = dir_ / "coordinator.stdout";
-    coordinator_log_ = std::make_unique<log_file>(dir_ / "coordinator.log");
+    const std::string n = coordinator_incarnation_ == 1
+                              ? std::string()
+                              : "." + std::to_string(coordinator_incarnation_);
+    const fs::path out = dir_ / ("coordinator" + n + ".stdout");
+    coordinator_log_ = std::make_unique<log_file>(dir_ / ("coordinator" + n + ".log"));
     coordinator_ = std::make_unique<child_process>(
         child_process::options{.argv = argv,
                                .out = redirect::file(out.string()),
@@ -579,6 +600,7 @@ class test_cluster {
     return false;
   }
 
+ public:
   /// Starts worker `name` (a new incarnation when it ran before) with `extra` options and `env`
   /// ("NAME=VALUE") added to its environment.
   void start_worker(const std::string& name, const std::vector<std::string>& extra = {},
@@ -691,6 +713,8 @@ class test_cluster {
   std::string eddy_, pipeline_, bootstrap_;
   std::unique_ptr<child_process> coordinator_;
   std::unique_ptr<log_file> coordinator_log_;
+  std::vector<std::string> coordinator_extra_, coordinator_env_;
+  int coordinator_incarnation_ = 0;
   std::string address_;
   std::map<std::string, worker> workers_;
 };
