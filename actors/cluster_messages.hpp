@@ -42,6 +42,10 @@ using parts_atom = caf::atom_constant<caf::atom("parts")>;
 /// the output after it; after a (stop_atom) to the coordinator `epoch` was the last to commit.
 /// The worker stops its units and leaves (leave_atom), then exits 0.
 using finish_atom = caf::atom_constant<caf::atom("finish")>;
+/// worker -> coordinator, only without checkpoints (eddy run --as-cluster of a pipeline without
+/// [checkpoint]): (drained_atom, uint64_t generation), the worker's sink wrote everything its
+/// units will ever send it (their input ended, or the run was stopped and drained).
+using drained_atom = caf::atom_constant<caf::atom("drained")>;
 // worker -> coordinator, --exit-at-end: (ended_atom, uint64_t generation, int32_t partition), the
 // partition's task reached its end (ended_atom is in messages.hpp).
 

@@ -126,8 +126,8 @@ void add_run_command(CLI::App& root) {
   auto as_cluster = cmd->add_flag(
       "--as-cluster", args->as_cluster,
       "Run on the cluster's code path: the coordinator and one worker of `eddy coordinator`\n"
-      "and `eddy worker` in this process, no network. Needs [checkpoint]; its checkpoint.dir\n"
-      "is then a cluster's, which a coordinator with workers can continue (and the reverse)");
+      "and `eddy worker` in this process, no network. With [checkpoint] its checkpoint.dir\n"
+      "is a cluster's, which a coordinator with workers can continue (and the reverse)");
   cmd->add_flag("--take-over-run", args->take_over_run,
                 "With --as-cluster: checkpoint.dir holds the checkpoints of `eddy run` (stopped):\n"
                 "continue from its newest one on the cluster's path (as eddy coordinator\n"
@@ -179,14 +179,6 @@ void add_run_command(CLI::App& root) {
                               std::ofstream(path) << "{\"ok\": false, \"error\": "
                                                      "\"still running after the stop signal\"}\n";
                             });
-    if (args->as_cluster && !cfg.checkpoint.enabled())
-      throw CLI::RuntimeError(
-          "--as-cluster: " + args->config +
-              " has no [checkpoint] table: the cluster's code path commits every epoch as a "
-              "manifest in checkpoint.dir (add one, or run without --as-cluster)",
-          2);
-    if (args->as_cluster && args->max_unreachable > 0)
-      throw CLI::RuntimeError("--max-unreachable is not supported with --as-cluster yet", 2);
     run_result r = args->as_cluster ? run_as_cluster(cfg, args->config, opts, args->take_over_run)
                                     : run_pipeline(cfg, opts);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);

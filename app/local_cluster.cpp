@@ -2,6 +2,10 @@
 
 #include <caf/all.hpp>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -10,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -57,12 +62,7 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   run_result result;
   std::ostream& log = opts.log ? *opts.log : std::cerr;
   const checkpoint_config& cc = cfg.checkpoint;
-  if (!cc.enabled()) {
-    result.error = "--as-cluster: " + config_path +
-                   " has no [checkpoint] table: the cluster's code path commits every epoch as a "
-                   "manifest in checkpoint.dir (add one, or run without --as-cluster)";
-    return result;
-  }
+  const bool checkpointed = cc.enabled();
   // The checks eddy run makes before it starts (the worker node would fail on them later).
   std::string err;
   if (!time_formatter::for_zone(cfg.timezone, &err)) {
@@ -82,11 +82,11 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     }
     shards = plan->shard_count;
   }
-  lock_cluster_checkpoints(cfg);  // before --reset removes what another coordinator uses
+  if (checkpointed) lock_cluster_checkpoints(cfg);  // before --reset removes another's files
   write_sink_lines(log, cfg, "eddy: ");
-  const fs::path local = local_dir_of(cc);
+  const fs::path local = checkpointed ? fs::path(local_dir_of(cc)) : fs::path();
   std::error_code ec;
-  if (opts.reset) {
+  if (opts.reset && checkpointed) {
     fs::remove_all(cc.dir, ec);
     if (ec) {
       result.error = "--reset: cannot remove " + cc.dir + ": " + ec.message();
@@ -95,10 +95,11 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     fs::remove_all(local, ec);
     log << "eddy: --reset: removed the checkpoints in " << cc.dir
         << "; starting over as a new pipeline\n";
+    lock_cluster_checkpoints(cfg);  // the lock file went with the directory
   }
   const auto compat = compat_fingerprint(cfg);
-  if (opts.reset) lock_cluster_checkpoints(cfg);  // the lock file went with the directory
-  const bool convert = check_checkpoint_dir(cfg, compat, take_over);  // throws when it cannot
+  // Throws for a directory it cannot continue.
+  const bool convert = checkpointed && check_checkpoint_dir(cfg, compat, take_over);
 
   auto consumer =
       kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id, {}, &err);
@@ -130,8 +131,25 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     }
     log << "eddy: took over eddy run's checkpoint " << epoch << " as " << units << " units\n";
   }
-  const fs::path state_dir = local / "coordinator", worker_dir = local / "worker";
+  // Without checkpoints the node needs a local dir only to run units at all: nothing goes there.
+  const fs::path state_dir = checkpointed ? local / "coordinator" : fs::path();
+  fs::path worker_dir = checkpointed ? local / "worker" : fs::path();
+  std::unique_ptr<fs::path, void (*)(fs::path*)> scratch(nullptr, [](fs::path* d) {
+    std::error_code rec;
+    fs::remove_all(*d, rec);
+    delete d;
+  });
+  if (!checkpointed) {
+    std::string tmpl = (fs::temp_directory_path(ec) / "eddy-run-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) {
+      result.error = "cannot create a temporary directory " + tmpl + ": " + std::strerror(errno);
+      return result;
+    }
+    scratch.reset(new fs::path(tmpl));
+    worker_dir = tmpl;
+  }
   for (const auto& d : {state_dir, worker_dir}) {
+    if (d.empty()) continue;
     fs::create_directories(d, ec);
     if (ec) {
       result.error = "checkpoint.local_dir: cannot create " + d.string() + ": " + ec.message();
@@ -156,7 +174,7 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   copts.partitions = partitions;
   copts.shards = shards;
   copts.state_dir = state_dir;
-  copts.checkpoint_dir = cc.dir;
+  copts.checkpoint_dir = checkpointed ? fs::path(cc.dir) : fs::path();
   copts.checkpoint_interval_ms = cc.interval_ms;
   copts.output_sync = cc.sync;
   copts.output_dirs = staged_output_dirs(cfg);
@@ -173,6 +191,9 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   nopts.coordinator_label = "in this process";
   nopts.local_dir = worker_dir;
   nopts.log = &log;
+  nopts.run = &opts;
+  auto report = std::make_shared<unit_host_report>();
+  nopts.report = report;
   auto outcome = std::make_shared<worker_node_outcome>();
 
   using clock = std::chrono::steady_clock;
@@ -212,7 +233,8 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
       }
       if (!stop_at && opts.stop && opts.stop->load()) {
         stop_at = now;
-        self->send(coordinator, stop_atom::value);
+        // With checkpoints the coordinator's last epoch; without, the poller drains by itself.
+        if (checkpointed) self->send(coordinator, stop_atom::value);
       }
       if (stop_at && now - *stop_at >= opts.stop_timeout) {
         result.error =
@@ -223,13 +245,7 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
             "committed epoch";
         break;
       }
-      if (opts.stats_requested && opts.stats_requested->exchange(false)) {
-        std::vector<int32_t> ps;
-        std::vector<record_counters> cs;
-        counters_of_last_commit(cfg, &ps, &cs, nullptr);
-        log << "eddy: counters as of the last committed epoch:\n";
-        print_counters(log, ps, cs);
-      }
+      // SIGUSR1 (opts.stats_requested): the sink prints its counters at its next trigger.
     }
     self->send_exit(node, caf::exit_reason::user_shutdown);
     self->send_exit(coordinator, caf::exit_reason::user_shutdown);
@@ -249,9 +265,23 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     sys.reset();
   }
   std::map<int32_t, int64_t> next_offsets;
-  counters_of_last_commit(cfg, &result.partitions, &result.counters, &next_offsets);
+  std::set<int32_t> read_to_end;
+  if (checkpointed) {
+    counters_of_last_commit(cfg, &result.partitions, &result.counters, &next_offsets);
+  } else {
+    result.partitions = report->partitions;
+    result.counters = report->counters;
+    result.batches = report->batches;
+    result.max_in_flight_bytes = report->max_in_flight_bytes;
+    result.credit_waits = report->credit_waits;
+    result.max_unreturned_partials = report->max_unreturned_partials;
+    result.dropped_after_close = report->dropped_after_close;
+    next_offsets = report->next_offsets;
+    read_to_end = report->read_to_end;
+  }
   if (opts.exit_at_end)
     for (int32_t p : partitions) {
+      if (read_to_end.count(p)) continue;
       const auto [low, high] = bounds[p];
       int64_t read_to = low;
       if (auto it = next_offsets.find(p); it != next_offsets.end() && it->second >= 0)

@@ -15,6 +15,9 @@
 // coordinator to make the next committed epoch the last (records read after its barrier are
 // read again by the next run), bounded by opts.stop_timeout. A worker node that fails ends the
 // run with its error (no other worker takes over in one process).
+// Without [checkpoint]: no epochs and no files of its own; output per trigger, a stop drains
+// (the poller ends every partition, windows close) and the run ends when the sink finished, as
+// plain eddy run.
 #pragma once
 
 #include <string>
@@ -24,10 +27,10 @@
 
 namespace eddy::app {
 
-/// Runs `cfg` (which must have a [checkpoint] table) as a coordinator and one worker node in
-/// this process until it ends (above). The counters come from the last committed epoch's
-/// manifest (per partition, cumulative since the pipeline started); run_result::batches and the
-/// flow-control figures are not measured on this path (0). `take_over`: the checkpoint.dir may
+/// Runs `cfg` as a coordinator and one worker node in this process until it ends (above). With
+/// checkpoints the counters come from the last committed epoch's manifest (per partition,
+/// cumulative since the pipeline started) and run_result::batches and the flow-control figures
+/// are 0; without, they are the sink's, as eddy run's. `take_over`: the checkpoint.dir may
 /// hold `eddy run`'s checkpoints, which are converted first (as `eddy coordinator
 /// --take-over-run`). Throws CLI::RuntimeError (exit 2) for a checkpoint.dir that cannot be
 /// continued; other errors come back in the result.

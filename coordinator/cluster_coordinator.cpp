@@ -95,6 +95,8 @@ struct cluster_state {
   bool final_epoch_due = false;  ///< all ended while an epoch was open: the next opens after it
   /// (stop_atom): the next epoch that commits is the last; then finish as when the input ended.
   bool stopping = false;
+  /// Without checkpoint_dir: members whose sink drained this generation (drained_atom).
+  std::set<std::string> drained;
   static inline const char* name = "eddy.cluster_coordinator";
 };
 
@@ -298,6 +300,7 @@ void start_generation(cluster_ptr self) {
   for (const auto& [_, m] : st.members)
     self->send(m.handle, start_atom::value, st.generation, table);
   st.started = true;
+  st.drained.clear();
   log_of(self) << "eddy coordinator: generation " << st.generation
                << " started: " << describe_members(st) << ", "
                << (st.last_complete == 0
@@ -790,9 +793,25 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         }
         quit_if_alone(self);
       },
+      [self](drained_atom, uint64_t generation) {
+        auto& st = self->state;
+        if (!st.opts.checkpoint_dir.empty() || generation != st.generation || st.finished) return;
+        const auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        for (const auto& [name, m] : st.members)
+          if (m.handle.address() == sender) st.drained.insert(name);
+        if (st.drained.size() < st.members.size()) return;
+        // Every member's sink wrote all it will get: the run is complete.
+        st.finished = true;
+        log_of(self) << "eddy coordinator: every worker drained its units; " << describe_members(st)
+                     << " leave\n";
+        for (const auto& [_, m] : st.members)
+          self->send(m.handle, finish_atom::value, st.generation, uint64_t{0});
+        quit_if_alone(self);
+      },
       [self](ended_atom, uint64_t generation, int32_t partition) {
         auto& st = self->state;
-        if (!st.opts.exit_at_end || generation != st.generation || !st.started || st.finished)
+        if (!st.opts.exit_at_end || generation != st.generation || !st.started || st.finished ||
+            st.opts.checkpoint_dir.empty())  // without epochs the units drain on their own
           return;
         st.ended.insert(partition);
         for (int32_t p : st.opts.partitions)
@@ -822,7 +841,8 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
       },
       [self](stop_atom) {
         auto& st = self->state;
-        if (st.finished || st.stopping) return;
+        // Without epochs a stop is the members' drain (their pollers end every partition).
+        if (st.finished || st.stopping || st.opts.checkpoint_dir.empty()) return;
         st.stopping = true;
         log_of(self) << "eddy coordinator: stopping: the next epoch to commit is the last\n";
         if (!st.started) return;  // start_generation opens it

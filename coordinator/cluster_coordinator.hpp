@@ -45,6 +45,11 @@
 // started): after its commit the members are told to leave, as when the input ended, and the
 // coordinator quits once they left and that epoch's output is published. No end offsets are
 // checked (the caller knows where the run stopped).
+// Without `checkpoint_dir` (eddy run --as-cluster of a pipeline without [checkpoint]) no epochs
+// run: members write their output per trigger, and each reports `(drained_atom, generation)`
+// once its sink wrote everything (its inputs ended: --exit-at-end, or its run's stop flag made
+// its poller end them). Once every member has, they are told to leave ((finish_atom,
+// generation, 0)) and the coordinator quits after them.
 // Persistence: after every change and every completed epoch, `state_dir/assignment.json` is
 // replaced (generation, last_complete, next_epoch, members with slots, unit -> owner).
 #pragma once

@@ -1098,6 +1098,36 @@ TEST_F(cluster_equality,
   expect_output_equals_reference();
 }
 
+/// `eddy run --as-cluster` of a pipeline without [checkpoint]: no epochs, output per trigger, the
+/// run ends once the worker's sink drained (every partition read to its end, every window
+/// closed). The files and the counters equal `eddy run --exit-at-end`'s.
+TEST_F(cluster_equality, eddy_run_as_cluster_without_checkpoints_equals_eddy_run) {
+  const reference_output* ref = reference(kind::windowed);
+  ASSERT_NE(ref, nullptr);
+  start_ = steady::now();
+  kind_ = kind::windowed;
+  paths_ = {fs::path(*dir_ / "out"), fs::path(*dir_ / "dead"), fs::path(*dir_ / "checkpoints")};
+  std::string text =
+      pipeline_toml(kind::windowed, "eq_as_cluster_plain", shared_->bootstrap, paths_);
+  text.erase(text.find("\n[checkpoint]\n"));  // the last table
+  const std::string config = *dir_ / "pipeline.toml";
+  write_text_file(config, text);
+  auto r = run_to_end({"run", "-c", config, "--as-cluster", "--exit-at-end", "--summary-json",
+                       *dir_ / "summary.json"},
+                      *dir_ / "run", 120s);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << r->err;
+  EXPECT_NE(r->err.find("every worker drained its units"), std::string::npos) << r->err;
+  EXPECT_FALSE(fs::exists(paths_.checkpoint));
+  const auto summary = parse_object(read_text_file(*dir_ / "summary.json"));
+  EXPECT_EQ(int_at(summary, "in"), k_events + k_partitions);
+  EXPECT_EQ(int_at(summary, "dead_lettered") + int_at(summary, "filtered") +
+                int_at(summary, "out") + int_at(summary, "late"),
+            int_at(summary, "in"));
+  EXPECT_GE(int_at(summary, "batches"), 1);
+  expect_output_equals_reference(true);
+}
+
 /// Ten kill -9s of random workers running the windowed pipeline (every unit restarts from the
 /// last committed epoch after each: kill9_loop).
 TEST_F(cluster_equality, ten_kill9s_of_random_workers_leave_the_output_equal) {

@@ -78,7 +78,7 @@ class cluster_actors : public ::testing::Test {
     o.partitions = {0, 1, 2, 3, 4, 5};
     o.shards = 2;
     o.state_dir = state_dir_;
-    o.checkpoint_dir = checkpoint_dir();
+    if (!no_checkpoints_) o.checkpoint_dir = checkpoint_dir();
     o.checkpoint_interval_ms = 1000;
     o.epoch_timeout_ms = 30000;
     o.debug = debug;
@@ -92,6 +92,7 @@ class cluster_actors : public ::testing::Test {
 
   std::filesystem::path checkpoint_dir() const { return state_dir_ / "checkpoints"; }
   bool publish_detached_ = false;
+  bool no_checkpoints_ = false;  ///< eddy run --as-cluster of a pipeline without [checkpoint]
   std::function<std::string(const std::vector<std::string>&, bool)> publish_;
 
   /// A stand-in worker that records the assignments it receives.
@@ -787,6 +788,41 @@ namespace eddy {
 namespace {
 
 // ---- --exit-at-end -----------------------------------------------------------------------------
+
+TEST_F(cluster_actors,
+       without_checkpoints_no_epoch_runs_and_the_run_ends_once_every_member_drained) {
+  no_checkpoints_ = true;
+  const uint64_t g = two_started_members(true);
+  caf::scoped_actor self{sys_};
+  self->monitor(coordinator_);
+  advance(5s);
+  EXPECT_TRUE(a_->checkpoints.empty());  // no ticks, no epochs
+  for (int32_t p = 0; p < 6; ++p) caf::anon_send(coordinator_, ended_atom::value, g, p);
+  caf::anon_send(coordinator_, stop_atom::value);  // the drain is the members' own
+  sched_.run();
+  EXPECT_TRUE(a_->checkpoints.empty());
+  self->send(coordinator_, drained_atom::value, g);             // not a member: ignored
+  caf::send_as(wa_, coordinator_, drained_atom::value, g - 1);  // another generation's
+  caf::send_as(wa_, coordinator_, drained_atom::value, g);
+  sched_.run();
+  EXPECT_TRUE(a_->finishes.empty()) << "b has not drained yet";
+  caf::send_as(wb_, coordinator_, drained_atom::value, g);
+  sched_.run();
+  EXPECT_EQ(a_->finishes, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 0}}));
+  EXPECT_EQ(b_->finishes, a_->finishes);
+  EXPECT_NE(log_.str().find("every worker drained its units"), std::string::npos) << log_.str();
+  for (const char* name : {"a", "b"}) {
+    auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string(name));
+    sched_.run();
+    req.receive([] {}, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  }
+  sched_.run();
+  bool down = false;
+  self->receive([&](const caf::down_msg& dm) { down = !dm.reason; },
+                caf::after(std::chrono::seconds(0)) >> [] {});
+  EXPECT_TRUE(down) << log_.str();
+  EXPECT_FALSE(std::filesystem::exists(checkpoint_dir()));
+}
 
 TEST_F(cluster_actors, a_stop_makes_the_next_commit_the_last_then_all_leave_without_end_checks) {
   // Without exit_at_end, and with inputs that did not end: a stop still ends the cluster after

@@ -422,7 +422,17 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   auto& ctx = *st.ctx;
   ctx.cfg = st.opts.cfg.get();
   ctx.opts.log = st.opts.log;
-  ctx.checkpointing = true;
+  // Without [checkpoint] only in one process (eddy run --as-cluster; a coordinator refuses such
+  // a pipeline): no epochs, output per trigger, the end is the sink's (drained_atom).
+  ctx.checkpointing = ctx.cfg->checkpoint.enabled();
+  if (const run_options* run = st.opts.run) {
+    ctx.opts.console = run->console;
+    ctx.opts.stats_requested = run->stats_requested;
+    ctx.opts.max_unreachable = run->max_unreachable;
+    // With checkpoints a stop is the coordinator's (its last epoch); without, the poller ends
+    // every partition and the units drain, as in eddy run.
+    if (!ctx.checkpointing) ctx.opts.stop = run->stop;
+  }
   // EDDY_UNIT_FULL_SNAPSHOTS=1 (benchmarks only): a full snapshot every epoch, no deltas — how
   // units were exported before deltas, the reference of bench/cluster_bench.py's part 6.
   const char* full = std::getenv("EDDY_UNIT_FULL_SNAPSHOTS");
@@ -448,8 +458,10 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
     st.schema = ctx.plan->schema;
   }
   const auto restore_started = std::chrono::steady_clock::now();
-  if (auto e = restore_units(self); !e.empty()) return fail_now(e);
-  if (auto e = read_task_meta(self, a.partitions); !e.empty()) return fail_now(e);
+  if (ctx.checkpointing) {
+    if (auto e = restore_units(self); !e.empty()) return fail_now(e);
+    if (auto e = read_task_meta(self, a.partitions); !e.empty()) return fail_now(e);
+  }
   if (a.restore_epoch > 0)
     log_of(self) << "eddy worker " << st.opts.worker_name << ": generation " << a.generation
                  << ": restored its units from epoch " << a.restore_epoch << " in "
@@ -527,7 +539,29 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
       [self](finish_atom a, uint64_t generation, uint64_t epoch) {  // leaving cleanly
         self->send(self->state.sink, a, generation, epoch);
       },
-      [self](done_atom, const worker_report&, int64_t) {},
+      // The sink finished: only without checkpoints (every input ended or drained).
+      [self](done_atom, const worker_report& r, int64_t batches) {
+        auto& st = self->state;
+        if (st.ctx->checkpointing) return;
+        if (auto& out = st.opts.report) {
+          out->partitions = r.partitions;
+          out->counters = r.counters;
+          out->batches = batches;
+          for (const auto& [p, progress] : st.ctx->progress()) {
+            out->next_offsets[p] = progress.next_offset;
+            if (progress.read_to_end()) out->read_to_end.insert(p);
+          }
+          out->max_in_flight_bytes = st.ctx->max_in_flight_bytes.load();
+          out->credit_waits = st.ctx->credit_waits.load();
+          out->max_unreturned_partials = st.ctx->max_unreturned_partials.load();
+          out->dropped_after_close = st.ctx->dropped_after_close.load();
+        }
+        if (!r.error.empty()) {
+          stop_host(self, caf::make_error(caf::sec::runtime_error, r.error));
+          return;
+        }
+        self->send(st.opts.node, drained_atom::value, st.opts.assignment.generation);
+      },
   };
 }
 

@@ -34,14 +34,29 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "actors/cluster_messages.hpp"
 #include "model/pipeline_config.hpp"
+#include "worker/runtime/pipeline_runtime.hpp"
 
 namespace eddy {
+
+/// What a host without checkpoints reports when its sink finished (eddy run --as-cluster).
+struct unit_host_report {
+  std::vector<int32_t> partitions;
+  std::vector<record_counters> counters;    ///< per partition, same order
+  int64_t batches = 0;                      ///< output batches the sink wrote
+  std::map<int32_t, int64_t> next_offsets;  ///< per partition: after the last record read
+  std::set<int32_t> read_to_end;            ///< partitions read to their end (exit_at_end)
+  int64_t max_in_flight_bytes = 0, credit_waits = 0, dropped_after_close = 0;
+  int32_t max_unreturned_partials = 0;
+};
 
 struct unit_host_options {
   std::shared_ptr<const pipeline_config> cfg;  ///< the pipeline (from the coordinator)
@@ -52,6 +67,13 @@ struct unit_host_options {
   caf::actor node;  ///< the worker node: the ready message goes through it (the coordinator
                     ///< knows members by their node's handle)
   std::ostream* log = nullptr;  ///< nullptr = std::cerr
+  /// In one process (eddy run --as-cluster): the run's options — console stream, SIGUSR1
+  /// counters, --max-unreachable and, without checkpoints, the stop flag the poller drains on.
+  /// nullptr in a worker process.
+  const run_options* run = nullptr;
+  /// Without checkpoints: what the sink reported when it finished (set before the host tells the
+  /// node); the node reads it.
+  std::shared_ptr<unit_host_report> report;
   /// When the node received `assignment`: the resume lines add the time since then to the
   /// coordinator's assignment.since_change_ms.
   std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();

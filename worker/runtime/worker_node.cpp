@@ -182,6 +182,8 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         h.coordinator = st.coordinator;
         h.node = caf::actor_cast<caf::actor>(self);
         h.log = st.opts.log;
+        h.run = st.opts.run;
+        h.report = st.opts.report;
         h.received_at = received_at;
         st.host = spawn_unit_host(self->system(), std::move(h));
         st.host_generation = a.generation;
@@ -209,11 +211,18 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         auto& st = self->state;
         if (st.host && generation == st.host_generation) self->send(st.host, a, generation, epoch);
       },
+      [self](drained_atom a, uint64_t generation) {  // from the host, without checkpoints
+        auto& st = self->state;
+        if (st.host && generation == st.host_generation) self->send(st.coordinator, a, generation);
+      },
       [self](finish_atom, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;
         if (generation < st.outcome->generation) return;  // fenced
-        log_of(self) << "eddy worker " << st.opts.name << ": the run is complete (epoch " << epoch
-                     << " committed its last output); leaving\n";
+        if (epoch == 0)  // without checkpoints: every member's sink drained
+          log_of(self) << "eddy worker " << st.opts.name << ": the run is complete; leaving\n";
+        else
+          log_of(self) << "eddy worker " << st.opts.name << ": the run is complete (epoch " << epoch
+                       << " committed its last output); leaving\n";
         self->send(self, leave_atom::value, 10000);
       },
       [self](leave_atom, int timeout_ms) {

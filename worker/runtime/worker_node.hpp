@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "actors/version.hpp"
+#include "worker/runtime/unit_host.hpp"
 
 namespace eddy {
 
@@ -41,6 +42,10 @@ struct worker_node_options {
   /// Where the units' node-local state goes (--local-dir); empty = hold units without running
   /// them (membership tests).
   std::filesystem::path local_dir;
+  /// In one process (eddy run --as-cluster): the run's options and where a host without
+  /// checkpoints reports its sink's end (unit_host_options). nullptr in a worker process.
+  const run_options* run = nullptr;
+  std::shared_ptr<unit_host_report> report;
 };
 
 /// How a node's membership ended; written by the node before it quits.
