@@ -35,6 +35,7 @@
 #include "coordinator/cluster_coordinator.hpp"
 #include "coordinator/cluster_manifest.hpp"
 #include "model/pipeline_config.hpp"
+#include "state/file_io.hpp"
 #include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/kafka/kafka_sink.hpp"
@@ -85,14 +86,11 @@ void lock_cluster_checkpoints(const pipeline_config& cfg) {
   lk.l_type = F_WRLCK;
   lk.l_whence = SEEK_SET;
   if (::fcntl(fd, F_SETLK, &lk) == 0) return;  // held (fd stays open) until the process ends
-  struct flock who {};
-  who.l_type = F_WRLCK;
-  who.l_whence = SEEK_SET;
-  const bool known = ::fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK;
   ::close(fd);
+  const auto holder = file_io::write_lock_holder(path);
   throw CLI::RuntimeError(
       "checkpoint.dir " + cfg.checkpoint.dir + " is in use by another coordinator" +
-          (known ? " (pid " + std::to_string(who.l_pid) + ")" : std::string()) +
+          (holder ? " (pid " + std::to_string(*holder) + ")" : std::string()) +
           " (eddy coordinator, or eddy run --as-cluster): one coordinator per checkpoint "
           "directory; stop that one first",
       1);

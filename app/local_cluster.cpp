@@ -251,19 +251,7 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     self->send_exit(coordinator, caf::exit_reason::user_shutdown);
   }
   // As eddy run: every actor should end promptly now; one blocked in I/O is left behind.
-  const auto teardown_deadline = clock::now() + std::chrono::seconds(5);
-  while (sys->registry().running() > 0 && clock::now() < teardown_deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (const size_t left = sys->registry().running(); left > 0) {
-    log << "eddy: " << left
-        << " actor(s) of the run did not end within 5 s after it (blocked, e.g. in I/O); "
-           "leaving them behind\n";
-    result.threads_left = true;
-    (void)sys.release();
-    (void)sys_cfg.release();
-  } else {
-    sys.reset();
-  }
+  result.threads_left = end_actor_system(sys, sys_cfg, log);
   std::map<int32_t, int64_t> next_offsets;
   std::set<int32_t> read_to_end;
   if (checkpointed) {

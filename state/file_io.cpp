@@ -81,6 +81,18 @@ std::string write_all(int fd, std::string_view data, const fs::path& shown) {
   return {};
 }
 
+std::optional<long> write_lock_holder(const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
+  ::close(fd);
+  if (!held) return std::nullopt;
+  return static_cast<long>(lk.l_pid);
+}
+
 std::string fsync_dir(const fs::path& dir) {
   fd_guard d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (d.fd < 0) return "open " + dir.string() + ": " + errno_text();

@@ -60,6 +60,10 @@ class crc32c_hasher {
 [[nodiscard]] std::string write_all(int fd, std::string_view data,
                                     const std::filesystem::path& shown);
 
+/// The pid of the process holding an fcntl write lock on `file` (RocksDB's LOCK file of an open
+/// DB, a coordinator's lock), or nullopt: no such lock, or no such file.
+[[nodiscard]] std::optional<long> write_lock_holder(const std::filesystem::path& file);
+
 /// fsync of directory `dir`: makes creations, renames and deletions in it durable.
 [[nodiscard]] std::string fsync_dir(const std::filesystem::path& dir);
 

@@ -866,6 +866,13 @@ TEST_F(cluster_equality, a_cluster_takes_over_eddy_run_s_checkpoints_and_the_out
   ASSERT_TRUE(begin_cluster(kind::windowed, "eq_take_over", 0, 150s, {},
                             {"--exit-at-end", "--take-over-run"}));
   ASSERT_EQ(paths_.checkpoint, p.checkpoint);
+  // The take-over ran under the coordinator's lock, and kept it.
+  auto other = run_to_end({"coordinator", "-c", run_config, "--listen", "127.0.0.1:0",
+                           "--state-dir", *dir_ / "other-state"},
+                          *dir_ / "other", 30s);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status.code, 1) << other->status.describe();
+  EXPECT_NE(other->err.find("is in use by another coordinator"), std::string::npos) << other->err;
   for (const std::string w : {"w1", "w2"}) start_worker(w);
   for (const std::string w : {"w1", "w2"}) {
     auto status = cluster_->process(w).wait_for(

@@ -25,6 +25,7 @@
 #include "model/time_format.hpp"
 #include "state/checkpoint_store.hpp"
 #include "state/epoch_log.hpp"
+#include "state/file_io.hpp"
 #include "state/unit_snapshot.hpp"
 #include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/kafka/consumer.hpp"
@@ -81,6 +82,23 @@ void print_counters(std::ostream& out, const std::vector<int32_t>& partitions,
   out.flush();
 }
 
+bool end_actor_system(std::unique_ptr<caf::actor_system>& sys,
+                      std::unique_ptr<caf::actor_system_config>& cfg, std::ostream& log) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (sys->registry().running() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (const size_t left = sys->registry().running(); left > 0) {
+    log << "eddy: " << left
+        << " actor(s) of the run did not end within 5 s after it (blocked, e.g. in I/O); "
+           "leaving them behind\n";
+    (void)sys.release();
+    (void)cfg.release();
+    return true;
+  }
+  sys.reset();
+  return false;
+}
+
 std::string local_dir_of(const checkpoint_config& cc) {
   return cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
 }
@@ -103,18 +121,6 @@ std::string prepare_checkpoints(const pipeline_config& cfg, const run_options& o
   const checkpoint_config& cc = cfg.checkpoint;
   const std::string local = local_dir_of(cc);
   std::error_code ec;
-  // A cluster's coordinator (eddy coordinator, eddy run --as-cluster) running on this directory.
-  if (const int fd = ::open((cc.dir + "/cluster/coordinator.lock").c_str(), O_RDONLY | O_CLOEXEC);
-      fd >= 0) {
-    struct flock lk {};
-    lk.l_type = F_WRLCK;
-    lk.l_whence = SEEK_SET;
-    const bool held = ::fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
-    ::close(fd);
-    if (held)
-      return "checkpoint.dir " + cc.dir + " is in use by a cluster's coordinator (pid " +
-             std::to_string(lk.l_pid) + "; eddy coordinator or eddy run --as-cluster)";
-  }
   if (opts.reset) {
     fs::remove_all(cc.dir, ec);
     if (ec) return "--reset: cannot remove " + cc.dir + ": " + ec.message();
@@ -324,16 +330,9 @@ std::string take_over_run_checkpoints(const pipeline_config& cfg,
   // A running eddy run holds RocksDB's lock (a POSIX record lock) on its local DB: taking over
   // would clear that directory under it and write the checkpoints it writes.
   const std::string local = local_dir_of(cc);
-  if (const int fd = ::open((local + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
-    struct flock lk {};
-    lk.l_type = F_WRLCK;
-    lk.l_whence = SEEK_SET;
-    const bool held = ::fcntl(fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
-    ::close(fd);
-    if (held)
-      return "eddy run (pid " + std::to_string(lk.l_pid) + ") is still running on " + cc.dir +
-             ": stop it first (SIGTERM: it takes a final checkpoint)";
-  }
+  if (auto pid = file_io::write_lock_holder(fs::path(local) / "LOCK"))
+    return "eddy run (pid " + std::to_string(*pid) + ") is still running on " + cc.dir +
+           ": stop it first (SIGTERM: it takes a final checkpoint)";
   run_context ctx;
   ctx.cfg = &cfg;
   ctx.fmt = *fmt;
@@ -495,6 +494,16 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
 
   restored_state restored;
   if (cfg.checkpoint.enabled()) {
+    // A cluster's coordinator (eddy coordinator, eddy run --as-cluster) running on this
+    // directory. Here, not in prepare_checkpoints: a take-over runs that under the coordinator's
+    // own lock, and opening and closing the lock file in its process would release it.
+    if (auto pid = file_io::write_lock_holder(std::filesystem::path(cfg.checkpoint.dir) /
+                                              "cluster" / "coordinator.lock")) {
+      result.error = "checkpoint.dir " + cfg.checkpoint.dir +
+                     " is in use by a cluster's coordinator (pid " + std::to_string(*pid) +
+                     "; eddy coordinator or eddy run --as-cluster)";
+      return result;
+    }
     ctx->checkpointing = true;
     if (auto e = prepare_checkpoints(cfg, opts, *ctx, partitions, restored); !e.empty()) {
       result.error = e;
@@ -571,21 +580,8 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     self->send(coordinator, stop_atom::value);
   }
   if (result.error.empty()) result.error = ctx->failure_message();
-  // Every actor should end promptly now (the worker killed them); one blocked in I/O does not,
-  // and waiting for it would hang: leave it and the actor system behind.
-  const auto teardown_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (sys->registry().running() > 0 && std::chrono::steady_clock::now() < teardown_deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  if (const size_t left = sys->registry().running(); left > 0) {
-    log << "eddy: " << left
-        << " actor(s) of the run did not end within 5 s after it (blocked, e.g. in I/O); "
-           "leaving them behind\n";
-    result.threads_left = true;
-    (void)sys.release();
-    (void)sys_cfg.release();
-  } else {
-    sys.reset();
-  }
+  // Every actor should end promptly now (the worker killed them).
+  result.threads_left = end_actor_system(sys, sys_cfg, log);
   if (!reported) {
     // No final report from the sink: what it had taken, as far as it got.
     for (const auto& [p, progress] : ctx->progress()) {

@@ -27,8 +27,11 @@
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <caf/fwd.hpp>
 
 #include "model/pipeline_config.hpp"
 #include "worker/decode/record_processor.hpp"
@@ -103,6 +106,14 @@ struct run_result {
                                                     const std::vector<int32_t>& partitions,
                                                     std::ostream& log, uint64_t* epoch,
                                                     size_t* units);
+
+/// The end of a run's actor system, once every actor was told to stop: waits up to 5 s for all
+/// to end, then destroys the system. One still running (blocked, e.g. in I/O) would hang that:
+/// then says so on `log` and leaves the system and its config behind, returning true (the
+/// caller must end the process with std::_Exit: run_result::threads_left).
+[[nodiscard]] bool end_actor_system(std::unique_ptr<caf::actor_system>& sys,
+                                    std::unique_ptr<caf::actor_system_config>& cfg,
+                                    std::ostream& log);
 
 /// Where the node-local state of a run lives: checkpoint.local_dir, by default
 /// <checkpoint.dir>/local.
