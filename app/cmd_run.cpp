@@ -179,6 +179,10 @@ void add_run_command(CLI::App& root) {
                               std::ofstream(path) << "{\"ok\": false, \"error\": "
                                                      "\"still running after the stop signal\"}\n";
                             });
+    if (args->take_over_run && !cfg.checkpoint.enabled())
+      throw CLI::RuntimeError("--take-over-run: " + args->config +
+                                  " has no [checkpoint] dir, so there is nothing to take over",
+                              2);
     run_result r = args->as_cluster ? run_as_cluster(cfg, args->config, opts, args->take_over_run)
                                     : run_pipeline(cfg, opts);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
