@@ -127,7 +127,9 @@ void add_run_command(CLI::App& root) {
       "--as-cluster", args->as_cluster,
       "Run on the cluster's code path: the coordinator and one worker of `eddy coordinator`\n"
       "and `eddy worker` in this process, no network. With [checkpoint] its checkpoint.dir\n"
-      "is a cluster's, which a coordinator with workers can continue (and the reverse)");
+      "is a cluster's, which a coordinator with workers can continue (and the reverse), and\n"
+      "Ctrl-C/SIGTERM makes the next epoch to commit the last (what was read after it is read\n"
+      "again by the next run)");
   cmd->add_flag("--take-over-run", args->take_over_run,
                 "With --as-cluster: checkpoint.dir holds the checkpoints of `eddy run` (stopped):\n"
                 "continue from its newest one on the cluster's path (as eddy coordinator\n"
