@@ -278,15 +278,13 @@ void run_coordinator(const coordinator_cli& o) {
 
   // --exit-at-end reads to the ends the partitions have now (as eddy run --exit-at-end).
   std::map<int32_t, int64_t> end_offsets;
-  if (o.exit_at_end)
-    for (int32_t p : partitions) {
-      int64_t low = 0, high = 0;
-      if (!consumer->watermarks(cfg.source.topic, p, &low, &high, 10000, &error))
-        throw CLI::RuntimeError("cannot read the end offset of partition " + std::to_string(p) +
-                                    " of " + cfg.source.topic + ": " + error,
-                                1);
-      end_offsets[p] = high;
-    }
+  if (o.exit_at_end) {
+    auto w = consumer->watermarks(cfg.source.topic, partitions, 10000, &error);
+    if (!w)
+      throw CLI::RuntimeError("cannot read the end offsets of " + cfg.source.topic + ": " + error,
+                              1);
+    for (const auto& [p, range] : *w) end_offsets[p] = range.second;
+  }
 
   caf::actor_system_config sys_cfg;
   configure(sys_cfg, o.hb);

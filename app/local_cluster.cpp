@@ -111,16 +111,15 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   }
   std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // --exit-at-end: [low, high)
   std::map<int32_t, int64_t> end_offsets;
-  if (opts.exit_at_end)
-    for (int32_t p : partitions) {
-      int64_t low = 0, high = 0;
-      if (!consumer->watermarks(cfg.source.topic, p, &low, &high, 10'000, &err)) {
-        result.error = err;
-        return result;
-      }
-      bounds[p] = {low, high};
-      end_offsets[p] = high;
+  if (opts.exit_at_end) {
+    auto w = consumer->watermarks(cfg.source.topic, partitions, 10'000, &err);
+    if (!w) {
+      result.error = err;
+      return result;
     }
+    bounds = std::move(*w);
+    for (const auto& [p, range] : bounds) end_offsets[p] = range.second;
+  }
   consumer.reset();
   if (convert) {
     uint64_t epoch = 0;

@@ -153,6 +153,24 @@ class cluster_actors : public ::testing::Test {
     return g;
   }
 
+  /// Members "a" and "b" leave (each answered); then the coordinator, which `self` monitors,
+  /// has ended without an error.
+  void expect_members_leave_and_the_coordinator_ends(caf::scoped_actor& self) {
+    for (const char* name : {"a", "b"}) {
+      auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string(name));
+      sched_.run();
+      req.receive([] {}, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+    }
+    sched_.run();
+    bool down = false;
+    self->receive(
+        [&](const caf::down_msg& dm) {
+          down = true;
+          EXPECT_FALSE(dm.reason) << sys_.render(dm.reason);
+        },
+        caf::after(std::chrono::seconds(0)) >> [] {});
+    EXPECT_TRUE(down) << log_.str();
+  }
   void ready(const caf::actor& worker, uint64_t generation) {
     caf::anon_send(worker, ready_atom::value, generation);
     sched_.run();
@@ -811,16 +829,7 @@ TEST_F(cluster_actors,
   EXPECT_EQ(a_->finishes, (std::vector<std::pair<uint64_t, uint64_t>>{{g, 0}}));
   EXPECT_EQ(b_->finishes, a_->finishes);
   EXPECT_NE(log_.str().find("every worker drained its units"), std::string::npos) << log_.str();
-  for (const char* name : {"a", "b"}) {
-    auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string(name));
-    sched_.run();
-    req.receive([] {}, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
-  }
-  sched_.run();
-  bool down = false;
-  self->receive([&](const caf::down_msg& dm) { down = !dm.reason; },
-                caf::after(std::chrono::seconds(0)) >> [] {});
-  EXPECT_TRUE(down) << log_.str();
+  expect_members_leave_and_the_coordinator_ends(self);
   EXPECT_FALSE(std::filesystem::exists(checkpoint_dir()));
 }
 
@@ -844,20 +853,7 @@ TEST_F(cluster_actors, a_stop_makes_the_next_commit_the_last_then_all_leave_with
       << log_.str();
   advance(1s);
   EXPECT_EQ(a_->checkpoints.size(), 1u);  // no epoch after the last
-  for (const char* name : {"a", "b"}) {
-    auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string(name));
-    sched_.run();
-    req.receive([] {}, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
-  }
-  sched_.run();
-  bool down = false;
-  self->receive(
-      [&](const caf::down_msg& dm) {
-        down = true;
-        EXPECT_FALSE(dm.reason) << sys_.render(dm.reason);  // no "ended short" error
-      },
-      caf::after(std::chrono::seconds(0)) >> [] {});
-  EXPECT_TRUE(down) << log_.str();
+  expect_members_leave_and_the_coordinator_ends(self);
 }
 
 TEST_F(cluster_actors, a_stop_between_epochs_opens_the_last_epoch_at_once) {
@@ -909,20 +905,7 @@ TEST_F(cluster_actors, with_exit_at_end_the_epoch_after_every_input_ended_commit
   auto late =
       join(coordinator_, {eddy_version, "c", 1, "h"}, stand_in(std::make_shared<worker_seen>()));
   EXPECT_FALSE(late.accepted);
-  for (const char* name : {"a", "b"}) {
-    auto req = self->request(coordinator_, caf::infinite, leave_atom::value, std::string(name));
-    sched_.run();
-    req.receive([] {}, [&](const caf::error& e) { ADD_FAILURE() << sys_.render(e); });
-  }
-  sched_.run();
-  bool down = false;
-  self->receive(
-      [&](const caf::down_msg& dm) {
-        down = true;
-        EXPECT_FALSE(dm.reason) << sys_.render(dm.reason);
-      },
-      caf::after(std::chrono::seconds(0)) >> [] {});
-  EXPECT_TRUE(down) << log_.str();
+  expect_members_leave_and_the_coordinator_ends(self);
 }
 
 TEST_F(cluster_actors, with_exit_at_end_workers_waiting_for_the_last_boundary_are_answered_too) {

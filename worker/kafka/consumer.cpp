@@ -123,6 +123,18 @@ std::vector<int32_t> kafka_consumer::partitions(const std::string& topic, int ti
   return out;
 }
 
+std::optional<std::map<int32_t, std::pair<int64_t, int64_t>>> kafka_consumer::watermarks(
+    const std::string& topic, const std::vector<int32_t>& partitions, int timeout_ms,
+    std::string* error) {
+  std::map<int32_t, std::pair<int64_t, int64_t>> out;
+  for (int32_t p : partitions) {
+    int64_t low = 0, high = 0;
+    if (!watermarks(topic, p, &low, &high, timeout_ms, error)) return std::nullopt;
+    out[p] = {low, high};
+  }
+  return out;
+}
+
 bool kafka_consumer::watermarks(const std::string& topic, int32_t partition, int64_t* low,
                                 int64_t* high, int timeout_ms, std::string* error) {
   rd_kafka_resp_err_t err =

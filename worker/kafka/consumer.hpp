@@ -10,7 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +61,12 @@ class kafka_consumer {
   /// [low, high) offsets of a partition; false with `error` on failure.
   [[nodiscard]] bool watermarks(const std::string& topic, int32_t partition, int64_t* low,
                                 int64_t* high, int timeout_ms, std::string* error);
+
+  /// [low, high) of each of `partitions` (what --exit-at-end reads to); nullopt with `error`
+  /// naming the first partition that failed.
+  [[nodiscard]] std::optional<std::map<int32_t, std::pair<int64_t, int64_t>>> watermarks(
+      const std::string& topic, const std::vector<int32_t>& partitions, int timeout_ms,
+      std::string* error);
 
   /// Replaces the assignment: consume `topic` partitions from the given offsets.
   [[nodiscard]] bool assign(const std::string& topic,

@@ -482,14 +482,12 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
   // --exit-at-end reads to the ends the partitions have now: a run that stops short says so.
   std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // [low, high) per partition
   if (opts.exit_at_end) {
-    for (int32_t p : partitions) {
-      int64_t low = 0, high = 0;
-      if (!consumer->watermarks(cfg.source.topic, p, &low, &high, 10'000, &err)) {
-        result.error = err;
-        return result;
-      }
-      bounds[p] = {low, high};
+    auto w = consumer->watermarks(cfg.source.topic, partitions, 10'000, &err);
+    if (!w) {
+      result.error = err;
+      return result;
     }
+    bounds = std::move(*w);
   }
 
   restored_state restored;
