@@ -131,8 +131,9 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
                          << st.opts.coordinator_label << " (pipeline " << r.pipeline_name << ", "
                          << st.opts.slots << (st.opts.slots == 1 ? " slot" : " slots") << ")\n";
             // Once per process: what each sink is and what it guarantees, as `eddy run` says it.
+            // In one process (eddy run --as-cluster) the run has said it already.
             static std::atomic<bool> sinks_described{false};  // a rejoin is a new node actor
-            if (st.pipeline && !sinks_described.exchange(true))
+            if (st.pipeline && !st.opts.run && !sinks_described.exchange(true))
               write_sink_lines(log_of(self), *st.pipeline, "eddy worker " + st.opts.name + ": ");
           },
           [self](const caf::error& err) {
