@@ -258,14 +258,15 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   } else {
     result.partitions = report->partitions;
     result.counters = report->counters;
-    result.batches = report->batches;
-    result.max_in_flight_bytes = report->max_in_flight_bytes;
-    result.credit_waits = report->credit_waits;
-    result.max_unreturned_partials = report->max_unreturned_partials;
-    result.dropped_after_close = report->dropped_after_close;
     next_offsets = report->next_offsets;
     read_to_end = report->read_to_end;
   }
+  // This process's figures (eddy run's are its process's too), whatever the counters' source.
+  result.batches = report->batches->load();
+  result.max_in_flight_bytes = report->max_in_flight_bytes.load();
+  result.credit_waits = report->credit_waits.load();
+  result.max_unreturned_partials = report->max_unreturned_partials.load();
+  result.dropped_after_close = report->dropped_after_close.load();
   if (opts.exit_at_end)
     for (int32_t p : partitions) {
       if (read_to_end.count(p)) continue;

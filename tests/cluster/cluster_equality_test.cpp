@@ -992,6 +992,10 @@ TEST_F(cluster_equality, eddy_run_as_cluster_and_a_cluster_continue_each_other_o
   const auto summary = parse_object(read_text_file(*dir_ / "summary.json"));
   EXPECT_EQ(int_at(summary, "in"), k_events + k_partitions);  // cumulative, every partition
   EXPECT_TRUE(summary.at("ok").as_bool());
+  // This process's own figures, as eddy run reports them: it wrote batches and read input.
+  EXPECT_GE(int_at(summary, "batches"), 1);
+  EXPECT_GT(int_at(summary, "max_in_flight_bytes"), 0);
+  EXPECT_GE(int_at(summary, "max_unreturned_partials"), 1);  // windowed: partials to shards
   expect_output_equals_reference(true);
 }
 

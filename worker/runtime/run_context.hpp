@@ -84,6 +84,8 @@ struct run_context {
   /// dropped_after_close), since the pipeline started: a restored shard adds its checkpointed
   /// count. Their records are counted as out by their partition.
   std::atomic<int64_t> dropped_after_close{0};
+  /// When set (eddy run --as-cluster's hosts), the sink adds one per output batch it flushes.
+  std::shared_ptr<std::atomic<int64_t>> batches_out;
 
   /// What the sink has taken of one partition: cumulative counters (restored ones included) and
   /// the offset after the last record (-1: none taken in this run).

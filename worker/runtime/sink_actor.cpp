@@ -62,6 +62,7 @@ void flush(sink_ptr self) {
     }
   }
   ++st.batch_id;
+  if (st.ctx->batches_out) st.ctx->batches_out->fetch_add(1);
   st.pending_rows.clear();
   st.pending_dead.clear();
   st.pending_in = 0;

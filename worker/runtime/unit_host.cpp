@@ -66,6 +66,7 @@ struct host_state {
   /// Per unit ("p3", "s1"): what its acks reference. A unit without one (new here, after a
   /// generation change or after an error) writes a full snapshot next.
   std::map<std::string, unit_chain> chains;
+  bool figures_reported = false;    ///< this host's flow figures are in opts.report
   int64_t credit_waits_logged = 0;  ///< run_context::credit_waits at the last backpressure line
   std::chrono::steady_clock::time_point credit_logged_at{};
   static inline const char* name = "eddy.unit_host";
@@ -82,9 +83,28 @@ std::string prefix_of(const std::string& unit) {
                         : shard_prefix(std::stoi(unit.substr(1)));
 }
 
+/// Adds this host's flow-control figures to the process's report (once; eddy run --as-cluster).
+void report_flow_figures(host_ptr self) {
+  auto& st = self->state;
+  auto& out = st.opts.report;
+  if (!out || !st.ctx || st.figures_reported) return;
+  st.figures_reported = true;
+  auto raise = [](auto& to, auto v) {
+    for (auto cur = to.load(); v > cur && !to.compare_exchange_weak(cur, v);) {
+    }
+  };
+  raise(out->max_in_flight_bytes, st.ctx->max_in_flight_bytes.load());
+  raise(out->max_unreturned_partials, st.ctx->max_unreturned_partials.load());
+  out->credit_waits += st.ctx->credit_waits.load();
+  // Counted since the pipeline started (restored shards add their checkpointed count): the
+  // newest host's count is the run's.
+  raise(out->dropped_after_close, st.ctx->dropped_after_close.load());
+}
+
 /// Ends the host and every actor it started (they are not linked to it: a unit that fails must
 /// reach the down handler with its reason).
 void stop_host(host_ptr self, caf::error reason) {
+  report_flow_figures(self);
   for (const auto& child : self->state.handles) self->send_exit(child, caf::exit_reason::kill);
   self->state.handles.clear();
   self->quit(std::move(reason));
@@ -425,6 +445,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   // Without [checkpoint] only in one process (eddy run --as-cluster; a coordinator refuses such
   // a pipeline): no epochs, output per trigger, the end is the sink's (drained_atom).
   ctx.checkpointing = ctx.cfg->checkpoint.enabled();
+  if (st.opts.report) ctx.batches_out = st.opts.report->batches;
   if (const run_options* run = st.opts.run) {
     ctx.opts.console = run->console;
     ctx.opts.stats_requested = run->stats_requested;
@@ -540,21 +561,17 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
         self->send(self->state.sink, a, generation, epoch);
       },
       // The sink finished: only without checkpoints (every input ended or drained).
-      [self](done_atom, const worker_report& r, int64_t batches) {
+      [self](done_atom, const worker_report& r, int64_t) {
         auto& st = self->state;
         if (st.ctx->checkpointing) return;
         if (auto& out = st.opts.report) {
           out->partitions = r.partitions;
           out->counters = r.counters;
-          out->batches = batches;
           for (const auto& [p, progress] : st.ctx->progress()) {
             out->next_offsets[p] = progress.next_offset;
             if (progress.read_to_end()) out->read_to_end.insert(p);
           }
-          out->max_in_flight_bytes = st.ctx->max_in_flight_bytes.load();
-          out->credit_waits = st.ctx->credit_waits.load();
-          out->max_unreturned_partials = st.ctx->max_unreturned_partials.load();
-          out->dropped_after_close = st.ctx->dropped_after_close.load();
+          report_flow_figures(self);
         }
         if (!r.error.empty()) {
           stop_host(self, caf::make_error(caf::sec::runtime_error, r.error));

@@ -32,6 +32,7 @@
 
 #include <caf/fwd.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -47,15 +48,20 @@
 
 namespace eddy {
 
-/// What a host without checkpoints reports when its sink finished (eddy run --as-cluster).
+/// What the hosts of one process report (eddy run --as-cluster): without checkpoints the counters
+/// and offsets when the sink finished; in both modes the output batches and the flow-control
+/// figures over every host the process ran (credit waits summed; the peaks and the cumulative
+/// dropped_after_close their maximum). Hosts of two generations can
+/// overlap briefly, so the figures are atomics.
 struct unit_host_report {
   std::vector<int32_t> partitions;
   std::vector<record_counters> counters;    ///< per partition, same order
-  int64_t batches = 0;                      ///< output batches the sink wrote
   std::map<int32_t, int64_t> next_offsets;  ///< per partition: after the last record read
   std::set<int32_t> read_to_end;            ///< partitions read to their end (exit_at_end)
-  int64_t max_in_flight_bytes = 0, credit_waits = 0, dropped_after_close = 0;
-  int32_t max_unreturned_partials = 0;
+  /// Output batches the hosts' sinks wrote (each sink adds one per batch it flushes).
+  std::shared_ptr<std::atomic<int64_t>> batches = std::make_shared<std::atomic<int64_t>>(0);
+  std::atomic<int64_t> max_in_flight_bytes{0}, credit_waits{0}, dropped_after_close{0};
+  std::atomic<int32_t> max_unreturned_partials{0};
 };
 
 struct unit_host_options {
