@@ -10,6 +10,7 @@ packages=(
   g++ cmake make pkg-config
   libcaf-dev librdkafka-dev libboost-json1.81-dev librocksdb-dev
   libtomlplusplus-dev libcli11-dev libjemalloc-dev
+  libzstd-dev  # unit snapshots and deltas are zstd-compressed
   libgtest-dev libgmock-dev libbenchmark-dev
   kcat
   libpq-dev postgresql  # the postgres sink (libpq); the server for its tests and benchmark

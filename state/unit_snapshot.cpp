@@ -9,8 +9,11 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <system_error>
 #include <vector>
+
+#include <zstd.h>
 
 #include "state/file_io.hpp"
 #include "state/kv_op.hpp"
@@ -23,9 +26,13 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view magic = "EDDYUNIT";
 constexpr std::string_view delta_magic = "EDDYDLTA";
-constexpr std::uint32_t format_version = 1;
+/// 1: pairs as stored; 2 (written since 2026-12-03): pairs zstd-compressed, their length in the
+/// trailer. Both are read.
+constexpr std::uint32_t format_version = 2;
 constexpr std::uint64_t header_fixed_bytes = 8 + 4 + 4;  // magic, version, prefix length
-constexpr std::uint64_t trailer_bytes = 8 + 4;           // pair count, CRC32C
+constexpr std::uint64_t trailer_bytes = 8 + 4;           // v1: pair count, CRC32C
+constexpr std::uint64_t trailer_bytes_v2 = 8 + 8 + 4;    // pair count, pairs' length, CRC32C
+constexpr int zstd_level = 1;  // ~7x smaller state at a few hundred MB/s (state/README.md)
 constexpr std::uint64_t max_length = std::numeric_limits<std::uint32_t>::max();
 constexpr std::size_t io_chunk = std::size_t{1} << 20;
 /// Key and value bytes per WriteBatch of a load.
@@ -66,16 +73,30 @@ std::string shown_key(std::string_view key) {
 // ---- writing -------------------------------------------------------------------------------
 
 /// Buffers the file's bytes and feeds both checksums: `body` (every byte before the trailer's
-/// CRC) and `whole` (every byte).
+/// CRC) and `whole` (every byte). Between begin_compressed() and end_compressed() what is
+/// appended goes through a zstd stream first (the checksums cover the compressed bytes).
 class snapshot_writer {
  public:
   explicit snapshot_writer(file_io::atomic_file& file) : file_(file) { buf_.reserve(io_chunk); }
+  ~snapshot_writer() { ZSTD_freeCCtx(cctx_); }
+  snapshot_writer(const snapshot_writer&) = delete;
+  snapshot_writer& operator=(const snapshot_writer&) = delete;
 
   void append(std::string_view bytes) {
-    body_.update(bytes);
-    whole_.update(bytes);
-    buf_.append(bytes);
-    size_ += bytes.size();
+    if (!cctx_) {
+      emit(bytes);
+      return;
+    }
+    raw_bytes_ += bytes.size();
+    if (raw_.empty() && bytes.size() >= io_chunk) {
+      compress(bytes, ZSTD_e_continue);
+      return;
+    }
+    raw_.append(bytes);
+    if (raw_.size() >= io_chunk) {
+      compress(raw_, ZSTD_e_continue);
+      raw_.clear();
+    }
   }
   void append_u32(std::uint32_t v) {
     std::string b;
@@ -87,10 +108,36 @@ class snapshot_writer {
     put_u64(b, v);
     append(b);
   }
-  [[nodiscard]] std::string flush_if_full() { return buf_.size() >= io_chunk ? flush() : ""; }
+  [[nodiscard]] std::string flush_if_full() {
+    if (!error_.empty()) return error_;
+    return buf_.size() >= io_chunk ? flush() : "";
+  }
+
+  void begin_compressed() {
+    cctx_ = ZSTD_createCCtx();
+    if (!cctx_) {
+      error_ = "zstd: out of memory";
+      return;
+    }
+    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, zstd_level);
+    // The frame's own checksum of the pairs: damage the file's CRC32C cannot see (a file whose
+    // CRC was made to match) is still refused.
+    ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
+  }
+  /// Ends the compressed part; "" or the error. raw_bytes(): what went into it.
+  [[nodiscard]] std::string end_compressed() {
+    // Nothing appended: no frame at all (a reader takes no compressed bytes as no pairs).
+    if (cctx_ && raw_bytes_ > 0) compress(raw_, ZSTD_e_end);
+    raw_.clear();
+    ZSTD_freeCCtx(cctx_);
+    cctx_ = nullptr;
+    return error_;
+  }
+  [[nodiscard]] std::uint64_t raw_bytes() const { return raw_bytes_; }
 
   /// Appends the trailer's CRC and writes out the rest; returns "" or the error.
   [[nodiscard]] std::string finish(std::string* whole_crc) {
+    if (!error_.empty()) return error_;
     const std::string crc = body_.finish_bytes();
     whole_.update(crc);
     buf_.append(crc);
@@ -101,6 +148,27 @@ class snapshot_writer {
   [[nodiscard]] std::uint64_t size() const { return size_; }
 
  private:
+  void emit(std::string_view bytes) {
+    body_.update(bytes);
+    whole_.update(bytes);
+    buf_.append(bytes);
+    size_ += bytes.size();
+  }
+  void compress(std::string_view in_bytes, ZSTD_EndDirective mode) {
+    if (!cctx_ || !error_.empty()) return;
+    ZSTD_inBuffer in{in_bytes.data(), in_bytes.size(), 0};
+    out_.resize(ZSTD_CStreamOutSize());
+    for (;;) {
+      ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+      const std::size_t left = ZSTD_compressStream2(cctx_, &out, &in, mode);
+      if (ZSTD_isError(left)) {
+        error_ = std::string("zstd: ") + ZSTD_getErrorName(left);
+        return;
+      }
+      emit(std::string_view(out_.data(), out.pos));
+      if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) return;
+    }
+  }
   std::string flush() {
     std::string e = file_.write(buf_);
     buf_.clear();
@@ -112,6 +180,11 @@ class snapshot_writer {
   file_io::crc32c_hasher whole_;
   std::string buf_;
   std::uint64_t size_ = 0;
+  ZSTD_CCtx* cctx_ = nullptr;
+  std::string raw_;  ///< appended, not compressed yet
+  std::vector<char> out_;
+  std::uint64_t raw_bytes_ = 0;
+  std::string error_;
 };
 
 // ---- reading -------------------------------------------------------------------------------
@@ -171,11 +244,150 @@ class snapshot_reader {
   file_io::crc32c_hasher whole_;
 };
 
+/// The pairs' (or records') bytes of a unit file, with the position and end its length checks
+/// use: as stored (format 1: file positions) or decompressed (format 2: positions in the
+/// decompressed bytes, whose length the trailer records).
+class body_reader {
+ public:
+  /// Format 1: the pairs are the file's bytes up to `stored_end`.
+  body_reader(snapshot_reader& r, std::uint64_t stored_end) : r_(r), end_(stored_end) {}
+  /// Format 2: the file's bytes up to `compressed_end` decompress to `raw_bytes` bytes.
+  body_reader(snapshot_reader& r, std::uint64_t compressed_end, std::uint64_t raw_bytes)
+      : r_(r), compressed_end_(compressed_end), end_(raw_bytes), dctx_(ZSTD_createDCtx()) {
+    out_.resize(ZSTD_DStreamOutSize());
+  }
+  ~body_reader() { ZSTD_freeDCtx(dctx_); }
+  body_reader(const body_reader&) = delete;
+  body_reader& operator=(const body_reader&) = delete;
+
+  [[nodiscard]] std::uint64_t pos() const { return compressed() ? pos_ : r_.pos(); }
+  [[nodiscard]] std::uint64_t end() const { return end_; }
+
+  /// Reads `n` bytes (the caller checked n <= end() - pos()) into `out`.
+  [[nodiscard]] std::string read(std::size_t n, std::string* out) {
+    if (!compressed()) return r_.read(n, out);
+    out->clear();
+    out->reserve(n);
+    while (out->size() < n) {
+      if (used_ == have_) {
+        if (std::string e = inflate(); !e.empty()) return e;
+      }
+      const std::size_t take = std::min(n - out->size(), have_ - used_);
+      out->append(out_.data() + used_, take);
+      used_ += take;
+      pos_ += take;
+    }
+    return {};
+  }
+
+  /// After the last pair: the rest of the compressed bytes decompress to nothing more, and the
+  /// frame ends with them.
+  [[nodiscard]] std::string finish() {
+    if (!compressed()) return {};
+    for (;;) {
+      if (in_.pos == in_.size && r_.pos() >= compressed_end_) break;
+      std::size_t produced = 0;
+      if (std::string e = step(&produced); !e.empty()) return e;
+      if (produced > 0) {
+        return "corrupt: the pairs decompress to more than the " + std::to_string(end_) +
+               " bytes the trailer records";
+      }
+    }
+    if (frame_left_ != 0) return "corrupt: the compressed pairs end early";
+    return {};
+  }
+
+ private:
+  [[nodiscard]] bool compressed() const { return dctx_ != nullptr || compressed_end_ != 0; }
+
+  /// Feeds the decompressor (reading more of the file when it took everything) once.
+  std::string step(std::size_t* produced) {
+    if (!dctx_) return "zstd: out of memory";
+    if (in_.pos == in_.size) {
+      if (r_.pos() >= compressed_end_) return "corrupt: the compressed pairs end early";
+      const auto n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(io_chunk, compressed_end_ - r_.pos()));
+      if (std::string e = r_.read(n, &in_bytes_); !e.empty()) return e;
+      in_ = ZSTD_inBuffer{in_bytes_.data(), in_bytes_.size(), 0};
+    }
+    ZSTD_outBuffer o{out_.data(), out_.size(), 0};
+    const std::size_t ret = ZSTD_decompressStream(dctx_, &o, &in_);
+    if (ZSTD_isError(ret)) return std::string("corrupt: zstd: ") + ZSTD_getErrorName(ret);
+    frame_left_ = ret;
+    *produced = o.pos;
+    return {};
+  }
+
+  std::string inflate() {
+    for (;;) {
+      std::size_t produced = 0;
+      if (std::string e = step(&produced); !e.empty()) return e;
+      if (produced > 0) {
+        if (produced > end_ - produced_) {
+          return "corrupt: the pairs decompress to more than the " + std::to_string(end_) +
+                 " bytes the trailer records";
+        }
+        produced_ += produced;
+        have_ = produced;
+        used_ = 0;
+        return {};
+      }
+    }
+  }
+
+  snapshot_reader& r_;
+  std::uint64_t compressed_end_ = 0;
+  std::uint64_t end_;
+  ZSTD_DCtx* dctx_ = nullptr;
+  std::vector<char> out_;
+  std::size_t have_ = 0, used_ = 0;
+  std::uint64_t pos_ = 0, produced_ = 0;
+  std::string in_bytes_;
+  ZSTD_inBuffer in_{nullptr, 0, 0};
+  std::size_t frame_left_ = 0;
+};
+
+/// Format 2: checks the whole file's checksums (the trailer's, and `expected_crc32c` unless
+/// empty) before anything else reads it, so that the lengths the decompression relies on are
+/// the ones written. "" or what is wrong.
+std::string check_checksums(int fd, std::uint64_t size, std::string_view expected_crc32c) {
+  if (::lseek(fd, 0, SEEK_SET) != 0) return "seek: " + file_io::errno_text();
+  snapshot_reader c(fd, size);
+  std::string bytes;
+  for (std::uint64_t left = size - 4; left > 0;) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(io_chunk, left));
+    if (std::string e = c.read(n, &bytes); !e.empty()) return e;
+    left -= n;
+  }
+  const std::string computed = c.body_crc();
+  if (std::string e = c.read(4, &bytes); !e.empty()) return e;
+  if (bytes != computed) return "checksum mismatch";
+  const std::string whole = c.whole_crc();
+  if (!expected_crc32c.empty() && whole != expected_crc32c) {
+    return "CRC32C " + whole + ", expected " + std::string(expected_crc32c);
+  }
+  if (::lseek(fd, 0, SEEK_SET) != 0) return "seek: " + file_io::errno_text();
+  return {};
+}
+
+std::string read_at(int fd, std::uint64_t offset, std::size_t n, std::string* out) {
+  out->assign(n, '\0');
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t k = ::pread(fd, out->data() + got, n - got, static_cast<off_t>(offset + got));
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return "read: " + file_io::errno_text();
+    if (k == 0) return "the file ended early (changed while it was read?)";
+    got += static_cast<std::size_t>(k);
+  }
+  return {};
+}
+
 using pair_sink = std::function<std::string(std::string_view key, std::string_view value)>;
 
-/// Reads and checks the whole snapshot at `path`, calling `on_pair` (when set) for every pair,
-/// after the pair's lengths and prefix were checked; the trailer is checked last. "" or what is
-/// wrong (without the path).
+/// Reads and checks the whole unit file at `path` (format 1 or 2), calling `on_pair` (when set)
+/// for every pair, after the pair's lengths and prefix were checked; format 1's trailer is
+/// checked last, format 2's checksums first. "" or what is wrong (without the path).
 std::string walk(const std::string& path, std::string_view file_magic,
                  std::string_view expected_crc32c, std::string* prefix, const pair_sink& on_pair) {
   file_io::fd_guard in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
@@ -187,14 +399,27 @@ std::string walk(const std::string& path, std::string_view file_magic,
     return "truncated: " + std::to_string(size) + " bytes, a snapshot has at least " +
            std::to_string(header_fixed_bytes + trailer_bytes);
   }
-  snapshot_reader r(in.fd, size);
-  const std::uint64_t pairs_end = size - trailer_bytes;
   std::string bytes;
-  if (std::string e = r.read(header_fixed_bytes, &bytes); !e.empty()) return e;
+  if (std::string e = read_at(in.fd, 0, header_fixed_bytes, &bytes); !e.empty()) return e;
   if (std::string_view(bytes).substr(0, file_magic.size()) != file_magic)
     return file_magic == magic ? "not a unit snapshot" : "not a unit delta";
   const std::uint64_t version = get_le(std::string_view(bytes).substr(8, 4));
-  if (version != format_version) return "unsupported format version " + std::to_string(version);
+  if (version != 1 && version != 2) return "unsupported format version " + std::to_string(version);
+  const bool v2 = version == 2;
+  const std::uint64_t trailer = v2 ? trailer_bytes_v2 : trailer_bytes;
+  if (size < header_fixed_bytes + trailer) {
+    return "truncated: " + std::to_string(size) + " bytes, a snapshot has at least " +
+           std::to_string(header_fixed_bytes + trailer);
+  }
+  std::uint64_t raw_bytes = 0;
+  if (v2) {
+    if (std::string e = check_checksums(in.fd, size, expected_crc32c); !e.empty()) return e;
+    if (std::string e = read_at(in.fd, size - trailer + 8, 8, &bytes); !e.empty()) return e;
+    raw_bytes = get_le(bytes);
+  }
+  snapshot_reader r(in.fd, size);
+  const std::uint64_t pairs_end = size - trailer;
+  if (std::string e = r.read(header_fixed_bytes, &bytes); !e.empty()) return e;
   const std::uint64_t prefix_len = get_le(std::string_view(bytes).substr(12, 4));
   if (prefix_len > pairs_end - r.pos()) {
     return "corrupt: the prefix length " + std::to_string(prefix_len) + " runs past the end";
@@ -202,44 +427,55 @@ std::string walk(const std::string& path, std::string_view file_magic,
   if (std::string e = r.read(prefix_len, prefix); !e.empty()) return e;
   if (!valid_prefix(*prefix)) return "corrupt: the prefix is empty or all 0xff bytes";
 
+  std::optional<body_reader> body;
+  if (v2)
+    body.emplace(r, pairs_end, raw_bytes);
+  else
+    body.emplace(r, pairs_end);
+  body_reader& b = *body;
   std::uint64_t count = 0;
   std::string key;
   std::string value;
   // Reads a u32 length at the current position and checks that that many bytes follow before
-  // the trailer: a corrupt length can neither allocate more than the file holds nor read past it.
+  // the end: a corrupt length can neither allocate more than the file holds nor read past it.
   auto length = [&](const char* what, std::uint64_t* n) -> std::string {
-    if (pairs_end - r.pos() < 4) {
+    if (b.end() - b.pos() < 4) {
       return "corrupt: pair " + std::to_string(count) + " is cut at byte " +
-             std::to_string(r.pos());
+             std::to_string(b.pos());
     }
-    if (std::string e = r.read(4, &bytes); !e.empty()) return e;
+    if (std::string e = b.read(4, &bytes); !e.empty()) return e;
     *n = get_le(bytes);
-    if (*n > pairs_end - r.pos()) {
+    if (*n > b.end() - b.pos()) {
       return "corrupt: the " + std::string(what) + " length " + std::to_string(*n) + " at byte " +
-             std::to_string(r.pos() - 4) + " runs past the end";
+             std::to_string(b.pos() - 4) + " runs past the end";
     }
     return {};
   };
-  while (r.pos() < pairs_end) {
+  while (b.pos() < b.end()) {
     std::uint64_t n = 0;
     if (std::string e = length("key", &n); !e.empty()) return e;
-    if (std::string e = r.read(n, &key); !e.empty()) return e;
+    if (std::string e = b.read(n, &key); !e.empty()) return e;
     if (!key.starts_with(*prefix)) {
       return "corrupt: key \"" + shown_key(key) + "\" is not under the prefix \"" +
              shown_key(*prefix) + "\"";
     }
     if (std::string e = length("value", &n); !e.empty()) return e;
-    if (std::string e = r.read(n, &value); !e.empty()) return e;
+    if (std::string e = b.read(n, &value); !e.empty()) return e;
     ++count;
     if (on_pair) {
       if (std::string e = on_pair(key, value); !e.empty()) return e;
     }
   }
+  if (std::string e = b.finish(); !e.empty()) return e;
   if (std::string e = r.read(8, &bytes); !e.empty()) return e;
   const std::uint64_t recorded = get_le(bytes);
   if (recorded != count) {
     return "corrupt: " + std::to_string(count) + " pairs, the trailer says " +
            std::to_string(recorded);
+  }
+  if (v2) {
+    if (std::string e = r.read(8, &bytes); !e.empty()) return e;
+    if (get_le(bytes) != raw_bytes) return "changed while it was read";
   }
   const std::string computed = r.body_crc();
   if (std::string e = r.read(4, &bytes); !e.empty()) return e;
@@ -337,8 +573,11 @@ unit_snapshot_result write_unit_file(
   w.append_u32(static_cast<std::uint32_t>(prefix.size()));
   w.append(prefix);
   std::uint64_t count = 0;
+  w.begin_compressed();
   if (std::string e = body(w, &count); !e.empty()) return failed(e);
+  if (std::string e = w.end_compressed(); !e.empty()) return failed(e);
   w.append_u64(count);
+  w.append_u64(w.raw_bytes());
   unit_snapshot_result r;
   if (std::string e = w.finish(&r.crc32c); !e.empty()) return failed(e);
   if (std::string e = file.commit(sync); !e.empty()) return failed(e);

@@ -7,18 +7,23 @@
 /// `load_unit_snapshot` replaces the same prefix of another store with the file's pairs. This is
 /// how a unit moves between workers in the cluster (PROTOCOL.md: unit snapshots per epoch).
 ///
-/// File format (integers little-endian; see state/README.md):
-///   header   "EDDYUNIT" (8 bytes), u32 format version (1), u32 prefix length, prefix bytes
-///   pairs    u32 key length, key, u32 value length, value   — every key under the prefix, in
-///            key order; each key starts with the prefix
-///   trailer  u64 number of pairs, then the CRC32C of every byte before it (4 bytes, big-endian)
+/// File format 2 (integers little-endian; see state/README.md):
+///   header   "EDDYUNIT" (8 bytes), u32 format version (2), u32 prefix length, prefix bytes
+///   pairs    one zstd frame (with its content checksum; absent when there are no pairs) of:
+///            u32 key length, key, u32 value length, value — every key under the prefix, in key
+///            order; each key starts with the prefix
+///   trailer  u64 number of pairs, u64 the pairs' decompressed length, then the CRC32C of every
+///            byte before it (4 bytes, big-endian)
+/// Format 1 (what eddy wrote before; still read): the pairs uncompressed, the trailer without
+/// their length.
 /// The checksum reported (`unit_snapshot_result::crc32c`, what a manifest records) is the CRC32C
 /// of the whole file, 8 lowercase hex digits, like checkpoint_store's file checksums.
 ///
 /// Atomicity: the writer writes `<path>.tmp`, fsyncs it (`sync`), renames it to `path` and fsyncs
 /// the directory, so `path` is absent or complete. The loader checks the whole file (magic,
-/// version, every length against the file's size, the count, the trailer's CRC and the expected
-/// CRC) before it changes the store; only then does it delete the prefix and write the pairs, in
+/// version, the trailer's CRC and the expected CRC (format 2: before it decompresses), every
+/// length against the file's size or the decompressed length, the zstd frame, the count) before
+/// it changes the store; only then does it delete the prefix and write the pairs, in
 /// batches of bounded size. That import is not atomic: if it fails part-way (an I/O error of the
 /// store, the file changed while it was read), the prefix holds part of the snapshot, and the
 /// caller must not use the unit until a load succeeds. The loader does not sync the store: the
@@ -31,7 +36,8 @@
 /// applies one to a store that holds the state the delta was taken on (its snapshot and the
 /// deltas before it), with exactly the effect of the original write_batch: range deletes first,
 /// then puts and deletes in their order.
-///   delta file: the snapshot's layout with magic "EDDYDLTA" and records in place of pairs:
+///   delta file: the snapshot's layout (either format) with magic "EDDYDLTA" and records in
+///            place of pairs:
 ///            u32 key length, key, u32 length, then one tag byte and its payload:
 ///            'p' value (a put), 'd' nothing (a delete), 'r' end key (a range delete [key, end))
 ///   every key starts with the prefix; a range's end is after its key and not past the prefix's

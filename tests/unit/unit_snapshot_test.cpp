@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include <zstd.h>
+
 #include "state/file_io.hpp"
 
 namespace eddy {
@@ -138,7 +140,7 @@ TEST_F(unit_snapshot, a_prefix_without_keys_empties_the_unit_on_load) {
   const unit_snapshot_result r = write_unit_snapshot(*source_, empty_unit, snap_path(), false);
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.keys, 0u);
-  EXPECT_EQ(r.bytes, 8 + 4 + 4 + empty_unit.size() + 8 + 4);
+  EXPECT_EQ(r.bytes, 8 + 4 + 4 + empty_unit.size() + 8 + 8 + 4);
   const pairs others = all(*target_, "t/");
   ASSERT_EQ(load_unit_snapshot(snap_path(), r.crc32c, *target_), "");
   EXPECT_TRUE(all(*target_, empty_unit).empty());
@@ -228,6 +230,44 @@ TEST_F(damaged_snapshot, a_flipped_byte_anywhere_is_refused) {
   }
 }
 
+/// The same damage inside the compressed pairs, with the file's CRC32C made to match again (as
+/// a crafted file would): zstd's own frame checksum and the pairs' length in the trailer still
+/// refuse it before the store changes, unless the change is one the decoder never reads (a
+/// padding bit): then exactly the written pairs load.
+TEST_F(damaged_snapshot, damaged_compressed_pairs_are_refused_even_with_a_matching_crc) {
+  const std::size_t head = 16 + unit.size(), tail = 20;
+  ASSERT_GT(good_.size(), head + tail);
+  auto with_crc = [](std::string f) {
+    file_io::crc32c_hasher h;
+    h.update(std::string_view(f).substr(0, f.size() - 4));
+    return f.substr(0, f.size() - 4) + h.finish_bytes();
+  };
+  const std::string path = snap_path("damaged.snap");
+  int refused = 0, same = 0;
+  for (std::size_t i = head; i < good_.size() - 4; ++i) {
+    for (const unsigned char mask : {0x01, 0x80}) {
+      std::string bad = good_;
+      bad[i] = static_cast<char>(static_cast<unsigned char>(bad[i]) ^ mask);
+      const std::string what = "byte " + std::to_string(i) + " ^ " + std::to_string(mask);
+      write_file(path, with_crc(bad));
+      if (!load_unit_snapshot(path, "", *target_).empty()) {
+        ++refused;
+        EXPECT_EQ(all(*target_), before_) << what << ": the store changed";
+        continue;
+      }
+      ++same;
+      EXPECT_EQ(all(*target_, unit), all(*source_, unit)) << what << ": loaded other pairs";
+      std::vector<kv_op> undo{kv_op::delete_prefix(unit)};
+      for (const auto& [k, v] : before_)
+        if (k.starts_with(unit)) undo.emplace_back(k, v);
+      ASSERT_TRUE(target_->write_batch(undo, false).ok());
+    }
+  }
+  std::cout << "[ measure  ] " << refused << " damaged files refused, " << same
+            << " decoded to the written pairs\n";
+  EXPECT_GT(refused, 10 * same);
+}
+
 TEST_F(damaged_snapshot, truncation_at_every_length_is_refused) {
   for (std::size_t n = 0; n < good_.size(); ++n) {
     const std::string what = "cut to " + std::to_string(n) + " bytes";
@@ -273,11 +313,65 @@ std::string build_snapshot(const std::string& prefix, const pairs& kvs) {
   return f + h.finish_bytes();
 }
 
+/// A format-2 file (what the writer writes) as the format-1 file of the same pairs: checks the
+/// header, the trailer (count, the pairs' length, the CRC of every byte before it) and that the
+/// middle is one zstd frame of the pairs, then rebuilds the documented format-1 layout around
+/// the decompressed pairs, to compare with build_snapshot / build_delta.
+std::string as_format_1(const std::string& f) {
+  const std::size_t prefix_len = static_cast<unsigned char>(f[12]);  // < 256 here
+  const std::size_t head = 16 + prefix_len;
+  EXPECT_GE(f.size(), head + 20);
+  if (f.size() < head + 20) return {};
+  EXPECT_EQ(f.substr(8, 4), le(2, 4)) << "format version";
+  file_io::crc32c_hasher h;
+  h.update(std::string_view(f).substr(0, f.size() - 4));
+  EXPECT_EQ(f.substr(f.size() - 4), h.finish_bytes()) << "trailer CRC";
+  std::uint64_t raw = 0;
+  for (int i = 7; i >= 0; --i)
+    raw = (raw << 8) | static_cast<unsigned char>(f[f.size() - 12 + static_cast<std::size_t>(i)]);
+  const std::string frame = f.substr(head, f.size() - 20 - head);
+  std::string pairs(raw, '\0');
+  if (raw > 0) {
+    EXPECT_EQ(ZSTD_getFrameContentSize(frame.data(), frame.size()), raw);
+    EXPECT_EQ(ZSTD_decompress(pairs.data(), pairs.size(), frame.data(), frame.size()), raw);
+  } else {
+    EXPECT_TRUE(frame.empty()) << "no pairs, no frame";
+  }
+  std::string v1 =
+      f.substr(0, 8) + le(1, 4) + f.substr(12, 4 + prefix_len) + pairs + f.substr(f.size() - 20, 8);
+  file_io::crc32c_hasher h1;
+  h1.update(v1);
+  return v1 + h1.finish_bytes();
+}
+
 TEST_F(unit_snapshot, the_file_is_laid_out_as_documented) {
   put(*source_, {{unit + "a", "1"}, {unit + "b", "22"}});
   const unit_snapshot_result r = write_unit_snapshot(*source_, unit, snap_path(), false);
   ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(read_file(snap_path()), build_snapshot(unit, {{unit + "a", "1"}, {unit + "b", "22"}}));
+  const std::string written = read_file(snap_path());
+  EXPECT_EQ(written.substr(0, 8), "EDDYUNIT");
+  EXPECT_EQ(as_format_1(written), build_snapshot(unit, {{unit + "a", "1"}, {unit + "b", "22"}}));
+}
+
+TEST_F(unit_snapshot, state_compresses_and_format_1_files_still_load) {
+  // Aggregation state is repetitive (keys share the unit's prefix, values are counters): the
+  // file is several times smaller than its pairs.
+  pairs kvs;
+  for (int i = 0; i < 5000; ++i)
+    kvs.emplace_back(unit + "a/" + std::to_string(1000000 + i),
+                     "count " + std::to_string(i % 97) + " sum " + std::to_string(i * 3.25));
+  put(*source_, kvs);
+  const unit_snapshot_result r = write_unit_snapshot(*source_, unit, snap_path(), false);
+  ASSERT_TRUE(r.ok()) << r.error;
+  const std::string v1 = build_snapshot(unit, all(*source_, unit));
+  EXPECT_LT(r.bytes * 3, v1.size()) << r.bytes << " bytes compressed, " << v1.size() << " not";
+  EXPECT_EQ(as_format_1(read_file(snap_path())), v1);
+  // A format-1 file (written before compression) loads as before.
+  fill_target();
+  const std::string path = snap_path("old.snap");
+  write_file(path, v1);
+  ASSERT_EQ(load_unit_snapshot(path, "", *target_), "");
+  EXPECT_EQ(all(*target_, unit), all(*source_, unit));
 }
 
 TEST_F(unit_snapshot, a_well_formed_file_with_a_key_outside_its_prefix_is_refused) {
@@ -290,10 +384,10 @@ TEST_F(unit_snapshot, a_well_formed_file_with_a_key_outside_its_prefix_is_refuse
   EXPECT_NE(err.find("not under the prefix"), std::string::npos) << err;
   EXPECT_EQ(all(*target_), before);
   // A version this build does not know is refused by number.
-  std::string v2 = build_snapshot(unit, {});
-  v2[8] = 2;
-  write_file(path, v2);
-  EXPECT_NE(load_unit_snapshot(path, "", *target_).find("unsupported format version 2"),
+  std::string v3 = build_snapshot(unit, {});
+  v3[8] = 3;
+  write_file(path, v3);
+  EXPECT_NE(load_unit_snapshot(path, "", *target_).find("unsupported format version 3"),
             std::string::npos);
 }
 
@@ -410,7 +504,7 @@ TEST_F(unit_snapshot, a_delta_is_laid_out_as_documented_and_applies_ranges_first
   append_unit_changes(ops, c);
   const auto r = write_unit_delta(unit, c, snap_path("x.delta"), false);
   ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(read_file(snap_path("x.delta")),
+  EXPECT_EQ(as_format_1(read_file(snap_path("x.delta"))),
             build_delta(unit, {{unit + "a/1/z", "pnew"},
                                {unit + "m", "d"},
                                {unit + "a/1/", "r" + unit + "a/10"}}));
