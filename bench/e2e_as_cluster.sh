@@ -11,10 +11,15 @@
 #   windowed   deploy/pipelines/ncr_windowed.toml's windows and aggregates (file sink in /dev/shm)
 #   plain      the same without aggregation (every filtered row written)
 #   changelog  deploy/pipelines/ncr_changelog.toml (~570k ids of state)
-# Prints msg/s per run, the medians, and the ratios as-cluster / run (1.0 = as fast).
+# Prints msg/s per run, the medians, and the ratios as-cluster / run (1.0 = as fast); then the
+# checkpoint directory's bytes at the end of each changelog run (eddy run's epochs/ and sst/;
+# the cluster's manifests and unit files, and what the unit files would take uncompressed:
+# format 1, from each file's trailer).
 #
 # Usage: bench/e2e_as_cluster.sh [BUILD_DIR]     (default: <repo>/build)
 # Env:   COUNT=1000000 ROUNDS=3 PARTITIONS=16 INTERVAL=1s CP_BASE=/var/tmp KEEP=0
+#        UNCOMPRESSED_REF=1: then ROUNDS more rounds of the changelog --as-cluster alone, with and
+#        without EDDY_UNIT_UNCOMPRESSED=1 (unit files in format 1, as before compression)
 # Needs: python3, kcat. Stops by itself; the broker is killed on exit. ~3 minutes on 2 cores.
 set -euo pipefail
 
@@ -61,7 +66,32 @@ run_eddy() {  # $1 = pipeline, $2.. = extra eddy run options; prints msg/s
     { cat "$work/cmd.err" >&2; echo "$name: failed: $config $*" >&2; exit 1; }
   in=$(python3 -c "import json; print(json.load(open('$work/summary.json'))['in'])")
   [[ "$in" -eq "$COUNT" ]] || { echo "$name: eddy read $in of $COUNT ($config $*)" >&2; exit 1; }
+  [[ "$config" == */changelog.toml ]] && cp_bytes "$*" >>"$work/cp_bytes.txt"
   python3 -c "print(round($COUNT / $t))"
+}
+
+cp_bytes() {  # one line: path, bytes of checkpoint.dir, of its unit files, and those uncompressed
+  python3 - "$cp_root/cp" "$1" <<'EOF3'
+import os, struct, sys
+root, opts = sys.argv[1], sys.argv[2]
+total = units = raw = 0
+for d, _, files in os.walk(root):
+    for f in files:
+        p = os.path.join(d, f)
+        n = os.path.getsize(p)
+        total += n
+        if f.endswith((".snap", ".delta")):
+            units += n
+            with open(p, "rb") as fh:
+                head = fh.read(16)
+                version, plen = struct.unpack("<II", head[8:16])
+                if version == 2:
+                    fh.seek(n - 12)
+                    raw += 16 + plen + struct.unpack("<Q", fh.read(8))[0] + 12
+                else:
+                    raw += n
+print("as-cluster" if "--as-cluster" in opts else "run", total, units, raw)
+EOF3
 }
 
 declare -A rate
@@ -91,3 +121,39 @@ print("as-cluster / run (medians): windowed %.3f, plain %.3f, changelog %.3f"
 ratios = lambda x, y: " ".join("%.2f" % (a / b) for a, b in zip(x, y))
 print("per round windowed: %s; plain: %s; changelog: %s" % (ratios(wc, w), ratios(pc, p), ratios(cc, c)))
 EOF2
+python3 - "$work/cp_bytes.txt" <<'EOF4'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+m = lambda k, i: statistics.median(int(r[i]) for r in rows if r[0] == k) / 1e6
+print("changelog checkpoint.dir at the end (medians): eddy run %.1f MB; as-cluster %.1f MB, "
+      "its unit files %.1f MB (uncompressed, format 1: %.1f MB)"
+      % (m("run", 1), m("as-cluster", 1), m("as-cluster", 2), m("as-cluster", 3)))
+EOF4
+
+if [[ "${UNCOMPRESSED_REF:-0}" == 1 ]]; then
+  : >"$work/cp_bytes.txt"
+  zr=() rr=()
+  for round in $(seq "$ROUNDS"); do
+    if (( round % 2 )); then
+      a=$(run_eddy "$work/changelog.toml" --as-cluster)
+      b=$(EDDY_UNIT_UNCOMPRESSED=1 run_eddy "$work/changelog.toml" --as-cluster)
+    else
+      b=$(EDDY_UNIT_UNCOMPRESSED=1 run_eddy "$work/changelog.toml" --as-cluster)
+      a=$(run_eddy "$work/changelog.toml" --as-cluster)
+    fi
+    zr+=("$a") rr+=("$b")
+    echo "changelog --as-cluster round $round: zstd $a | uncompressed $b msg/s"
+  done
+  python3 - "${zr[*]}" "${rr[*]}" "$work/cp_bytes.txt" <<'EOF5'
+import statistics, sys
+z = [float(v) for v in sys.argv[1].split()]
+r = [float(v) for v in sys.argv[2].split()]
+m = statistics.median
+print("changelog --as-cluster, zstd / uncompressed unit files (medians): %.3f (%.0f / %.0f msg/s)"
+      % (m(z) / m(r), m(z), m(r)))
+rows = [l.split() for l in open(sys.argv[3])]
+units = sorted(int(x[2]) for x in rows)
+print("unit files at the end: %.1f MB (zstd) and %.1f MB (uncompressed), runs alternating"
+      % (units[0] / 1e6, units[-1] / 1e6))
+EOF5
+fi

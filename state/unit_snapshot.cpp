@@ -550,7 +550,7 @@ std::string check_changes(std::string_view prefix, const unit_changes& changes) 
 /// Errors start with `what` and the path.
 unit_snapshot_result write_unit_file(
     std::string_view what, std::string_view file_magic, std::string_view prefix,
-    const std::string& path, bool sync,
+    const std::string& path, bool sync, bool compress,
     const std::function<std::string(snapshot_writer&, std::uint64_t*)>& body) {
   auto failed = [&](const std::string& why) {
     unit_snapshot_result r;
@@ -569,28 +569,30 @@ unit_snapshot_result write_unit_file(
   if (std::string e = file.open(target); !e.empty()) return failed(e);
   snapshot_writer w(file);
   w.append(file_magic);
-  w.append_u32(format_version);
+  w.append_u32(compress ? format_version : 1);
   w.append_u32(static_cast<std::uint32_t>(prefix.size()));
   w.append(prefix);
   std::uint64_t count = 0;
-  w.begin_compressed();
+  if (compress) w.begin_compressed();
   if (std::string e = body(w, &count); !e.empty()) return failed(e);
   if (std::string e = w.end_compressed(); !e.empty()) return failed(e);
   w.append_u64(count);
-  w.append_u64(w.raw_bytes());
+  if (compress) w.append_u64(w.raw_bytes());
   unit_snapshot_result r;
   if (std::string e = w.finish(&r.crc32c); !e.empty()) return failed(e);
   if (std::string e = file.commit(sync); !e.empty()) return failed(e);
   r.bytes = w.size();
+  r.raw_bytes = compress ? w.raw_bytes() : w.size();
   r.keys = count;
   return r;
 }
 }  // namespace
 
 unit_snapshot_result write_unit_snapshot(const kv_store& db, std::string_view prefix,
-                                         const std::string& path, bool sync) {
+                                         const std::string& path, bool sync, bool compress) {
   return write_unit_file(
-      "unit snapshot ", magic, prefix, path, sync, [&](snapshot_writer& w, std::uint64_t* keys) {
+      "unit snapshot ", magic, prefix, path, sync, compress,
+      [&](snapshot_writer& w, std::uint64_t* keys) {
         std::string error;
         const store_status st = db.scan_each(prefix, [&](std::string_view k, std::string_view v) {
           if (k.size() > max_length || v.size() > max_length) {
@@ -657,8 +659,8 @@ void append_unit_changes(const std::vector<kv_op>& ops, unit_changes& changes) {
 }
 
 unit_snapshot_result write_unit_delta(std::string_view prefix, const unit_changes& changes,
-                                      const std::string& path, bool sync) {
-  return write_unit_file("unit delta ", delta_magic, prefix, path, sync,
+                                      const std::string& path, bool sync, bool compress) {
+  return write_unit_file("unit delta ", delta_magic, prefix, path, sync, compress,
                          [&](snapshot_writer& w, std::uint64_t* records) {
                            if (std::string e = check_changes(prefix, changes); !e.empty()) return e;
                            w.append(changes.records);

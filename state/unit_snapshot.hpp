@@ -59,17 +59,21 @@ namespace eddy {
 
 struct unit_snapshot_result {
   std::uint64_t bytes = 0;  ///< size of the file written
-  std::uint64_t keys = 0;   ///< pairs in it
-  std::string crc32c;       ///< CRC32C of the whole file, 8 lowercase hex digits
-  std::string error;        ///< "" = ok; else what failed, naming the file
+  std::uint64_t raw_bytes =
+      0;                   ///< its pairs' (records') bytes before compression (format 1: = bytes)
+  std::uint64_t keys = 0;  ///< pairs in it
+  std::string crc32c;      ///< CRC32C of the whole file, 8 lowercase hex digits
+  std::string error;       ///< "" = ok; else what failed, naming the file
   [[nodiscard]] bool ok() const { return error.empty(); }
 };
 
 /// Writes every pair of `db` whose key starts with `prefix` (non-empty, not all 0xff bytes) to
 /// `path`, atomically (creates the parent directories). A prefix without keys gives a valid,
 /// empty snapshot. `sync`: fsync the file and its directory (off only in tests and benchmarks).
+/// `compress` = false writes format 1 (benchmarks' reference: EDDY_UNIT_UNCOMPRESSED=1).
 [[nodiscard]] unit_snapshot_result write_unit_snapshot(const kv_store& db, std::string_view prefix,
-                                                       const std::string& path, bool sync);
+                                                       const std::string& path, bool sync,
+                                                       bool compress = true);
 
 /// Verifies the snapshot at `path` (and, when `expected_crc32c` is not empty, that its whole-file
 /// CRC32C equals it), then replaces every key of `db` under the snapshot's prefix by its pairs;
@@ -92,7 +96,8 @@ void append_unit_changes(const std::vector<kv_op>& ops, unit_changes& changes);
 /// under `prefix`. `keys` in the result counts records.
 [[nodiscard]] unit_snapshot_result write_unit_delta(std::string_view prefix,
                                                     const unit_changes& changes,
-                                                    const std::string& path, bool sync);
+                                                    const std::string& path, bool sync,
+                                                    bool compress = true);
 
 /// Verifies the delta at `path` (whole-file CRC32C = `expected_crc32c` unless empty; its
 /// prefix = `expected_prefix` unless empty), then applies it to `db`. "" or the error, naming

@@ -365,7 +365,13 @@ TEST_F(unit_snapshot, state_compresses_and_format_1_files_still_load) {
   ASSERT_TRUE(r.ok()) << r.error;
   const std::string v1 = build_snapshot(unit, all(*source_, unit));
   EXPECT_LT(r.bytes * 3, v1.size()) << r.bytes << " bytes compressed, " << v1.size() << " not";
+  EXPECT_EQ(r.raw_bytes, v1.size() - 16 - unit.size() - 12);  // the pairs, uncompressed
   EXPECT_EQ(as_format_1(read_file(snap_path())), v1);
+  // compress = false (the benchmarks' reference) writes format 1 itself.
+  const auto r1 = write_unit_snapshot(*source_, unit, snap_path("v1.snap"), false, false);
+  ASSERT_TRUE(r1.ok()) << r1.error;
+  EXPECT_EQ(read_file(snap_path("v1.snap")), v1);
+  EXPECT_EQ(r1.bytes, v1.size());
   // A format-1 file (written before compression) loads as before.
   fill_target();
   const std::string path = snap_path("old.snap");

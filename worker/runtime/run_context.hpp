@@ -126,6 +126,7 @@ struct run_context {
   /// A cluster worker's units: tasks and shards put their checkpoint writes into their acks
   /// (checkpoint_ack::changes), from which the unit host writes unit deltas.
   bool unit_deltas = false;
+  bool unit_compress = true;  ///< unit files zstd-compressed (format 2); see unit_host.cpp
   /// The first epoch number this run takes (epochs are consecutive from there): the sink files
   /// the parts it stages before an epoch's barrier under it.
   uint64_t first_epoch = 1;

@@ -35,11 +35,13 @@ namespace {
 struct unit_chain {
   unit_file_ref base;
   std::vector<unit_file_ref> deltas;
-  uint64_t delta_bytes = 0;
+  uint64_t delta_bytes = 0;  ///< the deltas' bytes before compression
+  uint64_t base_bytes = 0;   ///< the snapshot's, before compression (files are zstd-compressed)
 };
 
 /// A unit writes a full snapshot again after this many deltas, or once its deltas would add up
-/// to more bytes than its snapshot: a restore reads at most about twice the unit's state.
+/// to more bytes than its snapshot (both before compression: a restore applies at most about
+/// twice the unit's state).
 constexpr size_t max_deltas_per_snapshot = 15;
 
 struct host_state {
@@ -212,21 +214,22 @@ std::string export_unit(host_ptr self, const std::string& unit, checkpoint_ack& 
   auto it = st.chains.find(unit);
   const bool delta = st.ctx->unit_deltas && it != st.chains.end() &&
                      it->second.deltas.size() < max_deltas_per_snapshot &&
-                     it->second.delta_bytes + in.changes.size() <= it->second.base.bytes;
+                     it->second.delta_bytes + in.changes.size() <= it->second.base_bytes;
   const fs::path path = unit_file_path(cc.dir, unit, in.epoch, st.opts.assignment.generation,
                                        delta ? unit_file_kind::delta : unit_file_kind::snapshot);
   const unit_snapshot_result r =
       delta
           ? write_unit_delta(prefix_of(unit), unit_changes{std::move(in.changes), in.change_count},
-                             path.string(), cc.sync)
-          : write_unit_snapshot(*st.ctx->db, prefix_of(unit), path.string(), cc.sync);
+                             path.string(), cc.sync, st.ctx->unit_compress)
+          : write_unit_snapshot(*st.ctx->db, prefix_of(unit), path.string(), cc.sync,
+                                st.ctx->unit_compress);
   if (!r.ok()) return r.error;
   unit_file_ref f{fs::relative(path, cc.dir).string(), r.bytes, r.crc32c};
   if (delta) {
-    it->second.delta_bytes += r.bytes;
+    it->second.delta_bytes += r.raw_bytes;
     it->second.deltas.push_back(std::move(f));
   } else {
-    st.chains[unit] = unit_chain{std::move(f), {}, 0};
+    st.chains[unit] = unit_chain{std::move(f), {}, 0, r.raw_bytes};
   }
   return {};
 }
@@ -458,6 +461,9 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   // units were exported before deltas, the reference of bench/cluster_bench.py's part 6.
   const char* full = std::getenv("EDDY_UNIT_FULL_SNAPSHOTS");
   ctx.unit_deltas = !(full && std::string_view(full) == "1");
+  // EDDY_UNIT_UNCOMPRESSED=1 (benchmarks only): unit files in format 1, as before compression.
+  const char* raw = std::getenv("EDDY_UNIT_UNCOMPRESSED");
+  ctx.unit_compress = !(raw && std::string_view(raw) == "1");
   ctx.restored_epoch = a.restore_epoch;
   ctx.first_epoch = a.first_epoch;
   ctx.generation = a.generation;         // credit grants carry it (worker/runtime/credits.hpp)
