@@ -17,6 +17,9 @@
 #          timed inside, the publish only: like for like with kcat, which reads a file too
 #   kcat   kcat -P -z zstd of the same rows (the JSON Lines a file sink wrote for the same
 #          pipeline, once, before the rounds) into another fresh topic: no keys, no headers.
+#   kcat+  kcat -P -z zstd -K of the same rows with eddy's keys ({"id":N}) and four headers of
+#          the sizes eddy's have (-H: the same four on every record; eddy's eddy-seq varies):
+#          the records eddy produces, from kcat.
 # Each round checks that the eddy topic holds as many records as the file sink wrote rows. It
 # prints rows/s per round, the medians and the ratios publish/kcat and eddy/kcat of the medians.
 #
@@ -89,9 +92,18 @@ with_sink file path "$work/rows" "$cp_root/files" >"$work/files.toml"
 cat "$work"/rows/part-*.jsonl >"$work/rows.jsonl"
 rows=$(wc -l <"$work/rows.jsonl")
 echo "rows: $rows ($(du -m "$work/rows.jsonl" | cut -f1) MB of JSON Lines)"
+# The same rows keyed as eddy keys them (key TAB row), for kcat -K.
+python3 - "$work/rows.jsonl" "$work/keyed.txt" <<'EOF0'
+import json, sys
+with open(sys.argv[1]) as rows, open(sys.argv[2], "w") as out:
+    for line in rows:
+        line = line.rstrip("\n")
+        out.write('{"id":%d}\t%s\n' % (json.loads(line)["id"], line))
+EOF0
 
 eddy_rates=()
 kcat_rates=()
+kcat_keyed_rates=()
 pub_rates=()
 file_rates=()
 publish_bench="$build/bench/kafka_publish_bench"
@@ -107,6 +119,14 @@ for round in $(seq "$ROUNDS"); do
   t2=$(now)
   kcat -P -b "$bootstrap" -t "$kout" -z zstd -X linger.ms=5 <"$work/rows.jsonl"
   t3=$(now)
+  kout2="bench.kafka_sink.kcatkeyed$round"
+  t4=$(now)
+  kcat -P -b "$bootstrap" -t "$kout2" -z zstd -X linger.ms=5 -K $'\t' \
+    -H eddy-pipeline=kafka_sink_bench -H eddy-unit=part-00000000000000000001-00001 \
+    -H eddy-epoch=1 -H eddy-seq=123456 <"$work/keyed.txt"
+  t5=$(now)
+  kk=$(python3 -c "print(round($rows/($t5-$t4)))")
+  kcat_keyed_rates+=("$kk")
   # The same pipeline with a file sink: the source side's own rate.
   with_sink file path "$work/rows$round" "$cp_root/files$round" >"$work/files$round.toml"
   tf0=$(now)
@@ -127,14 +147,17 @@ for round in $(seq "$ROUNDS"); do
   k=$(python3 -c "print(round($rows/($t3-$t2)))")
   eddy_rates+=("$e")
   kcat_rates+=("$k")
-  echo "round $round: eddy run (kafka sink) $e rows/s ($(python3 -c "print(round($t1-$t0,2))") s), file sink $f rows/s, publish alone $p rows/s ($pub_s s), kcat -P $k rows/s ($(python3 -c "print(round($t3-$t2,2))") s)"
+  echo "round $round: eddy run (kafka sink) $e rows/s ($(python3 -c "print(round($t1-$t0,2))") s), file sink $f rows/s, publish alone $p rows/s ($pub_s s), kcat -P $k rows/s ($(python3 -c "print(round($t3-$t2,2))") s), kcat -P keyed with headers $kk rows/s"
 done
-python3 - "${eddy_rates[*]}" "${kcat_rates[*]}" "${pub_rates[*]}" "${file_rates[*]}" <<'EOF'
+python3 - "${eddy_rates[*]}" "${kcat_rates[*]}" "${pub_rates[*]}" "${file_rates[*]}" \
+  "${kcat_keyed_rates[*]}" <<'EOF'
 import statistics, sys
+kk = statistics.median(map(float, sys.argv[5].split()))
 e = statistics.median(map(float, sys.argv[1].split()))
 k = statistics.median(map(float, sys.argv[2].split()))
 p = statistics.median(map(float, sys.argv[3].split()))
 f = statistics.median(map(float, sys.argv[4].split()))
 print(f"median: eddy run {e:.0f} rows/s (file sink {f:.0f}), publish alone {p:.0f} rows/s, kcat -P {k:.0f} rows/s")
 print(f"ratios: publish alone / kcat -P {p/k:.2f}; eddy run / kcat -P {e/k:.2f}; eddy run kafka / file sink {e/f:.2f}")
+print(f"kcat -P keyed with four headers: {kk:.0f} rows/s; publish alone / that {p/kk:.2f}; eddy run / that {e/kk:.2f}")
 EOF
