@@ -97,6 +97,13 @@ struct cluster_state {
   bool stopping = false;
   /// Without checkpoint_dir: members whose sink drained this generation (drained_atom).
   std::set<std::string> drained;
+  /// Units that failed before their generation started (a worker's (failed_atom, generation,
+  /// why)): the restore of `last_complete` failed that many generations in a row. Its files do
+  /// not change, so a damaged one fails every try: after restore_attempts the coordinator ends
+  /// with the error instead of moving the units around forever.
+  int restore_failures = 0;
+  uint64_t restore_failed_generation = 0;  ///< counted once per generation
+  static constexpr int restore_attempts = 3;
   static inline const char* name = "eddy.cluster_coordinator";
 };
 
@@ -293,6 +300,7 @@ void open_next_epoch(cluster_ptr self);
 /// Every member is ready: send each the shard table and start the epoch ticks.
 void start_generation(cluster_ptr self) {
   auto& st = self->state;
+  st.restore_failures = 0;
   std::vector<caf::actor> table(static_cast<size_t>(std::max(st.opts.shards, 0)));
   for (const auto& [_, r] : st.ready)
     for (size_t i = 0; i < r.shard_ids.size(); ++i)
@@ -860,6 +868,26 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
                      << " did not leave within 30 s of the input's end; ending without them\n";
         st.members.clear();
         quit_if_alone(self);
+      },
+      // A member's units failed (it leaves next, and is dropped as lost). Before the generation
+      // started that is its restore: the same committed files fail every try.
+      [self](failed_atom, uint64_t generation, const std::string& why) {
+        auto& st = self->state;
+        if (generation != st.generation || st.started || st.finished ||
+            generation == st.restore_failed_generation)
+          return;
+        st.restore_failed_generation = generation;
+        if (++st.restore_failures < cluster_state::restore_attempts) return;
+        const std::string what =
+            st.last_complete == 0
+                ? std::string("the units could not start")
+                : "epoch " + std::to_string(st.last_complete) + " could not be restored";
+        log_of(self) << "eddy coordinator: " << what << " in " << st.restore_failures
+                     << " generations in a row; the last error: " << why
+                     << "; ending (the files do not change by retrying: check them with `eddy "
+                        "checkpoint verify --dir "
+                     << st.opts.checkpoint_dir.string() << "`)\n";
+        self->quit(caf::make_error(caf::sec::runtime_error, what + ": " + why));
       },
       [self](epoch_due_atom, uint64_t generation, uint64_t epoch) {
         auto& st = self->state;

@@ -340,6 +340,37 @@ TEST_F(cluster_membership, a_take_over_with_epochs_left_to_replay_is_refused_and
       << r->err;
 }
 
+/// A unit file of the newest committed epoch damaged on the shared storage: every worker that
+/// restores it fails, and after three generations in a row the coordinator ends (exit 1) with
+/// the file named, instead of moving the units between the workers for ever.
+TEST_F(cluster_membership, a_damaged_unit_file_ends_the_coordinator_with_the_file_named) {
+  start_broker(k_topic + ":2");
+  ASSERT_TRUE(produce_with({"--count", "3000", "--seed", "5"}));
+  auto r = run_eddy(
+      {"run", "-c", pipeline_, "--bootstrap", bootstrap_, "--as-cluster", "--exit-at-end"}, 60s);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->status.ok()) << r->status.describe() << r->err;
+  std::string snap;  // the newest snapshot of shard s1
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "checkpoints/cluster/units/s1"))
+    if (e.path().extension() == ".snap" && e.path().string() > snap) snap = e.path().string();
+  ASSERT_FALSE(snap.empty());
+  std::string bytes = read_text_file(snap);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x40);
+  write_text_file(snap, bytes);
+
+  start_coordinator();
+  start_worker("w1");
+  start_worker("w2");
+  EXPECT_TRUE(coordinator_.wait_for_line("could not be restored in 3 generations in a row", 60s))
+      << coordinator_.text();
+  auto status = coordinator_.proc->wait_for(10s);
+  ASSERT_TRUE(status) << "the coordinator kept going:\n" << coordinator_.text();
+  EXPECT_EQ(status->code, 1) << status->describe();
+  const std::string log = coordinator_.text();
+  EXPECT_NE(log.find(snap + ": checksum mismatch"), std::string::npos) << log;
+  EXPECT_NE(log.find("eddy checkpoint verify --dir"), std::string::npos) << log;
+}
+
 TEST_F(cluster_membership, bad_addresses_and_options_are_named) {
   start_broker(k_topic + ":1");
   auto r = run_eddy({"worker", "--join", "localhost", "--local-dir", dir_ / "l"});

@@ -961,5 +961,59 @@ TEST_F(cluster_actors, with_exit_at_end_a_partition_ending_short_of_its_start_en
   EXPECT_NE(log_.str().find("did not leave within 30 s"), std::string::npos) << log_.str();
 }
 
+/// A restore that fails in every generation (a damaged unit file: the same committed files fail
+/// every try) ends the coordinator with the error after three generations in a row, instead of
+/// moving the units around for ever; a failure after the generation started does not count,
+/// and a generation that starts resets the count.
+TEST_F(cluster_actors, units_that_fail_to_restore_in_three_generations_in_a_row_end_the_run) {
+  const uint64_t g = two_started_members();
+  caf::scoped_actor self{sys_};
+  self->monitor(coordinator_);
+  auto fail = [&](uint64_t generation) {
+    caf::anon_send(coordinator_, failed_atom::value, generation,
+                   std::string("unit s1: unit snapshot X.snap: checksum mismatch"));
+    sched_.run();
+  };
+  auto ended = [&] {
+    bool down = false;
+    self->receive(
+        [&](const caf::down_msg& dm) {
+          down = true;
+          EXPECT_TRUE(dm.reason);
+        },
+        caf::after(std::chrono::seconds(0)) >> [] {});
+    return down;
+  };
+  fail(g);  // after the start: a runtime failure, retried as before
+  // Two generations whose restore fails, then one that starts: no end.
+  for (int round = 0; round < 2; ++round) {
+    const uint64_t before = a_->assignments.back().generation;
+    fail(before);                                      // not counted: started
+    caf::anon_send(coordinator_, assign_atom::value);  // a new generation (as after a failure)
+    sched_.run();
+    const uint64_t gn = a_->assignments.back().generation;
+    ASSERT_GT(gn, before);
+    fail(gn);
+    fail(gn);  // two reports of one generation: still its one try
+  }
+  EXPECT_FALSE(ended()) << log_.str();
+  uint64_t gn = a_->assignments.back().generation;
+  ready(wa_, gn);
+  ready(wb_, gn);
+  ASSERT_EQ(a_->starts.back().first, gn);  // started: the count starts again
+  for (int round = 0; round < 3; ++round) {
+    caf::anon_send(coordinator_, assign_atom::value);
+    sched_.run();
+    gn = a_->assignments.back().generation;
+    EXPECT_FALSE(ended()) << "round " << round << ": " << log_.str();
+    fail(gn);
+  }
+  EXPECT_TRUE(ended()) << log_.str();
+  EXPECT_NE(log_.str().find("could not start in 3 generations in a row; the last error: unit s1: "
+                            "unit snapshot X.snap: checksum mismatch; ending"),
+            std::string::npos)
+      << log_.str();
+}
+
 }  // namespace
 }  // namespace eddy

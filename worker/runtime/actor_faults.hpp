@@ -46,6 +46,14 @@ void fail_run_on_exception(Actor* self, std::shared_ptr<run_context> ctx, std::s
   });
 }
 
+/// What an error says, for a log line: its text when it carries just one (a runtime_error made
+/// with a message, as the units' failures are), else CAF's rendering.
+[[nodiscard]] inline std::string reason_text(caf::actor_system& sys, const caf::error& reason) {
+  const caf::message& ctx = reason.context();
+  if (ctx.match_elements<std::string>()) return ctx.get_as<std::string>(0);
+  return sys.render(reason);
+}
+
 /// True when a monitored actor ended with an error other than an exit reason (normal,
 /// user_shutdown, kill, unreachable, ...): it died instead of being stopped.
 [[nodiscard]] inline bool is_fault(const caf::error& reason) {

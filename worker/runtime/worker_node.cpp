@@ -84,9 +84,11 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
     auto& st = self->state;
     if (st.host && dm.source == st.host.address()) {
       if (!is_fault(dm.reason)) return;
-      const std::string why = self->system().render(dm.reason);
+      const std::string why = reason_text(self->system(), dm.reason);
       log_of(self) << "eddy worker " << st.opts.name << ": generation " << st.host_generation
                    << ": its units failed (" << why << "); leaving so that the others take over\n";
+      // Why, for the coordinator: a restore that fails in every generation ends the run there.
+      if (st.coordinator) self->send(st.coordinator, failed_atom::value, st.host_generation, why);
       finish(self, worker_node_outcome::kind::lost, "units failed: " + why);
       return;
     }
