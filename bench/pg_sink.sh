@@ -14,6 +14,9 @@
 #              PostgreSQL)
 #   psql-copy  the same rows, exported from eddy's table as CSV beforehand, loaded into a fresh
 #              table of the same columns with psql's \copy (the reference)
+#   eddy-pg-text  eddy-pg with EDDY_PG_TEXT_COPY=1: parts staged as COPY text, as before binary
+#              COPY (2026-12-03)
+#   psql-binary   the same rows loaded with \copy ... WITH (FORMAT binary) (what eddy sends)
 # and prints rows/s per round, the medians and the ratio eddy-pg / psql-copy of the medians.
 #
 # Usage: bench/pg_sink.sh [BUILD_DIR]     (default: <repo>/build)
@@ -77,7 +80,7 @@ interval = "1s"
 EOF
 }
 
-declare -a r_pg r_file r_copy
+declare -a r_pg r_file r_copy r_text r_bin
 TIMEFORMAT='%R'
 wall() {  # runs "$@" (output to $work/cmd.*); prints wall seconds
   local t
@@ -104,20 +107,34 @@ path = \"$work/out\"" "$work/cp2"
   w=$(wall "$eddy" run -c "$work/file.toml" --exit-at-end)
   r_file+=("$(rate "$rows" "$w")")
 
+  psql_do -c "DROP TABLE rides, eddy_sink_progress"
+  rm -rf "$work/cp"
+  w=$(EDDY_PG_TEXT_COPY=1 wall "$eddy" run -c "$work/pg.toml" --exit-at-end)
+  trows=$(psql_do -c "SELECT count(*) FROM rides")
+  [[ "$trows" == "$rows" ]] || { echo "pg_sink: text COPY run wrote $trows of $rows rows" >&2; exit 1; }
+  r_text+=("$(rate "$rows" "$w")")
+
   psql_do -c "\\copy rides TO '$work/rides.csv' WITH (FORMAT csv)"
   psql_do -c "CREATE TABLE rides_copy (LIKE rides)"
   w=$(wall psql_do -c "\\copy rides_copy FROM '$work/rides.csv' WITH (FORMAT csv)")
   copied=$(psql_do -c "SELECT count(*) FROM rides_copy")
   [[ "$copied" == "$rows" ]] || { echo "pg_sink: \\copy loaded $copied of $rows rows" >&2; exit 1; }
   r_copy+=("$(rate "$rows" "$w")")
-  echo "round $round: $rows rows; eddy-pg ${r_pg[-1]} rows/s, eddy-file ${r_file[-1]} rows/s, psql-copy ${r_copy[-1]} rows/s"
-  rm -f "$work/rides.csv"
+  psql_do -c "\\copy rides TO '$work/rides.bin' WITH (FORMAT binary)"
+  psql_do -c "CREATE TABLE rides_bin (LIKE rides)"
+  w=$(wall psql_do -c "\\copy rides_bin FROM '$work/rides.bin' WITH (FORMAT binary)")
+  r_bin+=("$(rate "$rows" "$w")")
+  psql_do -c "DROP TABLE rides_bin"
+  echo "round $round: $rows rows; eddy-pg ${r_pg[-1]} rows/s, eddy-pg-text ${r_text[-1]} rows/s, eddy-file ${r_file[-1]} rows/s, psql-copy ${r_copy[-1]} rows/s, psql-binary ${r_bin[-1]} rows/s"
+  rm -f "$work/rides.csv" "$work/rides.bin"
 done
 
-python3 - "${r_pg[*]}" "${r_file[*]}" "${r_copy[*]}" <<'EOF'
+python3 - "${r_pg[*]}" "${r_file[*]}" "${r_copy[*]}" "${r_text[*]}" "${r_bin[*]}" <<'EOF'
 import statistics, sys
-pg, f, c = ([float(x) for x in a.split()] for a in sys.argv[1:4])
+pg, f, c, t, b = ([float(x) for x in a.split()] for a in sys.argv[1:6])
 mp, mf, mc = statistics.median(pg), statistics.median(f), statistics.median(c)
-print(f"median rows/s: eddy-pg {mp:.0f}, eddy-file {mf:.0f}, psql-copy {mc:.0f}")
-print(f"ratio eddy-pg / psql-copy: {mp / mc:.2f}; eddy-pg / eddy-file: {mp / mf:.2f}")
+mt, mb = statistics.median(t), statistics.median(b)
+print(f"median rows/s: eddy-pg {mp:.0f}, eddy-pg-text {mt:.0f}, eddy-file {mf:.0f}, psql-copy {mc:.0f}, psql-binary {mb:.0f}")
+print(f"ratio eddy-pg / psql-copy: {mp / mc:.2f}; eddy-pg-text / psql-copy: {mt / mc:.2f}; "
+      f"eddy-pg / eddy-file: {mp / mf:.2f}; eddy-pg / psql-binary: {mp / mb:.2f}")
 EOF

@@ -18,6 +18,8 @@
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/pg_format.hpp"
 
+#include "state/file_io.hpp"
+
 namespace eddy {
 namespace {
 
@@ -97,6 +99,48 @@ TEST(pg_format, escapes_copy_text) {
   out.clear();
   pg::append_copy_row(out, row{std::monostate{}, std::string(), std::nan(""), false}, 5, utc);
   EXPECT_EQ(out, "\\N\t\t\\N\tf\t\\N\n");
+}
+
+TEST(pg_format, encodes_binary_copy_as_the_server_reads_it) {
+  std::string out;
+  pg::append_copy_binary_header(out);
+  EXPECT_EQ(out, std::string("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19));
+  const size_t head = out.size();
+  ASSERT_TRUE(pg::append_copy_binary_row(
+      out, row{int64_t{-2}, std::string("a\0b", 3), 1.0, true, timestamp{946'684'800'000'001}},
+      all_types));
+  EXPECT_EQ(out.substr(head),
+            std::string("\0\5"                                        // 5 columns
+                        "\0\0\0\x08\xff\xff\xff\xff\xff\xff\xff\xfe"  // bigint -2
+                        "\0\0\0\x02"
+                        "ab"                              // the NUL dropped
+                        "\0\0\0\x08\x3f\xf0\0\0\0\0\0\0"  // 1.0
+                        "\0\0\0\x01\x01"                  // true
+                        "\0\0\0\x08\0\0\0\0\0\0\0\x01",   // 2000-01-01 + 1 us
+                        2 + 12 + 6 + 12 + 5 + 12));
+  const size_t second = out.size();
+  // NULL, NaN (NULL, as in COPY text), a short row (the rest NULL).
+  ASSERT_TRUE(pg::append_copy_binary_row(out, row{std::monostate{}, std::string(), std::nan("")},
+                                         all_types));
+  EXPECT_EQ(out.substr(second), std::string("\0\5\xff\xff\xff\xff\0\0\0\0\xff\xff\xff\xff"
+                                            "\xff\xff\xff\xff\xff\xff\xff\xff",
+                                            2 + 4 + 4 + 4 + 4 + 4));
+  // A value of another type than its column: refused, nothing appended.
+  const size_t before = out.size();
+  EXPECT_FALSE(
+      pg::append_copy_binary_row(out, row{int64_t{1}, std::string("x"), int64_t{3}}, all_types));
+  EXPECT_EQ(out.size(), before);
+  pg::append_copy_binary_trailer(out);
+  size_t rows = 0;
+  EXPECT_EQ(pg::check_copy_binary(out, 5, &rows), "");
+  EXPECT_EQ(rows, 2u);
+  // Damage is named, never read past the end.
+  EXPECT_NE(pg::check_copy_binary(out, 4, &rows), "");
+  for (size_t n = 0; n < out.size(); ++n)
+    EXPECT_NE(pg::check_copy_binary(std::string_view(out).substr(0, n), 5, &rows), "") << n;
+  EXPECT_NE(pg::check_copy_binary(out + "x", 5, &rows), "");
+  EXPECT_EQ(pg::copy_sql("\"r\"", schema_of({{"a", field_type::int64}}), true),
+            "COPY \"r\" (\"a\") FROM STDIN WITH (FORMAT binary)");
 }
 
 TEST(pg_format, converts_staged_json_lines_to_copy_rows) {
@@ -455,6 +499,53 @@ TEST_F(pg_sink_server, delivers_each_staged_file_once_and_removes_it) {
   ASSERT_NE(again, nullptr) << err;
   const auto refused = again->recover(0, nullptr);
   EXPECT_NE(refused.find("its checkpoints are new"), std::string::npos) << refused;
+}
+
+/// Staged parts are binary COPY, and every type arrives as COPY text would have written it; a
+/// part holding a value of another type than its column is staged as COPY text instead.
+TEST_F(pg_sink_server, stages_binary_copy_and_delivers_every_type_as_text_would) {
+  const fs::path cp = fs::path(server_.dir()) / "cp";
+  auto r = parse_pipeline_config(
+      cleaned("dsn = \"" + server_.dsn() +
+                  "\"\npassword_env = \"EDDY_PG_TEST_PASSWORD\"\ntable = \"r\"\n",
+              "[[fields]]\nname = \"amount\"\ntype = \"double\"\n[[fields]]\nname = \"ok\"\n"
+              "type = \"bool\"\n[[fields]]\nname = \"at\"\ntype = \"timestamp\"\n") +
+      "[checkpoint]\ndir = \"" + cp.string() + "\"\n");
+  ASSERT_TRUE(r.config) << r.error;
+  std::string err;
+  auto s = make(*r.config, &err);
+  ASSERT_NE(s, nullptr) << err;
+  s->set_sync(false);
+  ASSERT_EQ(s->recover(0, nullptr), "");
+  const auto schema = schema_of({{"id", field_type::int64},
+                                 {"kind", field_type::string},
+                                 {"amount", field_type::float64},
+                                 {"ok", field_type::boolean},
+                                 {"at", field_type::timestamp}});
+  ASSERT_EQ(s->stage_epoch(
+                1, 0, schema,
+                {{int64_t{1}, std::string("a\0b\tc\\N", 8), 2.5, true, timestamp{1'500'000}},
+                 {int64_t{2}, std::monostate{}, std::nan(""), false, std::monostate{}},
+                 {int64_t{3}, std::string("\xc3\xa9"), -0.1, std::monostate{}, timestamp{-1}}}),
+            "");
+  ASSERT_EQ(s->stage_epoch(1, 1, schema, {{int64_t{4}, std::string("int"), int64_t{7}}}), "");
+  std::string lerr;
+  const auto paths = staged_epoch_paths(s->staging_dir(), 1, "", &lerr);
+  ASSERT_EQ(paths.size(), 2u) << lerr;
+  const std::string first = file_io::read_small_file(paths[1], &lerr).value_or("");
+  const std::string second = file_io::read_small_file(paths[0], &lerr).value_or("");
+  EXPECT_TRUE(first.starts_with("PGCOPY\n")) << paths[1];
+  EXPECT_EQ(second, "4\tint\t7\t\\N\t\\N\n") << paths[0];  // COPY text: 7 is an int
+  ASSERT_EQ(s->publish_epoch(1), "");
+  EXPECT_EQ(server_.query("SELECT id, kind, amount, ok, to_char(at AT TIME ZONE 'UTC', "
+                          "'YYYY-MM-DD HH24:MI:SS.US') FROM r ORDER BY id"),
+            (std::vector<std::vector<std::string>>{
+                {"1", "ab\tc\\N", "2.5", "t", "1970-01-01 00:00:01.500000"},
+                {"2", "\\N", "\\N", "f", "\\N"},
+                {"3", "\xc3\xa9", "-0.1", "\\N", "1969-12-31 23:59:59.999999"},
+                {"4", "int", "7", "\\N", "\\N"}}));
+  EXPECT_EQ(server_.query("SELECT sum(row_count) FROM eddy_sink_progress"),
+            (std::vector<std::vector<std::string>>{{"4"}}));
 }
 
 TEST_F(pg_sink_server, a_sink_built_only_to_publish_connects_on_first_use) {

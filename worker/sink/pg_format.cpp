@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -249,8 +250,123 @@ std::string create_stage_sql(std::string_view stage, const output_schema& schema
   return sql;
 }
 
-std::string copy_sql(std::string_view quoted_table, const output_schema& schema) {
-  return "COPY " + std::string(quoted_table) + " (" + join_quoted(schema.names) + ") FROM STDIN";
+std::string copy_sql(std::string_view quoted_table, const output_schema& schema, bool binary) {
+  return "COPY " + std::string(quoted_table) + " (" + join_quoted(schema.names) + ") FROM STDIN" +
+         (binary ? " WITH (FORMAT binary)" : "");
+}
+
+namespace {
+
+constexpr std::string_view copy_binary_signature{"PGCOPY\n\377\r\n\0", 11};
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC).
+constexpr int64_t pg_epoch_micros = 946'684'800'000'000;
+
+void put_be(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t get_be(std::string_view b) {
+  uint64_t v = 0;
+  for (unsigned char c : b) v = (v << 8) | c;
+  return v;
+}
+
+}  // namespace
+
+void append_copy_binary_header(std::string& out) {
+  out.append(copy_binary_signature);
+  put_be(out, 0, 4);  // flags
+  put_be(out, 0, 4);  // header extension length
+}
+
+void append_copy_binary_trailer(std::string& out) {
+  put_be(out, 0xffff, 2);
+}
+
+bool append_copy_binary_row(std::string& out, const row& r, const output_schema& schema) {
+  const size_t start = out.size();
+  const size_t columns = schema.names.size();
+  put_be(out, columns, 2);
+  for (size_t i = 0; i < columns; ++i) {
+    const value* v = i < r.size() ? &r[i] : nullptr;
+    const field_type t = schema.types[i];
+    bool fits = true;
+    if (v == nullptr || is_null(*v)) {
+      put_be(out, 0xffffffffu, 4);
+    } else if (t == field_type::int64 && std::holds_alternative<int64_t>(*v)) {
+      put_be(out, 8, 4);
+      put_be(out, static_cast<uint64_t>(std::get<int64_t>(*v)), 8);
+    } else if (t == field_type::float64 && std::holds_alternative<double>(*v)) {
+      const double d = std::get<double>(*v);
+      if (!std::isfinite(d)) {
+        put_be(out, 0xffffffffu, 4);
+      } else {
+        put_be(out, 8, 4);
+        put_be(out, std::bit_cast<uint64_t>(d), 8);
+      }
+    } else if (t == field_type::boolean && std::holds_alternative<bool>(*v)) {
+      put_be(out, 1, 4);
+      out.push_back(std::get<bool>(*v) ? 1 : 0);
+    } else if (t == field_type::timestamp && std::holds_alternative<timestamp>(*v)) {
+      put_be(out, 8, 4);
+      put_be(out, static_cast<uint64_t>(std::get<timestamp>(*v).micros - pg_epoch_micros), 8);
+    } else if (t == field_type::string && std::holds_alternative<std::string>(*v)) {
+      const std::string& text = std::get<std::string>(*v);
+      const size_t at = out.size();
+      put_be(out, 0, 4);
+      size_t n = 0;
+      for (size_t from = 0; from < text.size();) {  // NUL characters dropped, runs copied
+        const size_t nul = text.find('\0', from);
+        const size_t end = nul == std::string::npos ? text.size() : nul;
+        out.append(text, from, end - from);
+        n += end - from;
+        from = end + 1;
+      }
+      if (n > 0x7fffffffu) fits = false;
+      for (int k = 0; k < 4; ++k)
+        out[at + static_cast<size_t>(k)] = static_cast<char>((n >> (8 * (3 - k))) & 0xff);
+    } else {
+      fits = false;
+    }
+    if (!fits) {
+      out.resize(start);
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string check_copy_binary(std::string_view data, size_t columns, size_t* rows) {
+  const size_t head = copy_binary_signature.size() + 8;
+  if (data.size() < head + 2 ||
+      data.substr(0, copy_binary_signature.size()) != copy_binary_signature)
+    return "not a binary COPY file (no PGCOPY header)";
+  const uint64_t ext = get_be(data.substr(copy_binary_signature.size() + 4, 4));
+  if (ext > data.size() - head) return "the header extension runs past the end";
+  size_t pos = head + static_cast<size_t>(ext);
+  size_t count = 0;
+  for (;;) {
+    if (data.size() - pos < 2) return "cut after " + std::to_string(count) + " rows";
+    const uint64_t n = get_be(data.substr(pos, 2));
+    pos += 2;
+    if (n == 0xffff) break;
+    if (n != columns) {
+      return "row " + std::to_string(count) + " has " + std::to_string(n) + " columns, not " +
+             std::to_string(columns);
+    }
+    for (size_t c = 0; c < columns; ++c) {
+      if (data.size() - pos < 4) return "cut in row " + std::to_string(count);
+      const uint64_t len = get_be(data.substr(pos, 4));
+      pos += 4;
+      if (len == 0xffffffffu) continue;
+      if (len > data.size() - pos) return "cut in row " + std::to_string(count);
+      pos += static_cast<size_t>(len);
+    }
+    ++count;
+  }
+  if (pos != data.size()) return "bytes after the trailer";
+  *rows = count;
+  return {};
 }
 
 std::string merge_sql(const table_name& target, std::string_view stage, const output_schema& schema,

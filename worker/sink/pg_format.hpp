@@ -3,7 +3,8 @@
 // talks to the server is worker/postgres/pg_sink.cpp.
 //
 // Identifiers are always double-quoted (quote_ident), so names are used exactly as written in
-// the pipeline file (a mixed-case name stays mixed case). COPY data is PostgreSQL's text format:
+// the pipeline file (a mixed-case name stays mixed case). COPY data is PostgreSQL's binary format
+// (below), or its text format for rows whose values do not all have their columns' types:
 // tab-separated columns, "\N" for NULL, backslash escapes for '\\', newline, CR and tab; NUL
 // characters, which PostgreSQL text cannot hold, are dropped. Errors are returned as messages
 // ("" = ok); nothing throws.
@@ -86,8 +87,30 @@ struct column_info {
 /// rows' order, so that the last row per key wins) and the schema's columns; emptied at commit.
 [[nodiscard]] std::string create_stage_sql(std::string_view stage, const output_schema& schema);
 
-/// `COPY <table> (<columns>) FROM STDIN`.
-[[nodiscard]] std::string copy_sql(std::string_view quoted_table, const output_schema& schema);
+/// `COPY <table> (<columns>) FROM STDIN`, with ` WITH (FORMAT binary)` when `binary`.
+[[nodiscard]] std::string copy_sql(std::string_view quoted_table, const output_schema& schema,
+                                   bool binary = false);
+
+// ---- COPY binary format (what staged parts hold since 2026-12-03: the server parses no text) --
+// A file: the 19-byte header ("PGCOPY\n\377\r\n\0", flags 0, extension length 0), one tuple per
+// row (int16 column count, then per column int32 length and the value, -1 for NULL), the int16
+// trailer -1; integers big-endian. Values: bigint 8 bytes, double precision the IEEE 754 bits,
+// boolean 1 byte, timestamptz microseconds since 2000-01-01 UTC, text its UTF-8 bytes (NUL
+// characters dropped, as in text COPY). NaN and infinities are NULL, as in append_copy_row.
+
+/// Appends the header.
+void append_copy_binary_header(std::string& out);
+/// Appends one row as a tuple of `schema`'s columns. False (and `out` unchanged) when a value
+/// does not have its column's type (an int is taken for a double column): the caller writes
+/// COPY text instead.
+[[nodiscard]] bool append_copy_binary_row(std::string& out, const row& r,
+                                          const output_schema& schema);
+/// Appends the trailer.
+void append_copy_binary_trailer(std::string& out);
+/// Checks a whole binary COPY file of `columns` columns (header, every tuple's lengths, the
+/// trailer last) and counts its tuples into `*rows`. "" or what is wrong.
+[[nodiscard]] std::string check_copy_binary(std::string_view data, std::size_t columns,
+                                            std::size_t* rows);
 
 /// INSERT INTO target SELECT DISTINCT ON (key) ... FROM stage ORDER BY key, eddy_ord DESC
 /// ON CONFLICT (key) DO UPDATE SET <other columns> = EXCLUDED.<column> (DO NOTHING when every
