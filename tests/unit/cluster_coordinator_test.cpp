@@ -171,6 +171,18 @@ class cluster_actors : public ::testing::Test {
         caf::after(std::chrono::seconds(0)) >> [] {});
     EXPECT_TRUE(down) << log_.str();
   }
+  /// Whether the coordinator, which `self` monitors, has ended (its down message is there now);
+  /// it must have ended with an error.
+  bool ended_with_an_error(caf::scoped_actor& self) {
+    bool down = false;
+    self->receive(
+        [&](const caf::down_msg& dm) {
+          down = true;
+          EXPECT_TRUE(dm.reason);
+        },
+        caf::after(std::chrono::seconds(0)) >> [] {});
+    return down;
+  }
   void ready(const caf::actor& worker, uint64_t generation) {
     caf::anon_send(worker, ready_atom::value, generation);
     sched_.run();
@@ -950,14 +962,7 @@ TEST_F(cluster_actors, with_exit_at_end_a_partition_ending_short_of_its_start_en
   EXPECT_NE(log_.str().find("p2 at 50 of 102"), std::string::npos) << log_.str();
   // Members that never leave: the coordinator ends without them after 30 s, with the error.
   advance(30s);
-  bool down = false;
-  self->receive(
-      [&](const caf::down_msg& dm) {
-        down = true;
-        EXPECT_TRUE(dm.reason);
-      },
-      caf::after(std::chrono::seconds(0)) >> [] {});
-  EXPECT_TRUE(down) << log_.str();
+  EXPECT_TRUE(ended_with_an_error(self)) << log_.str();
   EXPECT_NE(log_.str().find("did not leave within 30 s"), std::string::npos) << log_.str();
 }
 
@@ -974,16 +979,7 @@ TEST_F(cluster_actors, units_that_fail_to_restore_in_three_generations_in_a_row_
                    std::string("unit s1: unit snapshot X.snap: checksum mismatch"));
     sched_.run();
   };
-  auto ended = [&] {
-    bool down = false;
-    self->receive(
-        [&](const caf::down_msg& dm) {
-          down = true;
-          EXPECT_TRUE(dm.reason);
-        },
-        caf::after(std::chrono::seconds(0)) >> [] {});
-    return down;
-  };
+  auto ended = [&] { return ended_with_an_error(self); };
   fail(g);  // after the start: a runtime failure, retried as before
   // Two generations whose restore fails, then one that starts: no end.
   for (int round = 0; round < 2; ++round) {
