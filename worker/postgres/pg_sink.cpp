@@ -159,8 +159,7 @@ class pg_sink final : public sink {
     if (!tag_error_.empty()) return sink_name_ + ": " + tag_error_;
     if (rows.empty()) return {};
     std::string data;
-    const bool binary = encode_rows(rows, schema, fmt_, data);
-    (void)binary;  // the content says which (is_copy_binary)
+    encode_rows(rows, schema, fmt_, data);  // binary or text: the content says (is_copy_binary)
     auto err =
         stage_epoch_file(staging_, epoch, epoch_part_name(epoch, part, sc_.name_tag), data, sync_);
     return err.empty() ? err : sink_name_ + ": " + err;
