@@ -17,6 +17,8 @@
 #   eddy-pg-text  eddy-pg with EDDY_PG_TEXT_COPY=1: parts staged as COPY text, as before binary
 #              COPY (2026-12-03)
 #   psql-binary   the same rows loaded with \copy ... WITH (FORMAT binary) (what eddy sends)
+#   eddy-pg-1conn eddy-pg with EDDY_PG_ONE_CONNECTION=1: an epoch's parts delivered one after
+#              the other on one connection, as before two connections (2026-12-03)
 # and prints rows/s per round, the medians and the ratio eddy-pg / psql-copy of the medians.
 #
 # Usage: bench/pg_sink.sh [BUILD_DIR]     (default: <repo>/build)
@@ -80,7 +82,7 @@ interval = "1s"
 EOF
 }
 
-declare -a r_pg r_file r_copy r_text r_bin
+declare -a r_pg r_file r_copy r_text r_bin r_one
 TIMEFORMAT='%R'
 wall() {  # runs "$@" (output to $work/cmd.*); prints wall seconds
   local t
@@ -114,6 +116,13 @@ path = \"$work/out\"" "$work/cp2"
   [[ "$trows" == "$rows" ]] || { echo "pg_sink: text COPY run wrote $trows of $rows rows" >&2; exit 1; }
   r_text+=("$(rate "$rows" "$w")")
 
+  psql_do -c "DROP TABLE rides, eddy_sink_progress"
+  rm -rf "$work/cp"
+  w=$(EDDY_PG_ONE_CONNECTION=1 wall "$eddy" run -c "$work/pg.toml" --exit-at-end)
+  orows=$(psql_do -c "SELECT count(*) FROM rides")
+  [[ "$orows" == "$rows" ]] || { echo "pg_sink: one-connection run wrote $orows of $rows rows" >&2; exit 1; }
+  r_one+=("$(rate "$rows" "$w")")
+
   psql_do -c "\\copy rides TO '$work/rides.csv' WITH (FORMAT csv)"
   psql_do -c "CREATE TABLE rides_copy (LIKE rides)"
   w=$(wall psql_do -c "\\copy rides_copy FROM '$work/rides.csv' WITH (FORMAT csv)")
@@ -125,16 +134,18 @@ path = \"$work/out\"" "$work/cp2"
   w=$(wall psql_do -c "\\copy rides_bin FROM '$work/rides.bin' WITH (FORMAT binary)")
   r_bin+=("$(rate "$rows" "$w")")
   psql_do -c "DROP TABLE rides_bin"
-  echo "round $round: $rows rows; eddy-pg ${r_pg[-1]} rows/s, eddy-pg-text ${r_text[-1]} rows/s, eddy-file ${r_file[-1]} rows/s, psql-copy ${r_copy[-1]} rows/s, psql-binary ${r_bin[-1]} rows/s"
+  echo "round $round: $rows rows; eddy-pg ${r_pg[-1]} rows/s, eddy-pg-text ${r_text[-1]} rows/s, eddy-pg-1conn ${r_one[-1]} rows/s, eddy-file ${r_file[-1]} rows/s, psql-copy ${r_copy[-1]} rows/s, psql-binary ${r_bin[-1]} rows/s"
   rm -f "$work/rides.csv" "$work/rides.bin"
 done
 
-python3 - "${r_pg[*]}" "${r_file[*]}" "${r_copy[*]}" "${r_text[*]}" "${r_bin[*]}" <<'EOF'
+python3 - "${r_pg[*]}" "${r_file[*]}" "${r_copy[*]}" "${r_text[*]}" "${r_bin[*]}" "${r_one[*]}" <<'EOF'
 import statistics, sys
-pg, f, c, t, b = ([float(x) for x in a.split()] for a in sys.argv[1:6])
+pg, f, c, t, b, o = ([float(x) for x in a.split()] for a in sys.argv[1:7])
 mp, mf, mc = statistics.median(pg), statistics.median(f), statistics.median(c)
 mt, mb = statistics.median(t), statistics.median(b)
 print(f"median rows/s: eddy-pg {mp:.0f}, eddy-pg-text {mt:.0f}, eddy-file {mf:.0f}, psql-copy {mc:.0f}, psql-binary {mb:.0f}")
 print(f"ratio eddy-pg / psql-copy: {mp / mc:.2f}; eddy-pg-text / psql-copy: {mt / mc:.2f}; "
       f"eddy-pg / eddy-file: {mp / mf:.2f}; eddy-pg / psql-binary: {mp / mb:.2f}")
+mo = statistics.median(o)
+print(f"eddy-pg-1conn {mo:.0f} rows/s: eddy-pg-1conn / psql-copy {mo / mc:.2f}; eddy-pg / eddy-pg-1conn {mp / mo:.2f}")
 EOF

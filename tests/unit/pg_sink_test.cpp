@@ -548,6 +548,38 @@ TEST_F(pg_sink_server, stages_binary_copy_and_delivers_every_type_as_text_would)
             (std::vector<std::vector<std::string>>{{"4"}}));
 }
 
+/// Append mode: an epoch of several staged parts is delivered over two connections at once
+/// (each part its own transaction with its progress row); every row arrives once.
+TEST_F(pg_sink_server, an_append_epoch_of_several_parts_is_delivered_over_two_connections) {
+  const fs::path cp = fs::path(server_.dir()) / "cp";
+  auto cfg = config("table = \"r\"\n", "[checkpoint]\ndir = \"" + cp.string() + "\"\n");
+  std::string err;
+  auto s = make(cfg, &err);
+  ASSERT_NE(s, nullptr) << err;
+  s->set_sync(false);
+  ASSERT_EQ(s->recover(0, nullptr), "");
+  const auto schema = schema_of({{"id", field_type::int64}, {"kind", field_type::string}});
+  for (int part = 1; part <= 5; ++part) {
+    std::vector<row> rows;
+    for (int i = 0; i < 1000; ++i)
+      rows.push_back({int64_t{part * 1000 + i}, std::string("k") + std::to_string(part)});
+    ASSERT_EQ(s->stage_epoch(1, part == 5 ? 0 : part, schema, rows), "");
+  }
+  const auto connections = [&] {
+    return server_.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'eddy'")[0][0];
+  };
+  EXPECT_EQ(connections(), "1");
+  ASSERT_EQ(s->publish_epoch(1), "");
+  EXPECT_EQ(connections(), "2");  // the helper's, kept for the next publish
+  EXPECT_EQ(server_.query("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM r"),
+            (std::vector<std::vector<std::string>>{{"5000", "5000", "1000", "5999"}}));
+  EXPECT_EQ(server_.query("SELECT count(*), sum(row_count) FROM eddy_sink_progress"),
+            (std::vector<std::vector<std::string>>{{"5", "5000"}}));
+  std::string lerr;
+  EXPECT_TRUE(staged_epoch_paths(s->staging_dir(), 1, "", &lerr).empty());
+}
+
 TEST_F(pg_sink_server, a_sink_built_only_to_publish_connects_on_first_use) {
   const fs::path cp = fs::path(server_.dir()) / "cp";
   auto cfg = config("table = \"r\"\n", "[checkpoint]\ndir = \"" + cp.string() + "\"\n");

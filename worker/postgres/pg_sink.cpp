@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -112,11 +114,21 @@ std::string format_seconds(clock_type::duration d) {
   return s.str();
 }
 
+/// Connections of one sink that are retrying (its own and its publishing helper's): a lost
+/// server is logged once when the first connection notices, "back" once the last one is back.
+/// The log lines are written under the mutex (the helper delivers on a thread of its own).
+struct outage_state {
+  std::mutex mu;
+  int lost = 0;
+};
+
 class pg_sink final : public sink {
  public:
   pg_sink(const pipeline_config& cfg, std::size_t index, output_schema schema, time_formatter fmt,
-          std::ostream& log)
+          std::ostream& log, std::shared_ptr<outage_state> outage = nullptr)
       : cfg_(cfg),
+        index_(index),
+        outage_(outage ? std::move(outage) : std::make_shared<outage_state>()),
         sc_(cfg.sinks[index]),
         schema_(std::move(schema)),
         fmt_(std::move(fmt)),
@@ -215,10 +227,33 @@ class pg_sink final : public sink {
 
   std::string publish_staged(const std::vector<std::string>& staged_paths, bool sync) override {
     (void)sync;  // deleting a delivered copy needs no fsync: its progress row says "delivered"
-    for (const std::string& p : staged_paths) {
-      if (auto err = deliver_staged(p); !err.empty()) return sink_name_ + ": " + err;
+    // Append: each file is one transaction with its own progress row, and the table's row order
+    // means nothing, so two connections deliver them at once (the server's COPY is the slow
+    // part). The first file goes alone: it connects and prepares the table. Upsert keeps file
+    // order (a later row of a key must win). EDDY_PG_ONE_CONNECTION=1: benchmarks' reference.
+    static const bool one_connection = [] {
+      const char* v = std::getenv("EDDY_PG_ONE_CONNECTION");
+      return v && std::string_view(v) == "1";
+    }();
+    if (sc_.upsert || staged_paths.size() < 3 || one_connection) {
+      for (const std::string& p : staged_paths) {
+        if (auto err = deliver_staged(p); !err.empty()) return sink_name_ + ": " + err;
+      }
+      return {};
     }
-    return {};
+    if (auto err = deliver_staged(staged_paths[0]); !err.empty()) return sink_name_ + ": " + err;
+    if (!helper_) helper_ = std::make_unique<pg_sink>(cfg_, index_, schema_, fmt_, log_, outage_);
+    std::string helper_err;
+    std::thread other([&] {
+      for (size_t i = 2; i < staged_paths.size() && helper_err.empty(); i += 2)
+        helper_err = helper_->deliver_staged(staged_paths[i]);
+    });
+    std::string err;
+    for (size_t i = 1; i < staged_paths.size() && err.empty(); i += 2)
+      err = deliver_staged(staged_paths[i]);
+    other.join();
+    if (err.empty()) err = helper_err;
+    return err.empty() ? err : sink_name_ + ": " + err;
   }
 
  private:
@@ -316,6 +351,15 @@ class pg_sink final : public sink {
     bool announced = false;
     int tries = 0;
     outcome last;
+    // This attempt's outage is over: "back" is logged when it was the sink's last one.
+    auto end_outage = [&](bool back) {
+      if (!announced) return;
+      std::lock_guard<std::mutex> lock(outage_->mu);
+      if (--outage_->lost == 0 && back)
+        log_ << "eddy: " << sink_name_ << ": connection to " << where_ << " back after "
+             << format_seconds(clock_type::now() - started) << " (" << tries
+             << " reconnect(s)); continuing\n";
+    };
     while (true) {
       std::string err;
       if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) err = connect();
@@ -323,32 +367,36 @@ class pg_sink final : public sink {
       if (err.empty()) {
         last = attempt();
         if (last.kind == outcome::ok) {
-          if (announced)
-            log_ << "eddy: " << sink_name_ << ": connection to " << where_ << " back after "
-                 << format_seconds(clock_type::now() - started) << " (" << tries
-                 << " reconnect(s)); continuing\n";
+          end_outage(true);
           return last;
         }
         if (last.kind == outcome::failed) {
           if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) (void)exec("ROLLBACK");
+          end_outage(false);
           return last;
         }
         err = last.message;
       } else if (last.kind == outcome::failed) {
+        end_outage(false);
         return last;  // preparing the table failed for good
       }
       // Lost (or never made) the connection.
       conn_.reset();
       if (!announced) {
-        log_ << "eddy: " << sink_name_ << ": lost the connection to " << where_ << " (" << err
-             << "); retrying for up to " << format_duration(sc_.reconnect_timeout_us) << "\n";
-        log_.flush();
         announced = true;
+        std::lock_guard<std::mutex> lock(outage_->mu);
+        if (outage_->lost++ == 0) {
+          log_ << "eddy: " << sink_name_ << ": lost the connection to " << where_ << " (" << err
+               << "); retrying for up to " << format_duration(sc_.reconnect_timeout_us) << "\n";
+          log_.flush();
+        }
       }
-      if (clock_type::now() - started >= std::chrono::microseconds(sc_.reconnect_timeout_us))
+      if (clock_type::now() - started >= std::chrono::microseconds(sc_.reconnect_timeout_us)) {
+        end_outage(false);
         return {outcome::failed, "no connection to " + where_ + " for " +
                                      format_seconds(clock_type::now() - started) +
                                      " (reconnect_timeout): " + err};
+      }
       std::this_thread::sleep_for(delay);
       delay = std::min(delay * 2, std::chrono::milliseconds(5000));
       ++tries;
@@ -570,6 +618,11 @@ class pg_sink final : public sink {
   static constexpr const char* stage_name = "eddy_stage";
 
   const pipeline_config& cfg_;
+  std::size_t index_;
+  std::shared_ptr<outage_state> outage_;
+  /// Append mode: a second connection that delivers every other staged file of a publish
+  /// (publish_staged), made on first use and kept.
+  std::unique_ptr<pg_sink> helper_;
   const sink_config& sc_;
   output_schema schema_;
   time_formatter fmt_;
