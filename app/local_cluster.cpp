@@ -104,22 +104,14 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   auto consumer =
       kafka_consumer::create(cfg.source.bootstrap_servers, cfg.source.group_id, {}, &err);
   std::vector<int32_t> partitions;
-  if (consumer) partitions = consumer->partitions(cfg.source.topic, 10'000, &err);
-  if (partitions.empty()) {
+  std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // --exit-at-end: [low, high)
+  if (!consumer ||
+      !read_source_partitions(*consumer, cfg, opts.exit_at_end, &partitions, &bounds, &err)) {
     result.error = err;
     return result;
   }
-  std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // --exit-at-end: [low, high)
   std::map<int32_t, int64_t> end_offsets;
-  if (opts.exit_at_end) {
-    auto w = consumer->watermarks(cfg.source.topic, partitions, 10'000, &err);
-    if (!w) {
-      result.error = err;
-      return result;
-    }
-    bounds = std::move(*w);
-    for (const auto& [p, range] : bounds) end_offsets[p] = range.second;
-  }
+  for (const auto& [p, range] : bounds) end_offsets[p] = range.second;
   consumer.reset();
   if (convert) {
     uint64_t epoch = 0;

@@ -91,6 +91,17 @@ wall() {  # runs "$@" (output to $work/cmd.*); prints wall seconds
   echo "$t"
 }
 rate() { python3 -c "print(round($1 / $2))"; }
+# eddy-pg again into a fresh table with the benchmark-only switch $1=1 (a reference run);
+# checks that it wrote all $2 rows and prints its rows/s.
+pg_reference() {
+  local w got
+  psql_do -c "DROP TABLE rides, eddy_sink_progress"
+  rm -rf "$work/cp"
+  w=$(wall env "$1=1" "$eddy" run -c "$work/pg.toml" --exit-at-end)
+  got=$(psql_do -c "SELECT count(*) FROM rides")
+  [[ "$got" == "$2" ]] || { echo "pg_sink: the $1=1 run wrote $got of $2 rows" >&2; exit 1; }
+  rate "$2" "$w"
+}
 
 for round in $(seq "$ROUNDS"); do
   psql_do -c "DROP TABLE IF EXISTS rides, rides_copy, eddy_sink_progress"
@@ -109,19 +120,8 @@ path = \"$work/out\"" "$work/cp2"
   w=$(wall "$eddy" run -c "$work/file.toml" --exit-at-end)
   r_file+=("$(rate "$rows" "$w")")
 
-  psql_do -c "DROP TABLE rides, eddy_sink_progress"
-  rm -rf "$work/cp"
-  w=$(EDDY_PG_TEXT_COPY=1 wall "$eddy" run -c "$work/pg.toml" --exit-at-end)
-  trows=$(psql_do -c "SELECT count(*) FROM rides")
-  [[ "$trows" == "$rows" ]] || { echo "pg_sink: text COPY run wrote $trows of $rows rows" >&2; exit 1; }
-  r_text+=("$(rate "$rows" "$w")")
-
-  psql_do -c "DROP TABLE rides, eddy_sink_progress"
-  rm -rf "$work/cp"
-  w=$(EDDY_PG_ONE_CONNECTION=1 wall "$eddy" run -c "$work/pg.toml" --exit-at-end)
-  orows=$(psql_do -c "SELECT count(*) FROM rides")
-  [[ "$orows" == "$rows" ]] || { echo "pg_sink: one-connection run wrote $orows of $rows rows" >&2; exit 1; }
-  r_one+=("$(rate "$rows" "$w")")
+  r_text+=("$(pg_reference EDDY_PG_TEXT_COPY "$rows")")
+  r_one+=("$(pg_reference EDDY_PG_ONE_CONNECTION "$rows")")
 
   psql_do -c "\\copy rides TO '$work/rides.csv' WITH (FORMAT csv)"
   psql_do -c "CREATE TABLE rides_copy (LIKE rides)"

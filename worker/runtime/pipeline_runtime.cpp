@@ -99,6 +99,19 @@ bool end_actor_system(std::unique_ptr<caf::actor_system>& sys,
   return false;
 }
 
+bool read_source_partitions(kafka_consumer& consumer, const pipeline_config& cfg, bool exit_at_end,
+                            std::vector<int32_t>* partitions,
+                            std::map<int32_t, std::pair<int64_t, int64_t>>* bounds,
+                            std::string* error) {
+  *partitions = consumer.partitions(cfg.source.topic, 10'000, error);
+  if (partitions->empty()) return false;
+  if (!exit_at_end) return true;
+  auto w = consumer.watermarks(cfg.source.topic, *partitions, 10'000, error);
+  if (!w) return false;
+  *bounds = std::move(*w);
+  return true;
+}
+
 std::string local_dir_of(const checkpoint_config& cc) {
   return cc.local_dir.empty() ? cc.dir + "/local" : cc.local_dir;
 }
@@ -474,20 +487,12 @@ run_result run_pipeline(const pipeline_config& cfg, const run_options& opts) {
     result.error = err;
     return result;
   }
-  std::vector<int32_t> partitions = consumer->partitions(cfg.source.topic, 10'000, &err);
-  if (partitions.empty()) {
+  // --exit-at-end reads to the ends the partitions have now: a run that stops short says so.
+  std::vector<int32_t> partitions;
+  std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // [low, high) per partition
+  if (!read_source_partitions(*consumer, cfg, opts.exit_at_end, &partitions, &bounds, &err)) {
     result.error = err;
     return result;
-  }
-  // --exit-at-end reads to the ends the partitions have now: a run that stops short says so.
-  std::map<int32_t, std::pair<int64_t, int64_t>> bounds;  // [low, high) per partition
-  if (opts.exit_at_end) {
-    auto w = consumer->watermarks(cfg.source.topic, partitions, 10'000, &err);
-    if (!w) {
-      result.error = err;
-      return result;
-    }
-    bounds = std::move(*w);
   }
 
   restored_state restored;

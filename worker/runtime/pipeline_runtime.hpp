@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -114,6 +115,16 @@ struct run_result {
 [[nodiscard]] bool end_actor_system(std::unique_ptr<caf::actor_system>& sys,
                                     std::unique_ptr<caf::actor_system_config>& cfg,
                                     std::ostream& log);
+
+class kafka_consumer;
+
+/// The source topic's partitions, and with `exit_at_end` each one's [low, high) offsets now (the
+/// ends an --exit-at-end run reads to), for eddy run and eddy run --as-cluster. False, with
+/// `*error` set, when a lookup fails or the topic has no partitions.
+[[nodiscard]] bool read_source_partitions(kafka_consumer& consumer, const pipeline_config& cfg,
+                                          bool exit_at_end, std::vector<int32_t>* partitions,
+                                          std::map<int32_t, std::pair<int64_t, int64_t>>* bounds,
+                                          std::string* error);
 
 /// Where the node-local state of a run lives: checkpoint.local_dir, by default
 /// <checkpoint.dir>/local.
