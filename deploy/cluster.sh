@@ -22,7 +22,15 @@ run_dir=$(mktemp -d /tmp/eddy-cluster-XXXXXX)
 pids=()
 cleanup() {
   trap - EXIT INT TERM
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  # The producer, the workers and the coordinator first (the producer flushes to the broker
+  # what it holds; a paused worker is woken to take its SIGTERM), then the broker (pids[0]).
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 1; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    kill -CONT "${pids[i]}" 2>/dev/null || true
+  done
+  for ((i = ${#pids[@]} - 1; i >= 1; i--)); do wait "${pids[i]}" 2>/dev/null || true; done
+  if [ ${#pids[@]} -gt 0 ]; then kill -TERM "${pids[0]}" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   echo "cluster stopped; logs kept in $run_dir"
 }
