@@ -9,6 +9,7 @@
 #include "app/cli_checks.hpp"
 #include "app/commands.hpp"
 #include "app/demo_pipeline.hpp"
+#include "app/local_cluster.hpp"
 #include "app/produce.hpp"
 #include "app/signals.hpp"
 #include "model/pipeline_config.hpp"
@@ -110,7 +111,8 @@ void add_demo_command(CLI::App& root) {
     run_options opts;
     opts.stop = &signals.stop;
     opts.stats_requested = &signals.stats;
-    run_result r = run_pipeline(cfg, opts);
+    run_result r = cfg.checkpoint.enabled() ? run_pipeline(cfg, opts)
+                                            : run_as_cluster(cfg, std::string(), opts, false);
     signals.stop = true;
     producer_stop = true;
     producer.join();

@@ -185,8 +185,11 @@ void add_run_command(CLI::App& root) {
       throw CLI::RuntimeError("--take-over-run: " + args->config +
                                   " has no [checkpoint] dir, so there is nothing to take over",
                               2);
-    run_result r = args->as_cluster ? run_as_cluster(cfg, args->config, opts, args->take_over_run)
-                                    : run_pipeline(cfg, opts);
+    // Without [checkpoint] there is no layout to keep: every run takes the cluster's code path
+    // (a coordinator and one worker node in this process). With it, --as-cluster chooses.
+    const bool cluster_path = args->as_cluster || !cfg.checkpoint.enabled();
+    run_result r = cluster_path ? run_as_cluster(cfg, args->config, opts, args->take_over_run)
+                                : run_pipeline(cfg, opts);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
     print_dropped_after_close(std::cerr, r);
     print_incomplete(std::cerr, r);

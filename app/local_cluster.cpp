@@ -27,6 +27,8 @@
 #include "worker/checkpoint/checkpoint_compat.hpp"
 #include "worker/decode/record_processor.hpp"
 #include "worker/kafka/consumer.hpp"
+#include "worker/runtime/actor_faults.hpp"
+#include "worker/runtime/run_context.hpp"
 #include "worker/runtime/worker_node.hpp"
 #include "worker/sink/epoch_files.hpp"
 #include "worker/sink/publish_dispatch.hpp"
@@ -54,6 +56,13 @@ void counters_of_last_commit(const pipeline_config& cfg, std::vector<int32_t>* p
     if (next_offsets) (*next_offsets)[p] = u->next_offset;
   }
 }
+
+/// Swallows what is written to it (the membership lines of a run without checkpoints).
+class null_buffer : public std::streambuf {
+ protected:
+  int_type overflow(int_type c) override { return traits_type::not_eof(c); }
+  std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
+};
 
 }  // namespace
 
@@ -147,8 +156,10 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
       return result;
     }
   }
+  // The node takes `cfg` as it is (overrides included); the text is what a joining worker of
+  // another process would get (none join here).
   std::ostringstream text;
-  text << std::ifstream(config_path).rdbuf();
+  if (!config_path.empty()) text << std::ifstream(config_path).rdbuf();
 
   // On the heap: a run abandoned with a thread still blocked leaves them running (threads_left).
   auto sys_cfg = std::make_unique<caf::actor_system_config>();
@@ -176,6 +187,12 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   copts.exit_at_end = opts.exit_at_end;
   copts.end_offsets = end_offsets;
   copts.log = &log;
+  // Without checkpoints one process has no membership to speak of: no generations, no epochs.
+  // One stream per actor (each writes from its own thread); static: an actor left blocked at
+  // the end (threads_left) may still write.
+  static null_buffer nothing;
+  static std::ostream coordinator_quiet(&nothing), node_quiet(&nothing);
+  if (!checkpointed) copts.membership_log = &coordinator_quiet;
   worker_node_options nopts;
   nopts.name = "local";
   nopts.host = this_host();
@@ -183,6 +200,8 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   nopts.local_dir = worker_dir;
   nopts.log = &log;
   nopts.run = &opts;
+  nopts.pipeline = std::make_shared<const pipeline_config>(cfg);
+  if (!checkpointed) nopts.membership_log = &node_quiet;
   auto report = std::make_shared<unit_host_report>();
   nopts.report = report;
   auto outcome = std::make_shared<worker_node_outcome>();
@@ -201,17 +220,29 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
           [&](caf::down_msg& dm) {
             if (dm.source == node.address()) {
               node_done = true;
+              // An exception in the node (its own message, worker_node.cpp).
+              if (is_fault(dm.reason) && outcome->how == worker_node_outcome::kind::running &&
+                  result.error.empty())
+                result.error = reason_text(*sys, dm.reason);
               return;
             }
             coordinator_done = true;
-            if (dm.reason)
-              result.error = "the coordinator ended with an error: " + sys->render(dm.reason);
+            if (dm.reason) {
+              std::string why = reason_text(*sys, dm.reason);
+              // An exception says which actor failed itself ("cluster coordinator failed: ...").
+              result.error = why.rfind("cluster coordinator failed: ", 0) == 0
+                                 ? why
+                                 : "the coordinator ended with an error: " + why;
+            }
           },
           caf::after(std::chrono::milliseconds(50)) >> [] {});
       if (node_done && outcome->how != worker_node_outcome::kind::left) {
+        // A unit's failure is the run's, as eddy run says it ("sink failed: ...").
         if (result.error.empty())
-          result.error = "the worker ended: " +
-                         (outcome->detail.empty() ? "no reason given" : outcome->detail);
+          result.error = !outcome->units_error.empty()
+                             ? outcome->units_error
+                             : "the worker ended: " +
+                                   (outcome->detail.empty() ? "no reason given" : outcome->detail);
         break;
       }
       if (coordinator_done && !result.error.empty()) break;
@@ -247,11 +278,19 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   std::set<int32_t> read_to_end;
   if (checkpointed) {
     counters_of_last_commit(cfg, &result.partitions, &result.counters, &next_offsets);
-  } else {
+  } else if (!report->partitions.empty()) {  // the sink's final report
     result.partitions = report->partitions;
     result.counters = report->counters;
     next_offsets = report->next_offsets;
     read_to_end = report->read_to_end;
+  } else if (auto ctx = report->live()) {
+    // No final report (a fault, an abandoned drain): what the sink had taken, as far as it got.
+    for (const auto& [p, progress] : ctx->progress()) {
+      result.partitions.push_back(p);
+      result.counters.push_back(progress.counters);
+      next_offsets[p] = progress.next_offset;
+      if (progress.read_to_end()) read_to_end.insert(p);
+    }
   }
   // This process's figures (eddy run's are its process's too), whatever the counters' source.
   result.batches = report->batches->load();

@@ -29,9 +29,12 @@ namespace eddy::app {
 
 /// Runs `cfg` as a coordinator and one worker node in this process until it ends (above). With
 /// checkpoints the counters come from the last committed epoch's manifest (per partition,
-/// cumulative since the pipeline started) and run_result::batches and the flow-control figures
-/// are 0; without, they are the sink's, as eddy run's. `take_over`: the checkpoint.dir may
-/// hold `eddy run`'s checkpoints, which are converted first (as `eddy coordinator
+/// cumulative since the pipeline started); without, they are the sink's, as eddy run's.
+/// run_result::batches and the flow-control figures are this process's either way. The worker
+/// node runs `cfg` as given (overrides applied by the caller); `config_path` (may be empty) is
+/// only the text the coordinator would hand a worker of another process. `take_over`: the
+/// checkpoint.dir may hold `eddy run`'s checkpoints, which are converted first (as `eddy
+/// coordinator
 /// --take-over-run`). Throws CLI::RuntimeError (exit 2) for a checkpoint.dir that cannot be
 /// continued; other errors come back in the result.
 [[nodiscard]] run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_path,

@@ -18,6 +18,7 @@
 #
 # Usage: bench/e2e_as_cluster.sh [BUILD_DIR]     (default: <repo>/build)
 # Env:   COUNT=1000000 ROUNDS=3 PARTITIONS=16 INTERVAL=1s CP_BASE=/var/tmp KEEP=0
+#        INTERVAL=off: no [checkpoint] table (output per trigger, nothing stored)
 #        UNCOMPRESSED_REF=1: then ROUNDS more rounds of the changelog --as-cluster alone, with and
 #        without EDDY_UNIT_UNCOMPRESSED=1 (unit files in format 1, as before compression)
 # Needs: python3, kcat. Stops by itself; the broker is killed on exit. ~3 minutes on 2 cores.
@@ -50,7 +51,8 @@ make_pipeline() {
         -e "s|^bootstrap_servers = .*|bootstrap_servers = \"$bootstrap\"|" >"$1"
   printf '\n[[sinks]]\ntype = "file"\npath = "%s/out"\n\n[dead_letter]\npath = "%s/dead"\n' \
     "$work" "$work" >>"$1"
-  printf '\n[checkpoint]\ndir = "%s/cp"\ninterval = "%s"\n' "$cp_root" "$INTERVAL" >>"$1"
+  [[ "$INTERVAL" == off ]] ||
+    printf '\n[checkpoint]\ndir = "%s/cp"\ninterval = "%s"\n' "$cp_root" "$INTERVAL" >>"$1"
 }
 make_pipeline "$work/windowed.toml" "# ---- sinks"
 make_pipeline "$work/plain.toml" "# ---- aggregation"
@@ -66,7 +68,7 @@ run_eddy() {  # $1 = pipeline, $2.. = extra eddy run options; prints msg/s
     { cat "$work/cmd.err" >&2; echo "$name: failed: $config $*" >&2; exit 1; }
   in=$(python3 -c "import json; print(json.load(open('$work/summary.json'))['in'])")
   [[ "$in" -eq "$COUNT" ]] || { echo "$name: eddy read $in of $COUNT ($config $*)" >&2; exit 1; }
-  [[ "$config" == */changelog.toml ]] && cp_bytes "$*" >>"$work/cp_bytes.txt"
+  [[ "$config" == */changelog.toml && "$INTERVAL" != off ]] && cp_bytes "$*" >>"$work/cp_bytes.txt"
   python3 -c "print(round($COUNT / $t))"
 }
 
@@ -121,7 +123,7 @@ print("as-cluster / run (medians): windowed %.3f, plain %.3f, changelog %.3f"
 ratios = lambda x, y: " ".join("%.2f" % (a / b) for a, b in zip(x, y))
 print("per round windowed: %s; plain: %s; changelog: %s" % (ratios(wc, w), ratios(pc, p), ratios(cc, c)))
 EOF2
-python3 - "$work/cp_bytes.txt" <<'EOF4'
+[[ "$INTERVAL" == off ]] || python3 - "$work/cp_bytes.txt" <<'EOF4'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 m = lambda k, i: statistics.median(int(r[i]) for r in rows if r[0] == k) / 1e6

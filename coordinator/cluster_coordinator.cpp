@@ -17,6 +17,8 @@
 #include "actors/version.hpp"
 #include "coordinator/assignment.hpp"
 #include "coordinator/cluster_manifest.hpp"
+#include "worker/checkpoint/crash_point.hpp"
+#include "worker/runtime/actor_faults.hpp"
 #include "worker/sink/epoch_files.hpp"
 
 namespace eddy {
@@ -111,6 +113,11 @@ using cluster_ptr = caf::stateful_actor<cluster_state>*;
 
 std::ostream& log_of(cluster_ptr self) {
   return self->state.opts.log ? *self->state.opts.log : std::cerr;
+}
+
+/// The membership lines' stream (cluster_coordinator_options::membership_log).
+std::ostream& membership_log_of(cluster_ptr self) {
+  return self->state.opts.membership_log ? *self->state.opts.membership_log : log_of(self);
 }
 
 std::string describe_members(const cluster_state& st) {
@@ -224,7 +231,7 @@ void rebalance(cluster_ptr self) {
   size_t orphaned = 0;
   for (const auto& [u, w] : st.owners)
     if (!next.count(u)) ++orphaned;
-  auto& log = log_of(self);
+  auto& log = membership_log_of(self);
   if (moved.empty() && orphaned == 0)
     log << "eddy coordinator: generation " << st.generation << ": no unit moves\n";
   for (const auto& [from_to, units] : moved)
@@ -285,9 +292,9 @@ void drop_member(cluster_ptr self, std::map<std::string, member>::iterator it,
   const std::string name = it->first;
   st.members.erase(it);
   // "a member for N s": how long it was in the cluster, not how long detecting the loss took.
-  log_of(self) << "eddy coordinator: worker " << name << " " << why << ", a member for "
-               << std::chrono::duration_cast<std::chrono::seconds>(up).count() << " s; "
-               << describe_members(st) << "\n";
+  membership_log_of(self) << "eddy coordinator: worker " << name << " " << why << ", a member for "
+                          << std::chrono::duration_cast<std::chrono::seconds>(up).count() << " s; "
+                          << describe_members(st) << "\n";
   st.last_gone = "worker " + name + (why == "left" ? " left" : " was lost");
   st.last_gone_event = why == "left" ? name + " left" : "the loss of " + name + " was detected";
   st.last_gone_at = std::chrono::steady_clock::now();
@@ -309,20 +316,21 @@ void start_generation(cluster_ptr self) {
     self->send(m.handle, start_atom::value, st.generation, table);
   st.started = true;
   st.drained.clear();
-  log_of(self) << "eddy coordinator: generation " << st.generation
-               << " started: " << describe_members(st) << ", "
-               << (st.last_complete == 0
-                       ? std::string("starting fresh")
-                       : "restored from epoch " + std::to_string(st.last_complete));
+  membership_log_of(self) << "eddy coordinator: generation " << st.generation
+                          << " started: " << describe_members(st) << ", "
+                          << (st.last_complete == 0
+                                  ? std::string("starting fresh")
+                                  : "restored from epoch " + std::to_string(st.last_complete));
   if (!st.last_gone.empty()) {
-    log_of(self) << ", "
-                 << std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - st.last_gone_at)
-                        .count()
-                 << " ms after " << st.last_gone << " (detection to every unit restored)";
+    membership_log_of(self) << ", "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - st.last_gone_at)
+                                   .count()
+                            << " ms after " << st.last_gone
+                            << " (detection to every unit restored)";
     st.last_gone.clear();
   }
-  log_of(self) << "\n";
+  membership_log_of(self) << "\n";
   if (st.stopping && !st.opts.checkpoint_dir.empty() && !st.epoch) open_next_epoch(self);
   if (!st.opts.checkpoint_dir.empty())
     self->delayed_send(self, std::chrono::milliseconds(st.opts.checkpoint_interval_ms),
@@ -436,7 +444,7 @@ void quit_if_alone(cluster_ptr self) {
   auto& st = self->state;
   if (!st.finished || !st.members.empty()) return;
   if (st.published < st.publish_asked) return;  // the last epochs are still being published
-  log_of(self) << "eddy coordinator: every worker left; done\n";
+  membership_log_of(self) << "eddy coordinator: every worker left; done\n";
   if (st.finish_error.empty())
     self->quit();
   else
@@ -613,6 +621,11 @@ void recover(cluster_ptr self) {
 caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
+  // An exception ends the coordinator with its message (a run in one process prints it).
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
+    return caf::make_error(caf::sec::runtime_error,
+                           "cluster coordinator failed: " + describe_exception(x));
+  });
   for (int32_t p : st.opts.partitions) st.units.push_back(unit_id::partition(p));
   for (int32_t s = 0; s < st.opts.shards; ++s) st.units.push_back(unit_id::shard(s));
   // Linked: it goes when the coordinator goes (after the publish it is in, if any).
@@ -653,6 +666,7 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
   });
   return {
       [self](register_atom, const worker_hello& hello, const caf::actor& handle) -> join_reply {
+        fault_point("cluster_coordinator");
         auto& st = self->state;
         join_reply reply;
         if (hello.version != eddy_version) {
@@ -683,15 +697,17 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         if (wait_for_boundary(self)) {
           // It takes units when the running generation's next epoch commits (rebalance).
           st.joining[hello.name] = std::move(m);
-          log_of(self) << "eddy coordinator: worker " << hello.name << " joined from " << hello.host
-                       << " (" << hello.slots << (hello.slots == 1 ? " slot" : " slots")
-                       << "); it takes units at the next epoch boundary\n";
+          membership_log_of(self) << "eddy coordinator: worker " << hello.name << " joined from "
+                                  << hello.host << " (" << hello.slots
+                                  << (hello.slots == 1 ? " slot" : " slots")
+                                  << "); it takes units at the next epoch boundary\n";
           return reply;
         }
         st.members[hello.name] = std::move(m);
-        log_of(self) << "eddy coordinator: worker " << hello.name << " joined from " << hello.host
-                     << " (" << hello.slots << (hello.slots == 1 ? " slot" : " slots") << "); "
-                     << describe_members(st) << "\n";
+        membership_log_of(self) << "eddy coordinator: worker " << hello.name << " joined from "
+                                << hello.host << " (" << hello.slots
+                                << (hello.slots == 1 ? " slot" : " slots") << "); "
+                                << describe_members(st) << "\n";
         // No epoch may open or complete before the new generation: it includes the new member.
         abort_epoch(self, "worker " + hello.name + " joined");
         // The assignment follows the reply (same sender, same receiver: CAF keeps the order).
@@ -726,7 +742,8 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
           if (auto it = st.members.find(name); it != st.members.end()) {
             self->demonitor(it->second.handle);
             st.members.erase(it);
-            log_of(self) << "eddy coordinator: worker " << name << " left: the run is complete\n";
+            membership_log_of(self)
+                << "eddy coordinator: worker " << name << " left: the run is complete\n";
             quit_if_alone(self);
           }
           return caf::unit;
@@ -810,8 +827,8 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
         if (st.drained.size() < st.members.size()) return;
         // Every member's sink wrote all it will get: the run is complete.
         st.finished = true;
-        log_of(self) << "eddy coordinator: every worker drained its units; " << describe_members(st)
-                     << " leave\n";
+        membership_log_of(self) << "eddy coordinator: every worker drained its units; "
+                                << describe_members(st) << " leave\n";
         for (const auto& [_, m] : st.members)
           self->send(m.handle, finish_atom::value, st.generation, uint64_t{0});
         quit_if_alone(self);

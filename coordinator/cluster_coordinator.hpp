@@ -106,6 +106,10 @@ struct cluster_coordinator_options {
   std::map<int32_t, int64_t> end_offsets;
   bool debug = false;           ///< also log one line per completed epoch
   std::ostream* log = nullptr;  ///< nullptr = std::cerr
+  /// Where the membership lines go (joins, leaves, losses, moves, a generation's start): nullptr
+  /// = `log`. A one-process run without checkpoints, which has no membership to speak of, sends
+  /// them nowhere.
+  std::ostream* membership_log = nullptr;
 };
 
 /// Spawns the coordinator; publish it with caf::io::publish for workers to join.

@@ -160,7 +160,10 @@ INSTANTIATE_TEST_SUITE_P(
                       fault_case{"shard", "5", "aggregation shard ", true, false},
                       fault_case{"checkpoint_coordinator", "2", "checkpoint coordinator", true,
                                  true},
-                      fault_case{"publisher", "2", "publisher", false, true}),
+                      fault_case{"publisher", "2", "publisher", false, true},
+                      // eddy run without [checkpoint] runs the cluster's actors in one process.
+                      fault_case{"cluster_coordinator", "1", "cluster coordinator", false, false},
+                      fault_case{"unit_host", "1", "unit host", true, false}),
     [](const auto& info) { return std::string(info.param.point); });
 
 // ---- SIGTERM ends a run within a bound, whatever its drain does --------------------------------

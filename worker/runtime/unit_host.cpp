@@ -14,6 +14,7 @@
 #include "actors/messages.hpp"
 #include "coordinator/cluster_manifest.hpp"
 #include "state/unit_snapshot.hpp"
+#include "worker/checkpoint/crash_point.hpp"
 #include "worker/kafka/consumer.hpp"
 #include "worker/runtime/actor_faults.hpp"
 #include "worker/runtime/credits.hpp"
@@ -425,6 +426,12 @@ void adopt_assignment(host_ptr self, const unit_assignment& a, int64_t received_
 caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
+  // An exception ends the host with its message: its worker leaves, and a run in one process
+  // ends with it.
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
+    return caf::make_error(caf::sec::runtime_error, "unit host failed: " + describe_exception(x));
+  });
+  fault_point("unit_host");
   const auto& a = st.opts.assignment;
   // This generation's copy of the pipeline: staged output names carry <worker>-g<generation>.
   st.tag = st.opts.worker_name + "-g" + std::to_string(a.generation);
@@ -448,7 +455,10 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   // Without [checkpoint] only in one process (eddy run --as-cluster; a coordinator refuses such
   // a pipeline): no epochs, output per trigger, the end is the sink's (drained_atom).
   ctx.checkpointing = ctx.cfg->checkpoint.enabled();
-  if (st.opts.report) ctx.batches_out = st.opts.report->batches;
+  if (st.opts.report) {
+    ctx.batches_out = st.opts.report->batches;
+    st.opts.report->set_live(st.ctx);
+  }
   if (const run_options* run = st.opts.run) {
     ctx.opts.console = run->console;
     ctx.opts.stats_requested = run->stats_requested;
@@ -503,8 +513,10 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
     if (!is_fault(dm.reason)) return;
     auto it = st.children.find(dm.source);
     const std::string what = it == st.children.end() ? "an actor" : it->second;
-    stop_host(self, caf::make_error(caf::sec::runtime_error,
-                                    what + " failed: " + self->system().render(dm.reason)));
+    // An exception's message, as the actor's exception handler recorded it (actor_faults.hpp).
+    std::string fault = st.ctx->faulted.load() ? st.ctx->fault_message() : std::string();
+    if (fault.empty()) fault = what + " failed: " + reason_text(self->system(), dm.reason);
+    stop_host(self, caf::make_error(caf::sec::runtime_error, std::move(fault)));
   });
   // The node ends a generation with user_shutdown (exit_reason::kill cannot be trapped, and the
   // units must go with the host).

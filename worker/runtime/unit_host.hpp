@@ -37,6 +37,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <set>
 #include <string>
@@ -45,6 +46,7 @@
 #include "actors/cluster_messages.hpp"
 #include "model/pipeline_config.hpp"
 #include "worker/runtime/pipeline_runtime.hpp"
+#include "worker/runtime/run_context.hpp"
 
 namespace eddy {
 
@@ -62,6 +64,22 @@ struct unit_host_report {
   std::shared_ptr<std::atomic<int64_t>> batches = std::make_shared<std::atomic<int64_t>>(0);
   std::atomic<int64_t> max_in_flight_bytes{0}, credit_waits{0}, dropped_after_close{0};
   std::atomic<int32_t> max_unreturned_partials{0};
+
+  /// The newest host's context (set when it starts): a run that ends without the sink's final
+  /// report (a fault, an abandoned drain) reports what the sink had taken from it, as eddy run
+  /// does.
+  void set_live(std::shared_ptr<run_context> ctx) {
+    std::lock_guard<std::mutex> lock(live_mutex_);
+    live_ = std::move(ctx);
+  }
+  [[nodiscard]] std::shared_ptr<run_context> live() const {
+    std::lock_guard<std::mutex> lock(live_mutex_);
+    return live_;
+  }
+
+ private:
+  mutable std::mutex live_mutex_;
+  std::shared_ptr<run_context> live_;
 };
 
 struct unit_host_options {

@@ -34,6 +34,11 @@ std::ostream& log_of(node_ptr self) {
   return self->state.opts.log ? *self->state.opts.log : std::cerr;
 }
 
+/// The membership lines' stream (worker_node_options::membership_log).
+std::ostream& membership_log_of(node_ptr self) {
+  return self->state.opts.membership_log ? *self->state.opts.membership_log : log_of(self);
+}
+
 std::string join_list(char prefix, const std::vector<int32_t>& xs) {
   std::string out;
   for (int32_t x : xs) out += (out.empty() ? "" : ",") + std::string(1, prefix) + std::to_string(x);
@@ -79,16 +84,21 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
   st.opts = std::move(opts);
   st.coordinator = std::move(coordinator);
   st.outcome = std::move(outcome);
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
+    return caf::make_error(caf::sec::runtime_error, "worker node failed: " + describe_exception(x));
+  });
   self->monitor(st.coordinator);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
     if (st.host && dm.source == st.host.address()) {
       if (!is_fault(dm.reason)) return;
       const std::string why = reason_text(self->system(), dm.reason);
-      log_of(self) << "eddy worker " << st.opts.name << ": generation " << st.host_generation
-                   << ": its units failed (" << why << "); leaving so that the others take over\n";
+      membership_log_of(self) << "eddy worker " << st.opts.name << ": generation "
+                              << st.host_generation << ": its units failed (" << why
+                              << "); leaving so that the others take over\n";
       // Why, for the coordinator: a restore that fails in every generation ends the run there.
       if (st.coordinator) self->send(st.coordinator, failed_atom::value, st.host_generation, why);
+      st.outcome->units_error = why;
       finish(self, worker_node_outcome::kind::lost, "units failed: " + why);
       return;
     }
@@ -117,7 +127,9 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
               return;
             }
             st.joined = true;
-            if (!st.opts.local_dir.empty()) {
+            if (!st.opts.local_dir.empty() && st.opts.pipeline) {
+              st.pipeline = st.opts.pipeline;
+            } else if (!st.opts.local_dir.empty()) {
               auto parsed = parse_pipeline_config(r.pipeline_toml, "pipeline from the coordinator");
               if (!parsed.config) {
                 const std::string e =
@@ -129,9 +141,10 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
               apply_bootstrap_override(*parsed.config, r.bootstrap);
               st.pipeline = std::make_shared<const pipeline_config>(std::move(*parsed.config));
             }
-            log_of(self) << "eddy worker " << st.opts.name << ": joined the coordinator "
-                         << st.opts.coordinator_label << " (pipeline " << r.pipeline_name << ", "
-                         << st.opts.slots << (st.opts.slots == 1 ? " slot" : " slots") << ")\n";
+            membership_log_of(self)
+                << "eddy worker " << st.opts.name << ": joined the coordinator "
+                << st.opts.coordinator_label << " (pipeline " << r.pipeline_name << ", "
+                << st.opts.slots << (st.opts.slots == 1 ? " slot" : " slots") << ")\n";
             // Once per process: what each sink is and what it guarantees, as `eddy run` says it.
             // In one process (eddy run --as-cluster) the run has said it already.
             static std::atomic<bool> sinks_described{false};  // a rejoin is a new node actor
@@ -154,8 +167,9 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         std::string shards = join_list('s', a.shards);
         if (!units.empty() && !shards.empty()) units += ",";
         units += shards;
-        log_of(self) << "eddy worker " << self->state.opts.name << ": generation " << a.generation
-                     << ": holds " << (units.empty() ? "no units" : units) << "\n";
+        membership_log_of(self) << "eddy worker " << self->state.opts.name << ": generation "
+                                << a.generation << ": holds "
+                                << (units.empty() ? "no units" : units) << "\n";
         auto& st = self->state;
         if (!st.pipeline) return;
         if (keeps_host(self, a)) {
@@ -222,7 +236,8 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
         auto& st = self->state;
         if (generation < st.outcome->generation) return;  // fenced
         if (epoch == 0)  // without checkpoints: every member's sink drained
-          log_of(self) << "eddy worker " << st.opts.name << ": the run is complete; leaving\n";
+          membership_log_of(self) << "eddy worker " << st.opts.name
+                                  << ": the run is complete; leaving\n";
         else
           log_of(self) << "eddy worker " << st.opts.name << ": the run is complete (epoch " << epoch
                        << " committed its last output); leaving\n";

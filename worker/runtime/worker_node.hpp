@@ -46,6 +46,12 @@ struct worker_node_options {
   /// checkpoints reports its sink's end (unit_host_options). nullptr in a worker process.
   const run_options* run = nullptr;
   std::shared_ptr<unit_host_report> report;
+  /// In one process: the pipeline as the run loaded it (its overrides applied), used instead of
+  /// parsing the text the coordinator sends. nullptr in a worker process.
+  std::shared_ptr<const pipeline_config> pipeline;
+  /// Where the membership lines go (joined, the units held, the run complete, units failed and
+  /// leaving): nullptr = `log`. A one-process run without checkpoints sends them nowhere.
+  std::ostream* membership_log = nullptr;
 };
 
 /// How a node's membership ended; written by the node before it quits.
@@ -53,6 +59,7 @@ struct worker_node_outcome {
   enum class kind { running, refused, lost, left };
   kind how = kind::running;
   std::string detail;                       ///< the refusal or loss reason
+  std::string units_error;                  ///< lost because its units failed: their error
   uint64_t generation = 0;                  ///< newest assignment seen
   std::vector<int32_t> partitions, shards;  ///< units held at the end
 };
