@@ -129,7 +129,7 @@ void add_run_command(CLI::App& root) {
       "and `eddy worker` in this process, no network. With [checkpoint] its checkpoint.dir\n"
       "is a cluster's, which a coordinator with workers can continue (and the reverse), and\n"
       "Ctrl-C/SIGTERM makes the next epoch to commit the last (what was read after it is read\n"
-      "again by the next run)");
+      "again by the next run). A pipeline without [checkpoint] always runs this way");
   cmd->add_flag("--take-over-run", args->take_over_run,
                 "With --as-cluster: checkpoint.dir holds the checkpoints of `eddy run` (stopped):\n"
                 "continue from its newest one on the cluster's path (as eddy coordinator\n"

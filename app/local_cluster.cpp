@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -187,6 +188,13 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
   copts.exit_at_end = opts.exit_at_end;
   copts.end_offsets = end_offsets;
   copts.log = &log;
+  // The coordinator's exception, recorded before its end reaches anyone: the node may see it
+  // first (its join request answered with the coordinator's exit reason), and it is the run's.
+  auto coordinator_fault = std::make_shared<std::pair<std::mutex, std::string>>();
+  copts.on_exception = [coordinator_fault](const std::string& why) {
+    std::lock_guard<std::mutex> lock(coordinator_fault->first);
+    if (coordinator_fault->second.empty()) coordinator_fault->second = why;
+  };
   // Without checkpoints one process has no membership to speak of: no generations, no epochs.
   // One stream per actor (each writes from its own thread); static: an actor left blocked at
   // the end (threads_left) may still write.
@@ -237,6 +245,10 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
           },
           caf::after(std::chrono::milliseconds(50)) >> [] {});
       if (node_done && outcome->how != worker_node_outcome::kind::left) {
+        {
+          std::lock_guard<std::mutex> lock(coordinator_fault->first);
+          if (!coordinator_fault->second.empty()) result.error = coordinator_fault->second;
+        }
         // A unit's failure is the run's, as eddy run says it ("sink failed: ...").
         if (result.error.empty())
           result.error = !outcome->units_error.empty()

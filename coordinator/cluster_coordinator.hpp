@@ -110,6 +110,9 @@ struct cluster_coordinator_options {
   /// = `log`. A one-process run without checkpoints, which has no membership to speak of, sends
   /// them nowhere.
   std::ostream* membership_log = nullptr;
+  /// Called with "cluster coordinator failed: <what()>" when an exception escapes a handler,
+  /// before the coordinator ends (so before anyone sees it gone); may be empty.
+  std::function<void(const std::string&)> on_exception;
 };
 
 /// Spawns the coordinator; publish it with caf::io::publish for workers to join.

@@ -153,7 +153,7 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
           },
           [self](const caf::error& err) {
             finish(self, worker_node_outcome::kind::lost,
-                   "no answer to the join request: " + self->system().render(err));
+                   "no answer to the join request: " + reason_text(self->system(), err));
           });
   return {
       [self](assign_atom, const unit_assignment& a) {
