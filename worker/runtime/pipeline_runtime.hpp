@@ -6,6 +6,9 @@
 // (result_batch); the sink writes one output batch per trigger interval. It returns when the
 // input is exhausted (`exit_at_end`), when `*stop` becomes true, or on a fatal error, after
 // every record taken from Kafka has been written to a sink, filtered or dead-lettered.
+// `eddy run` calls it only for pipelines with [checkpoint] (its own epochs and checkpoint
+// layout); without one, and with --as-cluster, runs take the cluster's path
+// (app/local_cluster.hpp). It still runs any pipeline (tests, benchmarks).
 //
 // Bounded ends: an actor that dies (an exception escapes one of its handlers, or it ends with an
 // error) ends the run at once with that error: what was read but not yet written is not
