@@ -622,12 +622,7 @@ caf::behavior cluster_coordinator(cluster_ptr self, cluster_coordinator_options 
   auto& st = self->state;
   st.opts = std::move(opts);
   // An exception ends the coordinator with its message (a run in one process prints it).
-  self->set_exception_handler(
-      [on = st.opts.on_exception](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
-        std::string why = "cluster coordinator failed: " + describe_exception(x);
-        if (on) on(why);
-        return caf::make_error(caf::sec::runtime_error, std::move(why));
-      });
+  end_with_exception_message(self, "cluster coordinator", st.opts.on_exception);
   for (int32_t p : st.opts.partitions) st.units.push_back(unit_id::partition(p));
   for (int32_t s = 0; s < st.opts.shards; ++s) st.units.push_back(unit_id::shard(s));
   // Linked: it goes when the coordinator goes (after the publish it is in, if any).

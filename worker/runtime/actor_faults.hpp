@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 
 #include <exception>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -43,6 +44,20 @@ void fail_run_on_exception(Actor* self, std::shared_ptr<run_context> ctx, std::s
                                   caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
     ctx->fault(who + " failed: " + describe_exception(x));
     return caf::sec::runtime_error;
+  });
+}
+
+/// From now on an exception escaping any handler of `self` ends it with a runtime_error carrying
+/// "<who> failed: <what>" (reason_text reads it back); `on`, when set, gets that text first,
+/// before anyone can see the actor gone. For the cluster's actors, which have no run_context.
+template <class Actor>
+void end_with_exception_message(Actor* self, std::string who,
+                                std::function<void(const std::string&)> on = {}) {
+  self->set_exception_handler([who = std::move(who), on = std::move(on)](
+                                  caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
+    std::string why = who + " failed: " + describe_exception(x);
+    if (on) on(why);
+    return caf::make_error(caf::sec::runtime_error, std::move(why));
   });
 }
 

@@ -428,9 +428,7 @@ caf::behavior unit_host(host_ptr self, unit_host_options opts) {
   st.opts = std::move(opts);
   // An exception ends the host with its message: its worker leaves, and a run in one process
   // ends with it.
-  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
-    return caf::make_error(caf::sec::runtime_error, "unit host failed: " + describe_exception(x));
-  });
+  end_with_exception_message(self, "unit host");
   fault_point("unit_host");
   const auto& a = st.opts.assignment;
   // This generation's copy of the pipeline: staged output names carry <worker>-g<generation>.

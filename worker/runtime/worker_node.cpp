@@ -84,9 +84,7 @@ caf::behavior worker_node(node_ptr self, caf::actor coordinator, worker_node_opt
   st.opts = std::move(opts);
   st.coordinator = std::move(coordinator);
   st.outcome = std::move(outcome);
-  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& x) -> caf::error {
-    return caf::make_error(caf::sec::runtime_error, "worker node failed: " + describe_exception(x));
-  });
+  end_with_exception_message(self, "worker node");
   self->monitor(st.coordinator);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
