@@ -111,8 +111,7 @@ void add_demo_command(CLI::App& root) {
     run_options opts;
     opts.stop = &signals.stop;
     opts.stats_requested = &signals.stats;
-    run_result r = cfg.checkpoint.enabled() ? run_pipeline(cfg, opts)
-                                            : run_as_cluster(cfg, std::string(), opts, false);
+    run_result r = run_in_process(cfg, std::string(), opts, false, false);
     signals.stop = true;
     producer_stop = true;
     producer.join();

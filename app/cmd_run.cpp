@@ -185,11 +185,7 @@ void add_run_command(CLI::App& root) {
       throw CLI::RuntimeError("--take-over-run: " + args->config +
                                   " has no [checkpoint] dir, so there is nothing to take over",
                               2);
-    // Without [checkpoint] there is no layout to keep: every run takes the cluster's code path
-    // (a coordinator and one worker node in this process). With it, --as-cluster chooses.
-    const bool cluster_path = args->as_cluster || !cfg.checkpoint.enabled();
-    run_result r = cluster_path ? run_as_cluster(cfg, args->config, opts, args->take_over_run)
-                                : run_pipeline(cfg, opts);
+    run_result r = run_in_process(cfg, args->config, opts, args->as_cluster, args->take_over_run);
     if (!r.partitions.empty()) print_counters(std::cerr, r.partitions, r.counters);
     print_dropped_after_close(std::cerr, r);
     print_incomplete(std::cerr, r);

@@ -195,6 +195,10 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     std::lock_guard<std::mutex> lock(coordinator_fault->first);
     if (coordinator_fault->second.empty()) coordinator_fault->second = why;
   };
+  auto coordinator_exception = [coordinator_fault] {
+    std::lock_guard<std::mutex> lock(coordinator_fault->first);
+    return coordinator_fault->second;
+  };
   // Without checkpoints one process has no membership to speak of: no generations, no epochs.
   // One stream per actor (each writes from its own thread); static: an actor left blocked at
   // the end (threads_left) may still write.
@@ -236,19 +240,16 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
             }
             coordinator_done = true;
             if (dm.reason) {
-              std::string why = reason_text(*sys, dm.reason);
-              // An exception says which actor failed itself ("cluster coordinator failed: ...").
-              result.error = why.rfind("cluster coordinator failed: ", 0) == 0
-                                 ? why
-                                 : "the coordinator ended with an error: " + why;
+              // An exception names the coordinator itself ("cluster coordinator failed: ...").
+              std::string e = coordinator_exception();
+              result.error = !e.empty() ? e
+                                        : "the coordinator ended with an error: " +
+                                              reason_text(*sys, dm.reason);
             }
           },
           caf::after(std::chrono::milliseconds(50)) >> [] {});
       if (node_done && outcome->how != worker_node_outcome::kind::left) {
-        {
-          std::lock_guard<std::mutex> lock(coordinator_fault->first);
-          if (!coordinator_fault->second.empty()) result.error = coordinator_fault->second;
-        }
+        if (std::string e = coordinator_exception(); !e.empty()) result.error = e;
         // A unit's failure is the run's, as eddy run says it ("sink failed: ...").
         if (result.error.empty())
           result.error = !outcome->units_error.empty()
@@ -323,6 +324,14 @@ run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_
     }
   result.ok = result.error.empty() && result.incomplete.empty();
   return result;
+}
+
+run_result run_in_process(const pipeline_config& cfg, const std::string& config_path,
+                          const run_options& opts, bool as_cluster, bool take_over) {
+  // Without [checkpoint] there is no layout to keep: every run takes the cluster's code path.
+  if (as_cluster || !cfg.checkpoint.enabled())
+    return run_as_cluster(cfg, config_path, opts, take_over);
+  return run_pipeline(cfg, opts);
 }
 
 }  // namespace eddy::app

@@ -40,4 +40,10 @@ namespace eddy::app {
 [[nodiscard]] run_result run_as_cluster(const pipeline_config& cfg, const std::string& config_path,
                                         const run_options& opts, bool take_over);
 
+/// How `eddy run` and `eddy demo` run a pipeline in this process: on the cluster's path
+/// (run_as_cluster) with `as_cluster` or without [checkpoint]; else eddy run's own epochs and
+/// checkpoint layout (run_pipeline, which ignores `config_path` and `take_over`).
+[[nodiscard]] run_result run_in_process(const pipeline_config& cfg, const std::string& config_path,
+                                        const run_options& opts, bool as_cluster, bool take_over);
+
 }  // namespace eddy::app
